@@ -1,0 +1,917 @@
+"""Torch-free, restricted reader of PyTorch Lightning checkpoints (``.ckpt``).
+
+A checkpoint written by ``torch.save`` (PyTorch >= 1.6) is a zip archive::
+
+    <root>/data.pkl          one pickle: the checkpoint dict
+    <root>/data/<key>        raw storages (little-endian unless <root>/byteorder says "big")
+    <root>/version, <root>/byteorder, <root>/.data/serialization_id, ...
+
+Tensors appear in the pickle as calls of ``torch._utils._rebuild_tensor_v2(storage,
+offset, size, stride, ...)`` whose storages are persistent ids
+``("storage", <storage class>, key, location, numel)``.
+
+Unpickling is arbitrary code execution in general, so this reader never imports
+torch and never resolves a global by importing it: ``find_class`` maps an
+explicit allow-list of names (tensor rebuild functions, storage classes and
+dtypes, plain builtins, ``collections.OrderedDict``, OmegaConf containers and
+nodes, ``pathlib`` paths, numpy scalars) to local stand-ins that only build
+data. Every other global (``os.system``, ``builtins.eval``, ``subprocess.Popen``,
+a user's class, ...) raises `CheckpointError` naming the refused global and the
+file, before anything is called. The allow-list follows torch's own
+``weights_only`` unpickler, plus what Lightning and hydra put into
+``hyper_parameters``.
+
+Tensors are read lazily: only the ``state_dict`` (and any tensor inside
+``hyper_parameters``) is materialised, so the Adam state that makes up two
+thirds of a Lightning checkpoint is never read from the archive.
+
+Supported tensor dtypes: float32, float64, float16, bfloat16 (returned as
+float32, since numpy has no bfloat16), int64, int32, int16, int8, uint8,
+uint16, uint32, uint64, bool, complex64, complex128; others (float8, quantized)
+raise `CheckpointError` when a tensor of that dtype is needed. Big-endian
+archives are byte-swapped to native order.
+
+OmegaConf containers (hydra configs saved by ``save_hyperparameters``) come back
+as plain dicts and lists. Node interpolations (``${a.b}``, ``${.x}``,
+``${..x}``, also inside longer strings) are resolved against the pickled parent
+config; custom resolvers such as ``${oc.env:HOME}`` are *not* run and stay as
+text, as do missing values (``"???"``).
+
+Example::
+
+    ckpt = read_lightning_checkpoint("tracking_vemg2pose.ckpt")
+    ckpt.state_dict["model.network.layers.0.conv.0.weight"].shape   # (256, 16, 11)
+    ckpt.hyper_parameters["network_conf"]["_target_"]               # 'emg2pose.pose_modules.StatePoseModule'
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import collections
+import datetime
+import io
+import math
+import os
+import pathlib
+import pickle
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CheckpointError", "LightningCheckpoint", "read_lightning_checkpoint"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is malformed, unsupported or refused as unsafe."""
+
+
+@dataclass(frozen=True)
+class LightningCheckpoint:
+    """What a converter needs from a Lightning checkpoint.
+
+    state_dict: parameter/buffer name -> array, keys exactly as in the file
+        (``"model.network.layers.0.conv.0.weight"``); arrays are C-contiguous,
+        writable copies in native byte order (bfloat16 as float32).
+    hyper_parameters: the file's ``hyper_parameters`` as plain data (dict, list,
+        str, int, float, bool, None; OmegaConf containers converted, node
+        interpolations resolved). Empty when the file has none.
+    top_level_keys: the keys of the checkpoint dict in file order, e.g.
+        ``("epoch", "global_step", "pytorch-lightning_version", "state_dict", ...)``;
+        empty when the file holds a bare state_dict.
+    """
+
+    state_dict: dict[str, np.ndarray]
+    hyper_parameters: dict
+    top_level_keys: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- #
+# Dtypes
+# --------------------------------------------------------------------------- #
+
+# torch dtype name -> numpy dtype (little-endian). bfloat16 is read as uint16 bits.
+_BFLOAT16 = "bfloat16"
+_NUMPY_DTYPES: dict[str, np.dtype] = {
+    "float32": np.dtype("<f4"),
+    "float64": np.dtype("<f8"),
+    "float16": np.dtype("<f2"),
+    _BFLOAT16: np.dtype("<u2"),
+    "int64": np.dtype("<i8"),
+    "int32": np.dtype("<i4"),
+    "int16": np.dtype("<i2"),
+    "int8": np.dtype("i1"),
+    "uint8": np.dtype("u1"),
+    "uint16": np.dtype("<u2"),
+    "uint32": np.dtype("<u4"),
+    "uint64": np.dtype("<u8"),
+    "bool": np.dtype("?"),
+    "complex64": np.dtype("<c8"),
+    "complex128": np.dtype("<c16"),
+}
+_SUPPORTED_DTYPES = ", ".join(n for n in _NUMPY_DTYPES)
+
+# Legacy storage class names (what torch pickles) -> dtype name.
+_STORAGE_CLASSES: dict[str, str] = {
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "UntypedStorage": "uint8",
+}
+
+# torch dtype attribute names (as pickled: GLOBAL 'torch float32') -> canonical name.
+# Unsupported ones are still allowed as *names* (optimizer states may hold them);
+# materialising a tensor of such a dtype raises.
+_TORCH_DTYPE_ALIASES: dict[str, str] = {
+    "float": "float32", "double": "float64", "half": "float16", "long": "int64",
+    "int": "int32", "short": "int16", "cfloat": "complex64", "cdouble": "complex128",
+    "chalf": "complex32",
+}
+_OTHER_TORCH_DTYPES = frozenset({
+    "complex32", "float8_e4m3fn", "float8_e5m2",
+    "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2",
+    "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "bits8", "bits16",
+    "bits1x8", "bits2x4", "bits4x2",
+})
+
+
+@dataclass(frozen=True)
+class _StorageClass:
+    """Stand-in for a torch storage class such as ``torch.FloatStorage``."""
+
+    name: str
+    dtype: str | None  # None: a storage type this reader cannot decode
+
+
+@dataclass(frozen=True)
+class _TorchDtype:
+    """Stand-in for a pickled ``torch.dtype`` (e.g. in optimizer states)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class _TorchDevice:
+    """Stand-in for a pickled ``torch.device``."""
+
+    type: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+# --------------------------------------------------------------------------- #
+# Storages and lazy tensors
+# --------------------------------------------------------------------------- #
+
+
+class _Archive:
+    """The opened zip: locates entries and reads storages once, on demand."""
+
+    def __init__(self, path: str, zf: zipfile.ZipFile):
+        self.path = path
+        self.zf = zf
+        self.root = self._find_root()
+        self.big_endian = self._read_byteorder()
+        self._cache: dict[str, bytes] = {}
+
+    def error(self, problem: str) -> CheckpointError:
+        return CheckpointError(f"{self.path}: {problem}")
+
+    def _find_root(self) -> str:
+        roots = sorted(
+            name[: -len("/data.pkl")]
+            for name in self.zf.namelist()
+            if name.endswith("/data.pkl") and name.count("/") == 1
+        )
+        if not roots:
+            raise self.error(
+                "expected a PyTorch zip checkpoint with '<archive>/data.pkl', "
+                f"found no data.pkl among {len(self.zf.namelist())} zip entries"
+            )
+        if len(roots) > 1:
+            raise self.error(f"expected one '<archive>/data.pkl', found {len(roots)}: {roots}")
+        return roots[0]
+
+    def _read_byteorder(self) -> bool:
+        name = f"{self.root}/byteorder"
+        if name not in self.zf.NameToInfo:
+            return False  # files written before the record existed are little-endian
+        order = self.zf.read(name).decode("ascii", errors="replace").strip()
+        if order not in ("little", "big"):
+            raise self.error(f"expected byteorder 'little' or 'big', found {order!r}")
+        return order == "big"
+
+    def read_pickle_bytes(self) -> bytes:
+        return self.zf.read(f"{self.root}/data.pkl")
+
+    def storage_entry(self, key: str) -> zipfile.ZipInfo:
+        name = f"{self.root}/data/{key}"
+        info = self.zf.NameToInfo.get(name)
+        if info is None:
+            raise self.error(f"storage {key!r} is referenced by data.pkl but '{name}' is missing")
+        return info
+
+    def storage_bytes(self, key: str, nbytes: int) -> bytes:
+        if key not in self._cache:
+            info = self.storage_entry(key)
+            with self.zf.open(info) as f:
+                data = f.read(nbytes)
+            if len(data) < nbytes:
+                raise self.error(
+                    f"storage {key!r} is truncated: expected {nbytes} bytes, found {len(data)}"
+                )
+            self._cache[key] = data
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class _StorageRef:
+    """A storage named by data.pkl: archive entry, dtype and element count."""
+
+    archive: _Archive
+    key: str
+    dtype: str | None
+    numel: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * _NUMPY_DTYPES[self.dtype].itemsize if self.dtype in _NUMPY_DTYPES else 0
+
+
+# A view whose elements repeat storage elements (stride 0, i.e. torch.expand)
+# is materialised by copying; cap the copy so a tiny hostile file cannot demand
+# terabytes.
+_MAX_EXPANDED_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True)
+class _TensorRef:
+    """A tensor as data.pkl describes it; read from the archive only on demand."""
+
+    storage: _StorageRef
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: str | None
+
+    def materialize(self, what: str) -> np.ndarray:
+        archive = self.storage.archive
+        if self.dtype not in _NUMPY_DTYPES:
+            raise archive.error(
+                f"{what} has unsupported dtype {self.dtype or self.storage.dtype!r} "
+                f"(supported: {_SUPPORTED_DTYPES})"
+            )
+        dtype = _NUMPY_DTYPES[self.dtype]
+        if archive.big_endian:
+            dtype = dtype.newbyteorder(">")
+        count = math.prod(self.size)  # exact Python ints: no overflow on hostile sizes
+        if count == 0:
+            return np.zeros(self.size, dtype=_output_dtype(self.dtype))
+        storage_nbytes = (
+            self.storage.nbytes if self.storage.dtype in _NUMPY_DTYPES else self.storage.numel
+        )
+        available = storage_nbytes // dtype.itemsize
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        if last >= available:
+            raise archive.error(
+                f"{what} (size {list(self.size)}, stride {list(self.stride)}, offset "
+                f"{self.offset}) reaches element {last} but its storage {self.storage.key!r} "
+                f"holds {available} elements"
+            )
+        if count > max(available, _MAX_EXPANDED_ELEMENTS):
+            raise archive.error(
+                f"{what} repeats its {available} storage elements into {count}; "
+                f"refusing to materialise more than {_MAX_EXPANDED_ELEMENTS} repeated elements"
+            )
+        raw = archive.storage_bytes(self.storage.key, available * dtype.itemsize)
+        flat = np.frombuffer(raw, dtype=dtype, count=available)
+        # Bounds were checked above, so this strided view stays inside `flat`.
+        view = np.lib.stride_tricks.as_strided(
+            flat[self.offset:],
+            shape=self.size,
+            strides=tuple(s * dtype.itemsize for s in self.stride),
+            writeable=False,
+        )
+        out = np.array(view, dtype=dtype.newbyteorder("="), order="C", copy=True)
+        if self.dtype == _BFLOAT16:
+            # bfloat16 is the upper half of a float32: shift the bits into place.
+            out = (out.astype(np.uint32) << 16).view(np.float32)
+        return out
+
+
+def _output_dtype(name: str) -> np.dtype:
+    return np.dtype(np.float32) if name == _BFLOAT16 else _NUMPY_DTYPES[name].newbyteorder("=")
+
+
+# --------------------------------------------------------------------------- #
+# Stand-ins for allowed globals. Each is called with attacker-controlled
+# arguments, so each checks them and only ever builds data.
+# --------------------------------------------------------------------------- #
+
+
+def _require(cond: bool, problem: str) -> None:
+    if not cond:
+        raise CheckpointError(problem)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, dtype=None) -> _TensorRef:
+    _require(isinstance(storage, _StorageRef),
+             f"expected a storage as the first argument of a tensor rebuild, found {type(storage).__name__}")
+    _require(_is_int(storage_offset) and storage_offset >= 0,
+             f"expected a non-negative int storage offset, found {storage_offset!r}")
+    _require(isinstance(size, tuple) and all(_is_int(n) and n >= 0 for n in size),
+             f"expected a tuple of non-negative ints as tensor size, found {size!r}")
+    _require(isinstance(stride, tuple) and len(stride) == len(size)
+             and all(_is_int(s) and s >= 0 for s in stride),
+             f"expected {len(size)} non-negative int strides, found {stride!r}")
+    name = storage.dtype if dtype is None else dtype.name
+    return _TensorRef(storage, storage_offset, size, stride, name)
+
+
+def _rebuild_tensor_v1(storage, storage_offset, size, stride):
+    return _rebuild_tensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                       backward_hooks=None, metadata=None):
+    return _rebuild_tensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
+                       dtype, metadata=None):
+    _require(isinstance(dtype, _TorchDtype), f"expected a torch dtype, found {dtype!r}")
+    return _rebuild_tensor(storage, storage_offset, size, stride, dtype=dtype)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
+    _require(isinstance(data, _TensorRef),
+             f"expected a tensor inside a Parameter, found {type(data).__name__}")
+    return data
+
+
+class _TensorClass:
+    """Stand-in for ``torch.Tensor`` / ``torch.nn.Parameter`` used as a type."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+_TENSOR_CLASSES = {
+    "torch.Tensor": _TensorClass("torch.Tensor"),
+    "torch.nn.parameter.Parameter": _TensorClass("torch.nn.parameter.Parameter"),
+}
+_REBUILD_FUNCTIONS = {
+    "torch._utils._rebuild_tensor": _rebuild_tensor_v1,
+    "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+    "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+}
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    # Used for tensors with Python attributes; the rebuild itself is `func(*args)`.
+    _require(func in _REBUILD_FUNCTIONS.values(), f"refused tensor rebuild function {func!r}")
+    _require(isinstance(new_type, _TensorClass), f"refused tensor subclass {new_type!r}")
+    _require(isinstance(args, tuple), f"expected a tuple of rebuild arguments, found {args!r}")
+    return func(*args)
+
+
+def _torch_size(dims=()):
+    _require(isinstance(dims, tuple) and all(_is_int(d) for d in dims), f"bad torch.Size {dims!r}")
+    return tuple(dims)
+
+
+def _torch_device(kind, index=None):
+    _require(isinstance(kind, str) and (index is None or _is_int(index)), f"bad torch.device {kind!r}")
+    if index is None and ":" in kind:
+        kind, _, idx = kind.partition(":")
+        index = int(idx) if idx.isdigit() else None
+    return _TorchDevice(kind, index)
+
+
+def _get_layout(name):
+    _require(isinstance(name, str), f"bad torch layout {name!r}")
+    return f"torch.{name}"
+
+
+def _codecs_encode(obj, encoding="utf-8"):
+    # Protocol-2 pickles store bytes as _codecs.encode(str, 'latin1'); nothing else.
+    _require(isinstance(obj, str) and encoding in ("latin1", "latin-1"),
+             f"refused _codecs.encode with encoding {encoding!r}")
+    return obj.encode("latin1")
+
+
+def _bytes_like(kind):
+    def build(*args):
+        # bytes(n) / bytearray(n) would allocate n zero bytes: only accept data.
+        _require(len(args) <= 2 and (not args or isinstance(args[0], (bytes, bytearray, str))),
+                 f"refused {kind.__name__}() with arguments {args!r:.80}")
+        if args and isinstance(args[0], str):
+            encoding = args[1] if len(args) > 1 else "latin1"
+            _require(encoding in ("latin1", "latin-1", "utf-8", "utf8", "ascii"),
+                     f"refused {kind.__name__}() with encoding {encoding!r:.40}")
+            return kind(args[0], encoding)
+        _require(len(args) <= 1, f"refused {kind.__name__}() with arguments {args!r:.80}")
+        return kind(*args)
+
+    return build
+
+
+def _empty_dict(*_args):
+    # collections.defaultdict(factory): its items arrive later through SETITEMS.
+    # A plain dict keeps the data without ever calling a factory.
+    return {}
+
+
+class _AttributeDict(dict):
+    """Stand-in for Lightning's AttributeDict (a dict subclass)."""
+
+
+class _NumpyDtype:
+    """Stand-in for a pickled ``numpy.dtype`` (numeric kinds only)."""
+
+    def __init__(self, spec, align=False, copy=False):
+        _require(isinstance(spec, str), f"bad numpy dtype {spec!r}")
+        dtype = np.dtype(spec)
+        _require(dtype.kind in "biufc", f"refused numpy dtype {spec!r} (only numeric scalars)")
+        self.dtype = dtype
+
+    def __setstate__(self, state):
+        # state = (version, byteorder, ...): only the byte order matters here.
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "=", "|"):
+            if state[1] in "<>":
+                self.dtype = self.dtype.newbyteorder(state[1])
+
+
+def _numpy_scalar(dtype, data=None):
+    _require(isinstance(dtype, _NumpyDtype) and isinstance(data, bytes)
+             and len(data) == dtype.dtype.itemsize, "bad numpy scalar")
+    return np.frombuffer(data, dtype=dtype.dtype)[0].item()
+
+
+class _Sentinel:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class _OmegaObject:
+    """Stand-in for an OmegaConf object: keeps only its pickled state dict."""
+
+    state: dict = {}  # replaced (never mutated) by __setstate__
+
+    def __setstate__(self, state):
+        _require(isinstance(state, dict),
+                 f"expected a state dict for an OmegaConf object, found {type(state).__name__}")
+        self.state = state
+
+
+class _OmegaDict(_OmegaObject):
+    pass
+
+
+class _OmegaList(_OmegaObject):
+    pass
+
+
+class _OmegaValue(_OmegaObject):
+    pass
+
+
+class _OmegaMetadata(_OmegaObject):
+    pass
+
+
+_PURE_PATHS = {
+    "PosixPath": pathlib.PurePosixPath,
+    "PurePosixPath": pathlib.PurePosixPath,
+    "WindowsPath": pathlib.PureWindowsPath,
+    "PureWindowsPath": pathlib.PureWindowsPath,
+}
+
+# Fully qualified name -> the object find_class returns for it.
+_ALLOWED: dict[str, Any] = {
+    # plain data
+    "builtins.dict": dict, "builtins.list": list, "builtins.tuple": tuple,
+    "builtins.set": set, "builtins.frozenset": frozenset, "builtins.int": int,
+    "builtins.float": float, "builtins.complex": complex, "builtins.str": str,
+    "builtins.bool": bool, "builtins.slice": slice,
+    "builtins.bytes": _bytes_like(bytes), "builtins.bytearray": _bytes_like(bytearray),
+    "builtins.object": object,  # only as an OmegaConf type annotation value
+    "_codecs.encode": _codecs_encode,
+    "collections.OrderedDict": collections.OrderedDict,
+    "collections.defaultdict": _empty_dict,
+    "collections.Counter": collections.Counter,
+    "datetime.datetime": datetime.datetime, "datetime.date": datetime.date,
+    "datetime.time": datetime.time, "datetime.timedelta": datetime.timedelta,
+    "datetime.timezone": datetime.timezone,
+    "typing.Any": _Sentinel("typing.Any"),
+    **{f"pathlib.{name}": cls for name, cls in _PURE_PATHS.items()},
+    # numpy scalars (Lightning callbacks and hparams sometimes hold them)
+    "numpy.dtype": _NumpyDtype,
+    "numpy.core.multiarray.scalar": _numpy_scalar,
+    "numpy._core.multiarray.scalar": _numpy_scalar,
+    # torch
+    **_REBUILD_FUNCTIONS,
+    **_TENSOR_CLASSES,
+    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+    "torch.Size": _torch_size,
+    "torch.device": _torch_device,
+    "torch.serialization._get_layout": _get_layout,
+    "torch.storage.UntypedStorage": _StorageClass("UntypedStorage", "uint8"),
+    # Lightning
+    "pytorch_lightning.utilities.parsing.AttributeDict": _AttributeDict,
+    "lightning.fabric.utilities.data.AttributeDict": _AttributeDict,
+    "lightning_fabric.utilities.data.AttributeDict": _AttributeDict,
+    # OmegaConf (checked against omegaconf 2.3 pickles with pickletools)
+    "omegaconf.dictconfig.DictConfig": _OmegaDict,
+    "omegaconf.listconfig.ListConfig": _OmegaList,
+    "omegaconf.base.ContainerMetadata": _OmegaMetadata,
+    "omegaconf.base.Metadata": _OmegaMetadata,
+    **{f"omegaconf.nodes.{name}": _OmegaValue for name in (
+        "AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode",
+        "BytesNode", "PathNode", "InterpolationResultNode", "ValueNode",
+    )},
+}
+
+
+def _resolve_global(module: str, name: str) -> Any:
+    # Protocol-2 pickles name Python 2 modules ('__builtin__ long'); map them the
+    # way pickle's own find_class does, then look the result up in the allow-list.
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    qualified = f"{module}.{name}"
+    if qualified in _ALLOWED:
+        return _ALLOWED[qualified]
+    if module == "torch":
+        if name in _STORAGE_CLASSES:
+            return _StorageClass(name, _STORAGE_CLASSES[name])
+        if name.endswith("Storage") and name.isidentifier():
+            return _StorageClass(name, None)  # e.g. QInt8Storage: refused on use
+        if name in _NUMPY_DTYPES or name in _OTHER_TORCH_DTYPES:
+            return _TorchDtype(name)
+        if name in _TORCH_DTYPE_ALIASES:
+            return _TorchDtype(_TORCH_DTYPE_ALIASES[name])
+    raise KeyError(qualified)
+
+
+# Classes that NEWOBJ may instantiate (cls.__new__(cls, *args)) and objects BUILD
+# may set state on. Everything else is refused: BUILD on an arbitrary object
+# could overwrite attributes of the stand-ins (or of functions) after checks.
+_NEWOBJ_CLASSES = (dict, list, tuple, set, frozenset, collections.OrderedDict,
+                   collections.Counter, _AttributeDict, _OmegaDict, _OmegaList,
+                   _OmegaValue, _OmegaMetadata)
+_DICT_STATE_CLASSES = (collections.OrderedDict, collections.Counter, _AttributeDict)
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Pickle machine with an allow-list of globals and restricted BUILD/NEWOBJ.
+
+    Uses the pure-Python unpickler (``pickle._Unpickler``) because the C one
+    offers no hook for BUILD and NEWOBJ; a checkpoint's data.pkl holds only
+    structure (storages are separate), so speed does not matter here.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, data: bytes, archive: _Archive):
+        super().__init__(io.BytesIO(data), encoding="utf-8")
+        self.archive = archive
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _resolve_global(module, name)
+        except KeyError as exc:
+            qualified = exc.args[0]
+            raw = f"{module}.{name}"
+            pickled_as = f" (pickled as '{raw}')" if raw != qualified else ""
+            raise self.archive.error(
+                f"refused to load global '{qualified}'{pickled_as}: not on the allow-list "
+                "of data types a checkpoint may contain (the file may be malicious, or "
+                "hold objects this reader does not support)"
+            ) from None
+
+    def _new_object(self, cls: Any, args: Any, kwargs: Any) -> Any:
+        if not (isinstance(cls, type) and issubclass(cls, _NEWOBJ_CLASSES)):
+            raise self.archive.error(f"refused to instantiate {cls!r:.80} (NEWOBJ)")
+        if not isinstance(args, tuple) or not isinstance(kwargs, dict):
+            raise self.archive.error("malformed NEWOBJ arguments")
+        return cls.__new__(cls, *args, **kwargs)
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self.append(self._new_object(cls, args, {}))
+
+    def load_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self.append(self._new_object(cls, args, kwargs))
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if isinstance(inst, (_OmegaObject, _NumpyDtype)):
+            inst.__setstate__(state)
+        elif isinstance(inst, _DICT_STATE_CLASSES) and (
+            state is None or (isinstance(state, dict) and all(isinstance(k, str) for k in state))
+        ):
+            # e.g. the `_metadata` attribute torch puts on every state_dict OrderedDict
+            inst.__dict__.update(state or {})
+        else:
+            raise self.archive.error(
+                f"refused to set state on a {type(inst).__name__} (BUILD): only OmegaConf "
+                "containers, numpy dtypes and dicts carry state in a checkpoint"
+            )
+
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def persistent_load(self, pid: Any) -> _StorageRef:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise self.archive.error(
+                "expected persistent ids ('storage', class, key, location, numel), "
+                f"found {pid!r:.120}"
+            )
+        _, storage_class, key, _location, numel = pid
+        if not isinstance(storage_class, _StorageClass):
+            raise self.archive.error(f"expected a torch storage class, found {storage_class!r:.80}")
+        if not isinstance(key, str) or not _is_int(numel) or numel < 0:
+            raise self.archive.error(f"bad storage reference key={key!r:.40} numel={numel!r:.40}")
+        storage = _StorageRef(self.archive, key, storage_class.dtype, numel)
+        info = self.archive.storage_entry(key)
+        if storage.dtype in _NUMPY_DTYPES and info.file_size < storage.nbytes:
+            raise self.archive.error(
+                f"storage {key!r} ({storage_class.name}, {numel} elements) needs "
+                f"{storage.nbytes} bytes but its archive entry holds {info.file_size}"
+            )
+        return storage
+
+
+# --------------------------------------------------------------------------- #
+# Plain-data conversion (OmegaConf stand-ins, lazy tensors, ...)
+# --------------------------------------------------------------------------- #
+
+_INTERPOLATION = re.compile(r"\$\{([^${}]*)\}")
+_MAX_RESOLVE_DEPTH = 64
+
+
+class _Unresolvable(Exception):
+    """An interpolation this reader leaves as text (custom resolver, missing key)."""
+
+
+def _omega_parent(node: _OmegaObject) -> Any:
+    return node.state.get("_parent")
+
+
+def _omega_root(node: _OmegaObject) -> _OmegaObject:
+    for _ in range(_MAX_RESOLVE_DEPTH):
+        parent = _omega_parent(node)
+        if not isinstance(parent, (_OmegaDict, _OmegaList)):
+            return node
+        node = parent
+    raise CheckpointError("OmegaConf parent chain is too deep or cyclic")
+
+
+def _omega_select(container: _OmegaObject, key: str) -> Any:
+    """The node that interpolation `${key}` inside `container` refers to."""
+    if ":" in key or not key.strip():
+        raise _Unresolvable(key)  # a resolver call such as oc.env:HOME
+    dots = len(key) - len(key.lstrip("."))
+    if dots == 0:
+        node = _omega_root(container)
+    else:
+        node = container
+        for _ in range(dots - 1):
+            node = _omega_parent(node)
+            if node is None:
+                raise _Unresolvable(key)
+    path = key[dots:]
+    tokens = [t for t in re.split(r"[.\[\]]", path) if t] if path else []
+    for token in tokens:
+        content = node.state.get("_content") if isinstance(node, _OmegaObject) else None
+        if isinstance(node, _OmegaDict) and isinstance(content, dict):
+            matches = [v for k, v in content.items() if str(k) == token]
+            if not matches:
+                raise _Unresolvable(key)
+            node = matches[0]
+        elif isinstance(node, _OmegaList) and isinstance(content, list) and token.lstrip("-").isdigit():
+            index = int(token)
+            if not -len(content) <= index < len(content):
+                raise _Unresolvable(key)
+            node = content[index]
+        else:
+            raise _Unresolvable(key)
+    return node
+
+
+def _resolve_string(text: str, container: Any, depth: int) -> Any:
+    if "${" not in text or not isinstance(container, (_OmegaDict, _OmegaList)):
+        return text
+    whole = _INTERPOLATION.fullmatch(text)
+    try:
+        if whole:
+            return _to_plain(_omega_select(container, whole.group(1)), depth + 1)
+        return _INTERPOLATION.sub(
+            lambda m: str(_to_plain(_omega_select(container, m.group(1)), depth + 1)), text
+        )
+    except _Unresolvable:
+        return text
+
+
+def _to_plain(obj: Any, depth: int = 0) -> Any:
+    """Turn loaded stand-ins into plain Python data (recursively)."""
+    if depth > _MAX_RESOLVE_DEPTH:
+        raise CheckpointError("hyper_parameters are nested too deeply or an interpolation is cyclic")
+    if isinstance(obj, _TensorRef):
+        return obj.materialize("a tensor in hyper_parameters")
+    if isinstance(obj, _OmegaValue):
+        value = obj.state.get("_val")
+        if isinstance(value, str):
+            return _resolve_string(value, _omega_parent(obj), depth)
+        return _to_plain(value, depth + 1)
+    if isinstance(obj, (_OmegaDict, _OmegaList)):
+        content = obj.state.get("_content")
+        if isinstance(content, str):  # the whole container is an interpolation or "???"
+            return _resolve_string(content, _omega_parent(obj), depth)
+        if content is None:
+            return None
+        if isinstance(obj, _OmegaDict):
+            _require(isinstance(content, dict), "expected a dict as DictConfig content")
+            return {_plain_key(k): _to_plain(v, depth + 1) for k, v in content.items()}
+        _require(isinstance(content, list), "expected a list as ListConfig content")
+        return [_to_plain(v, depth + 1) for v in content]
+    if isinstance(obj, _OmegaObject):
+        return None
+    if isinstance(obj, dict):
+        return {_plain_key(k): _to_plain(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v, depth + 1) for v in obj]
+    if isinstance(obj, (pathlib.PurePath, _TorchDevice)):
+        return str(obj)
+    if isinstance(obj, (_TorchDtype, _Sentinel)):
+        return obj.name
+    return obj
+
+
+def _plain_key(key: Any) -> Any:
+    # Dict keys stay as they are (str/int in practice); paths become strings.
+    return str(key) if isinstance(key, pathlib.PurePath) else key
+
+
+# --------------------------------------------------------------------------- #
+# Public entry point
+# --------------------------------------------------------------------------- #
+
+# A torch checkpoint's data.pkl holds structure, not weights: a huge one is
+# either not a checkpoint or a decompression bomb.
+_MAX_PICKLE_BYTES = 1 << 30
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def _open_zip(path: str) -> zipfile.ZipFile:
+    with open(path, "rb") as f:
+        head = f.read(len(_LEGACY_MAGIC))
+    if not zipfile.is_zipfile(path):
+        if head.startswith(_LEGACY_MAGIC):
+            raise CheckpointError(
+                f"{path}: expected a zip-format PyTorch checkpoint, found the legacy "
+                "(PyTorch < 1.6) format; re-save it with a current torch.save"
+            )
+        raise CheckpointError(
+            f"{path}: expected a PyTorch checkpoint (a zip archive), found "
+            f"{'an empty file' if not head else 'no zip directory'} "
+            "(the file is truncated or not a checkpoint)"
+        )
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: damaged zip archive: {exc}") from exc
+
+
+def _load_object(path: str) -> tuple[Any, _Archive]:
+    zf = _open_zip(path)
+    try:
+        archive = _Archive(path, zf)
+        info = zf.getinfo(f"{archive.root}/data.pkl")
+        if info.file_size > _MAX_PICKLE_BYTES:
+            raise archive.error(
+                f"data.pkl is {info.file_size} bytes; expected at most {_MAX_PICKLE_BYTES}"
+            )
+        data = archive.read_pickle_bytes()
+        obj = _RestrictedUnpickler(data, archive).load()
+    except CheckpointError as exc:
+        zf.close()
+        raise _with_path(exc, path) from exc.__cause__
+    except (zipfile.BadZipFile, OSError, zlib.error) as exc:
+        zf.close()
+        raise CheckpointError(f"{path}: damaged or truncated archive: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any other failure means a malformed pickle
+        zf.close()
+        raise CheckpointError(f"{path}: data.pkl is not a valid checkpoint pickle: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    return obj, archive
+
+
+def _with_path(exc: CheckpointError, path: str) -> CheckpointError:
+    # Stand-ins raise without knowing the file; every message must name it.
+    return exc if str(exc).startswith(f"{path}: ") else CheckpointError(f"{path}: {exc}")
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (isinstance(obj, dict) and len(obj) > 0
+            and all(isinstance(k, str) and isinstance(v, _TensorRef) for k, v in obj.items()))
+
+
+def read_lightning_checkpoint(path: str | os.PathLike) -> LightningCheckpoint:
+    """Read a PyTorch Lightning ``.ckpt`` (or a bare ``torch.save``'d state_dict) without torch.
+
+    Args:
+        path: the checkpoint file.
+    Returns:
+        `LightningCheckpoint` with the state_dict as numpy arrays, hyper_parameters
+        as plain data and the checkpoint's top-level keys.
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: (a ValueError) the file is not a zip-format torch
+            checkpoint, is truncated or damaged, references a missing or short
+            storage, holds a tensor of an unsupported dtype, has no
+            ``state_dict``, or names a global outside the allow-list (nothing
+            from the pickle is executed in that case).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: expected a checkpoint file, found a directory")
+
+    obj, archive = _load_object(path)
+    try:
+        return _assemble(obj, archive)
+    except CheckpointError as exc:
+        raise _with_path(exc, path) from exc.__cause__
+    except RecursionError as exc:
+        raise archive.error("hyper_parameters are nested too deeply or self-referencing") from exc
+    except (TypeError, ValueError, AttributeError, zipfile.BadZipFile, OSError, zlib.error) as exc:
+        raise archive.error(f"could not read the checkpoint contents: {type(exc).__name__}: {exc}") from exc
+    finally:
+        archive.zf.close()
+
+
+def _assemble(obj: Any, archive: _Archive) -> LightningCheckpoint:
+    if _is_state_dict(obj):
+        # A bare state_dict: torch.save(model.state_dict(), path).
+        raw_state, hparams, top_keys = obj, {}, ()
+    elif isinstance(obj, dict):
+        top_keys = tuple(str(k) for k in obj)
+        if "state_dict" not in obj:
+            raise archive.error(
+                "expected a Lightning checkpoint dict with a 'state_dict' entry (or a bare "
+                f"state_dict), found keys {list(top_keys)[:20]}"
+            )
+        raw_state = obj["state_dict"]
+        hparams = obj.get("hyper_parameters", {})
+    else:
+        raise archive.error(f"expected a checkpoint dict, found {type(obj).__name__}")
+
+    if not isinstance(raw_state, dict):
+        raise archive.error(f"expected 'state_dict' to be a dict, found {type(raw_state).__name__}")
+    state_dict: dict[str, np.ndarray] = {}
+    for key, value in raw_state.items():
+        if not isinstance(key, str):
+            raise archive.error(f"expected str state_dict keys, found {key!r:.60}")
+        if not isinstance(value, _TensorRef):
+            raise archive.error(
+                f"state_dict entry {key!r} is a {type(value).__name__}, expected a tensor"
+            )
+        state_dict[key] = value.materialize(f"state_dict entry {key!r}")
+
+    plain = _to_plain(hparams) if hparams is not None else {}
+    if not isinstance(plain, dict):
+        raise archive.error(f"expected hyper_parameters to be a dict, found {type(plain).__name__}")
+    return LightningCheckpoint(state_dict=state_dict, hyper_parameters=plain, top_level_keys=top_keys)

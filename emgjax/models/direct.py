@@ -1,0 +1,383 @@
+"""Direct Conv1D + LSTM models for the MindRove armband (the original v4/v5).
+
+The network maps a short EMG window straight to a hand pose:
+
+    emg (B, 8, T) -> Conv1d(k5, same) -> BatchNorm -> ReLU -> MaxPool 2
+                  -> Conv1d(k5, same) -> BatchNorm -> ReLU -> MaxPool 2
+                  -> LSTM (2 layers, inter-layer dropout)
+                  -> last step ("last") or every step ("sequence")
+                  -> Linear -> ReLU -> dropout -> Linear
+                  -> joints (B, 21, 3) or MANO theta (B, 45)
+
+With the defaults it has about 1.0 M parameters, like the original. The LSTM
+is a ``lax.scan`` whose input projection is hoisted out of the loop (one
+matmul over all steps), PyTorch gate order (i, f, g, o) with the two PyTorch
+biases, so original weights map one to one. Its carry is explicit: pass
+``initial_carry`` and get the final carry back, which is what streaming needs
+to continue a sequence chunk by chunk.
+
+BatchNorm statistics live in the ``batch_stats`` collection (PyTorch momentum
+0.1, i.e. Flax momentum 0.9, eps 1e-5). Give ``bn_axis_name`` when the model
+runs per device inside a named mapped axis (``shard_map``/``pmap``): the batch
+statistics are then averaged over that axis, so a data-parallel step computes
+exactly what one device computes on the global batch. Leave it ``None`` for
+inference or single-device use; the parameter tree is the same either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "DirectConfig",
+    "DirectModel",
+    "LSTMCarry",
+    "LSTMStack",
+    "sequence_sample_index",
+    "lookahead_samples",
+    "output_steps",
+    "count_params",
+    "make_direct_loss_fn",
+]
+
+# (h, c), each (num_layers, batch, hidden), like PyTorch's nn.LSTM state.
+LSTMCarry = tuple[jax.Array, jax.Array]
+
+_OUTPUT_SHAPES = {"joints": (21, 3), "mano": (45,)}
+_MODES = ("last", "sequence")
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectConfig:
+    """Hyper-parameters of the direct Conv1D + LSTM model.
+
+    Defaults are the original v5 (joints) model: input (B, 8, 50) at 500 Hz.
+    ``output`` is "joints" (21 x 3 positions, MediaPipe landmark order) or
+    "mano" (45 axis-angle values). ``mode`` "last" gives one pose per window
+    (from the last LSTM step); "sequence" gives one pose per LSTM step, i.e.
+    per ``pool_size ** len(conv_channels)`` input samples.
+    """
+
+    in_channels: int = 8
+    conv_channels: tuple[int, ...] = (64, 128)
+    kernel_size: int = 5
+    pool_size: int = 2
+    lstm_hidden: int = 256
+    lstm_layers: int = 2
+    dropout: float = 0.3
+    head_hidden: int = 128
+    output: str = "joints"
+    mode: str = "last"
+
+    def __post_init__(self):
+        # Lists from JSON become tuples so the config stays hashable.
+        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
+        if self.output not in _OUTPUT_SHAPES:
+            raise ValueError(f"DirectConfig.output: expected one of {sorted(_OUTPUT_SHAPES)}, found {self.output!r}")
+        if self.mode not in _MODES:
+            raise ValueError(f"DirectConfig.mode: expected one of {list(_MODES)}, found {self.mode!r}")
+        for name in ("in_channels", "kernel_size", "pool_size", "lstm_hidden", "lstm_layers", "head_hidden"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"DirectConfig.{name}: expected a positive int, found {value!r}")
+        if not self.conv_channels or any(c < 1 for c in self.conv_channels):
+            raise ValueError(
+                f"DirectConfig.conv_channels: expected a non-empty tuple of positive ints, found {self.conv_channels!r}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"DirectConfig.dropout: expected a rate in [0, 1), found {self.dropout!r}")
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one pose: (21, 3) for joints, (45,) for MANO."""
+        return _OUTPUT_SHAPES[self.output]
+
+    @property
+    def time_stride(self) -> int:
+        """Input samples per LSTM step (product of the max-pool sizes)."""
+        return self.pool_size ** len(self.conv_channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["conv_channels"] = list(self.conv_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DirectConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"DirectConfig.from_dict: expected keys among {sorted(known)}, found unknown {sorted(unknown)}")
+        return cls(**d)
+
+
+def output_steps(num_samples: int, config: DirectConfig) -> int:
+    """Number of LSTM steps for an input of ``num_samples`` samples.
+
+    Each max-pool floors (like PyTorch's MaxPool1d), e.g. 50 -> 25 -> 12.
+    """
+    steps = int(num_samples)
+    for _ in config.conv_channels:
+        steps //= config.pool_size
+    return steps
+
+
+def sequence_sample_index(num_steps: int, config: DirectConfig) -> np.ndarray:
+    """Input sample index each LSTM step is aligned with, shape (num_steps,).
+
+    Step ``i`` pools input samples ``[i * s, (i + 1) * s)`` with
+    ``s = config.time_stride``; it is aligned with the last of them,
+    ``(i + 1) * s - 1``. Use it to pick per-step targets from sample-rate
+    labels (``target[..., sequence_sample_index(n, cfg)]``). Note that the
+    'same'-padded convolutions also look ``lookahead_samples(cfg)`` samples
+    past that index.
+    """
+    s = config.time_stride
+    return (np.arange(int(num_steps)) + 1) * s - 1
+
+
+def lookahead_samples(config: DirectConfig) -> int:
+    """How many input samples past ``sequence_sample_index`` a step depends on.
+
+    The 'same'-padded convolutions read ``(k - 1) - (k - 1) // 2`` positions
+    to the right of each output. Walking from LSTM step 0 down to the input
+    (pool reads its block, the convolution reads past it) gives the last input
+    sample the step sees; the look-ahead is that minus the step's aligned
+    sample. 6 for the defaults (kernel 5, pool 2, two convolutions), so a
+    live stream's pose for step i is final only once sample ``4 i + 9`` arrived.
+    """
+    k, p = config.kernel_size, config.pool_size
+    right_pad = (k - 1) - (k - 1) // 2  # SAME puts the extra pad on the right for even k
+    last_read = 0  # index read at the current level, starting from step 0 at the top
+    for _ in config.conv_channels:
+        last_read = last_read * p + (p - 1) + right_pad
+    return int(last_read - (config.time_stride - 1))
+
+
+def _lstm_uniform(scale: float):
+    """PyTorch's LSTM init: U(-1/sqrt(hidden), 1/sqrt(hidden)) for every tensor."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+# PyTorch's default Conv/Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+# weights (kaiming_uniform with a=sqrt(5)) and biases: the original models were
+# trained from it. It also avoids truncated-normal sampling, whose XLA CPU
+# compilation takes seconds.
+_torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def _torch_bias_init(fan_in: int):
+    return _lstm_uniform(1.0 / np.sqrt(fan_in))
+
+
+class LSTMStack(nn.Module):
+    """Multi-layer LSTM over (B, T, F) as ``lax.scan``, PyTorch semantics.
+
+    Parameters per layer l: ``layer_{l}_kernel_ih (F_in, 4H)``,
+    ``layer_{l}_kernel_hh (H, 4H)``, ``layer_{l}_bias_ih``/``_bias_hh (4H,)``; gate order
+    (i, f, g, o). The input projection ``x @ kernel_ih + biases`` is computed
+    for all steps in one matmul before the scan; only ``h @ kernel_hh`` runs
+    inside the loop. Dropout is applied between layers (not after the last),
+    as PyTorch does.
+    """
+
+    hidden: int
+    num_layers: int
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, initial_carry: LSTMCarry | None = None, *, train: bool = False):
+        """x: (B, T, F) -> (outputs (B, T, H), final carry (h, c) each (L, B, H))."""
+        batch = x.shape[0]
+        hidden = self.hidden
+        if initial_carry is None:
+            zeros = jnp.zeros((self.num_layers, batch, hidden), x.dtype)
+            initial_carry = (zeros, zeros)
+        h0, c0 = initial_carry
+        expected = (self.num_layers, batch, hidden)
+        if tuple(h0.shape) != expected or tuple(c0.shape) != expected:
+            raise ValueError(
+                f"LSTM initial_carry: expected (h, c) each of shape {expected}, "
+                f"found {tuple(h0.shape)} and {tuple(c0.shape)}"
+            )
+        init = _lstm_uniform(1.0 / np.sqrt(hidden))
+        final_h, final_c = [], []
+        for layer in range(self.num_layers):
+            scope = f"layer_{layer}"
+            w_ih = self.param(f"{scope}_kernel_ih", init, (x.shape[-1], 4 * hidden))
+            w_hh = self.param(f"{scope}_kernel_hh", init, (hidden, 4 * hidden))
+            b_ih = self.param(f"{scope}_bias_ih", init, (4 * hidden,))
+            b_hh = self.param(f"{scope}_bias_hh", init, (4 * hidden,))
+            # Hoisted: one (B*T, F) x (F, 4H) matmul instead of T small ones.
+            projected = jnp.einsum("btf,fg->btg", x, w_ih) + (b_ih + b_hh)
+
+            def cell(carry, gates_in, w_hh=w_hh):
+                h, c = carry
+                gates = gates_in + h @ w_hh
+                i, f, g, o = jnp.split(gates, 4, axis=-1)
+                c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+                h = jax.nn.sigmoid(o) * jnp.tanh(c)
+                return (h, c), h
+
+            (h_last, c_last), outputs = jax.lax.scan(
+                cell, (h0[layer], c0[layer]), jnp.swapaxes(projected, 0, 1)
+            )
+            x = jnp.swapaxes(outputs, 0, 1)  # (B, T, H)
+            final_h.append(h_last)
+            final_c.append(c_last)
+            if layer < self.num_layers - 1 and self.dropout > 0.0:
+                x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return x, (jnp.stack(final_h), jnp.stack(final_c))
+
+
+class DirectModel(nn.Module):
+    """Conv1D + LSTM model from EMG windows to a pose.
+
+    Call: ``pose, carry = model.apply(variables, emg, train=..., initial_carry=None,
+    rngs={"dropout": key}, mutable=["batch_stats"] if train else False)``.
+
+    - ``emg``: (B, in_channels, T) float32, channel-first; T >= time_stride.
+    - ``pose``: mode "last": (B, 21, 3) joints or (B, 45) MANO theta;
+      mode "sequence": channel-first with time last, (B, 21, 3, T') or
+      (B, 45, T') with ``T' = output_steps(T, config)`` (one pose per LSTM
+      step; ``sequence_sample_index`` gives each step's input sample).
+    - ``carry``: final LSTM state (h, c), each (lstm_layers, B, lstm_hidden).
+    """
+
+    config: DirectConfig
+    bn_axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, emg: jax.Array, *, train: bool = False, initial_carry: LSTMCarry | None = None):
+        cfg = self.config
+        # Static shape checks: shapes are known while tracing, so these raise
+        # a clear ValueError even under jit.
+        if emg.ndim != 3 or emg.shape[1] != cfg.in_channels:
+            raise ValueError(
+                f"DirectModel emg: expected shape (batch, {cfg.in_channels}, time), found {tuple(emg.shape)}"
+            )
+        if emg.shape[2] < cfg.time_stride:
+            raise ValueError(
+                f"DirectModel emg: expected at least {cfg.time_stride} samples (one LSTM step), found {emg.shape[2]}"
+            )
+        x = jnp.swapaxes(emg.astype(jnp.float32), 1, 2)  # (B, T, C): Flax convs are channel-last
+        for index, width in enumerate(cfg.conv_channels):
+            # No conv bias: BatchNorm subtracts the batch mean right after, so
+            # a bias has exactly zero gradient, and Adam would turn its
+            # rounding-noise gradient into full-size random steps. (A PyTorch
+            # conv bias b folds exactly into the BN running mean: mean - b.)
+            x = nn.Conv(
+                width,
+                (cfg.kernel_size,),
+                padding="SAME",
+                use_bias=False,
+                kernel_init=_torch_kernel_init,
+                name=f"conv_{index}",
+            )(x)
+            x = nn.BatchNorm(
+                use_running_average=not train,
+                momentum=0.9,  # PyTorch momentum 0.1
+                epsilon=1e-5,
+                axis_name=self.bn_axis_name,
+                name=f"bn_{index}",
+            )(x)
+            x = nn.relu(x)
+            x = nn.max_pool(x, (cfg.pool_size,), strides=(cfg.pool_size,), padding="VALID")
+        x, carry = LSTMStack(cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, name="lstm")(
+            x, initial_carry, train=train
+        )
+        if cfg.mode == "last":
+            x = x[:, -1]  # (B, H)
+        x = nn.relu(self._dense(cfg.head_hidden, x.shape[-1], "head_hidden")(x))
+        x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
+        x = self._dense(int(np.prod(cfg.output_shape)), cfg.head_hidden, "head_out")(x)
+        if cfg.mode == "last":
+            return x.reshape(x.shape[0], *cfg.output_shape), carry
+        # (B, T', P) -> (B, *pose, T'): channel-first, time last.
+        x = x.reshape(x.shape[0], x.shape[1], *cfg.output_shape)
+        return jnp.moveaxis(x, 1, -1), carry
+
+    @staticmethod
+    def _dense(features: int, fan_in: int, name: str) -> nn.Dense:
+        return nn.Dense(features, kernel_init=_torch_kernel_init, bias_init=_torch_bias_init(fan_in), name=name)
+
+    def init_variables(self, rng: jax.Array, num_samples: int = 50, batch: int = 1) -> dict:
+        """Initialise ``{"params", "batch_stats"}`` for windows of ``num_samples``."""
+        emg = jnp.zeros((batch, self.config.in_channels, num_samples), jnp.float32)
+        # jit: one compilation instead of dispatching every init op eagerly.
+        return dict(jax.jit(lambda key: self.init({"params": key}, emg, train=False))(rng))
+
+
+def count_params(params) -> int:
+    """Total number of scalars in a parameter tree."""
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def make_direct_loss_fn(
+    model: DirectModel,
+    *,
+    scale: float = 1.0,
+    axis_name: str | None = "data",
+):
+    """The training task of a direct model, in the train-step interface.
+
+    Returns ``loss_fn(params, batch_stats, batch, rng, train) ->
+    (loss, (metrics, new_batch_stats))`` for batches
+    ``{"emg": (B, C, T), "target": pose, "valid": mask}`` where, for mode
+    "last", pose is (B, 21, 3) / (B, 45) and mask (B,); for mode "sequence",
+    pose is (B, 21, 3, T') / (B, 45, T') and mask (B, T') (targets picked at
+    ``sequence_sample_index``). ``valid`` may be omitted (all valid).
+
+    The loss is the masked MSE of (pred - target) x ``scale`` (the original
+    objective; ``scale=1000`` for metre targets gives mm^2). Metrics: "loss",
+    and for joints "joint_distance" (mean per-joint Euclidean error, in
+    target units x scale, i.e. MPJPE). ``axis_name`` must match the train
+    step's axis (None outside a mapped axis); give the model the same
+    ``bn_axis_name`` for exact data-parallel BatchNorm.
+    """
+    from emgjax.train import losses  # lazy: models do not need the training package
+
+    cfg = model.config
+
+    def loss_fn(params, batch_stats, batch, rng, train: bool):
+        emg, target = batch["emg"], batch["target"]
+        variables = {"params": params, "batch_stats": batch_stats}
+        if train:
+            (pred, _), updates = model.apply(
+                variables, emg, train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
+            )
+            new_batch_stats = updates["batch_stats"]
+        else:
+            pred, _ = model.apply(variables, emg, train=False)
+            new_batch_stats = batch_stats
+        if target.shape != pred.shape:
+            raise ValueError(f"direct model target: expected shape {tuple(pred.shape)}, found {tuple(target.shape)}")
+        valid = batch.get("valid")
+        expected_mask = pred.shape[:1] if cfg.mode == "last" else (pred.shape[0], pred.shape[-1])
+        if valid is not None and tuple(valid.shape) != expected_mask:
+            raise ValueError(f"direct model valid: expected shape {expected_mask}, found {tuple(valid.shape)}")
+        if cfg.mode == "sequence":  # time next to batch: (B, T', *pose)
+            pred, target = jnp.moveaxis(pred, -1, 1), jnp.moveaxis(target, -1, 1)
+        metrics = {}
+        if cfg.output == "joints":
+            loss = losses.joint_mse(pred, target, valid, scale=scale, axis_name=axis_name)
+            metrics["joint_distance"] = losses.joint_distance(
+                jax.lax.stop_gradient(pred), target, valid, scale=scale, axis_name=axis_name
+            )
+        else:
+            mask = None if valid is None else valid[..., None]
+            loss = losses.masked_mean(jnp.square((pred - target) * scale), mask, axis_name=axis_name)
+        metrics["loss"] = loss
+        return loss, (metrics, new_batch_stats)
+
+    return loss_fn

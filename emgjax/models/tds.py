@@ -1,0 +1,292 @@
+"""Meta's TDS network (time-depth-separable convolutions) as Flax Linen modules.
+
+Internally every module works on **(batch, time, channels)** so the
+convolutions are XLA's preferred NWC/NHWC layout; `TdsNetwork.__call__` takes
+and returns that layout and `emgjax.models.pose_modules` does the one
+transpose from the public channel-first arrays.
+
+Parameters keep PyTorch's *channel order* (so `emg2pose_map` is a plain
+transpose per tensor), but a TdsStage works on a width-major channel order
+internally: PyTorch's TDS conv2d views channel c = i·width + w as (i, w); we
+instead order channels as w·channels + i, which makes the (B, T, width,
+channels) view a free reshape, so the conv2d runs as an NHWC convolution with
+no activation transposes. The stage permutes its *weights* (cheap, 256-wide)
+instead; LayerNorm over all channels is order-invariant.
+
+Also holds the small PyTorch-convention layers shared by the emg2pose modules
+(LayerNorm eps 1e-5 with a two-pass variance, BatchNorm with PyTorch's
+unbiased running variance, PyTorch default initialisers).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+from jax import lax
+
+from emgjax.models.configs import Conv1dBlockConfig, TdsNetworkConfig, TdsStageConfig
+
+TORCH_NORM_EPS = 1e-5
+TORCH_BN_MOMENTUM = 0.1  # PyTorch convention: new = (1 − m)·old + m·batch
+
+
+# ----------------------------------------------------------------------------- PyTorch-convention layers
+
+
+def torch_uniform_init(fan_in: int):
+    """PyTorch's default Linear/Conv init: U(−1/√fan_in, 1/√fan_in) (kaiming_uniform with a=√5)."""
+    bound = 1.0 / math.sqrt(max(fan_in, 1))
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = TORCH_NORM_EPS) -> jax.Array:
+    """LayerNorm over the last axis with PyTorch's biased, two-pass variance."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    centered = x - mean
+    var = jnp.mean(centered * centered, axis=-1, keepdims=True)
+    return centered * lax.rsqrt(var + eps) * scale + bias
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the last axis, params `scale`, `bias` (PyTorch `weight`, `bias`).
+
+    `order` optionally permutes the stored parameters (see TdsStage).
+    """
+
+    features: int
+    order: tuple[int, ...] | None = None
+
+    def setup(self):
+        self.scale = self.param("scale", nn.initializers.ones, (self.features,))
+        self.bias = self.param("bias", nn.initializers.zeros, (self.features,))
+
+    def weights(self) -> tuple[jax.Array, jax.Array]:
+        """(scale, bias), permuted to `order`."""
+        if self.order is None:
+            return self.scale, self.bias
+        order = np.asarray(self.order)
+        return self.scale[order], self.bias[order]
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return layer_norm(x, *self.weights())
+
+
+class Dense(nn.Module):
+    """Linear over the last axis; `kernel` is (in, out) = PyTorch weight.T.
+
+    `in_order`/`out_order` optionally permute the stored kernel's rows/columns (see TdsStage).
+    """
+
+    in_features: int
+    out_features: int
+    in_order: tuple[int, ...] | None = None
+    out_order: tuple[int, ...] | None = None
+
+    def setup(self):
+        init = torch_uniform_init(self.in_features)
+        self.kernel = self.param("kernel", init, (self.in_features, self.out_features))
+        self.bias = self.param("bias", init, (self.out_features,))
+
+    def weights(self) -> tuple[jax.Array, jax.Array]:
+        """(kernel (in, out), bias (out,)), permuted to `in_order`/`out_order`."""
+        kernel, bias = self.kernel, self.bias
+        if self.in_order is not None:
+            kernel = kernel[np.asarray(self.in_order)]
+        if self.out_order is not None:
+            kernel, bias = kernel[:, np.asarray(self.out_order)], bias[np.asarray(self.out_order)]
+        return kernel, bias
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel, bias = self.weights()
+        return jnp.dot(x, kernel) + bias
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm over all axes but the last, with PyTorch's numerics.
+
+    Params `scale`, `bias`; batch_stats `mean`, `var`. Training normalises
+    with the biased batch variance and updates the running variance with the
+    *unbiased* one, momentum 0.1 — as torch.nn.BatchNorm does (Flax's own
+    BatchNorm keeps the biased one).
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        scale = self.param("scale", nn.initializers.ones, (self.features,))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((self.features,), jnp.float32))
+        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((self.features,), jnp.float32))
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            mean = jnp.mean(x, axis=axes)
+            var = jnp.mean(jnp.square(x - mean), axis=axes)
+            count = math.prod(x.shape[:-1])
+            if not self.is_initializing():
+                unbiased = var * (count / max(count - 1, 1))
+                running_mean.value = (1 - TORCH_BN_MOMENTUM) * running_mean.value + TORCH_BN_MOMENTUM * mean
+                running_var.value = (1 - TORCH_BN_MOMENTUM) * running_var.value + TORCH_BN_MOMENTUM * unbiased
+        else:
+            mean, var = running_mean.value, running_var.value
+        return (x - mean) * (lax.rsqrt(var + TORCH_NORM_EPS) * scale) + bias
+
+
+# ----------------------------------------------------------------------------- TDS blocks
+
+
+def width_major_order(channels: int, width: int) -> tuple[int, ...]:
+    """order[w·channels + i] = i·width + w: PyTorch channel index of each width-major position."""
+    return tuple(int(i * width + w) for w in range(width) for i in range(channels))
+
+
+def _conv1d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """Valid strided conv. x: (B, T, Cin), kernel: (k, Cin, Cout) -> (B, T_out, Cout)."""
+    return lax.conv_general_dilated(x, kernel, (stride,), "VALID", dimension_numbers=("NWC", "WIO", "NWC"))
+
+
+class Conv1dBlock(nn.Module):
+    """Meta's Conv1dBlock. x: (B, T, in) -> (B, (T − k)//stride + 1, out).
+
+    Params `conv` {kernel (k, in, out) = weight.transpose(2, 1, 0), bias}, then
+    `norm` (LayerNorm) or `bn` (BatchNorm). `out_order` permutes the output
+    channels (TdsStage's width-major order).
+    """
+
+    config: Conv1dBlockConfig
+    out_order: tuple[int, ...] | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        cfg = self.config
+        init = torch_uniform_init(cfg.in_channels * cfg.kernel_size)
+        conv = _ConvParams(cfg.kernel_size, cfg.in_channels, cfg.out_channels, init, name="conv")
+        kernel, bias = conv()
+        if self.out_order is not None:
+            order = np.asarray(self.out_order)
+            kernel, bias = kernel[..., order], bias[order]
+        x = _conv1d(x, kernel, cfg.stride) + bias
+        if cfg.norm_type == "batch":
+            if self.out_order is not None:
+                raise ValueError("Conv1dBlock: a channel order is only supported with LayerNorm, found norm_type 'batch'")
+            x = BatchNorm(cfg.out_channels, name="bn")(x, train)
+        x = jax.nn.relu(x)
+        if cfg.dropout > 0:
+            x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
+        if cfg.norm_type == "layer":
+            x = LayerNorm(cfg.out_channels, order=self.out_order, name="norm")(x)
+        return x
+
+
+class _ConvParams(nn.Module):
+    """Holds a conv kernel (k, in, out) and bias (out,) under one name, like nn.Conv does."""
+
+    kernel_size: int
+    in_channels: int
+    out_channels: int
+    init: object
+
+    @nn.compact
+    def __call__(self):
+        kernel = self.param("kernel", self.init, (self.kernel_size, self.in_channels, self.out_channels))
+        bias = self.param("bias", self.init, (self.out_channels,))
+        return kernel, bias
+
+
+class TDSConv2dBlock(nn.Module):
+    """Conv over time per feature-width column, ReLU, residual, LayerNorm.
+
+    x: (B, T, width·channels) in width-major order -> (B, T − k + 1, width·channels).
+    Params `conv2d` {kernel (k, ch_in, ch_out) = weight[:, :, 0, :].transpose(2, 1, 0), bias},
+    `layer_norm` (PyTorch channel order).
+    """
+
+    channels: int
+    width: int
+    kernel_width: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        batch, time, num_features = x.shape
+        ch, width, k = self.channels, self.width, self.kernel_width
+        init = torch_uniform_init(ch * k)
+        kernel, bias = _ConvParams(k, ch, ch, init, name="conv2d")()
+        # Free reshape thanks to the width-major order: (B, T, width, channels) is NHWC.
+        image = x.reshape(batch, time, width, ch)
+        out = lax.conv_general_dilated(image, kernel[:, None], (1, 1), "VALID",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        out = jax.nn.relu(out + bias).reshape(batch, time - k + 1, num_features)
+        out = out + x[:, time - out.shape[1]:]  # residual over the last T_out samples
+        return LayerNorm(num_features, order=width_major_order(ch, width), name="layer_norm")(out)
+
+
+class TDSFullyConnectedBlock(nn.Module):
+    """Linear → ReLU → Linear over channels, residual, LayerNorm. x: (B, T, C) -> (B, T, C).
+
+    Params `fc_block_0`, `fc_block_2` (Dense), `layer_norm`; `order` as in TdsStage.
+    """
+
+    num_features: int
+    order: tuple[int, ...] | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c, order = self.num_features, self.order
+        h = jax.nn.relu(Dense(c, c, in_order=order, out_order=order, name="fc_block_0")(x))
+        h = Dense(c, c, in_order=order, out_order=order, name="fc_block_2")(h)
+        return LayerNorm(c, order=order, name="layer_norm")(h + x)
+
+
+class TdsStage(nn.Module):
+    """Meta's TdsStage. x: (B, T, in) -> (B, T', out_channels or channels·width), PyTorch channel order."""
+
+    config: TdsStageConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        cfg = self.config
+        order = width_major_order(cfg.channels, cfg.feature_width)
+        x = Conv1dBlock(cfg.conv_block, out_order=order, name="conv1dblock")(x, train)
+        for k in range(cfg.num_blocks):
+            x = TDSConv2dBlock(cfg.channels, cfg.feature_width, cfg.kernel_width, name=f"tds_conv_blocks_{2 * k}")(x)
+            x = TDSFullyConnectedBlock(cfg.num_features, order=order, name=f"tds_conv_blocks_{2 * k + 1}")(x)
+        if cfg.out_channels is not None:
+            return Dense(cfg.num_features, cfg.out_channels, in_order=order, name="linear_layer")(x)
+        # Back to PyTorch channel order for whatever consumes the stage.
+        batch, time, _ = x.shape
+        return x.reshape(batch, time, cfg.feature_width, cfg.channels).swapaxes(-1, -2).reshape(batch, time, -1)
+
+
+class TdsNetwork(nn.Module):
+    """Meta's TdsNetwork. emg: (B, T, in_channels) -> features (B, T', out_channels).
+
+    T' = network output_length(T); the first output sees samples [0, left_context].
+    Submodules `layers_{i}`: conv blocks, then TDS stages (Meta's nn.Sequential indices).
+    """
+
+    config: TdsNetworkConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        index = 0
+        for block in self.config.conv_blocks:
+            x = Conv1dBlock(block, name=f"layers_{index}")(x, train)
+            index += 1
+        for stage in self.config.tds_stages:
+            x = TdsStage(stage, name=f"layers_{index}")(x, train)
+            index += 1
+        return x
+
+
+__all__ = [
+    "LayerNorm", "Dense", "BatchNorm", "layer_norm", "torch_uniform_init", "width_major_order",
+    "Conv1dBlock", "TDSConv2dBlock", "TDSFullyConnectedBlock", "TdsStage", "TdsNetwork",
+]

@@ -1,0 +1,72 @@
+"""emgjax.train: optimiser, losses, data-parallel train step, Orbax checkpoints, training loop.
+
+Light modules (state, optim, losses, step, mesh) import eagerly; the
+checkpoint/loop/logging names (which pull in Orbax and matplotlib) are
+resolved lazily on first use, so ``import emgjax.train.losses`` stays cheap.
+"""
+
+from emgjax.train.losses import angle_l1, emg2pose_loss, fingertip_distance, joint_distance, joint_l1, joint_mse, masked_mean
+from emgjax.train.mesh import (
+    DATA_AXIS,
+    initialize_distributed,
+    make_data_mesh,
+    pad_batch,
+    replicate,
+    shard_batch,
+)
+from emgjax.train.optim import OptimConfig, make_optimizer, make_schedule, trainable_mask
+from emgjax.train.state import TrainState, create_train_state
+from emgjax.train.step import (
+    make_eval_step,
+    make_per_device_eval_step,
+    make_per_device_train_step,
+    make_train_step,
+)
+
+_LAZY = {
+    "Checkpointer": "emgjax.train.checkpoint",
+    "EarlyStopping": "emgjax.train.checkpoint",
+    "abstract_like": "emgjax.train.checkpoint",
+    "fit": "emgjax.train.loop",
+    "FitResult": "emgjax.train.loop",
+    "evaluate": "emgjax.train.loop",
+    "MetricsLog": "emgjax.train.logging",
+    "read_metrics": "emgjax.train.logging",
+    "plot_curves": "emgjax.train.logging",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'emgjax.train' has no attribute {name!r}")
+
+
+__all__ = [
+    "DATA_AXIS",
+    "OptimConfig",
+    "TrainState",
+    "angle_l1",
+    "create_train_state",
+    "emg2pose_loss",
+    "fingertip_distance",
+    "initialize_distributed",
+    "joint_distance",
+    "joint_l1",
+    "joint_mse",
+    "make_data_mesh",
+    "make_eval_step",
+    "make_optimizer",
+    "make_per_device_eval_step",
+    "make_per_device_train_step",
+    "make_schedule",
+    "make_train_step",
+    "masked_mean",
+    "pad_batch",
+    "replicate",
+    "shard_batch",
+    "trainable_mask",
+    *_LAZY,
+]

@@ -1,0 +1,190 @@
+"""Direct Conv1D + LSTM models: shapes, parameter count, LSTM semantics, streaming helpers, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from emgjax.models.direct import (
+    DirectConfig,
+    DirectModel,
+    LSTMStack,
+    count_params,
+    lookahead_samples,
+    make_direct_loss_fn,
+    output_steps,
+    sequence_sample_index,
+)
+
+TINY = dict(conv_channels=(8, 16), lstm_hidden=16, head_hidden=8)
+
+
+def _abstract_variables(config, num_samples=50):
+    """Variable shapes without compiling or running anything."""
+    model = DirectModel(config)
+    return jax.eval_shape(
+        lambda: model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((2, config.in_channels, num_samples)), train=False)
+    )
+
+
+@pytest.mark.parametrize("output", ["joints", "mano"])
+def test_default_parameter_count_is_about_one_million(output):
+    variables = _abstract_variables(DirectConfig(output=output))
+    n = count_params(variables["params"])
+    # Conv 8*64*5 + 64*128*5, BN 2*(64+128), LSTM 4*256*(128+256+2) + 4*256*(256+256+2),
+    # head 256*128+128 + 128*P+P with P = 63 or 45.
+    head_out = 128 * 63 + 63 if output == "joints" else 128 * 45 + 45
+    expected = 8 * 64 * 5 + 64 * 128 * 5 + 2 * (64 + 128) + 1024 * 386 + 1024 * 514 + 256 * 128 + 128 + head_out
+    assert n == expected
+    assert 0.95e6 < n < 1.05e6
+    assert set(variables["batch_stats"]) == {"bn_0", "bn_1"}
+
+
+@pytest.mark.parametrize(
+    "output,mode,expected",
+    [
+        ("joints", "last", (2, 21, 3)),
+        ("mano", "last", (2, 45)),
+        ("joints", "sequence", (2, 21, 3, 12)),
+        ("mano", "sequence", (2, 45, 12)),
+    ],
+)
+def test_output_shapes(output, mode, expected):
+    config = DirectConfig(output=output, mode=mode)
+    model = DirectModel(config)
+    variables = _abstract_variables(config)
+    pose, (h, c) = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, jnp.zeros((2, 8, 50)))
+    assert pose.shape == expected
+    assert h.shape == c.shape == (2, 2, 256)
+    assert output_steps(50, config) == 12
+
+
+@pytest.fixture(scope="module")
+def tiny_sequence():
+    config = DirectConfig(mode="sequence", **TINY)
+    model = DirectModel(config)
+    variables = model.init_variables(jax.random.PRNGKey(1), 32)
+    apply = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])
+    return config, variables, apply
+
+
+def test_sequence_last_step_equals_last_mode(tiny_sequence):
+    config, variables, apply = tiny_sequence
+    emg = jax.random.normal(jax.random.PRNGKey(2), (3, 8, 32))
+    seq = apply(variables, emg)
+    last_model = DirectModel(DirectConfig(mode="last", **TINY))
+    last, _ = jax.jit(lambda v, x: last_model.apply(v, x, train=False))(variables, emg)  # same parameter tree
+    np.testing.assert_allclose(seq[..., -1], last, rtol=1e-5, atol=1e-6)
+
+
+def test_sequence_index_and_lookahead_match_the_network(tiny_sequence):
+    """Step i must not change when samples past index(i) + lookahead change, and must change at it."""
+    config, variables, apply = tiny_sequence
+    assert lookahead_samples(config) == 6
+    assert lookahead_samples(DirectConfig()) == 6
+    index = sequence_sample_index(8, config)
+    np.testing.assert_array_equal(index, [3, 7, 11, 15, 19, 23, 27, 31])
+    emg = jax.random.normal(jax.random.PRNGKey(3), (1, 8, 32))
+    base = np.asarray(apply(variables, emg))
+    step = 2
+    last_seen = index[step] + lookahead_samples(config)
+    after = np.asarray(apply(variables, emg.at[:, :, last_seen + 1 :].add(5.0)))
+    np.testing.assert_allclose(after[..., step], base[..., step], rtol=0, atol=1e-6)
+    at = np.asarray(apply(variables, emg.at[:, :, last_seen].add(5.0)))
+    assert np.max(np.abs(at[..., step] - base[..., step])) > 1e-4
+
+
+def test_lstm_matches_torch_and_continues_from_carry():
+    torch = pytest.importorskip("torch")
+    hidden, features, batch, steps = 6, 5, 2, 7
+    lstm = LSTMStack(hidden, 2)
+    x = np.random.default_rng(0).normal(size=(batch, steps, features)).astype(np.float32)
+    params = lstm.init(jax.random.PRNGKey(0), jnp.asarray(x))["params"]
+    reference = torch.nn.LSTM(features, hidden, num_layers=2, batch_first=True)
+    with torch.no_grad():
+        for layer in range(2):
+            for name in ("kernel_ih", "kernel_hh"):
+                getattr(reference, f"weight_{name[-2:]}_l{layer}").copy_(
+                    torch.from_numpy(np.asarray(params[f"layer_{layer}_{name}"]).T.copy())
+                )
+            for name in ("bias_ih", "bias_hh"):
+                getattr(reference, f"{name}_l{layer}").copy_(torch.from_numpy(np.array(params[f"layer_{layer}_{name}"])))
+        expected, (h_ref, c_ref) = reference(torch.from_numpy(x))
+    apply = jax.jit(lambda p, x, carry: lstm.apply({"params": p}, x, carry))
+    zeros = jnp.zeros((2, batch, hidden))
+    out, (h, c) = apply(params, x, (zeros, zeros))
+    np.testing.assert_allclose(out, expected.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h, h_ref.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(c, c_ref.numpy(), rtol=1e-5, atol=1e-5)
+    # Streaming: the first 4 steps, then the rest from the returned carry.
+    first, carry = apply(params, x[:, :4], (zeros, zeros))
+    rest, (h2, _) = apply(params, x[:, 4:], carry)
+    np.testing.assert_allclose(np.concatenate([first, rest], axis=1), out, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(h2, h, rtol=1e-6, atol=1e-6)
+
+
+def test_batchnorm_uses_pytorch_momentum_and_dropout_needs_rng():
+    config = DirectConfig(dropout=0.5, **TINY)
+    model = DirectModel(config)
+    variables = model.init_variables(jax.random.PRNGKey(0), 16)
+    emg = jax.random.normal(jax.random.PRNGKey(1), (4, 8, 16)) + 3.0
+    train_apply = jax.jit(
+        lambda v, x, key: model.apply(v, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+    )
+    _, updates = train_apply(variables, emg, jax.random.PRNGKey(2))
+    # Running mean starts at 0; after one batch it is 0.1 x the batch mean (PyTorch momentum 0.1).
+    conv = jax.jit(jax.lax.conv_general_dilated, static_argnums=(2, 3), static_argnames="dimension_numbers")(
+        jnp.swapaxes(emg, 1, 2), variables["params"]["conv_0"]["kernel"], (1,), "SAME", dimension_numbers=("NWC", "WIO", "NWC")
+    )
+    np.testing.assert_allclose(updates["batch_stats"]["bn_0"]["mean"], 0.1 * conv.mean(axis=(0, 1)), rtol=1e-4, atol=1e-5)
+    # Dropout is active in training: two keys give two outputs; eval is deterministic.
+    out_a = train_apply(variables, emg, jax.random.PRNGKey(3))[0][0]
+    out_b = train_apply(variables, emg, jax.random.PRNGKey(4))[0][0]
+    assert not np.allclose(out_a, out_b)
+
+
+def test_bad_inputs_raise_clear_errors():
+    config = DirectConfig(**TINY)
+    model = DirectModel(config)
+    variables = _abstract_variables(config, 16)
+    with pytest.raises(ValueError, match=r"expected shape \(batch, 8, time\), found \(2, 16, 50\)"):
+        jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 16, 50)), train=False), variables)
+    with pytest.raises(ValueError, match="expected at least 4 samples"):
+        jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 8, 3)), train=False), variables)
+    bad_carry = (jnp.zeros((1, 2, 16)), jnp.zeros((1, 2, 16)))
+    with pytest.raises(ValueError, match=r"initial_carry: expected \(h, c\) each of shape \(2, 2, 16\)"):
+        jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 8, 16)), train=False, initial_carry=bad_carry), variables)
+    with pytest.raises(ValueError, match="output"):
+        DirectConfig(output="angles")
+    with pytest.raises(ValueError, match="mode"):
+        DirectConfig(mode="all")
+    with pytest.raises(ValueError, match="dropout"):
+        DirectConfig(dropout=1.0)
+    with pytest.raises(ValueError, match="conv_channels"):
+        DirectConfig(conv_channels=())
+    with pytest.raises(ValueError, match="unknown"):
+        DirectConfig.from_dict({"lstm_hiden": 3})
+
+
+def test_config_round_trips_through_json():
+    import json
+
+    config = DirectConfig(output="mano", mode="sequence", conv_channels=(4, 8))
+    assert DirectConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_loss_fn_checks_target_and_mask_shapes():
+    config = DirectConfig(**TINY)
+    model = DirectModel(config)
+    variables = _abstract_variables(config, 16)
+    loss_fn = make_direct_loss_fn(model, axis_name=None)
+    emg = jnp.zeros((2, 8, 16))
+    good = {"emg": emg, "target": jnp.zeros((2, 21, 3)), "valid": jnp.ones((2,), bool)}
+    loss, (metrics, _) = jax.eval_shape(lambda v: loss_fn(v["params"], v["batch_stats"], good, None, False), variables)
+    assert loss.shape == () and set(metrics) == {"loss", "joint_distance"}
+    with pytest.raises(ValueError, match=r"target: expected shape \(2, 21, 3\), found \(2, 63\)"):
+        jax.eval_shape(lambda v: loss_fn(v["params"], v["batch_stats"], {**good, "target": jnp.zeros((2, 63))}, None, False), variables)
+    with pytest.raises(ValueError, match=r"valid: expected shape \(2,\), found \(2, 16\)"):
+        jax.eval_shape(
+            lambda v: loss_fn(v["params"], v["batch_stats"], {**good, "valid": jnp.ones((2, 16), bool)}, None, False), variables
+        )

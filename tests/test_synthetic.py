@@ -1,0 +1,301 @@
+"""Tests for emgjax.data.synthetic: the realistic synthetic session generator."""
+
+import csv
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from emgjax.data import synthetic as syn
+from emgjax.data.signal import interpolate_to_times
+from emgjax.data.synthetic import (
+    JOINT_LIMITS,
+    JOINT_NAMES,
+    SyntheticConfig,
+    generate_session,
+    learnability_report,
+    session_diagnostics,
+    session_splits,
+    write_synthetic_dataset,
+)
+
+SHORT = SyntheticConfig(duration_s=5.0)
+
+
+@pytest.fixture(scope="module")
+def session():
+    return generate_session(SHORT, seed=3)
+
+
+def test_shapes_dtypes_and_clocks(session):
+    n, m = 10_000, 2_500
+    assert session.emg_2k.shape == (n, 16) and session.emg_2k.dtype == np.float32
+    assert session.angles_2k.shape == (n, 20) and session.angles_2k.dtype == np.float32
+    assert session.no_ik_failure_2k.shape == (n,) and session.no_ik_failure_2k.dtype == bool
+    assert session.emg_500.shape == (m, 8) and session.emg_500.dtype == np.float32
+    assert session.angles_500.shape == (m, 20)
+    assert session.activations.shape == (n, SHORT.n_muscles)
+    f = session.frame_times.shape[0]
+    assert 148 <= f <= 150
+    assert session.landmarks_frames.shape == (f, 21, 3) and session.angles_frames.shape == (f, 20)
+    assert session.confidence.shape == (f,)
+    # Unix-time float64 resolves ~0.2 µs at 1.7e9 s, as in emg2pose files.
+    np.testing.assert_allclose(np.diff(session.time_2k), 1 / 2000.0, atol=1e-6)
+    np.testing.assert_array_equal(session.time_500, session.time_2k[::4])
+    np.testing.assert_array_equal(session.angles_500, session.angles_true_2k[::4])
+    frame_steps = np.diff(session.frame_times)
+    assert np.all(frame_steps > 0)
+    assert abs(np.median(frame_steps) - 1 / 30) < 3e-3 and np.std(frame_steps) > 1e-4  # jittered 30 fps
+    assert session.time_2k[0] <= session.frame_times[0] and session.frame_times[-1] <= session.time_2k[-1]
+    assert JOINT_NAMES == __import__("emgjax.data.emg2pose", fromlist=["JOINT_NAMES"]).JOINT_NAMES
+
+
+def test_deterministic_per_seed_and_physiology_seed():
+    a = generate_session(SyntheticConfig(duration_s=2.0), seed=11)
+    b = generate_session(SyntheticConfig(duration_s=2.0), seed=11)
+    for name, value in a._asdict().items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, getattr(b, name), err_msg=name)  # bitwise
+    assert a.info == b.info
+    c = generate_session(SyntheticConfig(duration_s=2.0), seed=12)
+    assert not np.array_equal(a.angles_true_2k, c.angles_true_2k)
+    # Another physiology: same movement (session seed), different muscles and EMG.
+    d = generate_session(SyntheticConfig(duration_s=2.0, model_seed=5), seed=11)
+    np.testing.assert_array_equal(a.angles_true_2k, d.angles_true_2k)
+    assert not np.allclose(a.activations, d.activations)
+
+
+def test_joint_limits_respected_and_within_hand_model(session):
+    assert np.all(session.angles_true_2k >= JOINT_LIMITS[:, 0].astype(np.float32))
+    assert np.all(session.angles_true_2k <= JOINT_LIMITS[:, 1].astype(np.float32))
+    # The motion covers a real range (not a static hand): some joint moves > 0.5 rad.
+    assert np.max(np.ptp(session.angles_true_2k, axis=0)) > 0.5
+    kin = pytest.importorskip("emgjax.kinematics")
+    hand_limits = kin.synthetic_hand_model().joint_limits
+    if hand_limits is not None:
+        hand_limits = np.asarray(hand_limits)
+        assert np.all(JOINT_LIMITS[:, 0] >= hand_limits[:, 0]) and np.all(JOINT_LIMITS[:, 1] <= hand_limits[:, 1])
+
+
+def test_dip_follows_pip(session):
+    pip, dip = session.angles_true_2k[:, syn._PIP], session.angles_true_2k[:, syn._DIP]
+    ratio = np.sum(dip * pip) / np.sum(pip * pip)  # least-squares slope
+    assert 0.55 < ratio < 0.8
+    assert np.mean(np.abs(dip - pip * 2 / 3)) < 0.1
+
+
+def test_no_accidental_ik_failures():
+    sess = generate_session(SHORT.replace(ik_failure_fraction=0.0), seed=3)
+    assert sess.no_ik_failure_2k.all()
+    all_zero = np.all(np.isclose(sess.angles_2k.astype(np.float64), 0.0), axis=1)
+    assert not all_zero.any()
+    np.testing.assert_array_equal(sess.angles_2k, sess.angles_true_2k)
+
+
+def test_ik_failure_injection(session):
+    mask = ~session.no_ik_failure_2k
+    n = mask.shape[0]
+    assert mask.sum() == round(0.02 * n)
+    np.testing.assert_array_equal(session.angles_2k[mask], 0.0)
+    np.testing.assert_array_equal(session.angles_2k[~mask], session.angles_true_2k[~mask])
+    # Exactly the failure rows are what emg2pose's rule flags as failures.
+    flagged = np.all(np.isclose(session.angles_2k.astype(np.float64), 0.0), axis=1)
+    np.testing.assert_array_equal(flagged, mask)
+    # Segments of 50-500 ms (the last one may be trimmed to hit the fraction).
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    lengths = edges[1::2] - edges[::2]
+    assert np.all(lengths <= 1000) and np.sum(lengths >= 100) >= len(lengths) - 1
+    # Labels of the MindRove view and the camera are untouched by injected failures.
+    assert not np.any(np.all(session.angles_500 == 0, axis=1))
+
+
+def test_emg_spectrum_in_band_and_hum(session):
+    emg = session.emg_2k.astype(np.float64)
+    freqs, psd = scipy.signal.welch(emg - emg.mean(axis=0), fs=2000.0, nperseg=1024, axis=0)
+    psd = psd.mean(axis=1)
+    in_band = psd[(freqs >= 20) & (freqs <= 450)].sum() / psd.sum()
+    assert in_band > 0.85
+    # 60 Hz hum stands out of its neighbourhood; no 50 Hz line.
+    def line(f):
+        k = np.argmin(np.abs(freqs - f))
+        return psd[k] / np.median(psd[k - 8 : k + 9])
+    assert line(60.0) > 3.0 and line(50.0) < 2.0
+    # The MindRove view has no content above its Nyquist (by construction) and carries the same hum.
+    f5, p5 = scipy.signal.welch(session.emg_500 - session.emg_500.mean(axis=0), fs=500.0, nperseg=256, axis=0)
+    k = np.argmin(np.abs(f5 - 60.0))
+    assert p5.mean(axis=1)[k] > 3.0 * np.median(p5.mean(axis=1)[k - 6 : k + 7])
+
+
+def test_hum_options():
+    quiet = generate_session(SyntheticConfig(duration_s=2.0, hum_hz=None, sensor_noise_uv=0.0), seed=1)
+    hum50 = generate_session(SyntheticConfig(duration_s=2.0, hum_hz=50.0, sensor_noise_uv=0.0), seed=1)
+    diff = (hum50.emg_2k - quiet.emg_2k).astype(np.float64)  # the hum alone
+    freqs, psd = scipy.signal.welch(diff, fs=2000.0, nperseg=2000, axis=0)
+    peak = freqs[np.argmax(psd.mean(axis=1))]
+    assert peak == pytest.approx(50.0, abs=1.0)
+
+
+def test_amplitude_scale_and_activation_relation(session):
+    rms = np.sqrt(np.mean((session.emg_2k - session.emg_2k.mean(axis=0)) ** 2, axis=0))
+    assert np.all(rms > 5.0) and np.all(rms < 500.0)  # µV scale, like sEMG
+    act = session.activations
+    assert act.min() >= 0.0 and act.max() <= 1.25
+    # EMG amplitude follows total activation: windowed RMS correlates with it.
+    win = 200
+    env = np.sqrt(np.mean(session.emg_2k[: len(act) // win * win].reshape(-1, win, 16).astype(np.float64) ** 2, axis=1)).mean(1)
+    total = act[: len(act) // win * win].reshape(-1, win, act.shape[1]).mean(axis=(1, 2))
+    assert np.corrcoef(env, total)[0, 1] > 0.5
+
+
+def test_diagnostics_snr_and_information_loss():
+    d = session_diagnostics(SyntheticConfig(duration_s=5.0), seed=0)
+    assert 8.0 < d["snr_db_2k"] < 35.0 and 5.0 < d["snr_db_500"] < 35.0
+    assert d["band_power_fraction_2k"] > 0.9
+    assert d["hf_power_fraction_2k"] > 0.1  # real content above 250 Hz that 500 Hz cannot carry
+    assert d["mixing_rank_16"] == 12 and d["mixing_rank_8"] == 8  # 8 electrodes cannot separate 12 muscles
+    noisier = session_diagnostics(SyntheticConfig(duration_s=5.0, sensor_noise_uv=25.0), seed=0)
+    assert noisier["snr_db_2k"] < d["snr_db_2k"] - 5
+
+
+def test_landmarks_consistent_with_forward_kinematics():
+    kin = pytest.importorskip("emgjax.kinematics")
+    from emgjax.kinematics.mediapipe import hand_model_to_mediapipe
+
+    sess = generate_session(SyntheticConfig(duration_s=2.0, landmark_noise_mm=0.0), seed=4)
+    t = sess.time_2k - sess.time_2k[0]
+    expected_angles = interpolate_to_times(sess.angles_true_2k, t, sess.frame_times - sess.time_2k[0])
+    np.testing.assert_allclose(sess.angles_frames, expected_angles, atol=1e-5)
+    jax = pytest.importorskip("jax")
+    fk_fn = jax.jit(lambda a, hand: hand_model_to_mediapipe(kin.forward_kinematics(a, hand)))  # one compile, not per op
+    fk = np.asarray(fk_fn(sess.angles_frames, kin.synthetic_hand_model()))
+    np.testing.assert_allclose(sess.landmarks_frames, fk, atol=1e-3)
+    # MediaPipe order: wrist first; fingertips (4, 8, 12, 16, 20) far from it.
+    tips = np.linalg.norm(sess.landmarks_frames[:, [4, 8, 12, 16, 20]] - sess.landmarks_frames[:, :1], axis=-1)
+    assert np.all(tips > 30.0)
+    # With the default noise, good frames are within a few mm; low-confidence frames are noisier.
+    noisy = generate_session(SyntheticConfig(duration_s=2.0), seed=4)
+    err = np.linalg.norm(noisy.landmarks_frames - fk, axis=-1).mean(axis=1)
+    good = noisy.confidence > 0.8
+    assert np.all(err[good] < 4.0)
+    assert np.all((noisy.confidence > 0) & (noisy.confidence < 1))
+    if (~good).any():
+        assert err[~good].mean() > err[good].mean()
+
+
+def test_pinch_gesture_brings_fingertips_together():
+    pytest.importorskip("emgjax.kinematics")
+    lm = syn.landmarks_from_angles(np.stack([syn._gesture_pose(*syn.GESTURES[g]) for g in ("pinch", "open")]))
+    thumb_index = np.linalg.norm(lm[:, 4] - lm[:, 8], axis=-1)
+    assert thumb_index[0] < 10.0 < thumb_index[1]
+
+
+def test_low_confidence_fraction():
+    sess = generate_session(SyntheticConfig(duration_s=10.0, low_confidence_fraction=0.1), seed=2)
+    low = sess.confidence <= 0.5
+    assert low.sum() == round(0.1 * sess.frame_times.shape[0])
+
+
+def test_learnable_but_not_trivial():
+    cfg = SyntheticConfig(duration_s=15.0)
+    report = learnability_report(cfg, train_seeds=(0, 1, 2), test_seeds=(3,))
+    assert set(report) == {"16ch_2k", "16ch_2k_lowband", "8of16_500", "mindrove_500"}
+    best = max(report.values(), key=lambda r: r["r2"])
+    baseline = best["mean_baseline_mae_deg"]
+    assert best["mae_deg"] < 0.85 * baseline  # clearly better than predicting the mean
+    assert 0.1 < best["r2"] < 0.95  # ... but far from perfect
+    for view in report.values():
+        assert view["r2"] < 0.95
+
+
+def test_session_splits():
+    assert session_splits(1) == ["train"]
+    assert session_splits(2) == ["train", "test"]
+    assert session_splits(6) == ["train"] * 4 + ["val", "test"]
+    s20 = session_splits(20)
+    assert s20.count("val") == s20.count("test") == 3 and s20[:14] == ["train"] * 14
+    with pytest.raises(ValueError, match="positive integer"):
+        session_splits(0)
+
+
+def test_write_dataset_readable_by_readers(tmp_path):
+    e2p = pytest.importorskip("emgjax.data.emg2pose")
+    mr = pytest.importorskip("emgjax.data.mindrove")
+    cfg = SyntheticConfig(duration_s=1.0, ik_failure_fraction=0.1)
+    out = write_synthetic_dataset(tmp_path / "ds", n_sessions=3, duration_s=2.0, seed=1, config=cfg)
+    assert [p.name for p in out["emg2pose"]] == ["session000.hdf5", "session001.hdf5", "session002.hdf5"]
+    assert len(out["mindrove"]) == 3
+    with open(out["metadata"], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["split"] for r in rows] == ["train", "val", "test"]
+    assert rows[1]["session_seed"] == "10001" and rows[1]["emg2pose_file"] == "emg2pose/session001.hdf5"
+    expected = generate_session(cfg.replace(duration_s=2.0), seed=10_001)
+    with e2p.Emg2PoseSession(out["emg2pose"][1]) as s:
+        data = s.read()
+        np.testing.assert_array_equal(data["emg"], expected.emg_2k.T)
+        np.testing.assert_array_equal(data["joint_angles"], expected.angles_2k.T)
+        np.testing.assert_array_equal(data["no_ik_failure"], expected.no_ik_failure_2k)
+        np.testing.assert_array_equal(data["time"], expected.time_2k)
+        assert s.sample_rate == 2000.0 and len(s) == 4000
+    s = mr.MindRoveSession(out["mindrove"][1], expected_sample_rate=500.0)
+    try:
+        np.testing.assert_array_equal(s.read_emg(), expected.emg_500.T)
+        np.testing.assert_array_equal(s.timestamps, expected.time_500)
+        assert {"landmarks", "joint_angles"} <= set(s.label_kinds)
+        values, valid = s.labels_at(expected.time_500[100:200], kind="joint_angles")
+        assert values.shape == (100, 20) and valid.any()
+    finally:
+        close = getattr(s, "close", None)
+        if close:
+            close()
+
+
+def test_write_only_one_format(tmp_path):
+    pytest.importorskip("emgjax.data.emg2pose")
+    out = write_synthetic_dataset(tmp_path, n_sessions=1, duration_s=1.0, formats=("emg2pose",))
+    assert len(out["emg2pose"]) == 1 and out["mindrove"] == []
+    assert not (tmp_path / "mindrove").exists()
+
+
+def test_cli(tmp_path, capsys):
+    pytest.importorskip("emgjax.data.emg2pose")
+    pytest.importorskip("emgjax.data.mindrove")
+    assert syn.main(["--out", str(tmp_path), "--sessions", "2", "--duration", "1", "--seed", "2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "emg2pose").iterdir()) == ["session000.hdf5", "session001.hdf5"]
+    assert "wrote 2 emg2pose, 2 mindrove" in capsys.readouterr().out
+    assert syn.main(["--out", str(tmp_path), "--duration", "-1"]) == 2
+    assert "duration_s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(duration_s=-1.0), "duration_s"),
+        (dict(mindrove_rate_hz=600.0), "whole number"),
+        (dict(hum_hz=300.0), "hum_hz"),
+        (dict(n_muscles=0), "n_muscles"),
+        (dict(ik_failure_fraction=0.9), "ik_failure_fraction"),
+        (dict(emg_rate_hz=500.0, mindrove_rate_hz=500.0), "emg_rate_hz"),
+        (dict(duration_s=0.01), "camera frames"),
+    ],
+)
+def test_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SyntheticConfig(**kwargs)
+
+
+def test_config_round_trip_and_api_errors(tmp_path):
+    cfg = SyntheticConfig(duration_s=3.0, hum_hz=50.0)
+    assert SyntheticConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown key"):
+        SyntheticConfig.from_dict({"duration": 3.0})
+    with pytest.raises(ValueError, match="seed"):
+        generate_session(cfg, seed=-1)
+    with pytest.raises(ValueError, match="SyntheticConfig"):
+        generate_session({"duration_s": 3.0}, seed=0)
+    with pytest.raises(ValueError, match="formats"):
+        write_synthetic_dataset(tmp_path, n_sessions=1, duration_s=1.0, formats=("csv",))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="directory"):
+        write_synthetic_dataset(tmp_path / "file", n_sessions=1, duration_s=1.0)
+    with pytest.raises(ValueError, match=r"\(F, 20\)"):
+        syn.landmarks_from_angles(np.zeros((3, 19)))
