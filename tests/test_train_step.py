@@ -39,11 +39,7 @@ from emgjax.train.step import make_per_device_eval_step, step_rng  # noqa: E402
 STEPS = 3
 
 
-def _global_batch():
-    batch = train_tiny.make_dataset(16, seed=5)
-    # Non-uniform mask across the 4 device shards of 4 rows: 4, 1, 0 and 3 valid rows.
-    batch["valid"] = np.array([1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1], bool)
-    return batch
+_global_batch = train_tiny.global_batch  # valid rows spread 4, 1, 0, 3 over the 4 device shards
 
 
 def _run(train_step, eval_step, state, batch, mesh):
@@ -57,8 +53,7 @@ def _run(train_step, eval_step, state, batch, mesh):
 
 @pytest.fixture(scope="module")
 def single_device_result():
-    _, mesh, _, state, _, train_step, eval_step = train_tiny.build(jax.devices()[:1])
-    return _run(train_step, eval_step, state, _global_batch(), mesh)
+    return train_tiny.single_device_reference(STEPS)
 
 
 def _assert_trees_close(a, b, atol):
@@ -82,7 +77,7 @@ def test_four_device_shard_map_step_equals_single_device(single_device_result):
     from emgjax.models.direct import DirectModel, make_direct_loss_fn
 
     plain = DirectModel(train_tiny.tiny_config())
-    variables = plain.init_variables(jax.random.PRNGKey(0), train_tiny.WINDOW)
+    variables = train_tiny.initial_variables(0)
     loss, (metrics, _) = jax.jit(make_direct_loss_fn(plain, scale=10.0, axis_name=None), static_argnums=4)(
         variables["params"], variables["batch_stats"], _global_batch(), jax.random.PRNGKey(0), True
     )
@@ -92,7 +87,7 @@ def test_four_device_shard_map_step_equals_single_device(single_device_result):
 
 def test_same_per_device_step_under_pmap(single_device_result):
     model, _, optimizer, _, loss_fn, _, _ = train_tiny.build(jax.devices()[:1])
-    variables = model.init_variables(jax.random.PRNGKey(0), train_tiny.WINDOW)
+    variables = train_tiny.initial_variables(0)
     state = create_train_state(variables["params"], optimizer, 1, variables["batch_stats"])
     n = 4
     stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), state)
@@ -143,6 +138,7 @@ def test_step_rejects_batches_that_do_not_split_over_devices():
     assert rows == 6 and padded["emg"].shape[0] == 8 and not padded["valid"][6:].any()
     with pytest.raises(ValueError, match="mask entry"):
         pad_batch({"emg": np.zeros((3, 2))}, 4)
+    assert pad_batch({"emg": np.zeros((4, 2))}, 4)[1] == 4  # nothing to pad: no mask needed
 
 
 # ---------------------------------------------------------------------------- losses

@@ -9,7 +9,8 @@ The network maps a short EMG window straight to a hand pose:
                   -> Linear -> ReLU -> dropout -> Linear
                   -> joints (B, 21, 3) or MANO theta (B, 45)
 
-With the defaults it has about 1.0 M parameters, like the original. The LSTM
+With the defaults it has about 1.0 M parameters, like the original (the
+convolutions have no bias: BatchNorm follows and cancels it). The LSTM
 is a ``lax.scan`` whose input projection is hoisted out of the loop (one
 matmul over all steps), PyTorch gate order (i, f, g, o) with the two PyTorch
 biases, so original weights map one to one. Its carry is explicit: pass
@@ -160,8 +161,8 @@ def lookahead_samples(config: DirectConfig) -> int:
     return int(last_read - (config.time_stride - 1))
 
 
-def _lstm_uniform(scale: float):
-    """PyTorch's LSTM init: U(-1/sqrt(hidden), 1/sqrt(hidden)) for every tensor."""
+def _symmetric_uniform(scale: float):
+    """U(-scale, scale): PyTorch's LSTM init with scale 1/sqrt(hidden), its bias init with 1/sqrt(fan_in)."""
 
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -scale, scale)
@@ -177,7 +178,7 @@ _torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "unif
 
 
 def _torch_bias_init(fan_in: int):
-    return _lstm_uniform(1.0 / np.sqrt(fan_in))
+    return _symmetric_uniform(1.0 / np.sqrt(fan_in))
 
 
 class LSTMStack(nn.Module):
@@ -210,7 +211,7 @@ class LSTMStack(nn.Module):
                 f"LSTM initial_carry: expected (h, c) each of shape {expected}, "
                 f"found {tuple(h0.shape)} and {tuple(c0.shape)}"
             )
-        init = _lstm_uniform(1.0 / np.sqrt(hidden))
+        init = _symmetric_uniform(1.0 / np.sqrt(hidden))
         final_h, final_c = [], []
         for layer in range(self.num_layers):
             scope = f"layer_{layer}"
@@ -299,7 +300,8 @@ class DirectModel(nn.Module):
         if cfg.mode == "last":
             x = x[:, -1]  # (B, H)
         x = nn.relu(self._dense(cfg.head_hidden, x.shape[-1], "head_hidden")(x))
-        x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
+        if cfg.dropout > 0.0:  # (a rate-0 Dropout would still demand a "dropout" rng)
+            x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
         x = self._dense(int(np.prod(cfg.output_shape)), cfg.head_hidden, "head_out")(x)
         if cfg.mode == "last":
             return x.reshape(x.shape[0], *cfg.output_shape), carry

@@ -106,11 +106,13 @@ def pad_batch(batch: Mapping[str, Any], multiple: int, *, mask_keys: Sequence[st
     if len(set(rows.values())) != 1:
         raise ValueError(f"pad_batch: expected the same batch size for every entry, found {rows}")
     n = next(iter(rows.values()))
-    if not any(key in batch for key in mask_keys):
-        raise ValueError(f"pad_batch: expected a mask entry among {list(mask_keys)} to hide padded rows, found keys {sorted(batch)}")
     extra = (-n) % multiple
     if extra == 0:
         return dict(batch), n
+    if not any(key in batch for key in mask_keys):
+        raise ValueError(
+            f"pad_batch: expected a mask entry among {list(mask_keys)} to hide {extra} padded rows, found keys {sorted(batch)}"
+        )
     padded = {}
     for key, value in batch.items():
         value = np.asarray(value)

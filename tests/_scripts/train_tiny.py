@@ -35,6 +35,13 @@ def make_dataset(num_windows: int, seed: int = 0):
     return {"emg": emg, "target": target, "valid": valid}
 
 
+def global_batch():
+    """A fixed global batch of 16 windows whose valid rows are spread unevenly over 4 shards (4, 1, 0, 3)."""
+    batch = make_dataset(16, seed=5)
+    batch["valid"] = np.array([1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1], bool)
+    return batch
+
+
 class IndexLoader:
     """Minimal resumable loader: a seeded per-epoch permutation, batches by index.
 
@@ -67,21 +74,86 @@ class IndexLoader:
         return {"epoch": self.epoch, "next_batch": self.next_batch}
 
 
+_VARIABLES = {}
+# Subprocesses load the parent's initial variables from this file instead of
+# recompiling the initialiser (random-number code compiles slowly on CPU).
+INIT_ENV = "EMGJAX_TEST_TINY_INIT"
+
+
+def initial_variables(seed: int = 0):
+    """Initial variables of the tiny model, computed once per process (or read from $EMGJAX_TEST_TINY_INIT)."""
+    import jax
+    import jax.numpy as jnp
+
+    from emgjax.models.direct import DirectModel
+
+    if seed not in _VARIABLES:
+        model = DirectModel(tiny_config())
+        path = os.environ.get(INIT_ENV)
+        if path and seed == 0:
+            skeleton = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 8, WINDOW)), train=False))
+            with np.load(path) as saved:
+                leaves = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+            _VARIABLES[seed] = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(skeleton), leaves)
+        else:
+            _VARIABLES[seed] = jax.device_get(model.init_variables(jax.random.PRNGKey(seed), WINDOW))
+    return _VARIABLES[seed]
+
+
+def save_initial_variables(path) -> str:
+    """Write ``initial_variables(0)`` for subprocesses; returns the path to put in $EMGJAX_TEST_TINY_INIT."""
+    import jax
+
+    np.savez(path, *jax.tree_util.tree_leaves(initial_variables(0)))
+    return str(path)
+
+
+_BUILDS = {}
+
+
 def build(devices, *, dropout: float = 0.0, learning_rate: float = 1e-2, seed: int = 0):
-    """(model, mesh, optimizer, replicated initial state, loss_fn, train_step, eval_step)."""
+    """(model, mesh, optimizer, replicated initial state, loss_fn, train_step, eval_step).
+
+    Memoised per process: tests that share a setup also share its compiled steps.
+    """
     import jax
 
     from emgjax.models.direct import DirectModel, make_direct_loss_fn
     from emgjax.train import OptimConfig, create_train_state, make_data_mesh, make_eval_step, make_optimizer
     from emgjax.train import make_train_step, replicate
 
-    model = DirectModel(tiny_config(dropout), bn_axis_name="data")
-    variables = model.init_variables(jax.random.PRNGKey(seed), WINDOW)
-    optimizer = make_optimizer(OptimConfig(learning_rate=learning_rate, grad_clip_norm=1.0))
-    mesh = make_data_mesh(devices)
-    state = replicate(create_train_state(variables["params"], optimizer, seed + 1, variables["batch_stats"]), mesh)
-    loss_fn = make_direct_loss_fn(model, scale=10.0)
-    return model, mesh, optimizer, state, loss_fn, make_train_step(loss_fn, optimizer, mesh), make_eval_step(loss_fn, mesh)
+    key = (tuple(d.id for d in devices), dropout, learning_rate, seed)
+    if key not in _BUILDS:
+        model = DirectModel(tiny_config(dropout), bn_axis_name="data")
+        variables = initial_variables(seed)  # dropout does not change the parameter tree
+        optimizer = make_optimizer(OptimConfig(learning_rate=learning_rate, grad_clip_norm=1.0))
+        mesh = make_data_mesh(devices)
+        state = replicate(create_train_state(variables["params"], optimizer, seed + 1, variables["batch_stats"]), mesh)
+        loss_fn = make_direct_loss_fn(model, scale=10.0)
+        _BUILDS[key] = (
+            model, mesh, optimizer, state, loss_fn, make_train_step(loss_fn, optimizer, mesh), make_eval_step(loss_fn, mesh)
+        )
+    return _BUILDS[key]
+
+
+_REFERENCE = {}
+
+
+def single_device_reference(steps: int = 3):
+    """``steps`` updates of the tiny model on ``global_batch()`` on one device: (state, metrics per step, eval metrics)."""
+    import jax
+
+    from emgjax.train import shard_batch
+
+    if steps not in _REFERENCE:
+        _, mesh, _, state, _, train_step, eval_step = build(jax.devices()[:1])
+        sharded = shard_batch(global_batch(), mesh)
+        history = []
+        for _ in range(steps):
+            state, metrics = train_step(state, sharded)
+            history.append(jax.device_get(metrics))
+        _REFERENCE[steps] = (jax.device_get(state), history, jax.device_get(eval_step(state, sharded)))
+    return _REFERENCE[steps]
 
 
 def flat_params(params) -> dict[str, np.ndarray]:

@@ -1,0 +1,165 @@
+"""``emgjax demo``: the whole pipeline on synthetic data, no hardware and no download.
+
+1. writes synthetic MindRove-format sessions (8 electrodes at 500 Hz, 30 fps
+   landmark labels; see docs/synthetic_data.md) into ``OUT/data``;
+2. trains the direct joints model (Conv1D + LSTM, one pose per 100 ms window)
+   on the training sessions, selecting the checkpoint on the validation
+   session; normalisation and target statistics come from the training
+   sessions only;
+3. evaluates on the held-out test session(s) (split by session: no test
+   window overlaps a training window) against the baseline that always
+   predicts the mean training pose, and prints MPJPE / PA-MPJPE overall and
+   per finger;
+4. saves ``OUT/run/curves.png`` (training curves) and ``OUT/trajectories.png``
+   (predicted vs true fingertip trajectories on a held-out session).
+
+Rerunning with the same ``--out`` resumes training from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "demo_experiment"]
+
+# Tuned on this project's shared 2-core CPU (see the README): a smaller model
+# than the original (LSTM 128, convolutions 32/64) takes ~3x less time per
+# step and, for a fixed time budget, reaches a lower held-out error than the
+# 1.0 M-parameter original (e.g. 7.4 mm after 600 steps vs 9.5 mm after 300).
+_DEFAULTS = dict(sessions=8, duration=60.0, steps=600, seed=0)
+_QUICK = dict(sessions=3, duration=10.0, steps=16, seed=0)
+
+
+def demo_experiment(out_dir: Path, data_dir: Path, *, steps: int, seed: int, quick: bool):
+    """The demo's ``DirectExperiment`` (training for ``steps`` updates on ``data_dir``)."""
+    from emgjax.models.direct import DirectConfig
+    from emgjax.recipes import LoopConfig, SessionsConfig
+    from emgjax.recipes.direct import DirectDataConfig, DirectExperiment
+    from emgjax.train import OptimConfig
+
+    if quick:
+        model = DirectConfig(conv_channels=(8, 16), lstm_hidden=16, head_hidden=16, dropout=0.1)
+        batch = 16
+    else:
+        model = DirectConfig(conv_channels=(32, 64), lstm_hidden=128, head_hidden=128, dropout=0.1)
+        batch = 64
+    learning_rate = 2e-3
+    return DirectExperiment(
+        out_dir=str(out_dir),
+        sessions=SessionsConfig(data_dir=str(data_dir)),
+        # 100 ms windows every 50 ms; the target is the wrist-relative pose at the window's end.
+        data=DirectDataConfig(window_length=50, stride=25, eval_stride=25, centre_on_wrist=True),
+        model=model,
+        optim=OptimConfig(
+            learning_rate=learning_rate, schedule="warmup_cosine", warmup_steps=min(50, steps // 4),
+            decay_steps=steps, end_learning_rate=learning_rate * 0.05, grad_clip_norm=1.0,
+        ),
+        loop=LoopConfig(
+            batch_size=batch, num_epochs=1000, max_steps=steps, checkpoint_every_steps=100, seed=seed, progress=not quick,
+            eval_every_steps=None if quick else 100,
+        ),
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emgjax demo",
+        description="End-to-end demo on synthetic MindRove data: generate sessions, train the direct joints model, "
+        "evaluate it on held-out sessions against a predict-the-mean baseline, save plots. No hardware, no download.",
+    )
+    parser.add_argument("--out", default=None, help="output folder (default: a new temporary folder, kept)")
+    parser.add_argument("--sessions", type=int, default=None,
+                        help=f"synthetic sessions; split by session into train/val/test (default {_DEFAULTS['sessions']})")
+    parser.add_argument("--duration", type=float, default=None, help=f"seconds per session (default {_DEFAULTS['duration']:g})")
+    parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {_DEFAULTS['steps']})")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the data and the model (default 0)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"tiny smoke run: {_QUICK['sessions']} sessions of {_QUICK['duration']:g} s, a tiny model, "
+                        f"{_QUICK['steps']} steps (for tests; does not learn much)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.perf_counter()
+    base = _QUICK if args.quick else _DEFAULTS
+    sessions = base["sessions"] if args.sessions is None else args.sessions
+    duration = base["duration"] if args.duration is None else args.duration
+    steps = base["steps"] if args.steps is None else args.steps
+    seed = base["seed"] if args.seed is None else args.seed
+    if sessions < 3:
+        print(f"emgjax demo: error: --sessions: expected at least 3 (train, val and test), found {sessions}", file=sys.stderr)
+        return 2
+    if steps < 1 or seed < 0 or not duration > 0:
+        print(f"emgjax demo: error: expected --steps >= 1, --seed >= 0 and --duration > 0, found {steps}, {seed}, {duration:g}",
+              file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="emgjax-demo-"))
+    if out.exists() and not out.is_dir():
+        print(f"emgjax demo: error: --out: expected a folder, found a file at {out}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    # The data (and so the statistics saved with a run) depend on these; a rerun resumes only with the same ones.
+    settings = {"sessions": sessions, "duration": duration, "seed": seed, "quick": bool(args.quick)}
+    settings_file = out / "demo_settings.json"
+    if settings_file.exists():
+        previous = json.loads(settings_file.read_text())
+        if previous != settings:
+            print(f"emgjax demo: error: {out} holds a demo run with other settings {previous}; found {settings}. "
+                  "Use another --out (or the same settings to resume).", file=sys.stderr)
+            return 2
+    settings_file.write_text(json.dumps(settings) + "\n")
+
+    from emgjax.data.synthetic import write_synthetic_dataset
+
+    print(f"emgjax demo: output in {out}")
+    t0 = time.perf_counter()
+    written = write_synthetic_dataset(out / "data", n_sessions=sessions, duration_s=duration, seed=seed, formats=("mindrove",))
+    counts = {name: written["splits"].count(name) for name in ("train", "val", "test")}
+    print(f"[1/3] wrote {sessions} synthetic MindRove sessions of {duration:g} s (8 ch @ 500 Hz, 30 fps landmarks), "
+          f"split by session: {counts['train']} train / {counts['val']} val / {counts['test']} test "
+          f"({time.perf_counter() - t0:.1f} s)")
+
+    from emgjax.models.direct import count_params
+    from emgjax.recipes.direct import evaluate_direct, format_report, train_direct
+
+    exp = demo_experiment(out / "run", out / "data", steps=steps, seed=seed, quick=args.quick)
+    print(f"[2/3] training the direct joints model for {steps} steps (batch {exp.loop.batch_size}, "
+          f"{exp.data.window_length}-sample windows)")
+    run = train_direct(exp, verbose=not args.quick)
+    params = count_params(run.model.variables["params"])
+    resumed = f", resumed from step {run.resumed_from_step}" if run.resumed_from_step is not None else ""
+    print(f"      {params:,} parameters, {run.steps} steps in {run.train_seconds:.1f} s{resumed}")
+
+    t0 = time.perf_counter()
+    evaluation = evaluate_direct(run.out_dir, run.splits["test"], plot_dir=out)
+    print(f"[3/3] evaluated on held-out sessions ({time.perf_counter() - t0:.1f} s)\n")
+    print(format_report(evaluation, title="held-out test sessions, model vs predict-the-mean baseline (mm)"))
+    model_mm, base_mm = evaluation.model["mpjpe_mm"], evaluation.baseline["mpjpe_mm"]
+    verdict = "beats" if model_mm < base_mm else "does NOT beat"
+    print(f"\nThe model {verdict} the baseline: MPJPE {model_mm:.2f} mm vs {base_mm:.2f} mm "
+          f"({100 * (1 - model_mm / base_mm):+.0f} %), PA-MPJPE {evaluation.model['pa_mpjpe_mm']:.2f} mm vs "
+          f"{evaluation.baseline['pa_mpjpe_mm']:.2f} mm.")
+    print("(Poses are wrist-relative MediaPipe landmarks; the wrist row is 0 for the baseline by construction.)")
+    report = {"settings": settings, "steps": run.steps, "evaluation": evaluation.summary(),
+              "wall_seconds": round(time.perf_counter() - started, 1)}
+    (out / "demo_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("\nfiles:")
+    print(f"  training curves       {run.out_dir / 'curves.png'}")
+    for png in evaluation.pngs:
+        print(f"  trajectories          {png}")
+    print(f"  metrics log           {run.out_dir / 'metrics.jsonl'}")
+    print(f"  model + statistics    {run.out_dir / 'model.json'}, {run.out_dir / 'model'}")
+    print(f"  report                {out / 'demo_report.json'}")
+    print(f"\ndone in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""emgjax.recipes: train, evaluate and fine-tune models as library functions.
+
+The experiment scripts in ``experiments/`` and ``emgjax demo`` are thin
+command lines over these functions:
+
+- `emgjax.recipes.direct`: the MindRove direct models (Conv1D + LSTM):
+  ``train_direct``, ``evaluate_direct``, ``finetune_direct``;
+- `emgjax.recipes.emg2pose`: the emg2pose port on emg2pose-format data:
+  ``train_emg2pose``, ``evaluate_emg2pose``;
+- `emgjax.recipes.overrides`: frozen-dataclass configs from the command line.
+
+This module holds what they share: where the sessions come from
+(`SessionsConfig`, `resolve_sessions`: always split by session file, never by
+window), the training-loop settings (`LoopConfig`), the run directory (config
+saved as JSON, refused if a rerun changes it) and `run_fit`, the glue from a
+loss function and datasets to `emgjax.train.fit` with Orbax checkpoints, so a
+run killed at any point resumes when it is started again with the same output
+directory.
+
+Run directory layout (every recipe)::
+
+    OUT/config.json        the experiment config (JSON of the frozen dataclass)
+    OUT/checkpoints/       Orbax checkpoints of the training state (resume)
+    OUT/metrics.jsonl      one JSON record per epoch / evaluation
+    OUT/curves.png         training curves
+    OUT/model.json         what inference needs besides the weights: model
+                           config, normalisation statistics, target statistics
+    OUT/model/             the exported weights (Orbax), {"params", "batch_stats"}
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+__all__ = [
+    "SessionsConfig",
+    "LoopConfig",
+    "resolve_sessions",
+    "prepare_run_dir",
+    "write_json",
+    "read_json",
+    "run_fit",
+    "export_variables",
+    "load_variables",
+    # lazily imported from the recipe modules
+    "DirectExperiment",
+    "FinetuneExperiment",
+    "train_direct",
+    "evaluate_direct",
+    "finetune_direct",
+    "Emg2PoseTraining",
+    "train_emg2pose",
+    "evaluate_emg2pose",
+]
+
+_LAZY = {
+    "DirectExperiment": "emgjax.recipes.direct",
+    "FinetuneExperiment": "emgjax.recipes.direct",
+    "train_direct": "emgjax.recipes.direct",
+    "evaluate_direct": "emgjax.recipes.direct",
+    "finetune_direct": "emgjax.recipes.direct",
+    "Emg2PoseTraining": "emgjax.recipes.emg2pose",
+    "train_emg2pose": "emgjax.recipes.emg2pose",
+    "evaluate_emg2pose": "emgjax.recipes.emg2pose",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'emgjax.recipes' has no attribute {name!r}")
+
+
+# -- where the sessions are ------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionsConfig:
+    """Session files and their split (by session file, never by window).
+
+    Give one of:
+    - ``data_dir``: a folder with ``metadata.csv``, either the one
+      ``emgjax synth`` writes (columns ``split`` and ``mindrove_file`` /
+      ``emg2pose_file``) or emg2pose's own (``filename``, ``split``, ...);
+    - ``splits_file``: a JSON ``{"train": [...], "val": [...], "test": [...]}``
+      (paths relative to the file) or an emg2pose-style CSV;
+    - explicit ``train`` / ``val`` / ``test`` tuples of files (override the above).
+    """
+
+    data_dir: str = ""
+    splits_file: str = ""
+    train: tuple[str, ...] = ()
+    val: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
+
+
+def _synth_metadata_splits(metadata: Path, column: str) -> dict[str, list[Path]]:
+    splits: dict[str, list[Path]] = {}
+    with open(metadata, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or ()) or "split" not in (reader.fieldnames or ()):
+            raise ValueError(f"{metadata}: expected columns 'split' and {column!r}, found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            if not row[column]:
+                continue  # that format was not written for this session
+            if not row["split"]:
+                raise ValueError(f"{metadata}:{line}: expected a split name, found an empty 'split'")
+            splits.setdefault(row["split"], []).append(metadata.parent / row[column])
+    if not splits:
+        raise ValueError(f"{metadata}: expected at least one session with a {column!r} file, found none")
+    return splits
+
+
+def resolve_sessions(config: SessionsConfig, kind: str) -> dict[str, list[Path]]:
+    """``{"train": [...], "val": [...], "test": [...]}`` of existing session files.
+
+    ``kind`` is "mindrove" or "emg2pose" (which column of a synthetic
+    ``metadata.csv`` to read). Splits are checked to be disjoint by session;
+    every listed file must exist (FileNotFoundError naming it).
+    """
+    from emgjax.data.windows import check_disjoint_splits, load_splits
+
+    if kind not in ("mindrove", "emg2pose"):
+        raise ValueError(f"resolve_sessions kind: expected 'mindrove' or 'emg2pose', found {kind!r}")
+    explicit = {name: [Path(p) for p in getattr(config, name)] for name in ("train", "val", "test")}
+    if any(explicit.values()):
+        splits = explicit
+    elif config.splits_file:
+        splits = load_splits(config.splits_file)
+    elif config.data_dir:
+        metadata = Path(config.data_dir) / "metadata.csv"
+        if not metadata.is_file():
+            raise FileNotFoundError(f"{metadata}: expected a metadata.csv listing the sessions and their split, found none")
+        with open(metadata, newline="") as handle:
+            header = next(csv.reader(handle), [])
+        column = f"{kind}_file"
+        splits = _synth_metadata_splits(metadata, column) if column in header else load_splits(metadata)
+    else:
+        raise ValueError("sessions: expected data_dir, splits_file or explicit train/val/test files, found none set")
+    splits = {name: [Path(p) for p in splits.get(name, [])] for name in ("train", "val", "test")}
+    check_disjoint_splits(splits)
+    for paths in splits.values():
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: session file listed in the splits does not exist")
+    return splits
+
+
+# -- the training loop -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """Training-loop settings shared by the recipes.
+
+    ``max_steps`` (None = no limit) ends training early, mid-epoch if need be.
+    ``early_stopping_patience`` counts epochs without a better validation
+    loss (0 = off; needs a val split). ``checkpoint_every_steps`` adds
+    mid-epoch checkpoints to the one at every epoch end.
+    """
+
+    batch_size: int = 64
+    num_epochs: int = 100
+    max_steps: int | None = None
+    eval_every_steps: int | None = None
+    checkpoint_every_steps: int | None = 500
+    early_stopping_patience: int = 0
+    seed: int = 0
+    num_workers: int = 1
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("batch_size", "num_epochs", "num_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LoopConfig.{name}: expected a positive integer, found {value!r}")
+        for name in ("max_steps", "eval_every_steps", "checkpoint_every_steps"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"LoopConfig.{name}: expected None or a positive integer, found {value!r}")
+        if self.early_stopping_patience < 0 or self.seed < 0:
+            raise ValueError(
+                f"LoopConfig: expected early_stopping_patience >= 0 and seed >= 0, found "
+                f"{self.early_stopping_patience} and {self.seed}"
+            )
+
+
+# Fields a rerun may change without starting over: how long to train and how to show it.
+_RESUMABLE_CHANGES = ("loop.num_epochs", "loop.max_steps", "loop.progress", "loop.num_workers", "loop.eval_every_steps")
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | os.PathLike, what: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: expected the {what}, found no such file")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: expected the {what} as JSON, found unreadable text ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected the {what} as a JSON object, found {type(data).__name__}")
+    return data
+
+
+def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
+    """Create ``out_dir`` and save ``config.json``; on a rerun, check the config is the same.
+
+    A rerun resumes from the checkpoints, so it must train the same thing:
+    only the loop length and display (``loop.num_epochs``, ``loop.max_steps``,
+    ...) may change; anything else raises ValueError listing the differences.
+    """
+    from emgjax.recipes.overrides import config_diff, config_from_dict, config_to_dict
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir: expected a directory, found a file at {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "config.json"
+    if path.exists() and (out / "checkpoints").is_dir():
+        saved = config_from_dict(type(config), read_json(path, "run config"))
+        changed = {k: v for k, v in config_diff(saved, config).items() if k not in _RESUMABLE_CHANGES and k != "out_dir"}
+        if changed:
+            lines = "\n  ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
+            raise ValueError(
+                f"{out}: this run directory holds checkpoints of a different config; resume with the same config or "
+                f"use a new out_dir. Differences:\n  {lines}"
+            )
+    write_json(path, config_to_dict(config))
+    return out
+
+
+def export_variables(directory: str | os.PathLike, variables: Mapping[str, Any]) -> Path:
+    """Save ``{"params", "batch_stats"}`` with Orbax into ``directory`` (replaced if present)."""
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    directory = Path(directory).absolute()
+    if directory.exists():
+        shutil.rmtree(directory)
+    host = jax.tree_util.tree_map(lambda x: np.asarray(jax.device_get(x)), dict(variables))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(directory, host)
+    checkpointer.wait_until_finished()
+    checkpointer.close()
+    return directory
+
+
+def load_variables(directory: str | os.PathLike, template: Mapping[str, Any]) -> dict:
+    """Restore exported variables, checked against ``template``'s structure and shapes."""
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    directory = Path(directory).absolute()
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: expected exported model variables (an Orbax directory), found none")
+    try:
+        restored = ocp.StandardCheckpointer().restore(directory)
+    except Exception as err:  # Orbax raises many types for damaged directories
+        raise ValueError(f"{directory}: could not restore the model variables ({type(err).__name__}: {err})") from err
+    expected = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), dict(template))
+    found = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), dict(restored))
+    if expected != found:
+        raise ValueError(f"{directory}: the saved variables do not match the model config in model.json")
+    return jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x), dict(restored))
+
+
+def run_fit(
+    out_dir: Path,
+    *,
+    state,
+    loss_fn: Callable,
+    optimizer,
+    mesh,
+    train_dataset,
+    val_dataset,
+    loop: LoopConfig,
+    extra: Mapping[str, Any],
+    verbose: bool = True,
+):
+    """Train with ``emgjax.train.fit``: checkpoints in ``out_dir/checkpoints``, logs in ``out_dir``.
+
+    Resumes automatically from the latest complete checkpoint there. The
+    training loader is seeded by ``loop.seed`` and resumable mid-epoch.
+    Returns ``(FitResult, best_state)``: ``best_state`` is the state of the
+    best validation checkpoint when there is a val split, else the final state.
+    """
+    from emgjax.data.loader import Loader
+    from emgjax.train import Checkpointer, EarlyStopping, evaluate, fit, make_eval_step, make_train_step
+
+    devices = mesh.devices.size
+    if loop.batch_size % devices:
+        raise ValueError(
+            f"loop.batch_size: expected a multiple of the {devices} devices the batch is split over, found {loop.batch_size}"
+        )
+    seed = loop.seed
+
+    def make_train_loader(epoch: int, position: dict | None):
+        start = position if position is not None else {"epoch": epoch, "position": 0, "seed": seed}
+        return Loader(train_dataset, loop.batch_size, shuffle=True, state=start, num_workers=loop.num_workers)
+
+    eval_step = make_eval_loader = None
+    if val_dataset is not None:
+        eval_step = make_eval_step(loss_fn, mesh)
+
+        def make_eval_loader():
+            return Loader(val_dataset, loop.batch_size, shuffle=False, drop_remainder=False, num_workers=loop.num_workers)
+
+    early = None
+    if loop.early_stopping_patience and val_dataset is not None:
+        early = EarlyStopping(patience=loop.early_stopping_patience)
+    train_step = make_train_step(loss_fn, optimizer, mesh)
+    with Checkpointer(
+        out_dir / "checkpoints", max_to_keep=2, best_metric="val_loss" if val_dataset is not None else None
+    ) as checkpointer:
+        result = fit(
+            state,
+            train_step,
+            make_train_loader,
+            mesh=mesh,
+            num_epochs=loop.num_epochs,
+            eval_step=eval_step,
+            make_eval_loader=make_eval_loader,
+            eval_every_steps=loop.eval_every_steps if val_dataset is not None else None,
+            checkpointer=checkpointer,
+            checkpoint_every_steps=loop.checkpoint_every_steps,
+            extra=dict(extra),
+            early_stopping=early,
+            log_dir=out_dir,
+            max_steps=loop.max_steps,
+            progress=loop.progress,
+            verbose=verbose,
+        )
+        best_state = result.state
+        if val_dataset is not None:
+            # The best checkpoint is ranked at epoch ends; a run stopped by max_steps mid-epoch
+            # ends unranked, so its final state is scored here before the two are compared.
+            import jax
+
+            final_step = int(jax.device_get(result.state.step))
+            val_loss = {int(r["step"]): r.get("val_loss") for r in result.history if r.get("val_loss") is not None}
+            if final_step not in val_loss:
+                val_loss[final_step] = evaluate(result.state, eval_step, make_eval_loader, mesh)["loss"]
+            best = checkpointer.best_step()
+            if best is not None and best != final_step and val_loss.get(best, math.inf) < val_loss[final_step]:
+                best_state, _ = checkpointer.restore(best, result.state)
+    return result, best_state

@@ -1,0 +1,782 @@
+"""Train, evaluate and fine-tune the direct MindRove models (Conv1D + LSTM) as library functions.
+
+    from emgjax.recipes.direct import DirectExperiment, train_direct, evaluate_direct
+    from emgjax.recipes import SessionsConfig
+
+    exp = DirectExperiment(out_dir="runs/direct", sessions=SessionsConfig(data_dir="data/synth"))
+    run = train_direct(exp)                        # resumes if runs/direct holds checkpoints
+    report = evaluate_direct("runs/direct", run.splits["test"])
+    print(format_report(report))
+
+Data path, in order (all decided at training time and saved in ``model.json``,
+so evaluation and inference repeat it exactly):
+
+1. each whole session's EMG (8, N) is filtered offline (notch + band-pass,
+   zero-phase; whole sessions avoid the edge effects of filtering 50-sample
+   windows), then z-scored per channel with statistics computed **once on the
+   training sessions** (never per window: that was a shipped bug of the
+   original project);
+2. windows of ``window_length`` samples every ``stride`` samples; the target
+   is the landmarks (mm, MediaPipe order) at the window's last sample
+   (mode "last") or at every LSTM step (mode "sequence", the first
+   ``warmup_steps`` steps unscored because the LSTM starts from zeros);
+3. targets are optionally centred on the wrist (root-relative pose, as
+   MPJPE is usually reported), then standardised with the training mean pose
+   and one scale (mm): the network predicts ``(pose - mean) / scale``, so
+   predicting the mean pose is the zero output and the loss's ``scale``
+   turns errors back into mm (the "joint_distance" metric *is* MPJPE in mm).
+
+Evaluation compares the model with the honest baseline "predict the mean
+training pose" on held-out sessions: MPJPE, PA-MPJPE, per finger and per
+landmark, plus plots of predicted vs true trajectories.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from emgjax.models.direct import DirectConfig
+from emgjax.recipes import (
+    LoopConfig,
+    SessionsConfig,
+    export_variables,
+    load_variables,
+    prepare_run_dir,
+    read_json,
+    resolve_sessions,
+    run_fit,
+    write_json,
+)
+from emgjax.train.optim import OptimConfig
+
+__all__ = [
+    "DirectDataConfig",
+    "DirectExperiment",
+    "FinetuneExperiment",
+    "DirectRun",
+    "DirectEvaluation",
+    "LoadedDirect",
+    "train_direct",
+    "evaluate_direct",
+    "finetune_direct",
+    "load_direct",
+    "format_report",
+    "FINGER_LANDMARKS",
+    "MODEL_FORMAT",
+]
+
+MODEL_FORMAT = "emgjax-direct"
+MODEL_FORMAT_VERSION = 1
+WRIST = 0
+# MediaPipe landmark groups: wrist, then 4 per finger (thumb CMC..TIP, others MCP..TIP).
+FINGER_LANDMARKS: dict[str, tuple[int, ...]] = {
+    "wrist": (0,),
+    "thumb": (1, 2, 3, 4),
+    "index": (5, 6, 7, 8),
+    "middle": (9, 10, 11, 12),
+    "ring": (13, 14, 15, 16),
+    "pinky": (17, 18, 19, 20),
+}
+_TARGET_FOR_OUTPUT = {"joints": "landmarks", "mano": "mano_theta"}
+
+
+# =============================================================================
+# configs
+# =============================================================================
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectDataConfig:
+    """How sessions become (EMG window, target) pairs.
+
+    - ``window_length``/``stride``: training windows in EMG samples (the
+      original: 50 / 25 at 500 Hz); ``eval_stride`` for evaluation windows.
+    - ``warmup_steps``: mode "sequence" only: LSTM steps at the start of each
+      window that are not scored (the LSTM starts from a zero state there).
+    - ``centre_on_wrist``: landmarks relative to the wrist (root-relative).
+    - ``notch_hz``, ``band_hz``: the offline pre-filter (None turns a part off).
+    - ``min_confidence``: label frames at or below this detector score are invalid.
+    - ``rotate_channels``: augment by rotating the band by -1/0/+1 electrode.
+    """
+
+    window_length: int = 50
+    stride: int = 25
+    eval_stride: int = 25
+    warmup_steps: int = 0
+    centre_on_wrist: bool = True
+    notch_hz: float | None = 60.0
+    band_hz: tuple[float, float] | None = (20.0, 200.0)
+    min_confidence: float = 0.5
+    rotate_channels: bool = False
+
+    def __post_init__(self):
+        for name in ("window_length", "stride", "eval_stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DirectDataConfig.{name}: expected a positive integer, found {value!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"DirectDataConfig.warmup_steps: expected >= 0, found {self.warmup_steps}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectExperiment:
+    """Train a direct model on MindRove-format sessions (defaults: the original v5 joints model)."""
+
+    out_dir: str = "runs/direct_joints"
+    sessions: SessionsConfig = SessionsConfig()
+    data: DirectDataConfig = DirectDataConfig()
+    model: DirectConfig = DirectConfig()
+    # The original: Adam, 1e-3 then 5e-4, batch 64, 100 epochs, MSE loss.
+    optim: OptimConfig = OptimConfig(learning_rate=1e-3, schedule="step", decay_steps=20_000, decay_rate=0.5)
+    loop: LoopConfig = LoopConfig(batch_size=64, num_epochs=100, early_stopping_patience=10)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneExperiment:
+    """Adapt a trained direct model to a new user from a few minutes of calibration data.
+
+    The backbone (convolutions, BatchNorm scales, LSTM) is frozen and only
+    the head trains, optionally with the last LSTM layer. Calibration uses the
+    first ``calibration_seconds`` of each ``sessions.train`` session;
+    evaluation runs on ``sessions.test`` (before and after), or, without test
+    sessions, on the rest of the calibration sessions.
+    ``adapt_batch_norm``: re-estimate BatchNorm running statistics on the
+    calibration data (the parameters stay frozen either way).
+    ``renormalise``: z-score with statistics of the calibration data instead
+    of the pretrained model's.
+    """
+
+    pretrained_dir: str = "runs/direct_joints"
+    out_dir: str = "runs/direct_finetuned"
+    sessions: SessionsConfig = SessionsConfig()
+    calibration_seconds: float = 180.0
+    train_last_lstm_layer: bool = False
+    adapt_batch_norm: bool = True
+    renormalise: bool = False
+    stride: int = 25
+    optim: OptimConfig = OptimConfig(learning_rate=1e-3)
+    loop: LoopConfig = LoopConfig(batch_size=64, num_epochs=20, checkpoint_every_steps=200)
+
+    def __post_init__(self):
+        if not self.calibration_seconds > 0:
+            raise ValueError(f"FinetuneExperiment.calibration_seconds: expected > 0, found {self.calibration_seconds!r}")
+        if self.stride < 1:
+            raise ValueError(f"FinetuneExperiment.stride: expected a positive integer, found {self.stride!r}")
+
+
+# =============================================================================
+# data
+# =============================================================================
+
+
+@functools.lru_cache(maxsize=16)
+def _sos(sample_rate: float, notch_hz: float | None, band_hz: tuple[float, float] | None) -> np.ndarray | None:
+    from emgjax.data.signal import design_emg_filter
+
+    if notch_hz is None and band_hz is None:
+        return None
+    return design_emg_filter(sample_rate, notch_hz=notch_hz, band=band_hz)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SessionPreprocess:
+    """Whole-session filter then z-score with training statistics: (8, N) -> (8, N) float32."""
+
+    notch_hz: float | None
+    band_hz: tuple[float, float] | None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def filter(self, emg: np.ndarray, sample_rate: float) -> np.ndarray:
+        from emgjax.data.signal import filter_offline
+
+        sos = _sos(float(sample_rate), self.notch_hz, self.band_hz)
+        return emg if sos is None else filter_offline(emg, sos, axis=-1)
+
+    def __call__(self, emg: np.ndarray, sample_rate: float) -> np.ndarray:
+        emg = self.filter(np.asarray(emg, np.float64), sample_rate)
+        if self.mean is not None:
+            emg = (emg - np.asarray(self.mean)[:, None]) / np.asarray(self.std)[:, None]
+        return emg.astype(np.float32)
+
+
+def _norm_stats(paths: Sequence[Path], preprocess: _SessionPreprocess):
+    """Global per-channel statistics of the filtered EMG of the training sessions."""
+    from emgjax.data.mindrove import MindRoveSession
+    from emgjax.data.signal import compute_norm_stats
+
+    def filtered():
+        for path in paths:
+            with MindRoveSession(path) as session:
+                yield preprocess.filter(session.read_emg().astype(np.float64), session.sample_rate)
+
+    return compute_norm_stats(filtered())
+
+
+def _session_rate(paths: Sequence[Path]) -> float:
+    from emgjax.data.mindrove import MindRoveSession
+
+    rates = {}
+    for path in paths:
+        with MindRoveSession(path) as session:
+            rates[str(path)] = session.sample_rate
+    if len(set(rates.values())) != 1:
+        raise ValueError(f"training sessions: expected one EMG sample rate, found {rates}")
+    return next(iter(rates.values()))
+
+
+def _centre(poses: np.ndarray, centre_on_wrist: bool) -> np.ndarray:
+    """(..., 21, 3) landmarks, optionally relative to the wrist."""
+    return poses - poses[..., WRIST : WRIST + 1, :] if centre_on_wrist else poses
+
+
+def _target_stats(paths: Sequence[Path], kind: str, data: DirectDataConfig) -> dict:
+    """Mean target and one scale over the valid label frames of the training sessions."""
+    from emgjax.data.mindrove import MindRoveSession
+
+    values = []
+    for path in paths:
+        with MindRoveSession(path) as session:
+            stream = session.label_stream(kind, min_confidence=data.min_confidence)
+        good = stream.values[stream.frame_ok].astype(np.float64)
+        values.append(_centre(good, data.centre_on_wrist) if kind == "landmarks" else good)
+    values = np.concatenate(values)
+    if values.shape[0] < 2:
+        raise ValueError(f"training sessions: expected at least 2 valid '{kind}' label frames, found {values.shape[0]}")
+    mean = values.mean(axis=0)
+    scale = float(np.sqrt(np.mean((values - mean) ** 2)))
+    if not scale > 0:
+        raise ValueError(f"training sessions: the '{kind}' targets never vary (std 0); nothing to learn")
+    return {"kind": kind, "centre_on_wrist": bool(data.centre_on_wrist), "mean": mean.tolist(), "scale": scale}
+
+
+class _Windows:
+    """MindRove windows with prepared targets, over a subset of the windows.
+
+    Items: ``emg (8, T)`` float32; ``target`` standardised, (21, 3) / (45,)
+    for mode "last" or (21, 3, T') / (45, T') for "sequence" (one per LSTM
+    step, at ``sequence_sample_index``); ``valid`` () or (T',) bool.
+    """
+
+    def __init__(self, windows, model: DirectConfig, target: dict, warmup_steps: int, indices: np.ndarray | None = None):
+        from emgjax.models.direct import output_steps, sequence_sample_index
+
+        self.windows = windows
+        self.indices = np.arange(len(windows)) if indices is None else np.asarray(indices, np.int64)
+        self.mode = model.mode
+        self.mean = np.asarray(target["mean"], np.float32)
+        self.scale = np.float32(target["scale"])
+        self.centre = bool(target["centre_on_wrist"]) and target["kind"] == "landmarks"
+        steps = output_steps(windows.window_length, model)
+        self.step_index = sequence_sample_index(steps, model)
+        self.step_valid = np.arange(steps) >= warmup_steps
+        if self.mode == "sequence" and not self.step_valid.any():
+            raise ValueError(
+                f"data.warmup_steps: expected fewer than the {steps} LSTM steps of a {windows.window_length}-sample "
+                f"window, found {warmup_steps}"
+            )
+
+    @property
+    def needs_rng(self) -> bool:
+        return self.windows.needs_rng
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def standardise(self, target: np.ndarray) -> np.ndarray:
+        target = _centre(target, True) if self.centre else target
+        return ((target - self.mean) / self.scale).astype(np.float32)
+
+    def window_bounds(self, index: int):
+        return self.windows.window_bounds(int(self.indices[index]))
+
+    def __getitem__(self, index: int, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        item = self.windows.__getitem__(int(self.indices[index]), rng=rng)
+        if self.mode == "last":
+            return {"emg": item["emg"], "target": self.standardise(item["target"]), "valid": np.bool_(item["valid"])}
+        target = self.standardise(item["target"][self.step_index])  # (T', *pose)
+        valid = item["valid"][self.step_index] & self.step_valid
+        return {"emg": item["emg"], "target": np.moveaxis(target, 0, -1), "valid": valid}
+
+
+def _make_windows(paths, info: dict, *, stride: int, transforms=(), rate: float | None = None):
+    from emgjax.data.windows import MindRoveWindows
+
+    data = info["data"]
+    norm = info["normalisation"]
+    preprocess = _SessionPreprocess(
+        data["notch_hz"], None if data["band_hz"] is None else tuple(data["band_hz"]), tuple(norm["mean"]), tuple(norm["std"])
+    )
+    model = DirectConfig.from_dict(info["model"])
+    windows = MindRoveWindows(
+        [str(p) for p in paths],
+        window_length=data["window_length"],
+        stride=stride,
+        target=info["target"]["kind"],
+        mode="last" if model.mode == "last" else "sequence",
+        session_filter=preprocess,
+        transforms=transforms,
+        min_confidence=data["min_confidence"],
+        expected_sample_rate=info["sample_rate"] if rate is None else rate,
+    )
+    return _Windows(windows, model, info["target"], data["warmup_steps"])
+
+
+# =============================================================================
+# model bundle (model.json + exported variables)
+# =============================================================================
+
+
+@dataclasses.dataclass
+class LoadedDirect:
+    """A trained direct model: ``config``, ``variables`` {"params", "batch_stats"}, ``info`` (model.json)."""
+
+    config: DirectConfig
+    variables: dict
+    info: dict
+
+    def predict(self, emg: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """Poses in target units (mm for landmarks) from *preprocessed* windows emg (B, 8, T)."""
+        emg = np.asarray(emg, np.float32)
+        if emg.ndim != 3 or emg.shape[1] != self.config.in_channels:
+            raise ValueError(f"emg: expected (batch, {self.config.in_channels}, time), found {emg.shape}")
+        fn = _predict_fn(self.config)
+        out = [np.asarray(fn(self.variables, emg[i : i + batch_size])) for i in range(0, emg.shape[0], batch_size)]
+        pose = np.concatenate(out)
+        if self.config.mode == "sequence":
+            pose = np.moveaxis(pose, -1, 1)  # (B, T', *pose)
+        target = self.info["target"]
+        return pose * target["scale"] + np.asarray(target["mean"], np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _predict_fn(config: DirectConfig):
+    import jax
+
+    from emgjax.models.direct import DirectModel
+
+    model = DirectModel(config)
+
+    @jax.jit
+    def predict(variables, emg):
+        pose, _ = model.apply(variables, emg, train=False)
+        return pose
+
+    return predict
+
+
+def _model_info(model: DirectConfig, data: DirectDataConfig, norm, target: dict, sample_rate: float, **extra) -> dict:
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "model": model.to_dict(),
+        "data": {
+            "window_length": data.window_length,
+            "eval_stride": data.eval_stride,
+            "warmup_steps": data.warmup_steps,
+            "notch_hz": data.notch_hz,
+            "band_hz": None if data.band_hz is None else list(data.band_hz),
+            "min_confidence": data.min_confidence,
+        },
+        "sample_rate": float(sample_rate),
+        "normalisation": norm.to_dict(),
+        "target": target,
+        **extra,
+    }
+
+
+def load_direct(run_dir: str | Path) -> LoadedDirect:
+    """Load ``run_dir/model.json`` and the exported ``run_dir/model`` variables."""
+    import jax
+
+    from emgjax.models.direct import DirectModel
+
+    run_dir = Path(run_dir)
+    info = read_json(run_dir / "model.json", "direct model description (model.json)")
+    if info.get("format") != MODEL_FORMAT or info.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ValueError(
+            f"{run_dir / 'model.json'}: expected format {MODEL_FORMAT!r} version {MODEL_FORMAT_VERSION}, found "
+            f"{info.get('format')!r} version {info.get('format_version')!r}"
+        )
+    missing = {"model", "data", "normalisation", "target", "sample_rate"} - set(info)
+    if missing:
+        raise ValueError(f"{run_dir / 'model.json'}: expected keys {sorted(missing)} too, found only {sorted(info)}")
+    config = DirectConfig.from_dict(info["model"])
+    template = jax.eval_shape(lambda: DirectModel(config).init_variables(jax.random.key(0), info["data"]["window_length"]))
+    variables = load_variables(run_dir / "model", template)
+    return LoadedDirect(config, variables, info)
+
+
+# =============================================================================
+# training
+# =============================================================================
+
+
+@dataclasses.dataclass
+class DirectRun:
+    """What ``train_direct`` / ``finetune_direct`` return."""
+
+    out_dir: Path
+    splits: dict[str, list[Path]]
+    history: list[dict]
+    resumed_from_step: int | None
+    steps: int
+    train_seconds: float
+    model: LoadedDirect
+
+
+def _setup_training(model_cfg: DirectConfig, target_scale: float, optim: OptimConfig, variables, seed: int, trainable=None,
+                    keep_batch_stats: bool = False):
+    import jax
+
+    from emgjax.models.direct import DirectModel, make_direct_loss_fn
+    from emgjax.train import create_train_state, make_data_mesh, make_optimizer, replicate
+
+    mesh = make_data_mesh()
+    # bn_axis_name: BatchNorm statistics over the global batch, exactly as on one device.
+    loss_fn = make_direct_loss_fn(DirectModel(model_cfg, bn_axis_name="data"), scale=target_scale, axis_name="data")
+    if keep_batch_stats:
+        inner = loss_fn
+
+        def loss_fn(params, batch_stats, batch, rng, train):  # noqa: F811 - frozen running statistics
+            loss, (metrics, _) = inner(params, batch_stats, batch, rng, train)
+            return loss, (metrics, batch_stats)
+
+    optimizer = make_optimizer(optim, variables["params"], trainable=trainable)
+    state = create_train_state(variables["params"], optimizer, jax.random.key(seed), variables.get("batch_stats", {}))
+    return mesh, loss_fn, optimizer, replicate(state, mesh)
+
+
+def _check_model_data(model: DirectConfig, data_window: int, target_kind: str) -> None:
+    expected = _TARGET_FOR_OUTPUT[model.output]
+    if target_kind != expected:
+        raise ValueError(f"model.output {model.output!r} needs '{expected}' targets, found '{target_kind}'")
+    if data_window < model.time_stride:
+        raise ValueError(
+            f"data.window_length: expected at least {model.time_stride} samples (one LSTM step), found {data_window}"
+        )
+
+
+def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
+    """Train ``exp`` (resuming from ``exp.out_dir`` if it holds checkpoints) and export the model.
+
+    Normalisation and target statistics come from the training sessions only
+    and are saved in ``model.json`` and in every checkpoint's extras. The
+    exported weights are the best validation checkpoint when there is a val
+    split, else the last state.
+    """
+    import jax
+
+    from emgjax.models.direct import DirectModel
+    from emgjax.recipes.overrides import config_to_dict
+
+    out = prepare_run_dir(exp.out_dir, exp)
+    splits = resolve_sessions(exp.sessions, "mindrove")
+    if not splits["train"]:
+        raise ValueError("sessions: expected at least one training session, found none")
+    kind = _TARGET_FOR_OUTPUT[exp.model.output]
+    _check_model_data(exp.model, exp.data.window_length, kind)
+    rate = _session_rate(splits["train"])
+    model_json = out / "model.json"
+    if model_json.exists() and (out / "checkpoints").is_dir():
+        # A rerun resumes: reuse the saved statistics (identical by construction, and cheaper).
+        info = read_json(model_json, "direct model description (model.json)")
+    else:
+        from emgjax.data.signal import NormStats  # noqa: F401 - documents the saved type
+
+        preprocess = _SessionPreprocess(exp.data.notch_hz, exp.data.band_hz)
+        norm = _norm_stats(splits["train"], preprocess)
+        target = _target_stats(splits["train"], kind, exp.data)
+        info = _model_info(exp.model, exp.data, norm, target, rate, trained_on=[str(p) for p in splits["train"]])
+        write_json(model_json, info)
+    transforms = ()
+    if exp.data.rotate_channels:
+        from emgjax.data.windows import RandomChannelRotation
+
+        transforms = (RandomChannelRotation(),)
+    train_ds = _make_windows(splits["train"], info, stride=exp.data.stride, transforms=transforms)
+    val_ds = _make_windows(splits["val"], info, stride=exp.data.eval_stride) if splits["val"] else None
+
+    variables = DirectModel(exp.model).init_variables(jax.random.key(exp.loop.seed), exp.data.window_length)
+    mesh, loss_fn, optimizer, state = _setup_training(
+        exp.model, info["target"]["scale"], exp.optim, variables, exp.loop.seed + 1
+    )
+    extra = {"normalisation": info["normalisation"], "target": info["target"], "config": config_to_dict(exp)}
+    started = time.perf_counter()
+    result, best = run_fit(
+        out, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh, train_dataset=train_ds,
+        val_dataset=val_ds, loop=exp.loop, extra=extra, verbose=verbose,
+    )
+    seconds = time.perf_counter() - started
+    export_variables(out / "model", {"params": best.params, "batch_stats": best.batch_stats})
+    info = {**info, "exported_step": int(jax.device_get(best.step))}
+    write_json(model_json, info)
+    return DirectRun(out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)),
+                     seconds, load_direct(out))
+
+
+def _backbone_frozen_predicate(num_lstm_layers: int, train_last_lstm_layer: bool):
+    """Trainable = the head (``head_*``), plus the last LSTM layer if asked."""
+    last = f"layer_{num_lstm_layers - 1}_"
+
+    def trainable(path: tuple[str, ...], leaf) -> bool:
+        if path[0].startswith("head"):
+            return True
+        return train_last_lstm_layer and path[0] == "lstm" and path[-1].startswith(last)
+
+    return trainable
+
+
+def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[DirectRun, dict]:
+    """Fine-tune ``exp.pretrained_dir`` for a new user; returns ``(run, {"before": eval, "after": eval})``.
+
+    Frozen parameters receive exactly zero updates (they stay bitwise equal);
+    the optimiser keeps no moments for them. The evaluations are
+    ``DirectEvaluation``s on the held-out data (see ``FinetuneExperiment``).
+    """
+    import jax
+
+    from emgjax.recipes.overrides import config_to_dict
+
+    pretrained = load_direct(exp.pretrained_dir)
+    out = prepare_run_dir(exp.out_dir, exp)
+    if out.resolve() == Path(exp.pretrained_dir).resolve():
+        raise ValueError(f"out_dir: expected a directory other than the pretrained model's, found {out}")
+    splits = resolve_sessions(exp.sessions, "mindrove")
+    if not splits["train"]:
+        raise ValueError("sessions: expected calibration sessions in the train split, found none")
+    info = dict(pretrained.info)
+    if exp.renormalise:
+        data = info["data"]
+        preprocess = _SessionPreprocess(data["notch_hz"], None if data["band_hz"] is None else tuple(data["band_hz"]))
+        info["normalisation"] = _norm_stats(splits["train"], preprocess).to_dict()
+    all_windows = _make_windows(splits["train"], info, stride=exp.stride)
+    rate = float(info["sample_rate"])
+    limit = int(round(exp.calibration_seconds * rate))
+    stops = np.array([all_windows.window_bounds(i)[2] for i in range(len(all_windows))])
+    calibration = _Windows(all_windows.windows, pretrained.config, info["target"], info["data"]["warmup_steps"],
+                           np.flatnonzero(stops <= limit))
+    if len(calibration) < exp.loop.batch_size:
+        raise ValueError(
+            f"calibration: expected at least one batch ({exp.loop.batch_size} windows) in the first "
+            f"{exp.calibration_seconds:g} s of the calibration sessions, found {len(calibration)}"
+        )
+    if splits["test"]:
+        held_out = {"sessions": splits["test"]}
+    else:
+        held_out = {"sessions": splits["train"], "after_seconds": exp.calibration_seconds}
+    val_ds = _make_windows(splits["val"], info, stride=info["data"]["eval_stride"]) if splits["val"] else None
+
+    trainable = _backbone_frozen_predicate(pretrained.config.lstm_layers, exp.train_last_lstm_layer)
+    mesh, loss_fn, optimizer, state = _setup_training(
+        pretrained.config, info["target"]["scale"], exp.optim, pretrained.variables, exp.loop.seed + 1,
+        trainable=trainable, keep_batch_stats=not exp.adapt_batch_norm,
+    )
+    info = {
+        **info,
+        "finetuned_from": str(Path(exp.pretrained_dir).resolve()),
+        "finetune": {"calibration_seconds": exp.calibration_seconds, "train_last_lstm_layer": exp.train_last_lstm_layer,
+                     "adapt_batch_norm": exp.adapt_batch_norm, "renormalise": exp.renormalise,
+                     "calibration_sessions": [str(p) for p in splits["train"]]},
+    }
+    write_json(out / "model.json", info)
+    extra = {"normalisation": info["normalisation"], "target": info["target"], "config": config_to_dict(exp)}
+    started = time.perf_counter()
+    result, best = run_fit(
+        out, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh, train_dataset=calibration,
+        val_dataset=val_ds, loop=exp.loop, extra=extra, verbose=verbose,
+    )
+    seconds = time.perf_counter() - started
+    export_variables(out / "model", {"params": best.params, "batch_stats": best.batch_stats})
+    write_json(out / "model.json", {**info, "exported_step": int(jax.device_get(best.step))})
+    run = DirectRun(out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)),
+                    seconds, load_direct(out))
+    before = evaluate_direct(exp.pretrained_dir, **held_out)
+    after = evaluate_direct(out, **held_out)
+    write_json(out / "finetune_evaluation.json", {"before": before.summary(), "after": after.summary()})
+    return run, {"before": before, "after": after}
+
+
+# =============================================================================
+# evaluation
+# =============================================================================
+
+
+@dataclasses.dataclass
+class DirectEvaluation:
+    """Held-out evaluation of a direct model against the predict-the-mean baseline.
+
+    ``model`` / ``baseline``: metric dicts (joints: "mpjpe_mm", "pa_mpjpe_mm",
+    "mpjpe_<finger>_mm"; MANO: "mae_rad", "mae_deg"). ``per_landmark_mm``:
+    {"model": (21,), "baseline": (21,)} for joints. ``frames``: scored
+    poses. ``pred``, ``true``: (N, *pose) in target units, ``times`` (N,)
+    seconds from each frame's session start, ``session_index`` (N,).
+    """
+
+    sessions: list[Path]
+    frames: int
+    model: dict[str, float]
+    baseline: dict[str, float]
+    per_landmark_mm: dict[str, list[float]] | None
+    pred: np.ndarray
+    true: np.ndarray
+    times: np.ndarray
+    session_index: np.ndarray
+    pngs: list[Path] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {
+            "sessions": [str(p) for p in self.sessions],
+            "frames": self.frames,
+            "model": self.model,
+            "baseline": self.baseline,
+            "per_landmark_mm": self.per_landmark_mm,
+            "pngs": [str(p) for p in self.pngs],
+        }
+
+
+def _joint_metrics(pred: np.ndarray, true: np.ndarray) -> tuple[dict[str, float], list[float]]:
+    from emgjax.metrics import mpjpe, pa_mpjpe
+
+    distances = np.linalg.norm(pred - true, axis=-1)  # (N, 21)
+    metrics = {"mpjpe_mm": float(mpjpe(pred, true)), "pa_mpjpe_mm": float(pa_mpjpe(pred, true))}
+    for finger, landmarks in FINGER_LANDMARKS.items():
+        metrics[f"mpjpe_{finger}_mm"] = float(distances[:, list(landmarks)].mean())
+    return metrics, distances.mean(axis=0).tolist()
+
+
+def evaluate_direct(
+    run_dir: str | Path,
+    sessions: Sequence[str | Path],
+    *,
+    after_seconds: float | None = None,
+    normalisation: dict | None = None,
+    plot_dir: str | Path | None = None,
+    batch_size: int = 256,
+) -> DirectEvaluation:
+    """Evaluate the model in ``run_dir`` on ``sessions`` (held out from its training).
+
+    Windows every ``eval_stride`` samples; the baseline predicts the mean
+    training pose (saved in model.json) for every frame. ``after_seconds``
+    scores only windows starting after that time (the held-out remainder of
+    calibration sessions). ``normalisation`` overrides the saved statistics
+    (a NormStats dict). ``plot_dir`` saves ``trajectories.png`` (first
+    session: predicted vs true coordinates of three fingertips).
+    """
+    loaded = load_direct(run_dir)
+    info = dict(loaded.info)
+    if normalisation is not None:
+        info["normalisation"] = normalisation
+    sessions = [Path(p) for p in sessions]
+    if not sessions:
+        raise ValueError("evaluate_direct: expected at least one held-out session, found none")
+    data = _make_windows(sessions, info, stride=info["data"]["eval_stride"])
+    rate = float(info["sample_rate"])
+    bounds = [data.window_bounds(i) for i in range(len(data))]
+    keep = np.arange(len(data))
+    if after_seconds is not None:
+        keep = np.flatnonzero(np.array([start for _, start, _ in bounds]) >= int(round(after_seconds * rate)))
+        if keep.size == 0:
+            raise ValueError(f"evaluate_direct: no window starts after {after_seconds:g} s in {sessions}")
+    session_of = {str(p): i for i, p in enumerate(data.windows.sessions)}
+    emg, target, valid, times, owner = [], [], [], [], []
+    step_times = (data.step_index + 1) / rate if loaded.config.mode == "sequence" else None
+    for i in keep:
+        item = data[int(i)]
+        path, start, stop = bounds[i]
+        emg.append(item["emg"])
+        target.append(item["target"])
+        valid.append(item["valid"])
+        if step_times is None:
+            times.append(stop / rate)
+            owner.append(session_of[str(path)])
+        else:
+            times.append(start / rate + step_times)
+            owner.append(np.full(step_times.shape, session_of[str(path)]))
+    emg = np.stack(emg)
+    pred = loaded.predict(emg, batch_size=batch_size)
+    t = info["target"]
+    true = np.stack(target)
+    valid = np.stack(valid)
+    if loaded.config.mode == "sequence":
+        true = np.moveaxis(true, -1, 1)  # (B, T', *pose)
+        pred, true, valid = pred.reshape(-1, *pred.shape[2:]), true.reshape(-1, *true.shape[2:]), valid.reshape(-1)
+        times, owner = np.concatenate(times), np.concatenate(owner)
+    else:
+        times, owner = np.asarray(times), np.asarray(owner)
+    true = true * t["scale"] + np.asarray(t["mean"], np.float32)
+    pred, true, times, owner = pred[valid], true[valid], times[valid], owner[valid]
+    if pred.shape[0] == 0:
+        raise ValueError(f"evaluate_direct: no valid labelled frame in {sessions}")
+    mean_pose = np.broadcast_to(np.asarray(t["mean"], np.float32), true.shape)
+    if loaded.config.output == "joints":
+        model_metrics, model_per_landmark = _joint_metrics(pred, true)
+        base_metrics, base_per_landmark = _joint_metrics(mean_pose, true)
+        per_landmark = {"model": model_per_landmark, "baseline": base_per_landmark}
+    else:
+        model_metrics = {"mae_rad": float(np.abs(pred - true).mean())}
+        base_metrics = {"mae_rad": float(np.abs(mean_pose - true).mean())}
+        for m in (model_metrics, base_metrics):
+            m["mae_deg"] = math.degrees(m["mae_rad"])
+        per_landmark = None
+    result = DirectEvaluation(sessions, int(pred.shape[0]), model_metrics, base_metrics, per_landmark, pred, true, times, owner)
+    if plot_dir is not None and loaded.config.output == "joints":
+        result.pngs.append(plot_trajectories(result, Path(plot_dir) / "trajectories.png"))
+    return result
+
+
+def plot_trajectories(evaluation: DirectEvaluation, png: str | Path, *, landmarks: Sequence[int] = (4, 8, 20),
+                      session: int = 0, max_seconds: float = 30.0) -> Path:
+    """Predicted vs true trajectory of a few landmarks on one held-out session (PNG).
+
+    For each landmark, the coordinate that moves most in the truth is drawn
+    over the first ``max_seconds`` of the session.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from emgjax.data.mindrove import LANDMARK_NAMES
+
+    rows = np.flatnonzero(evaluation.session_index == session)
+    if rows.size == 0:
+        raise ValueError(f"plot_trajectories: expected frames of session {session}, found none")
+    rows = rows[np.argsort(evaluation.times[rows], kind="stable")]
+    rows = rows[evaluation.times[rows] <= evaluation.times[rows[0]] + max_seconds]
+    t = evaluation.times[rows]
+    figure = Figure(figsize=(10, 2.4 * len(landmarks)), constrained_layout=True)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(landmarks), 1, squeeze=False)[:, 0]
+    for axis, landmark in zip(axes, landmarks):
+        true = evaluation.true[rows, landmark]
+        pred = evaluation.pred[rows, landmark]
+        coord = int(np.argmax(true.std(axis=0)))
+        axis.plot(t, true[:, coord], color="black", linewidth=1.2, label="true")
+        axis.plot(t, pred[:, coord], color="tab:orange", linewidth=1.0, label="predicted")
+        axis.set_ylabel(f"{LANDMARK_NAMES[landmark]} {'xyz'[coord]} (mm)")
+        axis.grid(alpha=0.3)
+    axes[0].set_title(f"held-out session {evaluation.sessions[session].name}: predicted vs true")
+    axes[0].legend(loc="upper right")
+    axes[-1].set_xlabel("time (s)")
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=100)
+    return png
+
+
+def format_report(evaluation: DirectEvaluation, *, title: str = "held-out evaluation") -> str:
+    """A short text table: model vs predict-the-mean baseline, overall and per finger."""
+    names = [p.name for p in evaluation.sessions]
+    lines = [f"{title}: {evaluation.frames} poses from {len(names)} held-out session(s) {', '.join(names)}"]
+    lines.append(f"  {'metric':<22}{'model':>10}{'baseline':>10}{'model/baseline':>16}")
+    for key, value in evaluation.model.items():
+        base = evaluation.baseline[key]
+        ratio = f"{value / base:.2f}" if base else "-"
+        lines.append(f"  {key:<22}{value:>10.2f}{base:>10.2f}{ratio:>16}")
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""Two processes x 2 CPU devices with jax.distributed on localhost == one process on the global batch."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+SCRIPTS = os.path.join(os.path.dirname(__file__), "_scripts")
+sys.path.insert(0, SCRIPTS)
+import train_tiny  # noqa: E402
+
+from emgjax.train import initialize_distributed  # noqa: E402
+
+STEPS = 3
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_two_process_training_equals_single_process(tmp_path):
+    try:
+        port = _free_port()
+    except OSError as err:  # pragma: no cover - platform without loopback sockets
+        pytest.skip(f"cannot open a localhost socket for the coordinator: {err}")
+    env = dict(os.environ)
+    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu", JAX_DEFAULT_MATMUL_PRECISION="highest")
+    env[train_tiny.INIT_ENV] = train_tiny.save_initial_variables(tmp_path / "init.npz")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, os.path.join(SCRIPTS, "train_distributed.py"), "--port", str(port), "--process-id", str(i),
+             "--steps", str(STEPS), "--out", str(tmp_path / f"p{i}.npz")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=300)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-4000:]
+    assert "devices 4 local 2" in outputs[0] and "devices 4 local 2" in outputs[1]
+
+    p0, p1 = np.load(tmp_path / "p0.npz"), np.load(tmp_path / "p1.npz")
+    state, history, _ = train_tiny.single_device_reference(STEPS)
+    losses = np.array([float(m["loss"]) for m in history])
+    reference = train_tiny.flat_params({"params": state.params, "batch_stats": state.batch_stats})
+    names = sorted(reference)
+    assert sorted(n for n in p0.files if n not in ("losses", "eval_loss")) == names
+    for name in names:
+        np.testing.assert_array_equal(p0[name], p1[name], err_msg=name)  # replicas agree exactly
+        np.testing.assert_allclose(p0[name], reference[name], rtol=0, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(p0["losses"], losses, rtol=1e-5)
+
+
+def test_initialize_distributed_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="'host:port', found '127.0.0.1'"):
+        initialize_distributed("127.0.0.1", 2, 0)
+    with pytest.raises(ValueError, match="0 <= process_id < 2, found 2"):
+        initialize_distributed("127.0.0.1:1234", 2, 2)
+    with pytest.raises(ValueError, match="num_processes >= 1, found 0"):
+        initialize_distributed("127.0.0.1:1234", 0, 0)
