@@ -7,6 +7,9 @@ from emgjax.adapter.channel_adapter import (
     fixed_adapter_matrix,
     ring_interpolation_matrix,
 )
+from emgjax.adapter.mano_head import AngleConverter, ManoHeadConfig
+from emgjax.adapter.objectives import NAMED_OBJECTIVES, ObjectiveWeights, objective_weights
+from emgjax.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
 from emgjax.adapter.upsampler import (
     UPSAMPLER_KINDS,
     FrequencyUpsampler,
@@ -24,4 +27,13 @@ __all__ = [
     "FrequencyUpsampler",
     "UpsamplerConfig",
     "check_rates",
+    "AdapterPipeline",
+    "PipelineConfig",
+    "validate_pipeline",
+    "variant_config",
+    "AngleConverter",
+    "ManoHeadConfig",
+    "NAMED_OBJECTIVES",
+    "ObjectiveWeights",
+    "objective_weights",
 ]

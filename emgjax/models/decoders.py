@@ -5,9 +5,7 @@ A pose rollout feeds each step's output back as part of the next input
 layer's input projection is independent of the feedback, so
 `prepare_rollout` computes it for every step at once (one matmul, time-major)
 and returns the step weights; the pose module then runs one `lax.scan` over
-`rollout_step`, which does only the state/recurrent part. Combined weights
-(state ‖ recurrent) are concatenated once, outside the scan, so each step does
-one matmul per layer.
+`rollout_step`, which does only the state/recurrent part.
 
 Param names mirror Meta's attributes: SequentialLSTM `lstm/layer_{n}/…` and
 `mlp_out_1`; MLP `mlp_{i}` at the nn.Sequential indices of its Linear and
@@ -45,13 +43,14 @@ def _project_features(features: jax.Array, kernel: jax.Array, bias: jax.Array) -
 class LSTMStepWeights(NamedTuple):
     """Weights used inside the rollout scan.
 
-    first: (S + H, 4H) = [state rows of kernel_ih_l0; kernel_hh_l0] (S = 0 without state).
-    deeper: per layer n ≥ 1 ((2H, 4H) = [kernel_ih; kernel_hh], summed biases (4H,)).
-    head: (kernel (H, out), bias (out,)); scale: output multiplier.
+    first_state: (S, 4H) state rows of kernel_ih_l0 (S = 0 without state conditioning);
+    first_hh: (H, 4H) kernel_hh_l0; deeper: per layer n >= 1 (kernel_ih (H, 4H), kernel_hh (H, 4H),
+    summed biases (4H,)); head: (kernel (H, out), bias (out,)); scale: output multiplier.
     """
 
-    first: jax.Array
-    deeper: tuple[tuple[jax.Array, jax.Array], ...]
+    first_state: jax.Array
+    first_hh: jax.Array
+    deeper: tuple[tuple[jax.Array, jax.Array, jax.Array], ...]
     head_kernel: jax.Array
     head_bias: jax.Array
     scale: float
@@ -87,24 +86,25 @@ class SequentialLSTM(nn.Module):
         first = layers[0]
         feature_kernel, state_kernel = _split_input_kernel(first.kernel_ih, self.feature_channels)
         projected = _project_features(features, feature_kernel, first.bias_ih + first.bias_hh)
-        deeper = tuple(
-            (jnp.concatenate([w.kernel_ih, w.kernel_hh], axis=0), w.bias_ih + w.bias_hh) for w in layers[1:]
-        )
+        deeper = tuple((w.kernel_ih, w.kernel_hh, w.bias_ih + w.bias_hh) for w in layers[1:])
         head_kernel, head_bias = self.mlp_out_1.weights()
-        step_weights = LSTMStepWeights(
-            jnp.concatenate([state_kernel, first.kernel_hh], axis=0), deeper, head_kernel, head_bias, self.config.scale
-        )
+        step_weights = LSTMStepWeights(state_kernel, first.kernel_hh, deeper, head_kernel, head_bias, self.config.scale)
         return projected, step_weights
 
     @staticmethod
     def rollout_step(weights: LSTMStepWeights, carry, projected_t: jax.Array, state: jax.Array | None):
         """One decoder step. projected_t: (B, 4H); state: (B, S) or None -> (carry, out (B, out))."""
         hs, cs = carry
-        recurrent_in = hs[0] if state is None else jnp.concatenate([state, hs[0]], axis=-1)
-        h, c = lstm_cell(projected_t + jnp.dot(recurrent_in, weights.first), cs[0])
+        # Separate matmuls rather than one on concatenated inputs: no per-step copies, and the
+        # recurrent products of different layers are independent of each other (measured ~7 % faster
+        # at batch 1, where each step streams all 12.8 MB of weights).
+        gates = projected_t + jnp.dot(hs[0], weights.first_hh)
+        if state is not None:
+            gates = gates + jnp.dot(state, weights.first_state)
+        h, c = lstm_cell(gates, cs[0])
         new_h, new_c = [h], [c]
-        for n, (kernel, bias) in enumerate(weights.deeper, start=1):
-            h, c = lstm_cell(jnp.dot(jnp.concatenate([h, hs[n]], axis=-1), kernel) + bias, cs[n])
+        for n, (kernel_ih, kernel_hh, bias) in enumerate(weights.deeper, start=1):
+            h, c = lstm_cell(jnp.dot(h, kernel_ih) + jnp.dot(hs[n], kernel_hh) + bias, cs[n])
             new_h.append(h)
             new_c.append(c)
         out = jnp.dot(jax.nn.leaky_relu(h, LEAKY_RELU_SLOPE), weights.head_kernel) + weights.head_bias

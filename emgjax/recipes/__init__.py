@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -47,6 +48,7 @@ __all__ = [
     "write_json",
     "read_json",
     "run_fit",
+    "check_batch_size",
     "export_variables",
     "load_variables",
     # lazily imported from the recipe modules
@@ -285,6 +287,33 @@ def load_variables(directory: str | os.PathLike, template: Mapping[str, Any]) ->
     return jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x), dict(restored))
 
 
+def check_batch_size(loop: LoopConfig, devices: int | None = None) -> None:
+    """The batch is split over all devices: its size must be a multiple of their number."""
+    if devices is None:
+        import jax
+
+        devices = jax.device_count()
+    if loop.batch_size % devices:
+        raise ValueError(
+            f"loop.batch_size: expected a multiple of the {devices} devices the batch is split over, found {loop.batch_size}"
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _train_step(loss_fn, optimizer, mesh):
+    """Jitted train step, cached per (loss_fn, optimizer, mesh): a rerun in the same process reuses its compilation."""
+    from emgjax.train import make_train_step
+
+    return make_train_step(loss_fn, optimizer, mesh)
+
+
+@functools.lru_cache(maxsize=8)
+def _eval_step(loss_fn, mesh):
+    from emgjax.train import make_eval_step
+
+    return make_eval_step(loss_fn, mesh)
+
+
 def run_fit(
     out_dir: Path,
     *,
@@ -306,13 +335,9 @@ def run_fit(
     best validation checkpoint when there is a val split, else the final state.
     """
     from emgjax.data.loader import Loader
-    from emgjax.train import Checkpointer, EarlyStopping, evaluate, fit, make_eval_step, make_train_step
+    from emgjax.train import Checkpointer, EarlyStopping, evaluate, fit
 
-    devices = mesh.devices.size
-    if loop.batch_size % devices:
-        raise ValueError(
-            f"loop.batch_size: expected a multiple of the {devices} devices the batch is split over, found {loop.batch_size}"
-        )
+    check_batch_size(loop, mesh.devices.size)
     seed = loop.seed
 
     def make_train_loader(epoch: int, position: dict | None):
@@ -321,7 +346,7 @@ def run_fit(
 
     eval_step = make_eval_loader = None
     if val_dataset is not None:
-        eval_step = make_eval_step(loss_fn, mesh)
+        eval_step = _eval_step(loss_fn, mesh)
 
         def make_eval_loader():
             return Loader(val_dataset, loop.batch_size, shuffle=False, drop_remainder=False, num_workers=loop.num_workers)
@@ -329,7 +354,7 @@ def run_fit(
     early = None
     if loop.early_stopping_patience and val_dataset is not None:
         early = EarlyStopping(patience=loop.early_stopping_patience)
-    train_step = make_train_step(loss_fn, optimizer, mesh)
+    train_step = _train_step(loss_fn, optimizer, mesh)
     with Checkpointer(
         out_dir / "checkpoints", max_to_keep=2, best_metric="val_loss" if val_dataset is not None else None
     ) as checkpointer:

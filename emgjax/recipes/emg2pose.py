@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ from emgjax.recipes import (
     SessionsConfig,
     export_variables,
     load_variables,
+    check_batch_size,
     prepare_run_dir,
     read_json,
     resolve_sessions,
@@ -288,6 +288,7 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
     from emgjax.recipes.overrides import config_to_dict
     from emgjax.train import OptimConfig, create_train_state, make_data_mesh, make_optimizer, replicate
 
+    check_batch_size(exp.loop)
     out = prepare_run_dir(exp.out_dir, exp)
     splits = resolve_sessions(exp.sessions, "emg2pose")
     if not splits["train"]:

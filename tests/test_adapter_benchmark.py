@@ -1,0 +1,87 @@
+"""The batch adapter benchmark: --tiny writes its table and plot; bad configurations fail before any work."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import pathlib
+
+import jax
+import pytest
+
+from emgjax.adapter import benchmark
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location("bench_adapters", ROOT / "experiments" / "bench_adapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_writes_table_and_plot(tmp_path):
+    out = tmp_path / "bench"
+    assert _cli().main(["--tiny", "--out", str(out)]) == 0
+    for name in ("results.csv", "results.md", "adapter_benchmark.png", "summary.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    kinds = [(r["row"], r["variant"], r["objective"]) for r in rows]
+    assert kinds == [
+        ("mean pose", "-", "-"),
+        ("ceiling", "true 16 ch / 2 kHz", "-"),
+        ("floor", "zero_fill+zero_stuff", "-"),
+        ("floor", "duplicate+hold", "-"),
+        ("fixed", "interpolation+linear", "-"),
+        ("fixed", "interpolation+sinc", "-"),
+        ("trained", "linear+sinc", "recon"),
+        ("trained", "linear+sinc", "pose"),
+        ("direct", "Conv1D+LSTM on 8 ch / 500 Hz", "pose"),
+    ]
+    by_variant = {(r["row"], r["variant"], r["objective"]): r for r in rows}
+    trained = by_variant[("trained", "linear+sinc", "recon")]
+    assert trained["seeds"] == "2" and float(trained["params"]) == 16 * 8 + 16
+    for row in rows:
+        assert float(row["angle_mae_deg"]) > 0 and float(row["landmark_mm"]) > 0
+    # Reconstruction metrics exist for every adapter row, not for the ceiling / mean / direct rows.
+    assert by_variant[("ceiling", "true 16 ch / 2 kHz", "-")]["snr_db"] == ""
+    # Measured electrodes keep their 0-250 Hz content; synthesised ones are only interpolated.
+    fixed = by_variant[("fixed", "interpolation+sinc", "-")]
+    assert float(fixed["corr_measured"]) > 0.5 and float(fixed["corr_measured"]) > float(fixed["corr_synthesised"])
+    # zero_fill leaves the synthesised electrodes at zero: no correlation there.
+    assert float(by_variant[("floor", "zero_fill+zero_stuff", "-")]["corr_synthesised"]) == 0.0
+    table = (out / "results.md").read_text()
+    assert "| row | variant |" in table and "± " in table and "interpolation+sinc" in table
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["emg2pose"]["report"]["cached"] is False
+    # The frozen model was written in `emgjax convert`'s format and reads back with load_pretrained.
+    from emgjax.pretrained import load_pretrained
+
+    model = load_pretrained(out / "frozen_emg2pose")
+    assert model.provide_initial_pos is False and "emg_norm" in model.metadata
+
+
+def test_bad_configuration_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    def boom(*args, **kwargs):
+        raise AssertionError("generated data or compiled before validating the configuration")
+
+    monkeypatch.setattr(benchmark, "synthetic_sessions", boom)
+    monkeypatch.setattr(jax, "jit", boom)
+    cli = _cli()
+    assert cli.main(["--tiny", "--out", str(tmp_path / "a"), "--variants", "linear+cubic"]) == 2
+    assert "unknown upsampler 'cubic'" in capsys.readouterr().err
+    assert cli.main(["--tiny", "--out", str(tmp_path / "b"), "--objectives", "pose,snr"]) == 2
+    assert "unknown objective 'snr'" in capsys.readouterr().err
+    assert cli.main(["--tiny", "--out", str(tmp_path / "c"), "--variants", "interpolation+sinc"]) == 2
+    assert "no parameters to train" in capsys.readouterr().err
+    assert cli.main(["--tiny", "--out", str(tmp_path / "d"), "--emg2pose", str(tmp_path / "missing")]) == 2
+    assert "config.json" in capsys.readouterr().err
+    assert cli.main(["--tiny", "--out", str(tmp_path / "e"), "--objectives", "landmarks"]) == 2
+    assert "not landmark or MANO labels" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="seeds: expected distinct seeds"):
+        benchmark.tiny_config(seeds=(1, 1))
+    assert not (tmp_path / "a").exists()

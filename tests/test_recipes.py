@@ -1,0 +1,264 @@
+"""Recipes: train / evaluate / fine-tune the direct model, train the emg2pose port, resume by rerunning, scripts."""
+
+import dataclasses
+import json
+import runpy
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from emgjax.models.direct import DirectConfig
+from emgjax.recipes import LoopConfig, SessionsConfig, read_json, resolve_sessions
+from emgjax.recipes.direct import (
+    DirectDataConfig,
+    DirectExperiment,
+    FinetuneExperiment,
+    _backbone_frozen_predicate,
+    _norm_stats,
+    _SessionPreprocess,
+    evaluate_direct,
+    finetune_direct,
+    format_report,
+    load_direct,
+    train_direct,
+)
+from emgjax.train.optim import OptimConfig, path_names
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_MODEL = DirectConfig(conv_channels=(8, 16), lstm_hidden=16, head_hidden=8, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def mindrove_data(tmp_path_factory):
+    from emgjax.data.synthetic import write_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    write_synthetic_dataset(out, n_sessions=3, duration_s=8.0, seed=3, formats=("mindrove",))
+    return out  # 3 sessions: train / val / test
+
+
+def _experiment(out_dir, data_dir, *, steps=9, **loop):
+    return DirectExperiment(
+        out_dir=str(out_dir),
+        sessions=SessionsConfig(data_dir=str(data_dir)),
+        data=DirectDataConfig(window_length=32, stride=16, eval_stride=32),
+        model=TINY_MODEL,
+        optim=OptimConfig(learning_rate=3e-3),
+        loop=LoopConfig(batch_size=16, num_epochs=50, max_steps=steps, checkpoint_every_steps=3, progress=False, **loop),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(mindrove_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "direct"
+    # 9 steps straight: also the reference of the resume test
+    return train_direct(_experiment(out, mindrove_data, steps=9), verbose=False)
+
+
+def _flat(tree):
+    return {"/".join(path_names(p)): np.asarray(leaf) for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def test_train_direct_writes_a_complete_run(trained, mindrove_data):
+    run = trained
+    assert run.steps == 9 and run.resumed_from_step is None
+    for name in ("config.json", "model.json", "metrics.jsonl", "checkpoints", "model"):
+        assert (run.out_dir / name).exists(), name
+    info = read_json(run.out_dir / "model.json", "model.json")
+    splits = resolve_sessions(SessionsConfig(data_dir=str(mindrove_data)), "mindrove")
+    assert [Path(p) for p in info["trained_on"]] == splits["train"]
+    # normalisation statistics: global, from the filtered training sessions only
+    expected = _norm_stats(splits["train"], _SessionPreprocess(60.0, (20.0, 200.0)))
+    np.testing.assert_allclose(info["normalisation"]["mean"], expected.mean)
+    np.testing.assert_allclose(info["normalisation"]["std"], expected.std)
+    assert len(info["target"]["mean"]) == 21 and info["target"]["scale"] > 0
+    # the wrist-centred mean pose has the wrist at the origin
+    np.testing.assert_allclose(info["target"]["mean"][0], [0, 0, 0], atol=1e-9)
+    # the statistics also travel inside the checkpoints
+    from emgjax.train import Checkpointer
+
+    with Checkpointer(run.out_dir / "checkpoints") as checkpointer:
+        step = checkpointer.latest_step()
+        extra = checkpointer._manager.restore(step, args=__import__("orbax.checkpoint").checkpoint.args.Composite(
+            extra=__import__("orbax.checkpoint").checkpoint.args.JsonRestore()))["extra"]
+    assert extra["user"]["normalisation"] == info["normalisation"]
+    assert extra["user"]["target"] == info["target"]
+
+
+def test_evaluate_direct_against_the_mean_baseline(trained, tmp_path):
+    run = trained
+    evaluation = evaluate_direct(run.out_dir, run.splits["test"], plot_dir=tmp_path)
+    assert evaluation.frames == evaluation.pred.shape[0] > 10
+    assert evaluation.pred.shape == evaluation.true.shape == (evaluation.frames, 21, 3)
+    info = run.model.info
+    mean_pose = np.asarray(info["target"]["mean"])
+    baseline = np.linalg.norm(evaluation.true - mean_pose, axis=-1).mean()
+    assert evaluation.baseline["mpjpe_mm"] == pytest.approx(baseline, rel=1e-5)
+    model = np.linalg.norm(evaluation.true - evaluation.pred, axis=-1).mean()
+    assert evaluation.model["mpjpe_mm"] == pytest.approx(model, rel=1e-5)
+    assert 0 < evaluation.model["pa_mpjpe_mm"] <= evaluation.model["mpjpe_mm"] + 1e-3
+    assert set(evaluation.model) == set(evaluation.baseline)
+    assert evaluation.pngs == [tmp_path / "trajectories.png"] and evaluation.pngs[0].stat().st_size > 1000
+    assert "mpjpe_mm" in format_report(evaluation)
+    json.dumps(evaluation.summary())  # JSON-able
+
+
+def test_evaluation_uses_the_saved_normalisation(trained):
+    run = trained
+    saved = run.model.info["normalisation"]
+    shifted = {**saved, "mean": [m + 3 * s for m, s in zip(saved["mean"], saved["std"])]}
+    a = evaluate_direct(run.out_dir, run.splits["test"])
+    b = evaluate_direct(run.out_dir, run.splits["test"], normalisation=shifted)
+    c = evaluate_direct(run.out_dir, run.splits["test"])
+    np.testing.assert_array_equal(a.pred, c.pred)
+    assert not np.allclose(a.pred, b.pred)
+
+
+@pytest.mark.slow
+def test_rerun_resumes_and_matches_an_uninterrupted_run(trained, mindrove_data, tmp_path):
+    # Stop after 4 steps (mid-epoch), rerun the same command asking for 9: it resumes at 4.
+    interrupted = train_direct(_experiment(tmp_path / "a", mindrove_data, steps=4), verbose=False)
+    resumed = train_direct(_experiment(tmp_path / "a", mindrove_data, steps=9), verbose=False)
+    straight = trained
+    assert interrupted.steps == 4 and resumed.resumed_from_step == 4 and resumed.steps == 9
+    a, b = _flat(resumed.model.variables), _flat(straight.model.variables)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_rerun_with_another_config_is_refused(trained, mindrove_data):
+    changed = dataclasses.replace(_experiment(trained.out_dir, mindrove_data), model=dataclasses.replace(TINY_MODEL, lstm_hidden=8))
+    with pytest.raises(ValueError, match=r"(?s)different config.*model\.lstm_hidden: saved 16, now 8"):
+        train_direct(changed, verbose=False)
+
+
+def test_finetune_freezes_the_backbone_and_trains_the_head(trained, mindrove_data, tmp_path):
+    splits = trained.splits
+    exp = FinetuneExperiment(
+        pretrained_dir=str(trained.out_dir),
+        out_dir=str(tmp_path / "ft"),
+        # a "new user": calibrate on the first 5 s of the val session, evaluate on the test session
+        sessions=SessionsConfig(train=(str(splits["val"][0]),), test=(str(splits["test"][0]),)),
+        calibration_seconds=5.0,
+        train_last_lstm_layer=True,
+        stride=16,
+        optim=OptimConfig(learning_rate=1e-2),
+        loop=LoopConfig(batch_size=16, num_epochs=2, max_steps=4, progress=False),
+    )
+    run, evaluations = finetune_direct(exp, verbose=False)
+    assert run.steps == 4
+    before, after = _flat(trained.model.variables["params"]), _flat(run.model.variables["params"])
+    trainable = [k for k in before if k.startswith("head") or k.startswith("lstm/layer_1_")]
+    frozen = [k for k in before if k not in trainable]
+    assert frozen and any(k.startswith("conv_") for k in frozen) and any(k.startswith("lstm/layer_0_") for k in frozen)
+    for key in frozen:
+        np.testing.assert_array_equal(after[key], before[key], err_msg=f"{key} should be frozen")
+    for key in trainable:
+        assert not np.array_equal(after[key], before[key]), f"{key} should have trained"
+    assert set(evaluations) == {"before", "after"}
+    assert evaluations["before"].frames == evaluations["after"].frames > 0
+    saved = read_json(run.out_dir / "finetune_evaluation.json", "evaluation")
+    assert saved["after"]["model"] == evaluations["after"].model
+    info = read_json(run.out_dir / "model.json", "model.json")
+    assert info["finetune"]["train_last_lstm_layer"] is True
+    assert info["normalisation"] == trained.model.info["normalisation"]  # the pretrained statistics travel on
+
+
+def test_backbone_predicate_without_the_lstm_layer():
+    predicate = _backbone_frozen_predicate(2, False)
+    assert predicate(("head_out", "kernel"), None) and predicate(("head_hidden", "bias"), None)
+    assert not predicate(("lstm", "layer_1_kernel_hh"), None)
+    assert not predicate(("conv_0", "kernel"), None)
+    assert _backbone_frozen_predicate(2, True)(("lstm", "layer_1_bias_ih"), None)
+    assert not _backbone_frozen_predicate(2, True)(("lstm", "layer_0_bias_ih"), None)
+
+
+def test_scripts_evaluate_and_bad_overrides(trained, mindrove_data, capsys):
+    evaluate = runpy.run_path(str(ROOT / "experiments" / "evaluate.py"))["main"]
+    assert evaluate([str(trained.out_dir), "--data_dir", str(mindrove_data), "--split", "test"]) == 0
+    assert "mpjpe_mm" in capsys.readouterr().out
+    summary = read_json(trained.out_dir / "evaluation_test.json", "evaluation")
+    assert summary["frames"] > 0 and summary["model"]["mpjpe_mm"] > 0
+    assert evaluate([str(trained.out_dir), "--sessions", str(mindrove_data / "missing.hdf5")]) == 2
+    assert "missing.hdf5" in capsys.readouterr().err
+    train = runpy.run_path(str(ROOT / "experiments" / "train_direct.py"))["main"]
+    with pytest.raises(SystemExit) as exit_info:
+        train(["--set", "model.lstm_hiden=3"])
+    assert exit_info.value.code == 2
+    assert "did you mean model.lstm_hidden" in capsys.readouterr().err
+    assert train(["--out_dir", str(trained.out_dir.parent / "none"), "--data_dir", str(mindrove_data / "nowhere")]) == 2
+    assert "metadata.csv" in capsys.readouterr().err
+
+
+def test_input_errors(mindrove_data, tmp_path):
+    with pytest.raises(ValueError, match="expected data_dir, splits_file or explicit"):
+        resolve_sessions(SessionsConfig(), "mindrove")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_sessions(SessionsConfig(train=(str(tmp_path / "x.hdf5"),)), "mindrove")
+    with pytest.raises(ValueError, match="both split"):
+        path = str(next((mindrove_data / "mindrove").glob("*.hdf5")))
+        resolve_sessions(SessionsConfig(train=(path,), test=(path,)), "mindrove")
+    with pytest.raises(ValueError, match="multiple of the 4 devices"):
+        train_direct(dataclasses.replace(_experiment(tmp_path / "c", mindrove_data), loop=LoopConfig(batch_size=6)), verbose=False)
+    with pytest.raises(ValueError, match="no 'mano_theta' labels in this session"):
+        exp = _experiment(tmp_path / "d", mindrove_data)
+        train_direct(dataclasses.replace(exp, model=dataclasses.replace(TINY_MODEL, output="mano")), verbose=False)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match="expected format 'emgjax-direct'"):
+        load_direct(tmp_path / "bad")
+    with pytest.raises(FileNotFoundError, match="model.json"):
+        load_direct(tmp_path / "nothing")
+
+
+# -- emg2pose -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emg2pose_data(tmp_path_factory):
+    from emgjax.data.synthetic import write_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("synth2k")
+    write_synthetic_dataset(out, n_sessions=3, duration_s=3.0, seed=5, formats=("emg2pose",))
+    return out
+
+
+@pytest.mark.slow
+def test_emg2pose_recipe_trains_a_tiny_config_and_evaluates(emg2pose_data, tmp_path):
+    from emgjax.recipes.emg2pose import Emg2PoseTraining, ModelSize, evaluate_emg2pose, train_emg2pose
+
+    splits = resolve_sessions(SessionsConfig(data_dir=str(emg2pose_data)), "emg2pose")
+    exp = Emg2PoseTraining(
+        out_dir=str(tmp_path / "e2p"),
+        # no val split: one compilation fewer (validation is covered by the direct recipe's tests)
+        sessions=SessionsConfig(train=tuple(map(str, splits["train"] + splits["val"])), test=tuple(map(str, splits["test"]))),
+        size=ModelSize(tds_channels=2, feature_width=4, num_blocks=1, tds_out_channels=8, hidden_size=16, num_layers=1),
+        window_length=1400,  # left context 1150 (one TDS block per stage) + 250 samples = 6 rollout steps
+        stride=700,
+        val_window_length=1400,
+        loop=LoopConfig(batch_size=4, num_epochs=1, progress=False),  # 14 windows: 3 steps
+    )
+    run = train_emg2pose(exp, verbose=False)
+    assert run.steps == 3
+    records = [json.loads(line) for line in (run.out_dir / "metrics.jsonl").read_text().splitlines()]
+    assert records and all(np.isfinite(r["train_loss"]) for r in records if "train_loss" in r)
+    info = read_json(run.out_dir / "model.json", "model.json")
+    assert info["experiment"] == "tracking_vemg2pose" and info["provide_initial_pos"] is True
+    assert info["normalisation"] is None and len(info["mean_joint_angles"]) == 20
+    metrics = evaluate_emg2pose(run.out_dir, run.splits["test"])
+    assert metrics["windows"]["count"] >= 1
+    for key in ("mae_deg", "landmark_distance", "fingertip_distance"):
+        assert np.isfinite(metrics["model"][key]) and metrics["baseline"][key] > 0
+    with pytest.raises(ValueError, match="expected at least 1171 samples"):
+        train_emg2pose(dataclasses.replace(exp, out_dir=str(tmp_path / "short"), window_length=1000), verbose=False)
+
+
+def test_build_pose_config_default_size_is_the_published_one():
+    from emgjax.models.configs import EXPERIMENTS
+    from emgjax.recipes.emg2pose import build_pose_config
+
+    for name, experiment in EXPERIMENTS.items():
+        assert build_pose_config(name) == experiment.model, name
