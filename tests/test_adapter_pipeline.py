@@ -185,8 +185,14 @@ def test_vmapped_seeds_equal_per_seed_training(emg2pose_vars):
     for i, state in enumerate(states):
         for batch in batches:
             state, _ = single(state, batch, weights[i])
-        for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(unstack_tree(stacked.params, i))):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        vmapped = jax.tree_util.tree_leaves(unstack_tree(stacked.params, i))
+        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(state.params), vmapped):
+            if "conv_in" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path):
+                # conv_in's bias feeds BatchNorm: its true gradient is 0, so Adam's steps on it are pure
+                # rounding noise (batched vs single) -- bounded by the learning rate, not comparable.
+                assert np.max(np.abs(a - b)) < 3 * 3e-3
+                continue
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=jax.tree_util.keystr(path))
         assert not _same(state.params["adapter"], states[i].params["adapter"])
 
 

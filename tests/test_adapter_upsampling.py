@@ -189,3 +189,22 @@ def test_bad_channel_adapter_config():
     module = ChannelAdapter(ChannelAdapterConfig(kind="linear"))
     with pytest.raises(ValueError, match=r"\(batch, 8, time\); found \(2, 16, 5\)"):
         module.init(jax.random.PRNGKey(0), np.zeros((2, 16, 5), np.float32))
+
+
+def test_conv_adapter_residual_branch_receives_gradients():
+    """Regression: a final ReLU on the zero-initialised residual branch froze it."""
+    x = np.random.default_rng(7).standard_normal((4, 8, 32)).astype(np.float32)
+    module, variables = init_apply(ChannelAdapterConfig(kind="conv"), x, ChannelAdapter)
+
+    def loss(params):
+        out, _ = module.apply({**variables, "params": params}, x, train=True,
+                              rngs={"dropout": jax.random.PRNGKey(1)}, mutable=["batch_stats"])
+        return jnp.mean((out - 1.0) ** 2)
+
+    grads = jax.grad(loss)(variables["params"])
+    assert float(jnp.abs(grads["conv_out"]["kernel"]).max()) > 0
+    with pytest.raises(ValueError, match="never trains"):
+        ChannelAdapterConfig(kind="conv", final_activation=True, init="interpolation")
+    original = ChannelAdapterConfig(kind="conv", final_activation=True, init="random")
+    module, variables = init_apply(original, x, ChannelAdapter)
+    assert np.asarray(module.apply(variables, x)).min() >= 0.0  # the original rectifies its output

@@ -195,8 +195,10 @@ def test_resampling_follows_meta():
     assert steps.shape == (1, 3, 25)
     source = np.arange(25) * (17 - 1) / (25 - 1)
     for c in range(3):
+        # float64 round-off of torch's position arithmetic differs from np.interp's by ~1e-15;
+        # a wrong align_corners convention would differ by ~1e-2.
         np.testing.assert_allclose(steps[0, c].numpy(), np.interp(source, np.arange(17), features[0, c].numpy()),
-                                   rtol=1e-12)
+                                   rtol=1e-10, atol=1e-12)
     # Rollout steps -> target samples: linear, align_corners=False (half-pixel
     # centres, clamped at the ends); the mask by nearest neighbour.
     rollout = torch.randn(1, 20, 25, dtype=torch.float64)  # float64: compare the rule, not rounding

@@ -113,11 +113,11 @@ class BenchmarkConfig:
     batch_size: int = 8
     learning_rate: float = 2e-3
     predict_seconds: float = 0.5
-    n_train_sessions: int = 5
+    n_train_sessions: int = 8
     n_heldout_sessions: int = 2
-    session_seconds: float = 30.0
+    session_seconds: float = 45.0
     emg2pose: str = "quick"
-    emg2pose_steps: int = 600
+    emg2pose_steps: int = 1500
     emg2pose_batch_size: int = 16
     # The frozen model must beat predict-the-mean by this fraction; None only reports it (tiny mode).
     emg2pose_min_gain: float | None = 0.15

@@ -20,10 +20,13 @@ Variants (``ChannelAdapterConfig.kind``):
 - ``"conv"``: the original project's learned temporal-conv expansion: Conv1d
   8->hidden (kernel k, "same") -> BatchNorm -> ReLU -> dropout -> Conv1d
   hidden->16 (kernel k) -> BatchNorm -> ReLU. The original ends in ReLU, which
-  rectifies a signed EMG signal; ``final_activation=False`` drops the final
-  BatchNorm+ReLU. With ``init="interpolation"`` the conv branch is added to the
+  rectifies a signed EMG signal; ``final_activation=True`` keeps that final
+  BatchNorm+ReLU (the original design, with ``init="random"``). With
+  ``init="interpolation"`` (the default) the conv branch is added to the
   interpolation and its last conv starts at zero, so training starts from the
-  interpolation instead of from noise.
+  interpolation instead of from noise. That residual form cannot end in the
+  final ReLU: ReLU's gradient at the branch's zero start is zero, so the branch
+  would never train; the config refuses the combination.
 
 All variants are pure Flax modules over channel-first input
 ``emg: (batch, in_channels, time)`` returning ``(batch, out_channels, time)``.
@@ -53,7 +56,7 @@ class ChannelAdapterConfig:
     hidden_channels: int = 32
     kernel_size: int = 5
     dropout: float = 0.2
-    final_activation: bool = True  # the original's final BatchNorm + ReLU
+    final_activation: bool = False  # True: the original's final BatchNorm + ReLU (needs init="random")
     init: Literal["random", "interpolation"] = "interpolation"
 
     def __post_init__(self):
@@ -72,6 +75,12 @@ class ChannelAdapterConfig:
             raise ValueError(f"unknown init {self.init!r}; expected 'random' or 'interpolation'")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and positive (centred 'same' conv); found {self.kernel_size}")
+        if self.kind == "conv" and self.final_activation and self.init == "interpolation":
+            raise ValueError(
+                "conv adapter: final_activation=True with init='interpolation' never trains (the final ReLU has "
+                "zero gradient at the zero-initialised residual branch); use init='random' for the original "
+                "design or final_activation=False"
+            )
 
     @property
     def latency_samples(self) -> int:
