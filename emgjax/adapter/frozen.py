@@ -149,10 +149,13 @@ def evaluate_vs_mean(config: PoseModelConfig, variables: Mapping, batches: Itera
 def train_frozen_emg2pose(config: PoseModelConfig, sample_batch: Callable[[np.random.Generator], Mapping],
                           heldout_batches: list[Mapping], mean_pose: np.ndarray, *, steps: int = 600,
                           learning_rate: float = 3e-3, seed: int = 0, min_gain: float | None = 0.15,
+                          rotate_channels: bool = True,
                           log: Callable[[str], None] | None = None) -> tuple[dict, dict]:
     """Train emg2pose on 16 ch / 2 kHz windows; returns (variables, report).
 
     sample_batch(rng) -> {"emg_2k" (B, 16, T), "joint_angles" (B, 20, T), "no_ik_failure" (B, T)}.
+    rotate_channels: emg2pose's ring-rotation augmentation (each window's 16 electrodes rolled by -1, 0
+    or +1), because the band sits differently in every session and held-out sessions are unseen.
     Raises FrozenModelError unless held-out MAE <= (1 - min_gain) x the predict-the-mean MAE
     (min_gain=None skips the check and only reports both numbers: for smoke tests on toy data).
     """
@@ -178,7 +181,10 @@ def train_frozen_emg2pose(config: PoseModelConfig, sample_batch: Callable[[np.ra
     rng = np.random.default_rng(seed)
     losses = []
     for i in range(steps):
-        state, loss = step(state, sample_batch(rng))
+        batch = sample_batch(rng)
+        if rotate_channels:
+            batch = dict(batch, emg_2k=_rotate_ring(np.asarray(batch["emg_2k"]), rng))
+        state, loss = step(state, batch)
         losses.append(loss)
         if log is not None and (i + 1) % max(1, steps // 5) == 0:
             log(f"emg2pose step {i + 1}/{steps}: train L1 {float(np.mean(losses[-20:])):.4f} rad")
@@ -192,6 +198,12 @@ def train_frozen_emg2pose(config: PoseModelConfig, sample_batch: Callable[[np.ra
             f"trained emg2pose held-out MAE {report['mae_deg']:.2f} deg does not beat the predict-the-mean baseline "
             f"{report['mean_baseline_mae_deg']:.2f} deg by {min_gain:.0%}; not worth freezing (train longer)")
     return trained, report
+
+
+def _rotate_ring(emg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Roll each window's electrodes around the ring by -1, 0 or +1. emg: (B, C, T)."""
+    shifts = rng.integers(-1, 2, size=emg.shape[0])
+    return np.stack([np.roll(window, shift, axis=0) for window, shift in zip(emg, shifts)])
 
 
 def frozen_emg2pose(cache_dir, config: PoseModelConfig, sample_batch, heldout_batches, mean_pose, *,

@@ -547,6 +547,17 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
     mesh, loss_fn, optimizer, state = _setup_training(
         exp.model, exp.data.window_length, info["target"]["scale"], exp.optim, variables, exp.loop.seed + 1
     )
+    result, seconds = _fit_and_export(out, exp, info, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh,
+                                      train_ds=train_ds, val_ds=val_ds, verbose=verbose)
+    return DirectRun(out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)),
+                     seconds, load_direct(out))
+
+
+def _fit_and_export(out: Path, exp, info: dict, *, state, loss_fn, optimizer, mesh, train_ds, val_ds, verbose):
+    """Train (resuming if checkpoints exist), export the best variables and record them in model.json.
+
+    Returns (FitResult, training seconds).
+    """
     extra = {"normalisation": info["normalisation"], "target": info["target"], "config": config_to_dict(exp)}
     started = time.perf_counter()
     result, best = run_fit(
@@ -555,10 +566,8 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
     )
     seconds = time.perf_counter() - started
     export_variables(out / "model", {"params": best.params, "batch_stats": best.batch_stats})
-    info = {**info, "exported_step": int(jax.device_get(best.step))}
-    write_json(model_json, info)
-    return DirectRun(out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)),
-                     seconds, load_direct(out))
+    write_json(out / "model.json", {**info, "exported_step": int(jax.device_get(best.step))})
+    return result, seconds
 
 
 def _backbone_frozen_predicate(num_lstm_layers: int, train_last_lstm_layer: bool):
@@ -626,15 +635,8 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
                      "calibration_sessions": [str(p) for p in splits["train"]]},
     }
     write_json(out / "model.json", info)
-    extra = {"normalisation": info["normalisation"], "target": info["target"], "config": config_to_dict(exp)}
-    started = time.perf_counter()
-    result, best = run_fit(
-        out, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh, train_dataset=calibration,
-        val_dataset=val_ds, loop=exp.loop, extra=extra, verbose=verbose,
-    )
-    seconds = time.perf_counter() - started
-    export_variables(out / "model", {"params": best.params, "batch_stats": best.batch_stats})
-    write_json(out / "model.json", {**info, "exported_step": int(jax.device_get(best.step))})
+    result, seconds = _fit_and_export(out, exp, info, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh,
+                                      train_ds=calibration, val_ds=val_ds, verbose=verbose)
     run = DirectRun(out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)),
                     seconds, load_direct(out))
     before = evaluate_direct(exp.pretrained_dir, **held_out)
