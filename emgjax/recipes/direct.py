@@ -43,6 +43,7 @@ from typing import Sequence
 import numpy as np
 
 from emgjax.models.direct import DirectConfig
+from emgjax.recipes.overrides import config_to_dict
 from emgjax.recipes import (
     LoopConfig,
     SessionsConfig,
@@ -515,7 +516,6 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
     """
     import jax
 
-    from emgjax.recipes.overrides import config_to_dict
 
     out = prepare_run_dir(exp.out_dir, exp)
     splits = resolve_sessions(exp.sessions, "mindrove")
@@ -558,6 +558,7 @@ def _fit_and_export(out: Path, exp, info: dict, *, state, loss_fn, optimizer, me
 
     Returns (FitResult, training seconds).
     """
+    import jax
     extra = {"normalisation": info["normalisation"], "target": info["target"], "config": config_to_dict(exp)}
     started = time.perf_counter()
     result, best = run_fit(
@@ -591,7 +592,6 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
     """
     import jax
 
-    from emgjax.recipes.overrides import config_to_dict
 
     pretrained = load_direct(exp.pretrained_dir)
     out = prepare_run_dir(exp.out_dir, exp)
