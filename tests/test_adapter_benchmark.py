@@ -40,11 +40,15 @@ def test_tiny_benchmark_writes_table_and_plot(tmp_path):
         ("fixed", "interpolation+sinc", "-"),
         ("trained", "linear+sinc", "recon"),
         ("trained", "linear+sinc", "pose"),
+        ("ceiling", "linear 16x16 on true 16 ch / 2 kHz", "pose"),
         ("direct", "Conv1D+LSTM on 8 ch / 500 Hz", "pose"),
     ]
     by_variant = {(r["row"], r["variant"], r["objective"]): r for r in rows}
     trained = by_variant[("trained", "linear+sinc", "recon")]
     assert trained["seeds"] == "2" and float(trained["params"]) == 16 * 8 + 16
+    # The calibrated ceiling trains the same kind of input stage on the true 16 ch input.
+    calibrated = by_variant[("ceiling", "linear 16x16 on true 16 ch / 2 kHz", "pose")]
+    assert calibrated["seeds"] == "2" and float(calibrated["params"]) == 16 * 16 + 16
     for row in rows:
         assert float(row["angle_mae_deg"]) > 0 and float(row["landmark_mm"]) > 0
     # Reconstruction metrics exist for every adapter row, not for the ceiling / mean / direct rows.
