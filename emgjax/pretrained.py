@@ -109,6 +109,45 @@ def _flatten(tree, prefix=()):
         yield "/".join(prefix), tree
 
 
+def write_pretrained(directory: str | os.PathLike, config: PoseModelConfig, variables: dict, *,
+                     experiment: str | None, provide_initial_pos: bool, source: dict,
+                     extra: dict | None = None) -> pathlib.Path:
+    """Write the on-disk format that `load_pretrained` reads: Orbax ``variables/`` + ``config.json``.
+
+    The one writer of the format (used by `emgjax convert` and by models trained here).
+    Replaces an existing ``variables/``; ``extra`` entries are added to config.json and come
+    back in ``model.metadata``.
+    """
+    import shutil
+
+    import orbax.checkpoint as ocp
+
+    from emgjax import __version__
+    from emgjax.convert.command import CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, VARIABLES_DIR
+
+    directory = pathlib.Path(directory).absolute()
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{directory}: expected a directory for the pretrained model, found a file")
+    directory.mkdir(parents=True, exist_ok=True)
+    variables_path = directory / VARIABLES_DIR
+    if variables_path.exists():
+        shutil.rmtree(variables_path)
+    ocp.Checkpointer(ocp.StandardCheckpointHandler()).save(variables_path, args=ocp.args.StandardSave(variables))
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "experiment": experiment,
+        "provide_initial_pos": bool(provide_initial_pos),
+        "model": config.to_dict(),
+        "num_params": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(variables.get("params", {})))),
+        "emgjax_version": __version__,
+        "source": source,
+        **dict(extra or {}),
+    }
+    (directory / CONFIG_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    return directory
+
+
 def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
     """Load `directory` written by `emgjax convert` (config.json + Orbax variables/)."""
     import orbax.checkpoint as ocp

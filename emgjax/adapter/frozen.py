@@ -88,35 +88,13 @@ def save_pretrained(directory, config: PoseModelConfig, variables: Mapping, *, p
     ``extra`` entries (e.g. EMG normalisation, training report) are added to config.json;
     ``load_pretrained`` keeps them in ``model.metadata``.
     """
-    import shutil
+    from emgjax.pretrained import write_pretrained
 
-    import orbax.checkpoint as ocp
-
-    from emgjax import __version__
-    from emgjax.convert.command import CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, VARIABLES_DIR
-
-    directory = pathlib.Path(directory).absolute()
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"{directory}: expected a directory for the pretrained model, found a file")
-    directory.mkdir(parents=True, exist_ok=True)
-    variables_path = directory / VARIABLES_DIR
-    if variables_path.exists():
-        shutil.rmtree(variables_path)
     host = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), dict(variables))
-    ocp.Checkpointer(ocp.StandardCheckpointHandler()).save(variables_path, args=ocp.args.StandardSave(host))
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "experiment": experiment,
-        "provide_initial_pos": bool(provide_initial_pos),
-        "model": config.to_dict(),
-        "num_params": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(host.get("params", {})))),
-        "emgjax_version": __version__,
-        "source": {"file": None, "trained_by": "emgjax.adapter.frozen (synthetic emg2pose-format data)"},
-        **dict(extra or {}),
-    }
-    (directory / CONFIG_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    return directory
+    return write_pretrained(directory, config, host, experiment=experiment, provide_initial_pos=provide_initial_pos,
+                            source={"file": None,
+                                    "trained_by": "emgjax.adapter.frozen (synthetic emg2pose-format data)"},
+                            extra=dict(extra or {}))
 
 
 def _pose_loss(config: PoseModelConfig):

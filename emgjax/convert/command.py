@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import os
 import pathlib
@@ -73,11 +72,11 @@ def resolve_model(hyper_parameters: dict, experiment: str | None, source: str) -
 def convert_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike,
                        experiment: str | None = None, *, overwrite: bool = False) -> pathlib.Path:
     """Convert one Lightning .ckpt into an emgjax pretrained directory; returns the directory."""
-    import orbax.checkpoint as ocp
+    import jax
 
-    from emgjax import __version__
     from emgjax.convert import emg2pose_map as mapping
     from emgjax.convert.ckpt_reader import read_lightning_checkpoint
+    from emgjax.pretrained import write_pretrained
 
     checkpoint_path = pathlib.Path(checkpoint_path)
     out_dir = pathlib.Path(out_dir).absolute()
@@ -97,38 +96,14 @@ def convert_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.Pat
         LOG.info("%s: also ignored: %s", source, ", ".join(k for k in ignored if k != "optimizer_states"))
     variables = mapping.convert_state_dict(checkpoint.state_dict, config, source=source)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    variables_path = out_dir / VARIABLES_DIR
-    if variables_path.exists():
-        import shutil
-
-        shutil.rmtree(variables_path)
-    ocp.Checkpointer(ocp.StandardCheckpointHandler()).save(variables_path, args=ocp.args.StandardSave(variables))
-    num_params = sum(int(v.size) for v in _leaves(variables.get("params", {})))
-    metadata = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "experiment": name,
-        "provide_initial_pos": provide_initial_pos,
-        "model": config.to_dict(),
-        "num_params": num_params,
-        "emgjax_version": __version__,
-        "source": {"file": checkpoint_path.name, "sha256": sha256_of(checkpoint_path),
-                   "top_level_keys": list(checkpoint.top_level_keys)},
-        "license": LICENSE_NOTE,
-    }
-    (out_dir / CONFIG_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    write_pretrained(out_dir, config, variables, experiment=name, provide_initial_pos=provide_initial_pos,
+                     source={"file": checkpoint_path.name, "sha256": sha256_of(checkpoint_path),
+                             "top_level_keys": list(checkpoint.top_level_keys)},
+                     extra={"license": LICENSE_NOTE})
+    num_params = sum(int(v.size) for v in jax.tree_util.tree_leaves(variables.get("params", {})))
     LOG.info("wrote %s (%s, %d parameters, provide_initial_pos=%s)", out_dir, name or "custom", num_params,
              provide_initial_pos)
     return out_dir
-
-
-def _leaves(tree):
-    if isinstance(tree, dict):
-        for value in tree.values():
-            yield from _leaves(value)
-    else:
-        yield tree
 
 
 def build_parser() -> argparse.ArgumentParser:
