@@ -1,7 +1,9 @@
 """Tests for emgjax.kinematics: hand model files, forward kinematics, MediaPipe layout."""
 
+import importlib.util
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -10,9 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from jax.test_util import check_grads
 
 from emgjax.kinematics import (
+    FINGER_NAMES,
     FINGERTIP_INDICES,
+    HAND_MODEL_ENV,
     JOINT_NAMES,
     LANDMARK_NAMES,
     MOVING_LANDMARK_INDICES,
@@ -170,32 +175,40 @@ def test_batching_over_leading_dims_matches_single_calls():
             np.testing.assert_allclose(batched[i, t], forward_kinematics(angles[i, t], hand), atol=1e-4)
 
 
-def test_jit_with_hand_as_argument_and_finite_gradients():
-    hand = synthetic_hand_model()
-    angles = jax.random.uniform(jax.random.key(1), (4, 20), minval=-0.5, maxval=1.5)
-    jitted = jax.jit(forward_kinematics)
-    np.testing.assert_allclose(jitted(angles, hand), forward_kinematics(angles, hand), atol=1e-4)
-
-    def spread(a, h):
-        return jnp.sum(forward_kinematics(a, h) ** 2)
-
-    grad_fn = jax.jit(jax.grad(spread, argnums=(0, 1)))
-    grad_angles, grad_hand = grad_fn(angles, hand)
-    assert np.all(np.isfinite(grad_angles)) and np.any(grad_angles != 0)
-    assert np.all(np.isfinite(grad_hand.joint_rest_positions))
-    assert np.any(grad_hand.landmark_rest_positions != 0)
-    # Also at exactly zero angles (the rest pose), where sin/cos are smooth.
-    grad_angles, _ = grad_fn(jnp.zeros_like(angles), hand)
-    assert np.all(np.isfinite(grad_angles))
+def _as_float64(hand: HandModel) -> HandModel:
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), hand)
 
 
-def test_hand_model_is_a_pytree_with_static_topology():
+def test_gradients_match_finite_differences_in_angles_and_geometry():
+    # Derivatives of FK, through the hand as a (jit) argument, agree with
+    # central finite differences (float64 so that differences are accurate),
+    # at a random pose and at exactly zero angles.
+    with jax.enable_x64(True):
+        hand = _as_float64(synthetic_hand_model())
+        angles = jax.random.uniform(jax.random.key(1), (2, 20), jnp.float64, minval=-0.5, maxval=1.5)
+
+        def spread(a, h):  # forward_kinematics runs its jitted core with the hand as an argument
+            return jnp.sum(forward_kinematics(a, h) ** 2) / 1e4
+
+        for point in (angles, jnp.zeros_like(angles)):
+            check_grads(spread, (point, hand), order=1, modes=("rev",), eps=1e-4, atol=1e-4, rtol=1e-4)
+
+
+def test_hand_model_is_a_pytree_and_fk_scales_with_the_geometry():
     hand = synthetic_hand_model()
     leaves = jax.tree_util.tree_leaves(hand)
     assert all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves)
     assert isinstance(hand.landmark_rest_bone_indices, tuple)
-    doubled = jax.tree_util.tree_map(lambda x: 2 * x, hand)
-    assert isinstance(doubled, HandModel) and doubled.joint_parent == hand.joint_parent
+    # Rotations about axes through the pivots commute with scaling about the
+    # origin: a hand twice as large (every position doubled, axes kept) gives
+    # landmarks exactly twice as far out, for any pose.
+    doubled = jax.tree_util.tree_map(lambda x: 2 * x, hand).replace(
+        joint_rotation_axes=hand.joint_rotation_axes, landmark_rest_bone_weights=hand.landmark_rest_bone_weights
+    )
+    angles = jax.random.uniform(jax.random.key(4), (3, 20), minval=-0.5, maxval=1.5)
+    np.testing.assert_allclose(
+        forward_kinematics(angles, doubled), 2 * forward_kinematics(angles, hand), rtol=1e-5, atol=1e-3
+    )
 
 
 def test_wrong_angle_shape_is_a_clear_error():
@@ -343,7 +356,7 @@ def _mutated(**changes) -> dict:
         (_mutated(joint_rest_positions=[[0.0, 1.0]] + [[0.0, 0.0, 0.0]] * 21), r"'joint_rest_positions'.*rectangular"),
         (_mutated(landmark_rest_bone_indices=[[17, 0]] * 21), r"'landmark_rest_bone_indices'.*\[0, 16\].*17"),
         (_mutated(landmark_rest_bone_indices=[[0, 0, 0]] * 21), r"'landmark_rest_bone_indices'.*\(21, 2\).*\(21, 3\)"),
-        (_mutated(joint_frame_index=[0.5] * 22), r"'joint_frame_index'.*integers"),
+        (_mutated(joint_frame_index=[0.5] * 22), r"'joint_frame_index'.*integer frame indices.*found.*0\.5"),
         (_mutated(hand_scale=-1.0), r"'hand_scale'.*> 0"),
         (_mutated(joint_limits=[[0.0, 1.0]] * 5), r"'joint_limits'.*\(>=20, 2\)"),
     ],
@@ -367,6 +380,161 @@ def test_nan_and_truncated_files(tmp_path):
         load_hand_model(tmp_path / "binary.json")
     with pytest.raises(HandModelError, match="directory"):
         load_hand_model(tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# UmeTrack's released encoding (generic_hand_model.json): indices as floats,
+# 255 for "none", mesh fields. The file is generated from our synthetic hand
+# by tests/fixtures/hand_model_released.py (bench/kinematics_parity.py checks
+# that its encoding matches the released file key for key).
+# ---------------------------------------------------------------------------
+
+
+def _released_fixture_module():
+    path = Path(__file__).parent / "fixtures" / "hand_model_released.py"
+    spec = importlib.util.spec_from_file_location("hand_model_released", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RELEASED = _released_fixture_module()
+TOPOLOGY_FIELDS = ("joint_parent", "joint_first_child", "joint_next_sibling", "joint_frame_index")
+
+
+@pytest.fixture
+def released_file(tmp_path) -> Path:
+    return RELEASED.write_released_encoding(tmp_path / "generic_hand_model.json")
+
+
+def test_released_encoding_fixture_has_the_encoding(released_file):
+    # Guards the generator: if it drifted back to ints and -1, the loading
+    # tests below would no longer exercise the released encoding.
+    raw = json.loads(released_file.read_text())
+    assert tuple(raw) == RELEASED.RELEASED_KEYS
+    for field in (*TOPOLOGY_FIELDS, "mesh_triangles"):
+        values = np.ravel(raw[field]).tolist()
+        assert all(type(v) is float for v in values), field
+    for field in TOPOLOGY_FIELDS:
+        assert 255.0 in raw[field] and -1 not in raw[field], field
+    assert all(type(v) is int for v in np.ravel(raw["landmark_rest_bone_indices"]).tolist())
+    assert type(raw["hand_scale"]) is float
+    assert np.shape(raw["joint_limits"]) == (22, 2) and np.shape(raw["dense_bone_weights"])[1] == 17
+
+
+def test_released_encoding_loads_as_the_synthetic_hand(released_file):
+    loaded = load_hand_model(released_file)
+    hand = synthetic_hand_model()
+    for a, b in zip(jax.tree_util.tree_leaves(hand), jax.tree_util.tree_leaves(loaded)):
+        np.testing.assert_array_equal(a, b)
+    raw = json.loads(released_file.read_text())
+    for field in TOPOLOGY_FIELDS:
+        # 255.0 in the file is "none" (-1) once loaded, other values the same ints.
+        assert getattr(loaded, field) == tuple(-1 if v == 255.0 else int(v) for v in raw[field])
+        assert getattr(loaded, field) == getattr(hand, field)
+    assert loaded.landmark_rest_bone_indices == hand.landmark_rest_bone_indices
+    assert np.asarray(loaded.joint_limits).shape == (20, 2)  # the two wrist joints' limits are dropped
+
+
+def test_released_encoding_through_the_environment_variable(released_file, monkeypatch):
+    monkeypatch.setenv(HAND_MODEL_ENV, str(released_file))
+    from_env = load_hand_model()
+    assert hand_model_to_dict(from_env) == hand_model_to_dict(load_hand_model(released_file))
+
+
+def _joints_moving(landmark: str) -> set[int]:
+    """Joints whose angle moves a landmark of our synthetic hand (its rest point lies on the next joint's axis)."""
+    fingers = [f for f, name in enumerate(FINGER_NAMES) if landmark.startswith(name)]
+    if not fingers:  # wrist, palm centre: skinned to the wrist frame
+        return set()
+    count = {"proximal": 0, "intermediate": 2, "distal": 3, "fingertip": 4}[landmark.split("_")[-1]]
+    return set(range(4 * fingers[0], 4 * fingers[0] + count))
+
+
+def test_fk_on_released_encoding_is_finite_with_the_hands_topology(released_file):
+    hand = load_hand_model(released_file)
+    angles = jax.random.uniform(jax.random.key(5), (64, 20), minval=-0.8, maxval=1.5)
+    landmarks = np.asarray(forward_kinematics(angles, hand))
+    assert landmarks.shape == (64, 21, 3) and np.all(np.isfinite(landmarks))
+    # Topology: each landmark moves with exactly the joints above it on its
+    # own finger's chain, none of another finger's. Read off the Jacobian at
+    # a pose with every angle away from zero.
+    pose = jnp.linspace(0.3, 0.9, 20)
+    jac = np.abs(np.asarray(jax.jacfwd(lambda a: forward_kinematics(a, hand))(pose)))  # (21, 3, 20)
+    moves = jac.max(axis=1) > 1e-2  # mm per radian
+    still = jac.max(axis=1) < 1e-4
+    for i, name in enumerate(LANDMARK_NAMES):
+        expected = _joints_moving(name)
+        assert {j for j in range(20) if moves[i, j]} == expected, name
+        assert all(still[i, j] for j in range(20) if j not in expected), name
+
+
+@pytest.mark.parametrize(
+    "field, value, pattern",
+    [
+        ("joint_parent", 254.0, r"'joint_parent'.*joint indices in \[0, 21\] or -1 / 255 for none.*found 254"),
+        ("joint_parent", 22.0, r"'joint_parent'.*\[0, 21\].*found 22"),
+        ("joint_first_child", -2.0, r"'joint_first_child'.*\[0, 21\].*found -2"),
+        ("joint_next_sibling", 1.5, r"'joint_next_sibling'.*integer joint indices.*found non-integer value 1\.5"),
+        ("joint_frame_index", 17.0, r"'joint_frame_index'.*frame indices in \[0, 16\] or -1 / 255.*found 17"),
+        ("joint_frame_index", 254.0, r"'joint_frame_index'.*found 254"),
+        ("landmark_rest_bone_indices", 255, r"'landmark_rest_bone_indices'.*\[0, 16\], found 255"),
+        ("mesh_triangles", 42.0, r"'mesh_triangles'.*vertex indices in \[0, 41\], found 42"),
+        ("mesh_triangles", 2.5, r"'mesh_triangles'.*integer vertex indices.*2\.5"),
+    ],
+)
+def test_released_encoding_out_of_range_indices_are_refused(tmp_path, field, value, pattern):
+    data = RELEASED.released_encoding_dict()
+    row = data[field] if np.ndim(data[field]) == 1 else data[field][2]  # 2-D fields: in their third row
+    row[1] = value
+    with pytest.raises(HandModelError, match=pattern) as info:
+        load_hand_model(_write(tmp_path, data))
+    assert "bad_hand.json" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        ({"mesh_vertices": [[0.0, 0.0]] * 42}, r"'mesh_vertices'.*\(V, 3\).*\(42, 2\)"),
+        ({"dense_bone_weights": [[0.0] * 16] * 42}, r"'dense_bone_weights'.*\(42, 17\).*\(42, 16\)"),
+        ({"dense_bone_weights": [[0.0] * 17] * 41}, r"'dense_bone_weights'.*\(42, 17\).*\(41, 17\)"),
+        ({"mesh_vertices": None}, r"'mesh_triangles'.*found no 'mesh_vertices'"),
+        ({"mesh_vertices": [[float("nan"), 0.0, 0.0]] * 42}, r"'mesh_vertices'.*NaN"),
+    ],
+)
+def test_released_encoding_bad_mesh_is_refused(tmp_path, changes, pattern):
+    data = RELEASED.released_encoding_dict()
+    for key, value in changes.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    with pytest.raises(HandModelError, match=pattern):
+        load_hand_model(_write(tmp_path, data))
+
+
+def test_minus_one_and_255_mix_and_a_file_without_mesh_load(tmp_path):
+    data = RELEASED.released_encoding_dict()
+    data["joint_parent"] = [-1 if v == 255.0 else int(v) for v in data["joint_parent"]]  # ints, -1
+    for key in ("mesh_vertices", "mesh_triangles", "dense_bone_weights"):
+        del data[key]
+    loaded = load_hand_model(_write(tmp_path, data))
+    assert loaded.joint_parent == synthetic_hand_model().joint_parent
+
+
+def test_slightly_non_unit_axis_turns_by_its_norm_as_in_umetrack():
+    # Axes are kept as written and FK takes exp(angle * axis), as UmeTrack's
+    # skinning does: an axis 0.5 % long turns its joint 0.5 % further.
+    hand = synthetic_hand_model()
+    pip = JOINT_NAMES.index("INDEX_PIP_FE")
+    longer = hand.replace(joint_rotation_axes=hand.joint_rotation_axes.at[pip].multiply(1.005))
+    reloaded = hand_model_from_dict(hand_model_to_dict(longer))
+    np.testing.assert_array_equal(reloaded.joint_rotation_axes, longer.joint_rotation_axes)
+    angles = jnp.full(20, 0.4)
+    np.testing.assert_allclose(
+        forward_kinematics(angles, reloaded), forward_kinematics(angles.at[pip].multiply(1.005), hand), atol=1e-4
+    )
+    assert np.abs(np.asarray(forward_kinematics(angles, reloaded) - forward_kinematics(angles, hand))).max() > 1e-2
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,12 @@ emgjax ships no third-party hand model: load yours with ``load_hand_model(path)`
 made-up right hand.
 """
 
-from emgjax.kinematics.fk import axis_angle_rotation, forward_kinematics, joint_frames, skin_landmarks
+from emgjax.kinematics.fk import (
+    axis_angle_rotation,
+    forward_kinematics,
+    joint_frames,
+    skin_landmarks,
+)
 from emgjax.kinematics.hand_model import (
     DISTAL_JOINT_INDICES,
     FINGER_JOINT_INDICES,
@@ -16,6 +21,7 @@ from emgjax.kinematics.hand_model import (
     LANDMARK_NAMES,
     MID_JOINT_INDICES,
     MOVING_LANDMARK_INDICES,
+    NONE_INDEX,
     NUM_FRAMES,
     NUM_JOINT_ANGLES,
     NUM_LANDMARKS,
@@ -37,14 +43,15 @@ from emgjax.kinematics.hand_model import (
 
 __all__ = [
     "DISTAL_JOINT_INDICES",
+    "FINGERTIP_INDICES",
     "FINGER_JOINT_INDICES",
     "FINGER_NAMES",
-    "FINGERTIP_INDICES",
     "HAND_MODEL_ENV",
     "JOINT_NAMES",
     "LANDMARK_NAMES",
     "MID_JOINT_INDICES",
     "MOVING_LANDMARK_INDICES",
+    "NONE_INDEX",
     "NUM_FRAMES",
     "NUM_JOINT_ANGLES",
     "NUM_LANDMARKS",

@@ -40,19 +40,29 @@ def _skew(axes: jax.Array) -> jax.Array:
 
 
 def axis_angle_rotation(axes: jax.Array, angles: jax.Array) -> jax.Array:
-    """Rodrigues' formula for unit axes.
+    """The rotations exp(angle * [axis]_x) (Rodrigues' formula), as UmeTrack's skinning computes them.
+
+    For a unit axis this turns by ``angle`` about it. Like UmeTrack (which
+    takes the exponential map of ``axis * angle``), a slightly non-unit axis
+    turns by ``|axis| * angle``, so both agree on any hand model file.
 
     Args:
-        axes: (J, 3) unit axes.
+        axes: (J, 3) axes (unit, up to rounding).
         angles: (..., J) radians.
 
     Returns:
-        (..., J, 3, 3) rotation matrices R = I + sin(t) K + (1 - cos(t)) K^2.
+        (..., J, 3, 3) rotation matrices R = I + sin(p) / n K + (1 - cos(p)) / n^2 K^2
+        with K = [axis]_x, n = |axis| and p = n * angle.
     """
     k = _skew(axes)
     k2 = k @ k
-    sin = jnp.sin(angles)[..., None, None]
-    one_minus_cos = (1.0 - jnp.cos(angles))[..., None, None]
+    norm = jnp.linalg.norm(axes, axis=-1)
+    # A zero axis (only in hand-made pytrees) gives K = 0 and R = I; avoid 0 / 0.
+    norm = jnp.where(norm > 0, norm, 1.0)
+    turn = angles * norm
+    sin = (jnp.sin(turn) / norm)[..., None, None]
+    # 1 - cos(p) as 2 sin^2(p / 2): no cancellation for small angles in float32.
+    one_minus_cos = (2.0 * jnp.sin(0.5 * turn) ** 2 / norm**2)[..., None, None]
     return jnp.eye(3, dtype=k.dtype) + sin * k + one_minus_cos * k2
 
 

@@ -11,16 +11,24 @@ comparable with published emg2pose numbers.
 
 Schema (JSON object; units are millimetres, angles radians)::
 
-    joint_rotation_axes        (22, 3) float  unit axis of each joint, rest-pose hand frame
+    joint_rotation_axes        (22, 3) float  rotation axis of each joint, rest-pose hand frame (unit)
     joint_rest_positions       (22, 3) float  a point on each joint's rotation axis (rest pose)
     landmark_rest_positions    (21, 3) float  landmarks in the rest pose (all angles zero)
     landmark_rest_bone_indices (21, K) int    frame (0..16) each landmark is skinned to
     landmark_rest_bone_weights (21, K) float  linear-blend-skinning weights
-    joint_parent, joint_first_child, joint_next_sibling (22,) int   topology, -1 = none
-    joint_frame_index          (22,) int      frame (0..16) each joint drives
+    joint_parent, joint_first_child, joint_next_sibling (22,)  joint index 0..21, or "none"
+    joint_frame_index          (22,)          frame 0..16 each joint's rotation yields, or "none"
     hand_scale                 ()  float      optional, default 1 (carried, not applied by FK)
     joint_limits               (>=20, 2)      optional (lower, upper) radians; first 20 kept
-    mesh_* and any other keys                  ignored
+    mesh_vertices              (V, 3) float   optional, checked, not kept (FK uses landmarks only)
+    mesh_triangles             (F, 3) int     optional, vertex indices 0..V-1; checked, not kept
+    dense_bone_weights         (V, 17) float  optional, per-vertex skinning weights; checked, not kept
+    any other keys                            ignored
+
+Index fields may be written as integers or as integer-valued floats, and
+"none" as -1 or as 255: UmeTrack's released ``generic_hand_model.json`` (the
+file emg2pose ships) stores every index as a float and "none" as 255 (a uint8
+-1). Loaded models hold ints with -1 for none.
 
 Joints 0..19 are emg2pose's 20 joint angles (:data:`JOINT_NAMES`); joints 20
 and 21 are the two wrist joints, whose angles emg2pose always sets to zero.
@@ -146,8 +154,9 @@ class HandModel:
         hand_scale: () scale carried from the file (FK does not apply it).
         landmark_rest_bone_indices: static (21, K) tuple of frame indices 0..16.
         joint_parent, joint_first_child, joint_next_sibling, joint_frame_index:
-            static (22,) tuples; FK uses emg2pose's fixed finger chains, these
-            are carried for the schema and validated for range.
+            static (22,) tuples, -1 for none; FK uses emg2pose's fixed finger
+            chains (as UmeTrack's skinning does), these are carried for the
+            schema and validated for range.
         joint_limits: optional (20, 2) (lower, upper) radians, or None.
     """
 
@@ -190,13 +199,22 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     *_TOPOLOGY_FIELDS,
     "joint_frame_index",
 )
-# Rotation axes must be unit vectors (FK uses exp(axis * angle)); a small
-# tolerance absorbs rounding in text files, then we renormalise.
+# Rotation axes should be unit vectors. They are kept as written: FK turns by
+# exp(angle * axis) exactly as UmeTrack does (a slightly non-unit axis turns
+# by |axis| * angle in both), and anything further from unit than rounding in
+# a text file is refused as a broken file.
 _AXIS_NORM_TOLERANCE = 1e-2
+# "No joint / no frame" in index fields: -1, or 255 as in UmeTrack's released
+# file (its indices were uint8 before being written as floats).
+_NONE_INDICES = (-1, 255)
+NONE_INDEX = -1  # what a loaded HandModel holds for "none"
+# UmeTrack's optional mesh fields (checked by _check_mesh, not kept).
+_MESH_FIELDS = ("mesh_vertices", "mesh_triangles", "dense_bone_weights")
 _MAX_FILE_BYTES = 256 * 1024 * 1024  # a hand model with a mesh is a few MB
 
 
-def _shape_text(shape: tuple[int | None, ...]) -> str:
+# Expected shapes: an int is a fixed size; a str (or None, shown as "K") a free one.
+def _shape_text(shape: tuple[int | str | None, ...]) -> str:
     return "(" + ", ".join("K" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
 
 
@@ -216,9 +234,9 @@ def _as_array(data: Mapping[str, Any], field: str, source: str) -> np.ndarray:
     return array
 
 
-def _check_shape(array: np.ndarray, expected: tuple[int | None, ...], field: str, source: str) -> None:
+def _check_shape(array: np.ndarray, expected: tuple[int | str | None, ...], field: str, source: str) -> None:
     ok = array.ndim == len(expected) and all(
-        e is None or e == s for e, s in zip(expected, array.shape)
+        not isinstance(e, int) or e == s for e, s in zip(expected, array.shape)
     )
     if not ok or any(s == 0 for s in array.shape):
         raise HandModelError(
@@ -235,30 +253,82 @@ def _check_finite(array: np.ndarray, field: str, source: str) -> None:
         )
 
 
-def _as_int_tuple(array: np.ndarray, field: str, source: str, low: int, high: int) -> np.ndarray:
+def _as_indices(
+    array: np.ndarray, field: str, source: str, count: int, what: str, allow_none: bool = False
+) -> np.ndarray:
+    """Integer indices in [0, count) (or "none": -1 / 255 -> -1 when allow_none) from a float array.
+
+    JSON gives integers or integer-valued floats (UmeTrack writes 2.0); both are
+    accepted, anything else is refused naming the first offending value.
+    """
     _check_finite(array, field, source)
-    if not np.all(array == np.round(array)):
-        raise HandModelError(f"{source}: field '{field}' should contain integers, found non-integer values")
-    ints = array.astype(np.int64)
-    if ints.size and (ints.min() < low or ints.max() >= high):
+    flat = array.reshape(-1)
+    fractional = np.flatnonzero(flat != np.round(flat))
+    if fractional.size:
+        first = int(fractional[0])
         raise HandModelError(
-            f"{source}: field '{field}' should hold indices in [{low}, {high - 1}], "
-            f"found values in [{ints.min()}, {ints.max()}]"
+            f"{source}: field '{field}' should contain integer {what} indices, "
+            f"found non-integer value {flat[first]:g} at flat position {first}"
+        )
+    ints = array.astype(np.int64)
+    valid = (ints >= 0) & (ints < count)
+    if allow_none:
+        none = np.isin(ints, _NONE_INDICES)
+        ints = np.where(none, NONE_INDEX, ints)
+        valid |= none
+    bad = np.flatnonzero(~valid.reshape(-1))
+    if bad.size:
+        first = int(bad[0])
+        none_text = f" or {' / '.join(map(str, _NONE_INDICES))} for none" if allow_none else ""
+        raise HandModelError(
+            f"{source}: field '{field}' should hold {what} indices in [0, {count - 1}]{none_text}, "
+            f"found {array.reshape(-1)[first]:g} at flat position {first} ({bad.size} bad value(s))"
         )
     return ints
+
+
+def _check_mesh(data: Mapping[str, Any], source: str) -> None:
+    """Check UmeTrack's optional mesh fields (not kept: FK and metrics use landmarks only).
+
+    A hand model file whose mesh is malformed is most likely a broken or
+    different file, so its mesh is checked even though nothing here uses it.
+    """
+    present = {field: data[field] for field in _MESH_FIELDS if data.get(field) is not None}
+    num_vertices = None
+    if "mesh_vertices" in present:
+        vertices = _as_array(present, "mesh_vertices", source)
+        _check_shape(vertices, ("V", 3), "mesh_vertices", source)
+        _check_finite(vertices, "mesh_vertices", source)
+        num_vertices = vertices.shape[0]
+    if "mesh_triangles" in present:
+        if num_vertices is None:
+            raise HandModelError(
+                f"{source}: field 'mesh_triangles' indexes 'mesh_vertices', found no 'mesh_vertices'"
+            )
+        triangles = _as_array(present, "mesh_triangles", source)
+        _check_shape(triangles, ("F", 3), "mesh_triangles", source)
+        _as_indices(triangles, "mesh_triangles", source, num_vertices, "vertex")
+    if "dense_bone_weights" in present:
+        weights = _as_array(present, "dense_bone_weights", source)
+        rows = num_vertices if num_vertices is not None else "V"
+        _check_shape(weights, (rows, NUM_FRAMES), "dense_bone_weights", source)
+        _check_finite(weights, "dense_bone_weights", source)
 
 
 def hand_model_from_dict(data: Mapping[str, Any], source: str = "hand model dict") -> HandModel:
     """Validate a schema dict (as read from JSON) and build a :class:`HandModel`.
 
     Args:
-        data: mapping with the fields listed in the module docstring; extra
-            keys (mesh fields, ...) are ignored.
+        data: mapping with the fields listed in the module docstring, in
+            either index encoding (ints with -1, or UmeTrack's floats with
+            255 for none); mesh fields are checked and dropped, unknown keys
+            ignored.
         source: what to call the data in error messages (e.g. the file path).
 
     Raises:
         HandModelError (a ValueError) naming the source and the field when a
-        field is missing, misshapen, non-numeric, non-finite or out of range.
+        field is missing, misshapen, non-numeric, non-finite, non-integer
+        where indices are expected, or out of range.
     """
     if not isinstance(data, Mapping):
         raise HandModelError(
@@ -278,21 +348,21 @@ def hand_model_from_dict(data: Mapping[str, Any], source: str = "hand model dict
             f"{source}: field 'joint_rotation_axes' should hold unit vectors, "
             f"found norm {norms[worst]:.4g} for joint {worst}"
         )
-    floats["joint_rotation_axes"] = floats["joint_rotation_axes"] / norms[:, None]
 
     num_bones = floats["landmark_rest_bone_weights"].shape[1]
     indices = _as_array(data, "landmark_rest_bone_indices", source)
     _check_shape(indices, (NUM_LANDMARKS, num_bones), "landmark_rest_bone_indices", source)
-    indices = _as_int_tuple(indices, "landmark_rest_bone_indices", source, 0, NUM_FRAMES)
+    indices = _as_indices(indices, "landmark_rest_bone_indices", source, NUM_FRAMES, "frame")
 
     topology = {}
     for field in _TOPOLOGY_FIELDS:
         array = _as_array(data, field, source)
         _check_shape(array, (NUM_MODEL_JOINTS,), field, source)
-        topology[field] = tuple(int(v) for v in _as_int_tuple(array, field, source, -1, NUM_MODEL_JOINTS))
+        array = _as_indices(array, field, source, NUM_MODEL_JOINTS, "joint", allow_none=True)
+        topology[field] = tuple(int(v) for v in array)
     frame_index = _as_array(data, "joint_frame_index", source)
     _check_shape(frame_index, (NUM_MODEL_JOINTS,), "joint_frame_index", source)
-    frame_index = _as_int_tuple(frame_index, "joint_frame_index", source, 0, NUM_FRAMES)
+    frame_index = _as_indices(frame_index, "joint_frame_index", source, NUM_FRAMES, "frame", allow_none=True)
 
     scale = 1.0
     if data.get("hand_scale") is not None:
@@ -317,6 +387,8 @@ def hand_model_from_dict(data: Mapping[str, Any], source: str = "hand model dict
         if np.any(np.isnan(limits)):
             raise HandModelError(f"{source}: field 'joint_limits' should not contain NaN")
         limits = jnp.asarray(limits, dtype=jnp.float32)
+
+    _check_mesh(data, source)
 
     return HandModel(
         joint_rotation_axes=jnp.asarray(floats["joint_rotation_axes"], dtype=jnp.float32),
@@ -550,7 +622,9 @@ def _synthetic_arrays() -> dict[str, Any]:
             j = 4 * f + k
             parent[j] = 21 if k == 0 else j - 1
             first_child[j] = j + 1 if k < 3 else -1
-            frame_index[j] = finger_frame_index(f, max(k - 1, 0))
+            # Joint k of a finger closes frame M(k+1) of fk.py's chain; the
+            # first joint's M1 alone is not one of the 17 frames.
+            frame_index[j] = finger_frame_index(f, k - 1) if k > 0 else NONE_INDEX
         next_sibling[4 * f] = 4 * (f + 1) if f < 4 else -1
 
     # K = 3 influences as in UmeTrack's files; our landmarks are rigid (one

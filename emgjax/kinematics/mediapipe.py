@@ -24,8 +24,8 @@ MediaPipe world landmarks):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 import jax
 import jax.numpy as jnp
