@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from emgjax.kinematics import JOINT_NAMES, LANDMARK_NAMES, synthetic_hand_model
+from emgjax.kinematics import (
+    JOINT_NAMES,
+    LANDMARK_NAMES,
+    forward_kinematics,
+    synthetic_hand_model,
+)
 from emgjax.metrics import (
     EMG2POSE_METRIC_KEYS,
     angle_mae,
@@ -140,8 +145,6 @@ def test_landmark_distance_leaves_out_proximal_frames():
     pred = target.copy()
     pred[0, aa, 0] = 0.5
     mask = np.ones((1, 1), bool)
-    from emgjax.kinematics import forward_kinematics
-
     diff = np.linalg.norm(
         np.asarray(forward_kinematics(pred[0, :, 0], HAND) - forward_kinematics(target[0, :, 0], HAND)), axis=-1
     )
@@ -157,11 +160,10 @@ def test_emg2pose_metrics_keys_groups_and_jit():
     pred[:, 7, :] -= 0.4  # INDEX_DIP_FE
     mask = np.ones((2, 81), bool)
     mask[1, 50:] = False
-    metrics = emg2pose_metrics(pred, target, mask, HAND)
-    assert tuple(metrics) == EMG2POSE_METRIC_KEYS and len(EMG2POSE_METRIC_KEYS) == 15
-    jitted = jax.jit(emg2pose_metrics)(pred, target, mask, HAND)  # also inside a user's jit
-    for key in EMG2POSE_METRIC_KEYS:
-        np.testing.assert_allclose(jitted[key], metrics[key], rtol=1e-5, atol=1e-7)
+    eager = emg2pose_metrics(pred, target, mask, HAND)
+    assert tuple(eager) == EMG2POSE_METRIC_KEYS and len(EMG2POSE_METRIC_KEYS) == 15
+    metrics = jax.jit(emg2pose_metrics)(pred, target, mask, HAND)  # also inside a user's jit
+    assert set(metrics) == set(EMG2POSE_METRIC_KEYS)
     assert float(metrics["mae"]) == pytest.approx((4 * 0.2 + 0.4) / 20, rel=1e-4)
     assert float(metrics["mae_deg"]) == pytest.approx(float(metrics["mae"]) * 180 / math.pi, rel=1e-6)
     assert float(metrics["mae_thumb"]) == pytest.approx(0.2, rel=1e-4)
@@ -172,11 +174,30 @@ def test_emg2pose_metrics_keys_groups_and_jit():
     assert float(metrics["mae_proximal"]) == pytest.approx(2 * 0.2 / 10, rel=1e-4)
     assert float(metrics["mae_mid"]) == pytest.approx(0.2 / 5, rel=1e-4)
     assert float(metrics["mae_distal"]) == pytest.approx((0.2 + 0.4) / 5, rel=1e-4)
-    np.testing.assert_allclose(metrics["fingertip_distance"], fingertip_distance(pred, target, mask, HAND), rtol=1e-5)
-    np.testing.assert_allclose(metrics["landmark_distance"], landmark_distance(pred, target, mask, HAND), rtol=1e-5)
-    vel = motion_magnitudes(pred, mask)[0]
-    np.testing.assert_allclose(metrics["vel"], vel, rtol=1e-5)
-    assert float(metrics["fingertip_distance"]) > 0
+    # vel/acc/jerk against the loop reference; landmark metrics against a
+    # loop over the sampled, valid frames (FK one frame at a time, landmarks
+    # chosen by name).
+    for order, key in ((1, "vel"), (2, "acc"), (3, "jerk")):
+        assert float(metrics[key]) == pytest.approx(_reference_motion(pred, mask, order, 2000.0), rel=1e-4)
+    tips = [i for i, name in enumerate(LANDMARK_NAMES) if name.endswith("_fingertip")]
+    moving = [i for i, name in enumerate(LANDMARK_NAMES) if not name.endswith("_proximal") or name.startswith("thumb")]
+    tip_errors, moving_errors = [], []
+    for b in range(pred.shape[0]):
+        for t in range(0, pred.shape[2], 40):
+            if mask[b, t]:
+                error = np.linalg.norm(
+                    np.asarray(forward_kinematics(pred[b, :, t], HAND) - forward_kinematics(target[b, :, t], HAND)),
+                    axis=-1,
+                )
+                tip_errors += error[tips].tolist()
+                moving_errors += error[moving].tolist()
+    assert len(moving_errors) == 17 * 5  # t = 0, 40, 80 in window 0; t = 0, 40 in window 1
+    assert float(metrics["fingertip_distance"]) == pytest.approx(np.mean(tip_errors), rel=1e-4)
+    assert float(metrics["landmark_distance"]) == pytest.approx(np.mean(moving_errors), rel=1e-4)
+    assert float(metrics["fingertip_distance"]) > 1.0
+    # The eager call gives the same numbers.
+    for key in EMG2POSE_METRIC_KEYS:
+        np.testing.assert_allclose(eager[key], metrics[key], rtol=1e-5, atol=1e-7)
 
 
 def test_all_masked_is_zero_and_finite_with_finite_gradients():
