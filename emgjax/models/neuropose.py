@@ -29,7 +29,10 @@ def same_padding(kernel_size: tuple[int, ...]) -> list[tuple[int, int]]:
 
 
 class Conv2dSame(nn.Module):
-    """Conv2d with PyTorch "same" padding on NHWC. Params kernel (kh, kw, in, out) = weight.transpose(2, 3, 1, 0), bias."""
+    """Conv2d with PyTorch "same" padding on NHWC.
+
+    Params: kernel (kh, kw, in, out) = PyTorch weight.transpose(2, 3, 1, 0), and bias (out,).
+    """
 
     in_channels: int
     out_channels: int

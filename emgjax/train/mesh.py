@@ -113,7 +113,8 @@ def pad_batch(
         return dict(batch), n
     if not any(key in batch for key in mask_keys):
         raise ValueError(
-            f"pad_batch: expected a mask entry among {list(mask_keys)} to hide {extra} padded rows, found keys {sorted(batch)}"
+            f"pad_batch: expected a mask entry among {list(mask_keys)} to hide {extra} padded rows, "
+            f"found keys {sorted(batch)}"
         )
     padded = {}
     for key, value in batch.items():
