@@ -1,9 +1,17 @@
 """emgjax: forearm surface EMG to hand pose in JAX/Flax."""
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the real import is lazy: `import emgjax` must not pull in jax
+    from emgjax.pretrained import Emg2PoseModel
+
 __version__ = "0.1.0"
 
 
-def load_pretrained(directory):
+def load_pretrained(directory: str | os.PathLike[str]) -> Emg2PoseModel:
     """Load a converted emg2pose model written by `emgjax convert`.
 
     See `emgjax.pretrained.load_pretrained`.

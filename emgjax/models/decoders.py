@@ -149,7 +149,8 @@ class MLP(nn.Module):
     def setup(self):
         cfg = self.config
         sizes = [cfg.in_channels, *cfg.layer_sizes]
-        layers, linear_count = [], 0
+        layers: list[Dense | LayerNorm] = []
+        linear_count = 0
         for kind, index in mlp_layer_indices(cfg):
             if kind == "linear":
                 out_size = sizes[linear_count + 1] if linear_count < len(cfg.layer_sizes) else cfg.out_channels
@@ -210,7 +211,7 @@ class MLP(nn.Module):
         return carry, (jnp.dot(x, kernel) + bias) * weights.scale
 
 
-def make_decoder(config, feature_channels: int, name: str = "decoder") -> nn.Module:
+def make_decoder(config, feature_channels: int, name: str = "decoder") -> SequentialLSTM | MLP:
     if isinstance(config, LSTMDecoderConfig):
         return SequentialLSTM(config, feature_channels, name=name)
     if isinstance(config, MLPDecoderConfig):

@@ -12,7 +12,7 @@ are time-major (T, B, ·) so each step reads one contiguous slice.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,17 +46,19 @@ def lstm_cell(gates: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
     return h, c
 
 
-def zero_carry(num_layers: int, batch: int, hidden_size: int, dtype=jnp.float32) -> LSTMCarry:
+def zero_carry(num_layers: int, batch: int, hidden_size: int, dtype: Any = jnp.float32) -> LSTMCarry:
     zeros = jnp.zeros((num_layers, batch, hidden_size), dtype)
     return LSTMCarry(zeros, zeros)
 
 
-def lstm_layer_scan(weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array):
+def lstm_layer_scan(
+    weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One layer over a time-major sequence. x: (T, B, in) -> (outputs (T, B, H), h_T, c_T)."""
     # Hoisted: the input projection of every step at once (one matmul), both biases folded in.
     projected = jnp.dot(x, weights.kernel_ih) + (weights.bias_ih + weights.bias_hh)
 
-    def step(carry, projected_t):
+    def step(carry: tuple[jax.Array, jax.Array], projected_t: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         h, c = carry
         h, c = lstm_cell(projected_t + jnp.dot(h, weights.kernel_hh), c)
         return (h, c), h
@@ -65,7 +67,9 @@ def lstm_layer_scan(weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: 
     return outputs, h, c
 
 
-def lstm_sequence(layers: list[LSTMLayerWeights], x: jax.Array, carry: LSTMCarry | None = None):
+def lstm_sequence(
+    layers: list[LSTMLayerWeights], x: jax.Array, carry: LSTMCarry | None = None
+) -> tuple[jax.Array, LSTMCarry]:
     """Multi-layer LSTM over a batch-first sequence, layer by layer.
 
     x: (B, T, in) -> (outputs (B, T, H), final LSTMCarry with h, c: (num_layers, B, H)).
@@ -111,7 +115,7 @@ class LSTM(nn.Module):
     hidden_size: int
     num_layers: int = 1
 
-    def setup(self):
+    def setup(self) -> None:
         self.layers = [
             _LSTMLayerParams(self.in_features if n == 0 else self.hidden_size, self.hidden_size, name=f"layer_{n}")
             for n in range(self.num_layers)
@@ -120,7 +124,7 @@ class LSTM(nn.Module):
     def weights(self) -> list[LSTMLayerWeights]:
         return [layer() for layer in self.layers]
 
-    def __call__(self, x: jax.Array, carry: LSTMCarry | None = None):
+    def __call__(self, x: jax.Array, carry: LSTMCarry | None = None) -> tuple[jax.Array, LSTMCarry]:
         return lstm_sequence(self.weights(), x, carry)
 
 

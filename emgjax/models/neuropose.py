@@ -12,6 +12,8 @@ nn.Sequential indices; ReLU and dropout take the other two).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -27,7 +29,10 @@ def same_padding(kernel_size: tuple[int, ...]) -> list[tuple[int, int]]:
 
 
 class Conv2dSame(nn.Module):
-    """Conv2d with PyTorch "same" padding on NHWC. Params kernel (kh, kw, in, out) = weight.transpose(2, 3, 1, 0), bias."""
+    """Conv2d with PyTorch "same" padding on NHWC.
+
+    Params: kernel (kh, kw, in, out) = PyTorch weight.transpose(2, 3, 1, 0), and bias (out,).
+    """
 
     in_channels: int
     out_channels: int
@@ -44,10 +49,12 @@ class Conv2dSame(nn.Module):
         return y + bias
 
 
-def _conv_bn_relu_dropout(x, train, in_ch, out_ch, kernel, rate, sub_index: int):
+def _conv_bn_relu_dropout(
+    x: jax.Array, train: bool, in_ch: int, out_ch: int, kernel: Sequence[int], rate: float, sub_index: int
+) -> jax.Array:
     """Sub-layer `sub_index` (conv "same" → BatchNorm → ReLU → dropout) of the block whose compact
     method calls it; its parts are named `network_{4i}` / `network_{4i+1}` as in Meta's nn.Sequential."""
-    x = Conv2dSame(in_ch, out_ch, tuple(kernel), name=f"network_{4 * sub_index}")(x)
+    x = Conv2dSame(in_ch, out_ch, (kernel[0], kernel[1]), name=f"network_{4 * sub_index}")(x)
     x = BatchNorm(out_ch, name=f"network_{4 * sub_index + 1}")(x, train)
     x = jax.nn.relu(x)
     if rate > 0:
@@ -103,14 +110,14 @@ class NeuroPose(nn.Module):
         cfg = self.config
         image = x[..., None]  # (B, T, electrodes, 1): NHWC with one channel
         j = 0
-        for block in cfg.encoder_blocks:
-            image = EncoderBlock(block, name=f"network_{j}")(image, train)
+        for encoder in cfg.encoder_blocks:
+            image = EncoderBlock(encoder, name=f"network_{j}")(image, train)
             j += 1
-        for block in cfg.residual_blocks:
-            image = ResidualBlock(block, name=f"network_{j}")(image, train)
+        for residual in cfg.residual_blocks:
+            image = ResidualBlock(residual, name=f"network_{j}")(image, train)
             j += 1
-        for block in cfg.decoder_blocks:
-            image = DecoderBlock(block, name=f"network_{j}")(image, train)
+        for decoder in cfg.decoder_blocks:
+            image = DecoderBlock(decoder, name=f"network_{j}")(image, train)
             j += 1
         return Dense(cfg.linear_in_channels, cfg.out_channels, name="linear")(image[..., 0])
 

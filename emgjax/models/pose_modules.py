@@ -24,7 +24,8 @@ Pure functions (config static under `jax.jit`):
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -147,7 +148,8 @@ class Emg2PoseNet(nn.Module):
                 f"found {num_samples} samples")
         feats = resample_linear(feats, n_steps, axis=1, align_corners=True)  # (B, n, F)
         projected, weights = self.decoder.prepare_rollout(feats)  # (n, B, P)
-        step = type(self.decoder).rollout_step
+        # The decoder kind fixes both the weights type and its step function; they travel together.
+        step: Callable[..., tuple[Any, jax.Array]] = type(self.decoder).rollout_step
         carry0 = self.decoder.initial_carry(feats.shape[0], feats.dtype)
         num_position = cfg.num_position_rollout_steps
         kind, predict_vel, state_condition = cfg.kind, cfg.predict_vel, cfg.state_condition
@@ -225,7 +227,7 @@ def features(config: PoseModelConfig, variables: dict, emg: jax.Array, *, train:
     """Network features. emg: (B, C, T) -> (B, F, T') channel-first."""
     check_emg(config, emg, check_values=False)
     feats = Emg2PoseNet(config).apply(variables, jnp.asarray(emg), train, rngs=rngs, method=Emg2PoseNet.features)
-    return jnp.swapaxes(feats, 1, 2)
+    return jnp.swapaxes(cast(jax.Array, feats), 1, 2)  # no mutable collections: apply returns the output alone
 
 
 def initial_pose(config: PoseModelConfig, joint_angles: jax.Array, provide_initial_pos) -> jax.Array:
@@ -243,7 +245,8 @@ def predict_pose(config: PoseModelConfig, variables: dict, emg: jax.Array, initi
                  train: bool = False, rngs: dict | None = None) -> jax.Array:
     """Raw predictions before alignment. emg: (B, C, T), initial_pos: (B, 20) -> (B, 20, n)."""
     check_emg(config, emg, check_values=False)
-    return Emg2PoseNet(config).apply(variables, jnp.asarray(emg), jnp.asarray(initial_pos), train, rngs=rngs)
+    out = Emg2PoseNet(config).apply(variables, jnp.asarray(emg), jnp.asarray(initial_pos), train, rngs=rngs)
+    return cast(jax.Array, out)  # no mutable collections: apply returns the output alone
 
 
 def _align_outputs(config: PoseModelConfig, pred, joint_angles, no_ik_failure):

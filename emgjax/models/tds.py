@@ -21,6 +21,8 @@ unbiased running variance, PyTorch default initialisers).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,11 +39,11 @@ TORCH_BN_MOMENTUM = 0.1  # PyTorch convention: new = (1 − m)·old + m·batch
 # ----------------------------------------------------------------------------- PyTorch-convention layers
 
 
-def torch_uniform_init(fan_in: int):
+def torch_uniform_init(fan_in: int) -> Callable[..., jax.Array]:
     """PyTorch's default Linear/Conv init: U(−1/√fan_in, 1/√fan_in) (kaiming_uniform with a=√5)."""
     bound = 1.0 / math.sqrt(max(fan_in, 1))
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
@@ -64,7 +66,7 @@ class LayerNorm(nn.Module):
     features: int
     order: tuple[int, ...] | None = None
 
-    def setup(self):
+    def setup(self) -> None:
         self.scale = self.param("scale", nn.initializers.ones, (self.features,))
         self.bias = self.param("bias", nn.initializers.zeros, (self.features,))
 
@@ -90,7 +92,7 @@ class Dense(nn.Module):
     in_order: tuple[int, ...] | None = None
     out_order: tuple[int, ...] | None = None
 
-    def setup(self):
+    def setup(self) -> None:
         init = torch_uniform_init(self.in_features)
         self.kernel = self.param("kernel", init, (self.in_features, self.out_features))
         self.bias = self.param("bias", init, (self.out_features,))
@@ -192,12 +194,13 @@ class _ConvParams(nn.Module):
     kernel_size: int
     in_channels: int
     out_channels: int
-    init: object
+    # Not named `init`: a field of that name would shadow nn.Module.init.
+    initializer: Callable[..., jax.Array]
 
     @nn.compact
-    def __call__(self):
-        kernel = self.param("kernel", self.init, (self.kernel_size, self.in_channels, self.out_channels))
-        bias = self.param("bias", self.init, (self.out_channels,))
+    def __call__(self) -> tuple[jax.Array, jax.Array]:
+        kernel = self.param("kernel", self.initializer, (self.kernel_size, self.in_channels, self.out_channels))
+        bias = self.param("bias", self.initializer, (self.out_channels,))
         return kernel, bias
 
 

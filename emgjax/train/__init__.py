@@ -5,6 +5,8 @@ checkpoint/loop/logging names (which pull in Orbax and matplotlib) are
 resolved lazily on first use, so ``import emgjax.train.losses`` stays cheap.
 """
 
+from typing import Any
+
 from emgjax.train.losses import angle_l1, emg2pose_loss, fingertip_distance, joint_distance, joint_l1, joint_mse, masked_mean
 from emgjax.train.mesh import (
     DATA_AXIS,
@@ -36,7 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
@@ -68,5 +70,14 @@ __all__ = [
     "replicate",
     "shard_batch",
     "trainable_mask",
-    *_LAZY,
+    # the lazily imported names (the keys of _LAZY), spelt out so static tools can read __all__
+    "Checkpointer",
+    "EarlyStopping",
+    "abstract_like",
+    "fit",
+    "FitResult",
+    "evaluate",
+    "MetricsLog",
+    "read_metrics",
+    "plot_curves",
 ]

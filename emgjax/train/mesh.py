@@ -88,14 +88,16 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     """
     sharding = NamedSharding(mesh, PartitionSpec())
 
-    def put(leaf):
+    def put(leaf: Any) -> jax.Array:
         host = np.asarray(leaf)
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
     return jax.tree_util.tree_map(put, tree)
 
 
-def pad_batch(batch: Mapping[str, Any], multiple: int, *, mask_keys: Sequence[str] = ("valid", "no_ik_failure")):
+def pad_batch(
+    batch: Mapping[str, Any], multiple: int, *, mask_keys: Sequence[str] = ("valid", "no_ik_failure")
+) -> tuple[dict[str, Any], int]:
     """Pad every entry along axis 0 to a multiple of ``multiple`` rows.
 
     Padded rows are zeros, and the entries named in ``mask_keys`` are False
@@ -111,7 +113,8 @@ def pad_batch(batch: Mapping[str, Any], multiple: int, *, mask_keys: Sequence[st
         return dict(batch), n
     if not any(key in batch for key in mask_keys):
         raise ValueError(
-            f"pad_batch: expected a mask entry among {list(mask_keys)} to hide {extra} padded rows, found keys {sorted(batch)}"
+            f"pad_batch: expected a mask entry among {list(mask_keys)} to hide {extra} padded rows, "
+            f"found keys {sorted(batch)}"
         )
     padded = {}
     for key, value in batch.items():
@@ -121,7 +124,7 @@ def pad_batch(batch: Mapping[str, Any], multiple: int, *, mask_keys: Sequence[st
     return padded, n
 
 
-def initialize_distributed(coordinator_address: str, num_processes: int, process_id: int, **kwargs) -> None:
+def initialize_distributed(coordinator_address: str, num_processes: int, process_id: int, **kwargs: Any) -> None:
     """Join a multi-process JAX run (thin wrapper over ``jax.distributed.initialize``).
 
     Call before any other JAX call in the process. ``coordinator_address`` is

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.struct
 import jax
@@ -36,8 +36,12 @@ class TrainState:
     opt_state: Any
     rng: jax.Array
 
+    if TYPE_CHECKING:
+        # flax.struct.dataclass adds `replace` at run time; declared here for the type checker.
+        def replace(self, **updates: Any) -> TrainState: ...
 
-def as_key_data(rng) -> jax.Array:
+
+def as_key_data(rng: Any) -> jax.Array:
     """Raw uint32 key data from a typed key, a legacy uint32 key or an int seed."""
     if isinstance(rng, int):
         return jax.random.key_data(jax.random.key(rng))
@@ -49,7 +53,9 @@ def as_key_data(rng) -> jax.Array:
     return rng
 
 
-def create_train_state(params, optimizer: optax.GradientTransformation, rng, batch_stats=None) -> TrainState:
+def create_train_state(
+    params: Any, optimizer: optax.GradientTransformation, rng: Any, batch_stats: Any = None
+) -> TrainState:
     """A fresh state at step 0: ``optimizer.init(params)`` and the rng as key data."""
     return TrainState(
         step=jnp.zeros((), jnp.int32),
