@@ -565,7 +565,7 @@ class MindRoveSession:
         schema = _attr_to_python(attrs.get("emgjax_schema"))
         if schema != SCHEMA_NAME:
             hint = " (an original-project recording? use import_original_recording)" if "pose" in self._file or "emg/filtered" in self._file else ""
-            raise self._fail(f"expected attr emgjax_schema={SCHEMA_NAME!r}, found {schema!r}{hint}")
+            raise self._fail(f"expected attr emgjax_schema={SCHEMA_NAME!r} (a MindRove session), found {schema!r}{hint}")
         version = _attr_to_python(attrs.get("schema_version"))
         if not isinstance(version, int) or version < 1:
             raise self._fail(f"expected an integer schema_version >= 1, found {version!r}")
@@ -677,8 +677,10 @@ class MindRoveSession:
             block = self._emg[int(start):int(stop)]
         except (OSError, RuntimeError) as err:
             raise self._fail(f"cannot read emg/raw [{start}, {stop}) (truncated or corrupt?): {err}") from None
-        if not np.all(np.isfinite(block)):
-            raise self._fail(f"emg/raw has NaN/inf values in samples [{start}, {stop})")
+        bad = np.argwhere(~np.isfinite(block))
+        if bad.size:
+            raise self._fail(f"emg/raw has NaN/inf values in samples [{start}, {stop}): expected finite values, found "
+                             f"{len(bad)}, first at sample {int(start) + int(bad[0, 0])} channel {int(bad[0, 1])}")
         return np.ascontiguousarray(block.T, dtype=np.float32)
 
     def read_imu(self) -> tuple[np.ndarray, np.ndarray] | None:
