@@ -565,7 +565,7 @@ class MindRoveSession:
         schema = _attr_to_python(attrs.get("emgjax_schema"))
         if schema != SCHEMA_NAME:
             hint = " (an original-project recording? use import_original_recording)" if "pose" in self._file or "emg/filtered" in self._file else ""
-            raise self._fail(f"expected attr emgjax_schema={SCHEMA_NAME!r} (a MindRove session), found {schema!r}{hint}")
+            raise self._fail(f"expected attr emgjax_schema={SCHEMA_NAME!r}, found {schema!r}: not a MindRove session{hint}")
         version = _attr_to_python(attrs.get("schema_version"))
         if not isinstance(version, int) or version < 1:
             raise self._fail(f"expected an integer schema_version >= 1, found {version!r}")
