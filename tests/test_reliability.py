@@ -207,6 +207,15 @@ def assert_raises(exc_type, pattern: str, fn: Callable, *args, **kwargs) -> str:
     return message
 
 
+def assert_empty_out_refused(env: Env, name: str, main, argv: list, prog: str) -> None:
+    """``argv`` holds ``""`` as the output path: refused, and nothing written to the working directory."""
+    cwd = env.fresh(name)
+    cwd.mkdir()
+    with contextlib.chdir(cwd):
+        assert_cli_error(main, argv, prog, r"expected .*found an empty (string|path)|found ''")
+    assert not any(cwd.iterdir()), sorted(p.name for p in cwd.iterdir())
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -388,6 +397,12 @@ def _(env):
                      r"blocker")
 
 
+@row(SYNTH, "empty `--out \"\"`", "exit 2, `--out: expected a directory path, found an empty string`; nothing written to the working directory")
+def _(env):
+    assert_empty_out_refused(env, "synth_empty_out", command("synth"), ["--out", "", "--sessions", 1, "--duration", 1],
+                             "emgjax synth")
+
+
 @row(SYNTH, "`--formats` unknown", "exit 2 (argparse), lists the formats")
 def _(env):
     assert_cli_error(command("synth"), ["--out", env.fresh("synth_fmt"), "--formats", "csv"], "emgjax synth",
@@ -472,6 +487,13 @@ def _(env):
 @row(TRAIN_DIRECT, "`--out_dir` below a regular file (unwritable)", "exit 2, names the path")
 def _(env):
     assert_cli_error(script("train_direct.py"), env.direct_args(env.blocker / "out"), "train_direct.py", r"blocker")
+
+
+@row(TRAIN_DIRECT, "empty `--out_dir \"\"`", "exit 2, `out_dir: expected a directory path, found an empty string`; nothing written to the working directory")
+def _(env):
+    args = env.direct_args(Path("PLACEHOLDER"))
+    args[args.index("PLACEHOLDER")] = ""
+    assert_empty_out_refused(env, "direct_empty_out", script("train_direct.py"), args, "train_direct.py")
 
 
 @row(TRAIN_DIRECT, "huge batch `--set loop.batch_size=4096`", "exit 2, expected at least one batch, found N windows")
@@ -677,6 +699,11 @@ def _(env):
     assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", out, "--data", env.base / "no_sessions"],
                      "bench_adapters", r"no_sessions")
     assert not out.exists()
+
+
+@row(BENCH, "empty `--out \"\"`", "exit 2, `--out: expected a directory path, found an empty string`; nothing written to the working directory")
+def _(env):
+    assert_empty_out_refused(env, "bench_empty_out", script("bench_adapters.py"), ["--tiny", "--out", ""], "bench_adapters")
 
 
 @row(BENCH, "`--out` below a regular file (unwritable)", "exit 2, names the path")
