@@ -27,6 +27,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -305,7 +306,7 @@ def row(entry: str, bad: str, does: str):
 CONVERT = "`emgjax convert`"
 
 
-@row(CONVERT, "checkpoint file missing", "exit 2, `no such checkpoint file PATH`; OUT_DIR not created")
+@row(CONVERT, "checkpoint file missing", "exit 2, `PATH: no such checkpoint file`; OUT_DIR not created")
 def _(env):
     out = env.fresh("convert_missing")
     assert_cli_error(command("convert"), [env.base / "nope.ckpt", out], "emgjax convert", r"nope\.ckpt: no such checkpoint file")
@@ -1025,6 +1026,22 @@ def _(env):
     assert_raises(ValueError, r"e2p_8ch\.hdf5.*expected 16.*found 8", _e2p, path, expected_num_channels=16)
 
 
+@row(E2P, "hostile header: 10^12 samples declared, never written", "ValueError naming the file: expected data that fits in memory, found 10^12 samples; nothing allocated")
+def _(env):
+    import h5py
+
+    path = env.fresh("e2p_huge.hdf5")
+    shutil.copy(env.emg2pose_session, path)
+    with h5py.File(path, "r+") as f:  # chunked and never written: the file stays a few kB
+        group = f["emg2pose"]
+        records = group["timeseries"][()]
+        del group["timeseries"]
+        huge = group.create_dataset("timeseries", shape=(10**12,), dtype=records.dtype, chunks=(1024,))
+        huge[: len(records)] = records  # a valid start, so only the size gives it away
+    assert path.stat().st_size < 10**7
+    assert_raises(ValueError, r"e2p_huge\.hdf5.*expected.*found", _e2p, path)
+
+
 # -- MindRove sessions ---------------------------------------------------------------------------------------
 
 MR = "`emgjax.data.mindrove.MindRoveSession`"
@@ -1090,6 +1107,21 @@ def _(env):
 def _(env):
     path = _mr_copy(env, "mr_time.hdf5", "emg/timestamps", lambda t: t[::-1].copy())
     assert_raises(ValueError, r"mr_time\.hdf5.*expected.*increasing", _mr, path)
+
+
+@row(MR, "hostile header: 10^12 EMG rows declared, never written", "ValueError naming file and dataset: expected data that fits in memory, found shape (10^12, ...); nothing allocated")
+def _(env):
+    import h5py
+
+    path = env.fresh("mr_huge.hdf5")
+    shutil.copy(env.mindrove_session, path)
+    rows = 10**12
+    with h5py.File(path, "r+") as f:  # chunked and never written: the file stays a few kB
+        for name, tail, dtype in (("emg/raw", (8,), "f4"), ("emg/timestamps", (), "f8")):
+            del f[name]
+            f.create_dataset(name, shape=(rows, *tail), dtype=dtype, chunks=(1024, *tail))
+    assert path.stat().st_size < 10**7
+    assert_raises(ValueError, r"mr_huge\.hdf5.*emg.*expected data that fits in this machine's memory.*found shape \(1000000000000", _mr, path)
 
 
 @row(MR, "sample rate other than expected", "ValueError naming the file: expected 500 Hz, found ...")
@@ -1172,7 +1204,9 @@ def _(env):
 
 @row(WINDOWS, "window longer than every session (huge)", "ValueError: expected at least one window, found 0 (sessions of N samples)")
 def _(env):
-    assert_raises(ValueError, r"expected.*found 0|no window", _e2p_windows, env, window_length=10**9)
+    with warnings.catch_warnings():  # each short session is also reported as skipped; the error is what counts
+        warnings.simplefilter("ignore", UserWarning)
+        assert_raises(ValueError, r"expected.*found 0|no window", _e2p_windows, env, window_length=10**9)
 
 
 @row(WINDOWS, "no sessions", "ValueError: expected at least one session file, found none")
