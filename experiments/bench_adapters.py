@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from emgjax.cli import run_command
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,7 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return run_command("bench_adapters", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     from emgjax.adapter import benchmark
+
+    if not args.out.strip():  # Path("") is the working directory: never write the results there by accident
+        raise ValueError("--out: expected a directory path, found an empty string")
 
     changes = {}
     if args.variants:
@@ -46,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
         except ValueError:
-            print(f"bench_adapters: error: --seeds: expected comma-separated integers, found {args.seeds!r}",
-                  file=sys.stderr)
-            return 2
+            raise ValueError(f"--seeds: expected comma-separated integers, found {args.seeds!r}") from None
     if args.steps is not None:
         changes["steps"] = args.steps
     if args.phase2_steps is not None:
@@ -58,12 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.emg2pose:
         changes["emg2pose_dir"] = args.emg2pose
     make = benchmark.tiny_config if args.tiny else benchmark.quick_config if args.quick else benchmark.full_config
-    try:
-        config = make(**changes)
-        benchmark.run_benchmark(config, args.out, log=lambda message: print(message, flush=True))
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"bench_adapters: error: {exc}", file=sys.stderr)
-        return 2
+    config = make(**changes)
+    benchmark.run_benchmark(config, args.out, log=lambda message: print(message, flush=True))
     return 0
 
 

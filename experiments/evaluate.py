@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from emgjax.cli import run_command
 from emgjax.recipes import SessionsConfig, read_json, resolve_sessions, write_json
 
 
@@ -27,32 +28,38 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default test)")
     parser.add_argument("--window_length", type=int, default=None, help="emg2pose runs: evaluation window (default: the run's)")
     args = parser.parse_args(argv)
-    try:
-        info = read_json(Path(args.run_dir) / "model.json", "model description (model.json)")
-        kind = "mindrove" if info.get("format") == "emgjax-direct" else "emg2pose"
-        if args.sessions:
-            sessions, name = [Path(p) for p in args.sessions], "sessions"
-        else:
-            if not (args.data_dir or args.splits_file):
-                parser.error("give --sessions, or --data_dir/--splits_file with --split")
-            splits = resolve_sessions(SessionsConfig(data_dir=args.data_dir or "", splits_file=args.splits_file or ""), kind)
-            sessions, name = splits[args.split], args.split
-        if kind == "mindrove":
-            from emgjax.recipes.direct import evaluate_direct, format_report
+    if not (args.sessions or args.data_dir or args.splits_file):
+        parser.error("give --sessions, or --data_dir/--splits_file with --split")
+    return run_command("evaluate.py", lambda: _run(args))
 
-            evaluation = evaluate_direct(args.run_dir, sessions, plot_dir=args.run_dir)
-            print(format_report(evaluation, title=f"{name} (model vs predict-the-mean baseline)"))
-            summary = evaluation.summary()
-        else:
-            from emgjax.recipes.emg2pose import evaluate_emg2pose
 
-            summary = evaluate_emg2pose(args.run_dir, sessions, window_length=args.window_length)
-            print(json.dumps(summary, indent=2))
-        path = write_json(Path(args.run_dir) / f"evaluation_{name}.json", summary)
-        print(f"written {path}")
-    except (ValueError, FileNotFoundError) as err:
-        print(f"evaluate.py: error: {err}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    from emgjax.recipes import direct, emg2pose
+
+    kinds = {direct.MODEL_FORMAT: "mindrove", emg2pose.MODEL_FORMAT: "emg2pose"}
+    info = read_json(Path(args.run_dir) / "model.json", "model description (model.json)")
+    kind = kinds.get(info.get("format")) if isinstance(info, dict) else None
+    if kind is None:
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        raise ValueError(f"{Path(args.run_dir) / 'model.json'}: expected format one of {sorted(kinds)}, found {found!r}")
+    if args.sessions:
+        sessions, name = [Path(p) for p in args.sessions], "sessions"
+    else:
+        splits = resolve_sessions(SessionsConfig(data_dir=args.data_dir or "", splits_file=args.splits_file or ""), kind)
+        sessions, name = splits[args.split], args.split
+    if kind == "mindrove":
+        from emgjax.recipes.direct import evaluate_direct, format_report
+
+        evaluation = evaluate_direct(args.run_dir, sessions, plot_dir=args.run_dir)
+        print(format_report(evaluation, title=f"{name} (model vs predict-the-mean baseline)"))
+        summary = evaluation.summary()
+    else:
+        from emgjax.recipes.emg2pose import evaluate_emg2pose
+
+        summary = evaluate_emg2pose(args.run_dir, sessions, window_length=args.window_length)
+        print(json.dumps(summary, indent=2))
+    path = write_json(Path(args.run_dir) / f"evaluation_{name}.json", summary)
+    print(f"written {path}")
     return 0
 
 

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import sys
 
+from emgjax.cli import run_command
 from emgjax.recipes.direct import FinetuneExperiment, finetune_direct, format_report
 from emgjax.recipes.overrides import parse_config
 
 
 def main(argv=None) -> int:
     exp, _ = parse_config(FinetuneExperiment(), argv, prog="finetune_direct.py", description=__doc__)
-    try:
-        run, evaluations = finetune_direct(exp)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"finetune_direct.py: error: {err}", file=sys.stderr)
-        return 2
+    return run_command("finetune_direct.py", lambda: _run(exp))
+
+
+def _run(exp: FinetuneExperiment) -> int:
+    run, evaluations = finetune_direct(exp)
     print(f"fine-tuned {run.steps} steps in {run.train_seconds:.1f} s; model in {run.out_dir / 'model'}")
     print(format_report(evaluations["before"], title="before fine-tuning"))
     print(format_report(evaluations["after"], title="after fine-tuning"))

@@ -107,14 +107,18 @@ def test_config_errors_before_compile(monkeypatch):
     with pytest.raises(ValueError, match="MANO head expects 21 angles"):
         validate_pipeline(dataclasses.replace(good, mano_head=ManoHeadConfig(in_features=21)), E2P)
     pipeline = AdapterPipeline(good, E2P)
-    with pytest.raises(ValueError, match=r"expected shape \(batch, 8, time\), found \(2, 16, 40\)"):
+    with pytest.raises(ValueError, match=r"emg: expected 8 channels \(axis 1 of \(batch, channels, time\)\), found 16 \(shape \(2, 16, 40\)\)"):
         pipeline.check_emg(np.zeros((2, 16, 40), np.float32))
-    with pytest.raises(ValueError, match="expected at least 18 samples at 500 Hz"):
+    with pytest.raises(ValueError, match=r"expected at least 18 samples along axis 2 \(at 500 Hz: emg2pose left context 50 at 2000 Hz"):
         pipeline.check_emg(np.zeros((2, 8, 5), np.float32))
     bad = np.zeros((1, 8, 40), np.float32)
     bad[0, 0, 3] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=r"emg: expected only finite values, found 1 NaN/Inf value\(s\), first at index \(0, 0, 3\)"):
         pipeline.check_emg(bad)
+    with pytest.raises(ValueError, match="emg: expected a floating-point array.*found dtype int32"):
+        pipeline.check_emg(np.zeros((2, 8, 40), np.int32))
+    with pytest.raises(ValueError, match="emg: expected a NumPy or JAX array, found builtins.list"):
+        pipeline.check_emg([[[0.0] * 40] * 8])
     with pytest.raises(ValueError, match="unknown objective 'psnr'"):
         obj.objective_weights("psnr")
     with pytest.raises(ValueError, match="at least one positive weight"):

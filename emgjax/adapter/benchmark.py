@@ -533,7 +533,8 @@ def run_benchmark(config: BenchmarkConfig, out_dir, *, log: Callable[[str], None
     pretrained_config = _read_pretrained_config(config.emg2pose_dir) if config.emg2pose_dir else None
     emg2pose_config = pretrained_config or _emg2pose_config_for(config)
     validate_benchmark(config, emg2pose_config)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir: expected a directory, found a file at {out_dir}")
     timings = {}
 
     # -- data
@@ -549,6 +550,8 @@ def run_benchmark(config: BenchmarkConfig, out_dir, *, log: Callable[[str], None
         raw_heldout = synthetic_sessions(config.n_heldout_sessions, config.session_seconds, first_seed=1000)
     timings["data_s"] = time.perf_counter() - start
     log(f"data: {len(raw_train)} train / {len(raw_heldout)} held-out sessions ({timings['data_s']:.1f} s)")
+    # Created only once the data has been read, so a bad --data leaves no output folder behind.
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     window = emg2pose_config.left_context + emg2pose_config.right_context + int(round(config.predict_seconds * 2000))
     window = max(window, emg2pose_config.min_window_length())

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emgjax import errors
 from emgjax.adapter.channel_adapter import ADAPTER_KINDS, ChannelAdapter, ChannelAdapterConfig
 from emgjax.adapter.mano_head import AngleConverter, ManoHeadConfig
 from emgjax.adapter.upsampler import UPSAMPLER_KINDS, FrequencyUpsampler, UpsamplerConfig, check_rates
@@ -196,17 +197,20 @@ class AdapterPipeline:
         return self.factor * num_samples - cfg.left_context - cfg.right_context
 
     def check_emg(self, emg: Any) -> None:
-        """emg: (batch, in_channels, time) finite float with a long enough window. Host-only."""
-        shape = tuple(np.shape(emg))
-        channels = self.config.adapter.in_channels
-        if len(shape) != 3 or shape[1] != channels:
-            raise ValueError(f"emg: expected shape (batch, {channels}, time), found {shape}")
-        if shape[2] < self.min_input_length():
-            raise ValueError(f"emg: expected at least {self.min_input_length()} samples at {self.config.input_rate:g} Hz "
-                             f"(emg2pose left context {self.emg2pose_config.left_context} at "
-                             f"{self.config.output_rate:g} Hz), found {shape[2]}")
-        if not isinstance(emg, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(emg))):
-            raise ValueError("emg: expected finite values, found NaN or Inf")
+        """emg: (batch, in_channels, time) finite float array with a long enough window.
+
+        Shapes and dtype are checked even while tracing; values only on the host.
+        """
+        layout = "(batch, channels, time)"
+        errors.check_rank("emg", emg, 3, layout)
+        errors.check_float_dtype("emg", emg)
+        errors.check_axis_size("emg", emg, 1, self.config.adapter.in_channels, "channels", layout)
+        errors.check_min_length(
+            "emg", emg, 2, self.min_input_length(),
+            f"at {self.config.input_rate:g} Hz: emg2pose left context {self.emg2pose_config.left_context} at "
+            f"{self.config.output_rate:g} Hz + one output step")
+        if not isinstance(emg, jax.core.Tracer):
+            errors.check_finite("emg", emg)
 
     # ------------------------------------------------------------------ variables
     def init(self, rng: jax.Array, emg2pose_variables: dict, *, num_samples: int | None = None) -> dict:
@@ -263,8 +267,7 @@ class AdapterPipeline:
         """
         if landmark_order not in ("mediapipe", "hand_model"):
             raise ValueError(f"landmark_order: expected 'mediapipe' or 'hand_model', found {landmark_order!r}")
-        if not isinstance(emg, jax.core.Tracer):
-            self.check_emg(emg)
+        self.check_emg(emg)
         adapter_rng, head_rng = (None, None) if rng is None else tuple(jax.random.split(rng))
         emg_2k, adapter_stats = self.adapt(variables, emg, train=train, rng=adapter_rng)
         angles = self.pose(variables, emg_2k, initial_pos)

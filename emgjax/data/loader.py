@@ -62,8 +62,14 @@ def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         except KeyError:
             raise ValueError(f"collate: every sample needs key {key!r}; one has only {sorted(samples[-1])}") from None
         except ValueError as err:
-            shapes = sorted({np.shape(sample[key]) for sample in samples})
-            raise ValueError(f"collate: samples disagree on the shape of {key!r}: {shapes} ({err})") from None
+            first = np.shape(samples[0][key])
+            index = next((i for i, sample in enumerate(samples) if np.shape(sample[key]) != first), None)
+            if index is None:  # same shapes: the values themselves do not stack (ragged objects, ...)
+                raise ValueError(f"collate: expected {key!r} values that stack into one array, found: {err}") from None
+            raise ValueError(
+                f"collate: samples disagree on the shape of {key!r}: expected the first sample's {first}, "
+                f"found {np.shape(samples[index][key])} at sample {index} of the batch"
+            ) from None
     for sample in samples:
         if set(sample) != set(keys):
             raise ValueError(f"collate: samples have different keys: {sorted(keys)} vs {sorted(sample)}")

@@ -152,6 +152,14 @@ def _finite_array(name: str, value: Any, dtype, shape_tail: tuple[int, ...]) -> 
     return array
 
 
+def _physical_memory_bytes() -> int | None:
+    """This machine's RAM in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def _first_non_increasing(times: np.ndarray) -> int | None:
     if times.size < 2:
         return None
@@ -539,9 +547,22 @@ class MindRoveSession:
     def _fail(self, problem: str) -> SessionFormatError:
         return SessionFormatError(self.path, problem)
 
+    def _check_fits_in_memory(self, name: str, shape: tuple[int, ...], itemsize: int) -> None:
+        """Refuse a read larger than this machine's memory (a damaged or hostile header declaring
+        10^12 rows of never-written chunks) before allocating: numpy would fail, or swap, half-way."""
+        need = math.prod(int(d) for d in shape) * int(itemsize)
+        memory = _physical_memory_bytes()
+        if memory is not None and need > memory:
+            raise self._fail(
+                f"'{name}': expected data that fits in this machine's memory ({memory / 2**30:.1f} GiB), found shape "
+                f"{tuple(int(d) for d in shape)} ({need / 2**30:.1f} GiB): a damaged or hostile file?"
+            )
+
     def _read_all(self, name: str) -> np.ndarray:
+        dataset = self._file[name]
+        self._check_fits_in_memory(name, dataset.shape, max(dataset.dtype.itemsize, 8))  # read as float64 at most
         try:
-            return self._file[name][()]
+            return dataset[()]
         except (OSError, RuntimeError) as err:
             raise self._fail(f"cannot read '{name}' (truncated or corrupt?): {err}") from None
 
@@ -565,7 +586,7 @@ class MindRoveSession:
         schema = _attr_to_python(attrs.get("emgjax_schema"))
         if schema != SCHEMA_NAME:
             hint = " (an original-project recording? use import_original_recording)" if "pose" in self._file or "emg/filtered" in self._file else ""
-            raise self._fail(f"expected attr emgjax_schema={SCHEMA_NAME!r}, found {schema!r}{hint}")
+            raise self._fail(f"expected attr emgjax_schema={SCHEMA_NAME!r}, found {schema!r}: not a MindRove session{hint}")
         version = _attr_to_python(attrs.get("schema_version"))
         if not isinstance(version, int) or version < 1:
             raise self._fail(f"expected an integer schema_version >= 1, found {version!r}")
@@ -673,12 +694,15 @@ class MindRoveSession:
         stop = n if stop is None else stop
         if not 0 <= int(start) <= int(stop) <= n:
             raise ValueError(f"{self.path}: expected 0 <= start <= stop <= {n}, found start={start}, stop={stop}")
+        self._check_fits_in_memory(STREAMS["emg"].values, (int(stop) - int(start), NUM_CHANNELS), 8)  # read + float32 copy
         try:
             block = self._emg[int(start):int(stop)]
         except (OSError, RuntimeError) as err:
             raise self._fail(f"cannot read emg/raw [{start}, {stop}) (truncated or corrupt?): {err}") from None
-        if not np.all(np.isfinite(block)):
-            raise self._fail(f"emg/raw has NaN/inf values in samples [{start}, {stop})")
+        bad = np.argwhere(~np.isfinite(block))
+        if bad.size:
+            raise self._fail(f"emg/raw has NaN/inf values in samples [{start}, {stop}): expected finite values, found "
+                             f"{len(bad)}, first at sample {int(start) + int(bad[0, 0])} channel {int(bad[0, 1])}")
         return np.ascontiguousarray(block.T, dtype=np.float32)
 
     def read_imu(self) -> tuple[np.ndarray, np.ndarray] | None:

@@ -362,8 +362,12 @@ class NormStats:
             raise ValueError(
                 f"NormStats needs mean and std of the same shape (C,), found mean {mean.shape} and std {std.shape}"
             )
-        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
-            raise ValueError("NormStats mean and std must be finite")
+        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
+        if bad.size:
+            raise ValueError(
+                f"NormStats mean and std must be finite, found NaN/Inf at channel(s) {bad.tolist()} "
+                f"(mean {mean[bad].tolist()}, std {std[bad].tolist()})"
+            )
         bad = np.flatnonzero(~(std > 0))
         if bad.size:
             raise ValueError(
