@@ -240,7 +240,9 @@ def test_parity_full_size_tracking_vemg2pose(tmp_path):
     assert t_features.shape == (1, 64, jax_model.config.network.output_length(emg.shape[-1]))
     assert relative_error(jax_model.features(emg), t_features) < FEATURE_RTOL
     for provide_initial_pos in (True, False):
-        assert_pose_parity(model, jax_model, emg, joint_angles, no_ik_failure, provide_initial_pos)
+        report = assert_pose_parity(model, jax_model, emg, joint_angles, no_ik_failure, provide_initial_pos)
+        print(f"\nfull-size tracking_vemg2pose provide_initial_pos={provide_initial_pos}: " +
+              ", ".join(f"{k} {v:.3g}" for k, v in report.items()))
 
 
 def test_regression_emg2pose_checkpoint_predicts_from_zero(converted):
