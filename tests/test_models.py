@@ -54,22 +54,47 @@ def test_published_left_context_and_stride():
 
 @pytest.mark.parametrize("name,expected", [
     ("tracking_vemg2pose", 5_970_068), ("regression_vemg2pose", 5_980_328),
-    ("tracking_emg2pose", 2_952_340), ("regression_neuropose", 6_354_903),
+    ("tracking_emg2pose", 2_952_340), ("regression_emg2pose", 2_952_340), ("regression_neuropose", 6_354_903),
 ])
 def test_published_parameter_counts(name, expected):
-    """emg2pose's released configs: 5.97M / 5.98M / 2.95M / 6.35M parameters."""
+    """emg2pose's released configs: 5.97M / 5.98M / 2.95M / 2.95M / 6.35M parameters."""
     config = C.EXPERIMENTS[name].model
     shapes = jax.eval_shape(lambda: pm.init_variables(config, jax.random.key(0)))
     assert sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(shapes["params"])) == expected
 
 
-def test_experiment_settings():
+# emg2pose's config/experiment/*.yaml (+ config/datamodule/default.yaml: skip_ik_failures True), field by field:
+# (pose module kind, decoder, predict_vel, provide_initial_pos, window_length, val_test_window_length, gradient_clip_val)
+PUBLISHED_YAML = {
+    "tracking_vemg2pose": ("state", C.LSTMDecoderConfig, True, True, 11_790, 11_790, 1.0),
+    "regression_vemg2pose": ("vemg2pose", C.LSTMDecoderConfig, False, False, 11_790, 11_790, 0.0),
+    "tracking_emg2pose": ("state", C.MLPDecoderConfig, False, True, 5_790, 11_790, 1.0),
+    "regression_emg2pose": ("state", C.MLPDecoderConfig, False, False, 5_790, 11_790, 1.0),
+    "regression_neuropose": ("pose", type(None), False, False, 4_000, 10_000, 0.0),
+}
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED_YAML))
+def test_experiment_settings_match_the_published_yaml(name):
+    kind, decoder, predict_vel, provide, window, val_window, clip = PUBLISHED_YAML[name]
+    e = C.EXPERIMENTS[name]
+    assert e.name == name
+    assert (e.model.kind, type(e.model.decoder), e.model.predict_vel) == (kind, decoder, predict_vel)
+    assert (e.provide_initial_pos, e.window_length, e.val_window_length) == (provide, window, val_window)
+    assert e.gradient_clip_val == clip and e.learning_rate == 1e-3 and e.batch_size == 64
+    assert e.skip_ik_failures is True
+    assert e.loss_weights == C.LossWeights(angle_mae=1.0, fingertip_distance=0.01)
+    if kind != "pose":
+        assert e.model.state_condition and e.model.left_context == 1790 and e.model.rollout_freq == 50
+
+
+def test_experiment_list_and_shared_networks():
     e = C.EXPERIMENTS
-    assert e["tracking_vemg2pose"].provide_initial_pos and e["tracking_emg2pose"].provide_initial_pos
-    assert not e["regression_vemg2pose"].provide_initial_pos and not e["regression_neuropose"].provide_initial_pos
+    assert list(e) == list(PUBLISHED_YAML)
     assert e["regression_vemg2pose"].model.num_position_rollout_steps == 12  # round(12.5) == 12
-    assert [e[n].window_length for n in e] == [11_790, 11_790, 5_790, 4_000]
-    assert e["regression_vemg2pose"].gradient_clip_val == 0 and e["tracking_vemg2pose"].gradient_clip_val == 1
+    # regression_emg2pose is tracking_emg2pose's network and decoder trained without the initial pose.
+    assert e["regression_emg2pose"].model == e["tracking_emg2pose"].model
+    assert e["regression_emg2pose"] != e["tracking_emg2pose"]
 
 
 @pytest.mark.parametrize("name", list(C.EXPERIMENTS))

@@ -228,7 +228,12 @@ def emg2pose_data(tmp_path_factory):
 
 @pytest.mark.slow
 def test_emg2pose_recipe_trains_a_tiny_config_and_evaluates(emg2pose_data, tmp_path):
-    from emgjax.recipes.emg2pose import Emg2PoseTraining, ModelSize, evaluate_emg2pose, train_emg2pose
+    from emgjax.recipes.emg2pose import (
+        Emg2PoseTraining,
+        ModelSize,
+        evaluate_emg2pose,
+        train_emg2pose,
+    )
 
     splits = resolve_sessions(SessionsConfig(data_dir=str(emg2pose_data)), "emg2pose")
     exp = Emg2PoseTraining(
@@ -239,10 +244,16 @@ def test_emg2pose_recipe_trains_a_tiny_config_and_evaluates(emg2pose_data, tmp_p
         window_length=1400,  # left context 1150 (one TDS block per stage) + 250 samples = 6 rollout steps
         stride=700,
         val_window_length=1400,
-        loop=LoopConfig(batch_size=4, num_epochs=1, progress=False),  # 14 windows: 3 steps
+        loop=LoopConfig(batch_size=4, num_epochs=1, progress=False),
     )
+    from emgjax.data.windows import Emg2PoseWindows
+
+    # emg2pose's default: only windows inside runs without IK failure (the synthetic sessions have some).
+    train_paths = list(exp.sessions.train)
+    skipping = len(Emg2PoseWindows(train_paths, 1400, stride=700, skip_ik_failures=True))
+    assert 4 <= skipping < len(Emg2PoseWindows(train_paths, 1400, stride=700))
     run = train_emg2pose(exp, verbose=False)
-    assert run.steps == 3
+    assert run.steps == skipping // 4  # one epoch, full batches
     records = [json.loads(line) for line in (run.out_dir / "metrics.jsonl").read_text().splitlines()]
     assert records and all(np.isfinite(r["train_loss"]) for r in records if "train_loss" in r)
     info = read_json(run.out_dir / "model.json", "model.json")
@@ -262,3 +273,200 @@ def test_build_pose_config_default_size_is_the_published_one():
 
     for name, experiment in EXPERIMENTS.items():
         assert build_pose_config(name) == experiment.model, name
+
+
+# -- emg2pose: IK-failure masking and windows, as emg2pose's Lightning module and datamodule -------------------
+
+E2P_TINY = {"tds_channels": 2, "feature_width": 4, "num_blocks": 1, "tds_out_channels": 8, "hidden_size": 16, "num_layers": 1}
+
+
+def _e2p_loss_setup(experiment="tracking_vemg2pose"):
+    from emgjax.models.configs import EXPERIMENTS
+    from emgjax.models.pose_modules import init_variables
+    from emgjax.recipes.emg2pose import (
+        ModelSize,
+        build_pose_config,
+        make_emg2pose_loss_fn,
+    )
+
+    config = build_pose_config(experiment, ModelSize(**E2P_TINY))
+    variables = init_variables(config, jax.random.key(0))
+    provide = EXPERIMENTS[experiment].provide_initial_pos
+    loss_fn = make_emg2pose_loss_fn(config, provide, axis_name=None)
+    return config, variables, loss_fn
+
+
+def _e2p_batch(config, batch=2, beyond=250, seed=0):
+    rng = np.random.default_rng(seed)
+    time = config.left_context + beyond
+    return {
+        "emg": rng.standard_normal((batch, 16, time)).astype(np.float32),
+        "joint_angles": (0.5 * rng.standard_normal((batch, 20, time))).astype(np.float32),
+        "no_ik_failure": np.ones((batch, time), bool),
+    }
+
+
+def test_mask_missing_initial_state_uses_the_left_context_sample():
+    from emgjax.recipes.emg2pose import mask_missing_initial_state
+
+    mask = np.ones((3, 10), bool)
+    mask[0, 4] = False  # the initial-state sample (left_context = 4): whole window out
+    mask[1, 0] = False  # sample 0 is context, not the initial state: only that sample out
+    mask[2, 6] = False
+    out = mask_missing_initial_state(mask, 4, True)
+    assert not out[0].any()
+    np.testing.assert_array_equal(out[1:], mask[1:])
+    np.testing.assert_array_equal(mask_missing_initial_state(mask, 4, False), mask)  # regression: unchanged
+    np.testing.assert_array_equal(np.asarray(mask_missing_initial_state(jax.numpy.asarray(mask), 4, True)), out)
+    with pytest.raises(ValueError, match="provide_initial_pos: expected a bool"):
+        mask_missing_initial_state(mask, 4, "yes")
+
+
+def test_window_without_initial_state_contributes_nothing_to_loss_and_metrics():
+    config, variables, loss_fn = _e2p_loss_setup("tracking_vemg2pose")
+    batch = _e2p_batch(config)
+    lc = config.left_context
+    bad = {k: v.copy() for k, v in batch.items()}
+    bad["no_ik_failure"][0, lc] = False  # window 0's initial state is an IK failure; all else valid
+    good_only = {k: v[1:] for k, v in batch.items()}
+    evaluate = jax.jit(lambda b: loss_fn(variables["params"], {}, b, jax.random.key(0), False))
+    loss_bad, (metrics_bad, _) = evaluate(bad)
+    loss_good, (metrics_good, _) = evaluate(good_only)
+    np.testing.assert_allclose(float(loss_bad), float(loss_good), rtol=1e-6)
+    for key in metrics_good:
+        np.testing.assert_allclose(float(metrics_bad[key]), float(metrics_good[key]), rtol=1e-6, err_msg=key)
+    # Without the rule window 0 would count (one False sample only): the check above can fail.
+    loss_all, _ = evaluate(batch)
+    assert abs(float(loss_all) - float(loss_good)) > 1e-3
+    # Its targets do not matter either.
+    scrambled = {**bad, "joint_angles": bad["joint_angles"].copy()}
+    scrambled["joint_angles"][0, :, lc + 1:] += 1.0
+    np.testing.assert_allclose(float(evaluate(scrambled)[0]), float(loss_good), rtol=1e-6)
+    # Gradients too: the training path (train=True) sees the same masked loss.
+    grad = jax.jit(jax.grad(lambda p, b: loss_fn(p, {}, b, jax.random.key(0), True)[0]))
+    g_bad, g_good = grad(variables["params"], scrambled), grad(variables["params"], good_only)
+    for a, b in zip(jax.tree_util.tree_leaves(g_bad), jax.tree_util.tree_leaves(g_good)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-7)
+
+
+def test_regression_experiments_keep_windows_with_a_failed_initial_state():
+    """Without provide_initial_pos emg2pose leaves the mask alone: only the failed sample is dropped."""
+    config, variables, loss_fn = _e2p_loss_setup("regression_emg2pose")
+    batch = _e2p_batch(config)
+    bad = {**batch, "no_ik_failure": batch["no_ik_failure"].copy()}
+    bad["no_ik_failure"][0, config.left_context] = False
+    loss_bad = float(loss_fn(variables["params"], {}, bad, jax.random.key(0), False)[0])
+    loss_second = float(loss_fn(variables["params"], {}, {k: v[1:] for k, v in batch.items()}, jax.random.key(0), False)[0])
+    assert abs(loss_bad - loss_second) > 1e-3
+
+
+def test_all_masked_batch_logs_emg2pose_warning(caplog):
+    """`logging` WARNING on the emgjax.recipes.emg2pose logger, from inside the jitted train and eval steps."""
+    from emgjax.recipes.emg2pose import ALL_MASKED_WARNING
+
+    config, variables, loss_fn = _e2p_loss_setup("tracking_vemg2pose")
+    batch = _e2p_batch(config)
+    step = jax.jit(jax.value_and_grad(lambda p, b: loss_fn(p, {}, b, jax.random.key(0), True)[0]))
+    evaluate = jax.jit(lambda b: loss_fn(variables["params"], {}, b, jax.random.key(0), False)[0])
+    masked = {**batch, "no_ik_failure": batch["no_ik_failure"].copy()}
+    masked["no_ik_failure"][:, config.left_context] = False  # every window loses its initial state
+
+    def warnings_after(fn):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="emgjax.recipes.emg2pose"):
+            jax.block_until_ready(fn())
+            jax.effects_barrier()
+        return [r for r in caplog.records if r.getMessage() == ALL_MASKED_WARNING]
+
+    assert warnings_after(lambda: evaluate(batch)) == []
+    assert warnings_after(lambda: step(variables["params"], batch)) == []
+    assert len(warnings_after(lambda: evaluate(masked))) == 1
+    records = warnings_after(lambda: step(variables["params"], masked))
+    assert len(records) == 1 and records[0].levelname == "WARNING" and records[0].name == "emgjax.recipes.emg2pose"
+    assert float(evaluate(masked)) == 0.0  # nothing left to average: 0, not NaN
+
+
+def test_emg2pose_training_skips_ik_failure_windows_by_default(emg2pose_data, tmp_path, monkeypatch):
+    """Train and validation windows come from Emg2PoseWindows(skip_ik_failures=True) unless asked otherwise."""
+    import emgjax.recipes.emg2pose as recipe
+    from emgjax.models.configs import EXPERIMENTS
+
+    assert recipe.Emg2PoseTraining().skip_ik_failures is True
+    assert all(e.skip_ik_failures for e in EXPERIMENTS.values())
+    seen = []
+    real_windows = recipe._windows
+
+    def recording_windows(paths, info, **kwargs):
+        seen.append((kwargs["window_length"], kwargs["skip_ik_failures"]))
+        return real_windows(paths, info, **kwargs)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(recipe, "_windows", recording_windows)
+    monkeypatch.setattr(recipe, "run_fit", stop)
+    splits = resolve_sessions(SessionsConfig(data_dir=str(emg2pose_data)), "emg2pose")
+    for skip in (True, False):
+        seen.clear()
+        exp = recipe.Emg2PoseTraining(
+            out_dir=str(tmp_path / f"skip{skip}"), experiment="regression_emg2pose", size=recipe.ModelSize(**E2P_TINY),
+            sessions=SessionsConfig(train=(str(splits["train"][0]),), val=(str(splits["val"][0]),)),
+            window_length=1400, val_window_length=1400, skip_ik_failures=skip)
+        with pytest.raises(Stop):
+            recipe.train_emg2pose(exp, verbose=False)
+        assert seen == [(1400, skip), (1400, skip)]
+    # The published validation window is the experiment's (NeuroPose: 10,000), not a fixed 11,790.
+    assert EXPERIMENTS["regression_neuropose"].val_window_length == 10_000
+
+
+def test_evaluate_masks_windows_without_initial_state(tmp_path, caplog):
+    """evaluate_emg2pose applies the same rule: a window whose left-context sample failed IK counts for nothing."""
+    from emgjax.data.emg2pose import write_emg2pose_session
+    from emgjax.models.pose_modules import init_variables
+    from emgjax.recipes import export_variables, write_json
+    from emgjax.recipes.emg2pose import (
+        ALL_MASKED_WARNING,
+        MODEL_FORMAT,
+        ModelSize,
+        build_pose_config,
+        evaluate_emg2pose,
+    )
+
+    config = build_pose_config("tracking_vemg2pose", ModelSize(**E2P_TINY))
+    lc, window = config.left_context, 1400
+    run = tmp_path / "run"
+    export_variables(run / "model", init_variables(config, jax.random.key(3)))
+    write_json(run / "model.json", {
+        "format": MODEL_FORMAT, "format_version": 1, "experiment": "tracking_vemg2pose", "model": config.to_dict(),
+        "provide_initial_pos": True, "normalisation": None, "mean_joint_angles": [0.1] * 20, "val_window_length": window,
+    })
+    rng = np.random.default_rng(0)
+    emg = rng.standard_normal((2 * window, 16)).astype(np.float32)
+    angles = (0.3 + 0.2 * rng.random((2 * window, 20))).astype(np.float32)
+
+    def session(name, emg, angles):
+        return write_emg2pose_session(tmp_path / f"{name}.hdf5", emg=emg, joint_angles=angles,
+                                      time=np.arange(len(emg)) / 2000.0)
+
+    failed = angles.copy()
+    failed[lc] = 0.0  # IK failure at window 0's initial-state sample only
+    both = session("both", emg, failed)
+    second_only = session("second", emg[window:], angles[window:])
+    kept = evaluate_emg2pose(run, [both], skip_ik_failures=False)
+    alone = evaluate_emg2pose(run, [second_only], skip_ik_failures=False)
+    assert kept["windows"]["count"] == 2 and kept["windows"]["valid_samples"] == alone["windows"]["valid_samples"]
+    for name in ("model", "baseline"):
+        for key, value in alone[name].items():
+            assert kept[name][key] == pytest.approx(value, rel=1e-5), (name, key)
+    # By default (skip_ik_failures=True) windows only come from runs without IK failure.
+    assert evaluate_emg2pose(run, [both])["windows"]["count"] == 1
+
+    every = failed.copy()
+    every[window + lc] = 0.0  # window 1 too: nothing left
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="emgjax.recipes.emg2pose"), pytest.raises(ValueError, match="no valid"):
+        evaluate_emg2pose(run, [session("none", emg, every)], skip_ik_failures=False)
+    assert [r.getMessage() for r in caplog.records] == [ALL_MASKED_WARNING]

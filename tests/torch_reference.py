@@ -7,7 +7,7 @@ ones found in released checkpoints (``model.network.layers.0.conv.0.weight``,
 
 Public API
 ----------
-``EXPERIMENTS``                     the four published experiments.
+``EXPERIMENTS``                     the five published experiments.
 ``hyper_parameters_for(exp, **o)``  Meta-style hydra ``hyper_parameters`` dict.
 ``build_torch_model(exp, **o)``     the pose module (``.network``, ``.decoder``,
                                     ``.left_context``, ``.right_context``), built
@@ -55,7 +55,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-EXPERIMENTS = ("tracking_vemg2pose", "regression_vemg2pose", "tracking_emg2pose", "regression_neuropose")
+EXPERIMENTS = ("tracking_vemg2pose", "regression_vemg2pose", "tracking_emg2pose", "regression_emg2pose",
+               "regression_neuropose")
 
 EMG_SAMPLE_RATE = 2000.0
 NUM_JOINTS = 20
@@ -555,14 +556,15 @@ def hyper_parameters_for(experiment: str, **overrides: Any) -> dict:
                         "network": _tds_conf(s), "decoder": _lstm_conf(s, 2 * NUM_JOINTS),
                         "num_position_steps": 500, "state_condition": True, "rollout_freq": 50}
         provide_initial_pos = False
-    elif experiment == "tracking_emg2pose":
+    elif experiment in ("tracking_emg2pose", "regression_emg2pose"):
+        # One network and decoder; only provide_initial_pos differs.
         decoder = {"_target_": "emg2pose.networks.MLP", "in_channels": s["tds_out_channels"] + NUM_JOINTS,
                    "layer_sizes": [s["mlp_hidden"], s["mlp_hidden"]], "out_channels": NUM_JOINTS,
                    "layer_norm": True, "scale": 0.01}
         network_conf = {"_target_": "emg2pose.pose_modules.StatePoseModule", "network": _tds_conf(s),
                         "decoder": decoder, "state_condition": True, "predict_vel": False,
                         "rollout_freq": 50}
-        provide_initial_pos = True
+        provide_initial_pos = experiment == "tracking_emg2pose"
     else:  # regression_neuropose
         network_conf = {"_target_": "emg2pose.pose_modules.PoseModule", "network": _neuropose_conf(s),
                         "predict_vel": False}

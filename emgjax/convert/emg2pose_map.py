@@ -396,22 +396,30 @@ def model_config_from_hyper_parameters(hyper_parameters: dict) -> PoseModelConfi
                            _decoder_from_node(a["decoder"], "network_conf.decoder"), **optional)
 
 
-def experiment_name_for_config(config: PoseModelConfig) -> str | None:
-    """The published experiment with the same structure (sizes may differ), or None."""
+def experiment_name_for_config(config: PoseModelConfig, provide_initial_pos: bool | None = None) -> str | None:
+    """The published experiment with the same structure (sizes may differ), or None.
+
+    ``tracking_emg2pose`` and ``regression_emg2pose`` have the same network and
+    decoder and differ only in ``provide_initial_pos`` (True / False); for that
+    structure ``provide_initial_pos=None`` (unknown) gives ``tracking_emg2pose``.
+    """
     if config.kind == "state" and isinstance(config.decoder, LSTMDecoderConfig) and config.predict_vel:
         return "tracking_vemg2pose"
     if config.kind == "vemg2pose" and isinstance(config.decoder, LSTMDecoderConfig):
         return "regression_vemg2pose"
     if config.kind == "state" and isinstance(config.decoder, MLPDecoderConfig) and not config.predict_vel:
-        return "tracking_emg2pose"
+        return "regression_emg2pose" if provide_initial_pos is False else "tracking_emg2pose"
     if config.kind == "pose" and isinstance(config.network, NeuroPoseConfig):
         return "regression_neuropose"
     return None
 
 
 def experiment_name_from_hyper_parameters(hyper_parameters: dict) -> str | None:
-    """Recognise which published experiment a checkpoint's hyper_parameters describe (None if none fits)."""
-    return experiment_name_for_config(model_config_from_hyper_parameters(hyper_parameters))
+    """Recognise which published experiment a checkpoint's hyper_parameters describe (None if none fits):
+    the structure of its ``network_conf`` and, where that is ambiguous, its ``provide_initial_pos``."""
+    flag = hyper_parameters.get("provide_initial_pos") if isinstance(hyper_parameters, dict) else None
+    return experiment_name_for_config(model_config_from_hyper_parameters(hyper_parameters),
+                                      flag if isinstance(flag, bool) else None)
 
 
 def provide_initial_pos_from_hyper_parameters(hyper_parameters: dict, experiment: str | None) -> bool:

@@ -7,8 +7,11 @@ The dataclasses mirror the constructor arguments of Meta's emg2pose modules
 be a static argument of `jax.jit`. Every config round-trips through JSON with
 `to_dict()` / `from_dict()`; sequence fields are tuples.
 
-`EXPERIMENTS` holds the four published experiments at their published sizes;
-any other size is constructible (tests use small ones).
+`EXPERIMENTS` holds the five published experiments (emg2pose's
+``config/experiment/*.yaml``) at their published sizes; any other size is
+constructible (tests use small ones). ``tracking_emg2pose`` and
+``regression_emg2pose`` share one network and decoder: only
+``provide_initial_pos`` tells them apart.
 """
 
 from __future__ import annotations
@@ -355,13 +358,20 @@ class LossWeights:
 
 @dataclass(frozen=True)
 class Emg2PoseExperiment:
-    """A published emg2pose experiment: model plus the training setup it was trained with."""
+    """A published emg2pose experiment: model plus the training setup it was trained with.
+
+    ``window_length``/``val_window_length``: the datamodule's ``window_length`` and
+    ``val_test_window_length`` (samples, left context included). ``skip_ik_failures``:
+    the datamodule's default (emg2pose's ``config/datamodule/default.yaml``), which
+    keeps only windows inside runs without IK failure for train, val and test alike.
+    """
 
     name: str
     model: PoseModelConfig
     provide_initial_pos: bool
     window_length: int
     val_window_length: int = 11_790
+    skip_ik_failures: bool = True
     learning_rate: float = 1e-3
     batch_size: int = 64
     gradient_clip_val: float = 1.0
@@ -487,10 +497,15 @@ def _published() -> dict[str, Emg2PoseExperiment]:
             PoseModelConfig("state", tds, MLPDecoderConfig(features, (512, 512), NUM_JOINTS, layer_norm=True, scale=0.01),
                             predict_vel=False),
             provide_initial_pos=True, window_length=5_790, gradient_clip_val=1.0),
+        "regression_emg2pose": Emg2PoseExperiment(
+            "regression_emg2pose",
+            PoseModelConfig("state", tds, MLPDecoderConfig(features, (512, 512), NUM_JOINTS, layer_norm=True, scale=0.01),
+                            predict_vel=False),
+            provide_initial_pos=False, window_length=5_790, gradient_clip_val=1.0),
         "regression_neuropose": Emg2PoseExperiment(
             "regression_neuropose",
             PoseModelConfig("pose", neuropose_network()),
-            provide_initial_pos=False, window_length=4_000, gradient_clip_val=0.0),
+            provide_initial_pos=False, window_length=4_000, val_window_length=10_000, gradient_clip_val=0.0),
     }
 
 

@@ -7,13 +7,25 @@
     metrics = evaluate_emg2pose("runs/vemg2pose", run.splits["test"])
 
 Defaults are the published experiments' (see ``emgjax.models.configs.EXPERIMENTS``):
-Adam 1e-3, batch 64, gradient clipping 1 (0 for the regression experiments),
-loss = masked L1 angle error + 0.01 x fingertip distance (mm, through forward
-kinematics), at most 500 epochs with early stopping after 50 epochs without a
-better validation loss, training windows of the experiment's length (11,790
-samples for vemg2pose, jittered), validation windows of 11,790 samples.
-``size`` shrinks the networks (same names as the PyTorch reference's
-overrides) for quick runs and tests.
+Adam 1e-3, batch 64, gradient clipping 1 (0 for regression_vemg2pose and
+regression_neuropose), loss = masked L1 angle error + 0.01 x fingertip distance
+(mm, through forward kinematics), at most 500 epochs with early stopping after
+50 epochs without a better validation loss, training windows of the
+experiment's length (11,790 samples for the vemg2pose experiments, 5,790 for
+the emg2pose ones, 4,000 for NeuroPose; jittered), validation and test windows
+of 11,790 samples (10,000 for NeuroPose). ``size`` shrinks the networks (same
+names as the PyTorch reference's overrides) for quick runs and tests.
+
+IK failures, as emg2pose handles them:
+
+- windows: train, validation and test windows lie inside runs of samples
+  without IK failure (``skip_ik_failures=True``, emg2pose's datamodule default);
+- masking: with ``provide_initial_pos`` (the tracking experiments) a window
+  whose ``no_ik_failure`` is False at sample ``left_context`` -- the sample
+  the rollout starts from -- is masked out entirely (`mask_missing_initial_state`),
+  in training, validation and evaluation, as emg2pose's Lightning module does in
+  every step; a batch with no valid sample left logs a warning on the
+  ``emgjax.recipes.emg2pose`` logger (emg2pose's ``log.warning``).
 
 EMG is not z-scored by default, as in emg2pose (its released weights expect
 high-pass-filtered µV). With ``normalise=True`` per-channel statistics are
@@ -29,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import time
 from pathlib import Path
@@ -50,9 +63,9 @@ from emgjax.models.configs import (
 from emgjax.recipes import (
     LoopConfig,
     SessionsConfig,
+    check_batch_size,
     export_variables,
     load_variables,
-    check_batch_size,
     prepare_run_dir,
     read_json,
     resolve_sessions,
@@ -66,6 +79,8 @@ __all__ = [
     "Emg2PoseRun",
     "build_pose_config",
     "make_emg2pose_loss_fn",
+    "mask_missing_initial_state",
+    "ALL_MASKED_WARNING",
     "train_emg2pose",
     "evaluate_emg2pose",
     "load_emg2pose",
@@ -77,6 +92,10 @@ MODEL_FORMAT_VERSION = 1
 # How many training sessions the baseline's mean pose is computed from (reading
 # every emg2pose session would mean reading the whole dataset once more).
 _BASELINE_SESSIONS = 200
+
+log = logging.getLogger(__name__)
+# Logged (WARNING) for a batch with no valid sample left, as emg2pose's Lightning module does.
+ALL_MASKED_WARNING = "every sample of the batch is masked out (IK failures, or no valid initial state): it adds nothing"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +129,9 @@ class Emg2PoseTraining:
     """Train one of the published emg2pose experiments (defaults: its published setup).
 
     ``window_length``/``stride``: None = the experiment's window (no overlap).
+    ``val_window_length``: None = the experiment's validation/test window.
+    ``skip_ik_failures``: train and validation windows only inside runs without IK
+    failure (emg2pose's default; False = every window, IK failures masked).
     ``learning_rate``/``gradient_clip``: None = the experiment's.
     ``fingertip_weight``: weight of the fingertip-distance term (mm); 0 = L1 only.
     """
@@ -120,9 +142,9 @@ class Emg2PoseTraining:
     size: ModelSize = ModelSize()
     window_length: int | None = None
     stride: int | None = None
-    val_window_length: int = 11_790
+    val_window_length: int | None = None
     jitter: bool = True
-    skip_ik_failures: bool = False
+    skip_ik_failures: bool = True
     normalise: bool = False
     learning_rate: float | None = None
     gradient_clip: float | None = None
@@ -132,15 +154,12 @@ class Emg2PoseTraining:
     def __post_init__(self):
         if self.experiment not in EXPERIMENTS:
             raise ValueError(f"Emg2PoseTraining.experiment: expected one of {sorted(EXPERIMENTS)}, found {self.experiment!r}")
-        for name in ("window_length", "stride"):
+        for name in ("window_length", "stride", "val_window_length"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"Emg2PoseTraining.{name}: expected None or a positive integer, found {value!r}")
-        if self.val_window_length < 1 or self.fingertip_weight < 0:
-            raise ValueError(
-                f"Emg2PoseTraining: expected val_window_length >= 1 and fingertip_weight >= 0, found "
-                f"{self.val_window_length} and {self.fingertip_weight}"
-            )
+        if self.fingertip_weight < 0:
+            raise ValueError(f"Emg2PoseTraining.fingertip_weight: expected >= 0, found {self.fingertip_weight}")
 
 
 def build_pose_config(experiment: str, size: ModelSize = ModelSize()) -> PoseModelConfig:
@@ -174,6 +193,38 @@ def _hand():
     return load_hand_model() if os.environ.get(HAND_MODEL_ENV) else synthetic_hand_model()
 
 
+def mask_missing_initial_state(no_ik_failure, left_context: int, provide_initial_pos: bool):
+    """emg2pose's ``update_ik_failure_mask``: mask out windows whose rollout would start from an IK failure.
+
+    no_ik_failure: (B, T) bool over the whole window, left context included (NumPy or JAX,
+    traced or not) -> (B, T) bool. With ``provide_initial_pos`` the initial pose is
+    ``joint_angles[:, :, left_context]``, so a window whose mask is False at sample
+    ``left_context`` (not sample 0) is False everywhere; without it the mask is unchanged.
+    """
+    if not isinstance(provide_initial_pos, (bool, np.bool_)):
+        raise ValueError(f"provide_initial_pos: expected a bool, found {type(provide_initial_pos).__name__}")
+    if not provide_initial_pos:
+        return no_ik_failure
+    return no_ik_failure & no_ik_failure[:, left_context:left_context + 1]
+
+
+def _warn_all_masked() -> None:
+    log.warning(ALL_MASKED_WARNING)
+
+
+def _warn_if_all_masked_traced(mask) -> None:
+    """Inside jit: log `ALL_MASKED_WARNING` from the host when ``mask`` (this device's rows) has no True.
+
+    emg2pose checks each process's batch after `update_ik_failure_mask` (every step, any
+    provide_initial_pos); here each device checks its rows. The callback only runs when the
+    batch is all masked, so ordinary steps do not wait for the host.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    jax.lax.cond(jnp.any(mask), lambda: None, lambda: jax.debug.callback(_warn_all_masked))
+
+
 def make_emg2pose_loss_fn(
     config: PoseModelConfig,
     provide_initial_pos: bool,
@@ -186,6 +237,8 @@ def make_emg2pose_loss_fn(
 
     ``loss_fn(params, batch_stats, batch, rng, train) -> (loss, (metrics, batch_stats))``
     for batches ``{"emg": (B, 16, T), "joint_angles": (B, 20, T), "no_ik_failure": (B, T)}``.
+    The mask first goes through `mask_missing_initial_state` (a warning is logged when
+    nothing valid is left), as in emg2pose's Lightning steps.
     Loss: masked L1 over angles (after the left context) + ``fingertip_weight``
     x fingertip distance in mm via forward kinematics with ``hand`` (default:
     see the module docstring). Metrics: "loss", "angle_l1" (rad),
@@ -203,7 +256,9 @@ def make_emg2pose_loss_fn(
         variables = {"params": params}
         if batch_stats:
             variables["batch_stats"] = batch_stats
-        args = (config, variables, batch["emg"], batch["joint_angles"], batch["no_ik_failure"], provide_initial_pos)
+        no_ik_failure = mask_missing_initial_state(batch["no_ik_failure"], config.left_context, provide_initial_pos)
+        _warn_if_all_masked_traced(no_ik_failure)
+        args = (config, variables, batch["emg"], batch["joint_angles"], no_ik_failure, provide_initial_pos)
         if train:
             (pred, target, mask), new_stats = pose_forward_train(*args, rngs={"dropout": rng})
         else:
@@ -286,7 +341,13 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
 
     from emgjax.models.pose_modules import init_variables
     from emgjax.recipes.overrides import config_to_dict
-    from emgjax.train import OptimConfig, create_train_state, make_data_mesh, make_optimizer, replicate
+    from emgjax.train import (
+        OptimConfig,
+        create_train_state,
+        make_data_mesh,
+        make_optimizer,
+        replicate,
+    )
 
     check_batch_size(exp.loop)
     out = prepare_run_dir(exp.out_dir, exp)
@@ -296,8 +357,9 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
     published = EXPERIMENTS[exp.experiment]
     config = build_pose_config(exp.experiment, exp.size)
     window = exp.window_length or published.window_length
+    val_window = exp.val_window_length or published.val_window_length
     minimum = config.min_window_length()
-    for name, value in (("window_length", window), ("val_window_length", exp.val_window_length)):
+    for name, value in (("window_length", window), ("val_window_length", val_window)):
         if value < minimum:
             raise ValueError(
                 f"{name}: expected at least {minimum} samples for {exp.experiment} (left context "
@@ -316,7 +378,7 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
             "provide_initial_pos": published.provide_initial_pos,
             "normalisation": norm,
             "mean_joint_angles": mean_angles,
-            "val_window_length": exp.val_window_length,
+            "val_window_length": val_window,
             "trained_on": [str(p) for p in splits["train"]],
         }
         write_json(model_json, info)
@@ -324,8 +386,8 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
                         skip_ik_failures=exp.skip_ik_failures)
     val_ds = None
     if splits["val"]:
-        val_ds = _windows(splits["val"], info, window_length=exp.val_window_length, stride=exp.val_window_length,
-                          jitter=False, skip_ik_failures=False)
+        val_ds = _windows(splits["val"], info, window_length=val_window, stride=val_window, jitter=False,
+                          skip_ik_failures=exp.skip_ik_failures)
 
     optim = OptimConfig(
         learning_rate=exp.learning_rate if exp.learning_rate is not None else published.learning_rate,
@@ -373,13 +435,16 @@ def load_emg2pose(run_dir: str | Path) -> tuple[PoseModelConfig, dict, dict]:
 
 
 def evaluate_emg2pose(
-    run_dir: str | Path, sessions: Sequence[str | Path], *, window_length: int | None = None, batch_size: int = 8
+    run_dir: str | Path, sessions: Sequence[str | Path], *, window_length: int | None = None, batch_size: int = 8,
+    skip_ik_failures: bool = True,
 ) -> dict[str, dict[str, float]]:
     """emg2pose's metrics on held-out ``sessions``, model vs predict-the-mean-angles baseline.
 
     Windows of ``window_length`` (default: the run's validation length,
-    11,790 samples) without overlap. Each metric is a mean over valid samples,
-    batches weighted by their valid-sample counts. Returns
+    11,790 samples) without overlap, only inside runs without IK failure
+    unless ``skip_ik_failures=False`` (emg2pose's test set skips them too).
+    Masks go through `mask_missing_initial_state` as in training. Each metric
+    is a mean over valid samples, batches weighted by their valid-sample counts. Returns
     ``{"model": {...}, "baseline": {...}, "windows": {"count": n}}`` with the
     keys of ``emgjax.metrics.EMG2POSE_METRIC_KEYS``.
     """
@@ -393,7 +458,9 @@ def evaluate_emg2pose(
     if not sessions:
         raise ValueError("evaluate_emg2pose: expected at least one held-out session, found none")
     window = window_length or int(info["val_window_length"])
-    data = _windows(sessions, info, window_length=window, stride=window, jitter=False, skip_ik_failures=False)
+    data = _windows(sessions, info, window_length=window, stride=window, jitter=False,
+                    skip_ik_failures=skip_ik_failures)
+    provide_initial_pos = bool(info["provide_initial_pos"])
     forward = jax.jit(functools.partial(pose_forward, config), static_argnums=(4,))
     hand = _hand()
     mean_angles = jnp.asarray(info["mean_joint_angles"], jnp.float32)[None, :, None]
@@ -402,8 +469,12 @@ def evaluate_emg2pose(
     for first in range(0, len(data), batch_size):
         items = [data[i] for i in range(first, min(first + batch_size, len(data)))]
         batch = {k: np.stack([item[k] for item in items]) for k in items[0]}
-        pred, target, mask = forward(variables, batch["emg"], batch["joint_angles"], batch["no_ik_failure"],
-                                     bool(info["provide_initial_pos"]))
+        no_ik_failure = mask_missing_initial_state(batch["no_ik_failure"], config.left_context, provide_initial_pos)
+        if not no_ik_failure.any():
+            _warn_all_masked()
+            continue
+        pred, target, mask = forward(variables, batch["emg"], batch["joint_angles"], no_ik_failure,
+                                     provide_initial_pos)
         weight = float(np.asarray(mask).sum())
         if weight == 0:
             continue
