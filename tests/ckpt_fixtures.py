@@ -72,7 +72,8 @@ ORDERED_DICT = Global("collections", "OrderedDict")
 
 @dataclass(eq=False)
 class Storage:
-    """A storage: written as the persistent id ``("storage", torch.<storage_class>, key, location, numel)``."""
+    """A storage: written as the persistent id ``("storage", torch.<storage_class>, key, location, numel)``
+    (`storage_class` "FloatStorage", or qualified as "torch.storage.UntypedStorage")."""
 
     key: str
     storage_class: str
@@ -144,7 +145,7 @@ class Storages:
 
     def tensor(self, array: np.ndarray, *, requires_grad: bool = False) -> Tensor:
         """A contiguous tensor holding `array` (little-endian) in a storage of its own."""
-        array = np.ascontiguousarray(array)
+        array = np.array(array, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         little = array.astype(array.dtype.newbyteorder("<"))
         storage = self.add(little.tobytes(), STORAGE_CLASSES[array.dtype.newbyteorder("=")], array.size)
         stride = tuple(s // array.itemsize for s in array.strides) if array.size else (1,) * array.ndim
@@ -158,7 +159,8 @@ class TorchLikePickler(pickle._Pickler):
 
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, Storage):
-            return ("storage", Global("torch", obj.storage_class), obj.key, obj.location, obj.numel)
+            module, _, name = obj.storage_class.rpartition(".")  # "FloatStorage" or "torch.storage.UntypedStorage"
+            return ("storage", Global(module or "torch", name), obj.key, obj.location, obj.numel)
         return None
 
     def reducer_override(self, obj: Any) -> Any:
@@ -362,3 +364,24 @@ def small_state() -> tuple[dict, Storages]:
     """A one-tensor state_dict and its storages, for payloads that need a valid checkpoint around them."""
     storages = Storages()
     return {"w": storages.tensor(np.arange(4, dtype=np.float32))}, storages
+
+
+def forge_entry_size(path: str | pathlib.Path, name: str, declared: int) -> None:
+    """Rewrite the uncompressed size zip entry `name` declares (local header and central directory) to `declared`,
+    as a forged archive would; the entry's bytes stay as they are."""
+    import struct
+
+    path = pathlib.Path(path)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(name)
+        local = info.header_offset
+    raw = bytearray(path.read_bytes())
+    assert raw[local:local + 4] == b"PK\x03\x04"
+    struct.pack_into("<I", raw, local + 22, declared)
+    central = raw.index(b"PK\x01\x02")
+    while True:  # the central directory header whose local-header offset is this entry's
+        if struct.unpack_from("<I", raw, central + 42)[0] == local:
+            break
+        central = raw.index(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", raw, central + 24, declared)
+    path.write_bytes(bytes(raw))

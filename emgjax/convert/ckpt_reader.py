@@ -224,6 +224,7 @@ class _Archive:
         self.path = path
         self.zf = zf
         self.file_size = os.path.getsize(path)
+        self._check_names()
         self.root = self._find_root()
         self.big_endian = self._read_byteorder()
         self._cache: dict[str, bytes] = {}
@@ -241,6 +242,15 @@ class _Archive:
 
     def error(self, problem: str) -> CheckpointError:
         return CheckpointError(f"{self.path}: {problem}")
+
+    def _check_names(self) -> None:
+        # This reader never extracts, but a name that escapes the archive ("../x", "/etc/x") is
+        # never written by torch: refuse the file rather than guess what it is.
+        for name in self.zf.namelist():
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts or name[1:2] == ":":
+                raise self.error(f"expected zip entry names inside the archive, found {_short(name)} "
+                                 "(an absolute or '..' path)")
 
     def _find_root(self) -> str:
         roots = sorted(
@@ -853,7 +863,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
         _, storage_class, key, _location, numel = pid
         if not isinstance(storage_class, _StorageClass):
             raise self.archive.error(f"expected a torch storage class, found {_short(storage_class, 80)}")
-        if not isinstance(key, str) or not _is_int(numel) or numel < 0:
+        if (not isinstance(key, str) or not key or key in (".", "..") or "/" in key or "\\" in key
+                or not _is_int(numel) or numel < 0):
             raise self.archive.error(f"bad storage reference key={_short(key, 40)} numel={_short(numel, 40)}")
         storage = _StorageRef(self.archive, key, storage_class.dtype, numel)
         info = self.archive.storage_entry(key)
