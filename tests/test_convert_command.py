@@ -404,6 +404,27 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
     with pytest.raises(PretrainedError, match="expected JSON"):
         load_pretrained(bad_json)
 
+    truncated = copy("truncated")
+    text = (truncated / "config.json").read_text()
+    (truncated / "config.json").write_text(text[: len(text) // 2])
+    with pytest.raises(PretrainedError, match=r"truncated/config\.json: expected JSON, found unreadable text"):
+        load_pretrained(truncated)
+
+    binary = copy("binary")
+    (binary / "config.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(PretrainedError, match=r"binary/config\.json: expected JSON"):
+        load_pretrained(binary)
+
+    newer = copy("newer")
+    metadata = json.loads((newer / "config.json").read_text())
+    (newer / "config.json").write_text(json.dumps({**metadata, "format_version": 2, "emgjax_version": "9.0"}))
+    with pytest.raises(PretrainedError, match=r"expected format_version 1, found 2 \(written by a newer emgjax, 9\.0\); "
+                                              "upgrade emgjax"):
+        load_pretrained(newer)
+    (newer / "config.json").write_text(json.dumps({**metadata, "format_version": "1"}))
+    with pytest.raises(PretrainedError, match="expected format_version 1, found '1'"):
+        load_pretrained(newer)
+
     wrong_format = copy("wrong_format")
     (wrong_format / "config.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(PretrainedError, match="expected format 'emgjax-emg2pose', found 'something-else'"):
@@ -421,6 +442,19 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
     with pytest.raises(PretrainedError, match="expected the Orbax variables directory"):
         load_pretrained(no_vars)
 
+    no_metadata = copy("no_metadata")
+    (no_metadata / "variables" / "_METADATA").unlink()
+    with pytest.raises(PretrainedError, match=r"variables: expected an Orbax checkpoint with _METADATA, "
+                                              r"_CHECKPOINT_METADATA, found no _METADATA"):
+        load_pretrained(no_metadata)
+
+    no_data = copy("no_data")
+    for path in (no_data / "variables").iterdir():
+        if path.is_dir():
+            shutil.rmtree(path)
+    with pytest.raises(PretrainedError, match="variables: could not restore the Orbax checkpoint"):
+        load_pretrained(no_data)
+
     corrupt = copy("corrupt")
     for path in (corrupt / "variables").rglob("*"):
         if path.is_file():
@@ -432,3 +466,50 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
     a_file.write_text("x")
     with pytest.raises(PretrainedError, match="found a file"):
         load_pretrained(a_file)
+
+
+def test_damaged_pretrained_directory_gives_one_error_and_no_traceback(converted_dir, tmp_path):
+    # Orbax reads all arrays at once; when one read fails the others used to print "Event loop is
+    # closed" tracebacks after the error. A fresh process, several loads, then a pause for stragglers.
+    damaged = []
+    for name, damage in (("no_data", "remove"), ("garbage_data", "garbage")):
+        target = tmp_path / name
+        shutil.copytree(converted_dir, target)
+        for path in (target / "variables").iterdir():
+            if path.is_dir() and damage == "remove":
+                shutil.rmtree(path)
+            elif path.is_dir():
+                for leaf in path.rglob("*"):
+                    if leaf.is_file():
+                        leaf.write_bytes(b"\x00garbage")
+        damaged.append(str(target))
+    code = ("import sys, time\n"
+            "from emgjax import load_pretrained\n"
+            "for directory in sys.argv[1:] * 3:\n"
+            "    try:\n"
+            "        load_pretrained(directory)\n"
+            "    except ValueError as err:\n"
+            "        print('error:', str(err).splitlines()[0], file=sys.stderr)\n"
+            "time.sleep(0.5)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(emgjax.__file__).parents[1]),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    child = subprocess.run([sys.executable, "-c", code, *damaged], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert child.returncode == 0, child.stderr
+    lines = child.stderr.splitlines()
+    assert len(lines) == 6 and all(line.startswith("error: ") and "could not restore the Orbax checkpoint" in line
+                                   for line in lines), child.stderr
+
+
+def test_empty_batch_is_refused_before_jit(converted_dir):
+    model = load_pretrained(converted_dir)
+    time = model.left_context + 100
+    emg, angles, mask = np.zeros((0, 16, time), np.float32), np.zeros((0, 20, time), np.float32), np.ones((0, time), bool)
+    with pytest.raises(ValueError, match=r"emg: expected at least one example \(axis 0 of \(batch, channels, time\)\), "
+                                         r"found 0 \(shape \(0, 16, \d+\)\)"):
+        model(emg, angles, mask)
+    with pytest.raises(ValueError, match="emg: expected at least one example"):
+        model.features(emg)
+    pred, _, out_mask = model(np.zeros((1, 16, time), np.float32), np.zeros((1, 20, time), np.float32),
+                              np.ones((1, time), bool))
+    assert pred.shape == (1, 20, 100) and out_mask.shape == (1, 100)
