@@ -93,6 +93,14 @@ def check_min_length(name: str, value: Any, axis: int, minimum: int, why: str) -
         )
 
 
+def check_nonempty(name: str, value: Any, axis: int, what: str, layout: str) -> None:
+    """`value.shape[axis] > 0`, e.g. a batch of at least one (an empty batch breaks means inside jitted code)."""
+    if value.shape[axis] == 0:
+        raise ValueError(
+            f"{name}: expected at least one {what} (axis {axis} of {layout}), found 0 (shape {_shape_str(value.shape)})"
+        )
+
+
 __all__ = [
     "check_array_like",
     "check_rank",
@@ -102,4 +110,5 @@ __all__ = [
     "check_finite",
     "check_same_size",
     "check_min_length",
+    "check_nonempty",
 ]

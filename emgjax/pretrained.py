@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,7 @@ class Emg2PoseModel:
         joint_angles = _as_float32("joint_angles", joint_angles)
         errors.check_array_like("no_ik_failure", no_ik_failure)
         pose_modules.check_pose_inputs(self.config, emg, joint_angles, no_ik_failure)
+        errors.check_nonempty("emg", emg, 0, "example", "(batch, channels, time)")
         if provide_initial_pos is None:
             provide_initial_pos = self.provide_initial_pos
         if not isinstance(provide_initial_pos, (bool, np.bool_)):
@@ -84,6 +86,7 @@ class Emg2PoseModel:
         self._check_rate(sample_rate)
         emg = _as_float32("emg", emg)
         pose_modules.check_emg(self.config, emg)
+        errors.check_nonempty("emg", emg, 0, "example", "(batch, channels, time)")
         return _FEATURES(self.config, self.params, emg)
 
     def _check_rate(self, sample_rate):
@@ -132,7 +135,11 @@ def write_pretrained(directory: str | os.PathLike, config: PoseModelConfig, vari
     variables_path = directory / VARIABLES_DIR
     if variables_path.exists():
         shutil.rmtree(variables_path)
-    ocp.Checkpointer(ocp.StandardCheckpointHandler()).save(variables_path, args=ocp.args.StandardSave(variables))
+    checkpointer = ocp.Checkpointer(ocp.StandardCheckpointHandler())
+    try:
+        checkpointer.save(variables_path, args=ocp.args.StandardSave(variables))
+    finally:
+        checkpointer.close()
     metadata = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -146,6 +153,32 @@ def write_pretrained(directory: str | os.PathLike, config: PoseModelConfig, vari
     }
     (directory / CONFIG_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return directory
+
+
+# What StandardCheckpointHandler writes into variables/ besides the array data.
+_ORBAX_FILES = ("_METADATA", "_CHECKPOINT_METADATA")
+# Orbax restores all arrays concurrently through tensorstore. When one read fails, Orbax
+# closes its event loop while the other reads are still in flight; each of those then
+# reports, as an "unraisable" RuntimeError with a traceback, that it could not deliver its
+# result ("Event loop is closed"; "cannot schedule new futures after interpreter shutdown"
+# at exit). They are about reads whose result nobody wants, after the one PretrainedError
+# that matters, so this hook drops exactly those and passes every other report on.
+_ORPHANED_READ_ERRORS = ("Event loop is closed", "cannot schedule new futures")
+
+
+def _drop_orphaned_read_errors() -> None:
+    previous = sys.unraisablehook
+    if getattr(previous, "emgjax_orphaned_read_filter", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc).startswith(_ORPHANED_READ_ERRORS):
+            return
+        previous(unraisable)
+
+    hook.emgjax_orphaned_read_filter = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
 
 
 def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
@@ -169,8 +202,12 @@ def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
         raise PretrainedError(f"{config_path}: expected format {FORMAT_NAME!r}, found {found!r}")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise PretrainedError(f"{config_path}: expected format_version {FORMAT_VERSION}, found {metadata.get('format_version')!r}")
+    version = metadata.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise PretrainedError(f"{config_path}: expected format_version {FORMAT_VERSION}, found {version} (written by a "
+                              f"newer emgjax, {metadata.get('emgjax_version', 'unknown version')}); upgrade emgjax")
+    if version != FORMAT_VERSION:
+        raise PretrainedError(f"{config_path}: expected format_version {FORMAT_VERSION}, found {version!r}")
     try:
         config = PoseModelConfig.from_dict(metadata["model"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -179,10 +216,21 @@ def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
     variables_path = directory / VARIABLES_DIR
     if not variables_path.is_dir():
         raise PretrainedError(f"{variables_path}: expected the Orbax variables directory, found none")
+    # Check the structure before Orbax opens it: a missing piece then gets a plain message.
+    missing = [name for name in _ORBAX_FILES if not (variables_path / name).is_file()]
+    if missing:
+        raise PretrainedError(f"{variables_path}: expected an Orbax checkpoint with {', '.join(_ORBAX_FILES)}, "
+                              f"found no {', '.join(missing)} (an incomplete or damaged copy)")
+    _drop_orphaned_read_errors()
+    checkpointer = ocp.Checkpointer(ocp.StandardCheckpointHandler())
     try:
-        restored = ocp.Checkpointer(ocp.StandardCheckpointHandler()).restore(variables_path)
+        restored = checkpointer.restore(variables_path)
     except Exception as exc:  # Orbax raises many types for damaged files; report them as one error
-        raise PretrainedError(f"{variables_path}: could not restore the Orbax checkpoint ({type(exc).__name__}: {exc})") from exc
+        message = " ".join(str(exc).split())
+        raise PretrainedError(f"{variables_path}: could not restore the Orbax checkpoint "
+                              f"({type(exc).__name__}: {message[:500]})") from exc
+    finally:
+        checkpointer.close()
 
     # Orbax does not check shapes against a target, so compare against the config here.
     expected = dict(_flatten(_expected_shapes(config)))

@@ -1,11 +1,21 @@
-"""`emgjax convert` end to end, the state_dict mapping's refusals, and load_pretrained's errors."""
+"""`emgjax convert` end to end, its bad inputs, the state_dict mapping's refusals, and load_pretrained's errors.
+
+Bad-input and output-directory tests are torch-free (checkpoints from `ckpt_fixtures`);
+the tests against the PyTorch reference model need torch.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
+import ckpt_fixtures as F
 import jax
 import numpy as np
 import pytest
@@ -21,11 +31,27 @@ TINY = dict(tds_channels=2, feature_width=4, hidden_size=8, tds_out_channels=8, 
             neuropose_channels=(2, 4, 4), num_residual_blocks=1)
 TINY_TDS = {k: v for k, v in TINY.items() if not k.startswith("neuropose") and k != "num_residual_blocks"}
 
+# A tiny tracking_vemg2pose-shaped model in Meta's Hydra layout (one conv block, no TDS stage, LSTM of 4 units).
+TINY_HPARAMS = {
+    "network_conf": {
+        "_target_": "emg2pose.pose_modules.StatePoseModule",
+        "network": {"_target_": "emg2pose.networks.TdsNetwork", "tds_stages": [], "conv_blocks": [
+            {"_target_": "emg2pose.networks.Conv1dBlock", "in_channels": 16, "out_channels": 8, "kernel_size": 3,
+             "stride": 1}]},
+        "decoder": {"_target_": "emg2pose.networks.SequentialLSTM", "in_channels": 28, "out_channels": 20,
+                    "hidden_size": 4, "num_layers": 1, "scale": 0.01},
+        "state_condition": True, "predict_vel": True, "rollout_freq": 50},
+    "optimizer_conf": {"_target_": "torch.optim.Adam", "lr": 0.001},
+    "provide_initial_pos": True,
+}
+
 
 @pytest.fixture(scope="module")
 def tr():
     pytest.importorskip("torch")
-    return pytest.importorskip("torch_reference")
+    import torch_reference
+
+    return torch_reference
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +65,20 @@ def tiny_ckpt(tr, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def converted_dir(tiny_ckpt, tmp_path_factory):
+def fixture_ckpt(tmp_path_factory):
+    """(path, state_dict): a torch-free Lightning checkpoint of the tiny model, random weights."""
+    config = M.model_config_from_hyper_parameters(TINY_HPARAMS)
+    variables = pm.init_variables(config, jax.random.key(1))
+    state_dict = {k: np.asarray(v) for k, v in M.variables_to_state_dict(variables, config).items()}
+    path = tmp_path_factory.mktemp("fixture_ckpt") / "tiny_fixture.ckpt"
+    F.write_lightning_checkpoint(path, state_dict, TINY_HPARAMS)
+    return path, state_dict
+
+
+@pytest.fixture(scope="module")
+def converted_dir(fixture_ckpt, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted") / "tiny_jax"
-    assert convert_main([str(tiny_ckpt[0]), str(out)]) == 0
+    assert convert_main([str(fixture_ckpt[0]), str(out)]) == 0
     return out
 
 
@@ -56,6 +93,15 @@ def save_custom_ckpt(path, state_dict: dict, hyper_parameters: dict | None):
 
 def torch_state_dict(model) -> dict[str, np.ndarray]:
     return {"model." + k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def error_line(capsys) -> str:
+    """The one `emgjax convert: error: ...` line on stderr (log lines may precede it)."""
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("emgjax convert: error: "), err
+    assert "Traceback" not in err
+    return errors[0]
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -117,28 +163,160 @@ def test_bare_state_dict_needs_experiment(tr, tmp_path, capsys):
     assert loaded.config == C.EXPERIMENTS["tracking_emg2pose"].model and loaded.provide_initial_pos is True
 
 
-def test_experiment_mismatch_and_existing_output(tiny_ckpt, tmp_path, capsys):
+def test_experiment_mismatch(tiny_ckpt, tmp_path, capsys):
     ckpt, _ = tiny_ckpt
     assert convert_main([str(ckpt), str(tmp_path / "x"), "--experiment", "tracking_emg2pose"]) == 2
-    assert "does not match the checkpoint, whose network_conf describes tracking_vemg2pose" in capsys.readouterr().err
-    out = tmp_path / "busy"
-    out.mkdir()
-    (out / "notes.txt").write_text("keep me")
-    assert convert_main([str(ckpt), str(out)]) == 2
-    assert "expected a new or empty output directory" in capsys.readouterr().err
-    assert convert_main([str(ckpt), str(out), "--overwrite"]) == 0
+    assert "does not match the checkpoint, whose network_conf describes tracking_vemg2pose" in error_line(capsys)
+    assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- torch-free: output and bad inputs
+
+
+def _siblings(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_convert_fixture_checkpoint_end_to_end(fixture_ckpt, tmp_path, capsys):
+    ckpt, state_dict = fixture_ckpt
+    out = tmp_path / "new" / "nested" / "out"  # missing parents are created
+    assert convert_main([str(ckpt), str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert _siblings(out.parent) == ["out"]  # no staging directory left behind
+    metadata = json.loads((out / "config.json").read_text())
+    assert metadata["experiment"] == "tracking_vemg2pose" and metadata["provide_initial_pos"] is True
+    assert metadata["emgjax_version"] == emgjax.__version__
+    assert metadata["source"]["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert metadata["source"]["top_level_keys"][:4] == ["epoch", "global_step", "pytorch-lightning_version",
+                                                        "state_dict"]
+    assert str(out.parent.parent) not in (out / "config.json").read_text()  # nothing names the staging path
+    loaded = load_pretrained(out)
+    back = M.variables_to_state_dict(loaded.params, loaded.config)
+    assert set(back) == set(state_dict)
+    for key, value in state_dict.items():
+        np.testing.assert_array_equal(back[key], value, err_msg=key)
+
+
+def test_output_directory_refusals(fixture_ckpt, tmp_path, capsys):
+    ckpt = str(fixture_ckpt[0])
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert convert_main([ckpt, str(a_file)]) == 2
+    assert f"{a_file}: expected an output directory, found a file" in error_line(capsys)
+    assert convert_main([ckpt, str(a_file / "out")]) == 2
+    assert f"found that {a_file} is a file" in error_line(capsys)
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("keep me")
+    assert convert_main([ckpt, str(busy)]) == 2
+    assert "expected a new or empty output directory, found existing files (pass --overwrite" in error_line(capsys)
+    assert _siblings(busy) == ["notes.txt"]
+    assert convert_main([ckpt, str(busy), "--overwrite"]) == 0
+    assert _siblings(busy) == ["config.json", "variables"]  # replaced, not merged
+    assert [p for p in _siblings(tmp_path) if p.startswith(".")] == []
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert convert_main([ckpt, str(empty)]) == 0
+    assert (empty / "config.json").is_file()
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux /sys (unwritable even for root)")
+def test_unwritable_output_location(fixture_ckpt, capsys):
+    assert convert_main([str(fixture_ckpt[0]), "/sys/emgjax_out"]) == 2
+    assert "/sys/emgjax_out: " in error_line(capsys)
+    assert not Path("/sys/emgjax_out").exists()
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_output_directory(fixture_ckpt, tmp_path, capsys):
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    try:
+        assert convert_main([str(fixture_ckpt[0]), str(read_only)]) == 2
+        assert "expected a writable output directory, found a read-only one" in error_line(capsys)
+        locked.chmod(0o555)
+        assert convert_main([str(fixture_ckpt[0]), str(locked / "out")]) == 2
+        assert f"{locked}" in error_line(capsys)
+    finally:
+        read_only.chmod(0o755)
+        locked.chmod(0o755)
+
+
+def test_failed_write_leaves_no_output_and_keeps_the_old_one(fixture_ckpt, tmp_path, capsys, monkeypatch):
+    import emgjax.pretrained
+
+    ckpt = str(fixture_ckpt[0])
+    real_write = emgjax.pretrained.write_pretrained
+
+    def write_then_fail(directory, *args, **kwargs):
+        real_write(directory, *args, **kwargs)  # a complete directory, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(emgjax.pretrained, "write_pretrained", write_then_fail)
+    out = tmp_path / "out"
+    assert convert_main([ckpt, str(out)]) == 2
+    assert "No space left on device" in error_line(capsys)
+    assert _siblings(tmp_path) == []  # neither OUT_DIR nor a staging directory
+
+    monkeypatch.setattr(emgjax.pretrained, "write_pretrained", real_write)
+    assert convert_main([ckpt, str(out)]) == 0  # a rerun does not trip on anything
+    before = (out / "config.json").read_text()
+    (out / "mine.txt").write_text("x")
+    monkeypatch.setattr(emgjax.pretrained, "write_pretrained", write_then_fail)
+    assert convert_main([ckpt, str(out), "--overwrite"]) == 2
+    assert _siblings(out) == ["config.json", "mine.txt", "variables"]  # the old OUT_DIR, untouched
+    assert (out / "config.json").read_text() == before
+    assert _siblings(tmp_path) == ["out"]
+
+
+def test_killed_conversion_leaves_no_output(fixture_ckpt, tmp_path, capsys):
+    out = tmp_path / "out"
+    # A conversion killed (SIGKILL: no cleanup runs) just after writing its files.
+    code = ("import os, signal, sys\n"
+            "import emgjax.pretrained as P\n"
+            "real = P.write_pretrained\n"
+            "def write_then_die(*a, **k):\n"
+            "    real(*a, **k)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "P.write_pretrained = write_then_die\n"
+            "from emgjax.convert.command import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(emgjax.__file__).parents[1]),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    killed = subprocess.run([sys.executable, "-c", code, str(fixture_ckpt[0]), str(out)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not out.exists()
+    assert convert_main([str(fixture_ckpt[0]), str(out)]) == 0  # the rerun is not tripped by leftovers
     assert (out / "config.json").is_file()
 
 
-def test_missing_and_damaged_checkpoint_files(tiny_ckpt, tmp_path, capsys):
+def test_missing_and_damaged_checkpoint_files(fixture_ckpt, tmp_path, capsys):
     assert convert_main([str(tmp_path / "nope.ckpt"), str(tmp_path / "o1")]) == 2
-    assert "no such checkpoint file" in capsys.readouterr().err
+    assert "nope.ckpt: no such checkpoint file" in error_line(capsys)
+    data = fixture_ckpt[0].read_bytes()
     truncated = tmp_path / "truncated.ckpt"
-    data = tiny_ckpt[0].read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     assert convert_main([str(truncated), str(tmp_path / "o2")]) == 2
-    err = capsys.readouterr().err
-    assert "truncated.ckpt" in err and "error" in err
+    assert "truncated.ckpt: expected a PyTorch checkpoint (a zip archive)" in error_line(capsys)
+    noise = tmp_path / "noise.ckpt"
+    noise.write_bytes(np.random.default_rng(0).bytes(2000))
+    assert convert_main([str(noise), str(tmp_path / "o3")]) == 2
+    assert "noise.ckpt: expected a PyTorch checkpoint" in error_line(capsys)
+    state, storages = F.small_state()
+    bomb = F.write_checkpoint(tmp_path / "bomb.ckpt", {"state_dict": state, "hyper_parameters": {
+        "x": F.shared_reference_bomb(40)}}, storages)
+    assert convert_main([str(bomb), str(tmp_path / "o4")]) == 2
+    assert "bomb.ckpt: expected hyper_parameters of at most 1000000 elements" in error_line(capsys)
+    no_hparams = F.write_lightning_checkpoint(tmp_path / "bare.ckpt", fixture_ckpt[1], None)
+    assert convert_main([str(no_hparams), str(tmp_path / "o5")]) == 2
+    assert "pass --experiment NAME" in error_line(capsys)
+    assert _siblings(tmp_path) == ["bare.ckpt", "bomb.ckpt", "noise.ckpt", "truncated.ckpt"]
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -226,6 +404,27 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
     with pytest.raises(PretrainedError, match="expected JSON"):
         load_pretrained(bad_json)
 
+    truncated = copy("truncated")
+    text = (truncated / "config.json").read_text()
+    (truncated / "config.json").write_text(text[: len(text) // 2])
+    with pytest.raises(PretrainedError, match=r"truncated/config\.json: expected JSON, found unreadable text"):
+        load_pretrained(truncated)
+
+    binary = copy("binary")
+    (binary / "config.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(PretrainedError, match=r"binary/config\.json: expected JSON"):
+        load_pretrained(binary)
+
+    newer = copy("newer")
+    metadata = json.loads((newer / "config.json").read_text())
+    (newer / "config.json").write_text(json.dumps({**metadata, "format_version": 2, "emgjax_version": "9.0"}))
+    with pytest.raises(PretrainedError, match=r"expected format_version 1, found 2 \(written by a newer emgjax, 9\.0\); "
+                                              "upgrade emgjax"):
+        load_pretrained(newer)
+    (newer / "config.json").write_text(json.dumps({**metadata, "format_version": "1"}))
+    with pytest.raises(PretrainedError, match="expected format_version 1, found '1'"):
+        load_pretrained(newer)
+
     wrong_format = copy("wrong_format")
     (wrong_format / "config.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(PretrainedError, match="expected format 'emgjax-emg2pose', found 'something-else'"):
@@ -235,13 +434,26 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
     metadata = json.loads((mismatch / "config.json").read_text())
     metadata["model"]["decoder"]["hidden_size"] = 16
     (mismatch / "config.json").write_text(json.dumps(metadata))
-    with pytest.raises(PretrainedError, match=r"(?s)variables do not match config.json:.*kernel_hh: expected \(16, 64\), found \(8, 32\)"):
+    with pytest.raises(PretrainedError, match=r"(?s)variables do not match config.json:.*kernel_hh: expected \(16, 64\), found \(4, 16\)"):
         load_pretrained(mismatch)
 
     no_vars = copy("no_vars")
     shutil.rmtree(no_vars / "variables")
     with pytest.raises(PretrainedError, match="expected the Orbax variables directory"):
         load_pretrained(no_vars)
+
+    no_metadata = copy("no_metadata")
+    (no_metadata / "variables" / "_METADATA").unlink()
+    with pytest.raises(PretrainedError, match=r"variables: expected an Orbax checkpoint with _METADATA, "
+                                              r"_CHECKPOINT_METADATA, found no _METADATA"):
+        load_pretrained(no_metadata)
+
+    no_data = copy("no_data")
+    for path in (no_data / "variables").iterdir():
+        if path.is_dir():
+            shutil.rmtree(path)
+    with pytest.raises(PretrainedError, match="variables: could not restore the Orbax checkpoint"):
+        load_pretrained(no_data)
 
     corrupt = copy("corrupt")
     for path in (corrupt / "variables").rglob("*"):
@@ -254,3 +466,50 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
     a_file.write_text("x")
     with pytest.raises(PretrainedError, match="found a file"):
         load_pretrained(a_file)
+
+
+def test_damaged_pretrained_directory_gives_one_error_and_no_traceback(converted_dir, tmp_path):
+    # Orbax reads all arrays at once; when one read fails the others used to print "Event loop is
+    # closed" tracebacks after the error. A fresh process, several loads, then a pause for stragglers.
+    damaged = []
+    for name, damage in (("no_data", "remove"), ("garbage_data", "garbage")):
+        target = tmp_path / name
+        shutil.copytree(converted_dir, target)
+        for path in (target / "variables").iterdir():
+            if path.is_dir() and damage == "remove":
+                shutil.rmtree(path)
+            elif path.is_dir():
+                for leaf in path.rglob("*"):
+                    if leaf.is_file():
+                        leaf.write_bytes(b"\x00garbage")
+        damaged.append(str(target))
+    code = ("import sys, time\n"
+            "from emgjax import load_pretrained\n"
+            "for directory in sys.argv[1:] * 3:\n"
+            "    try:\n"
+            "        load_pretrained(directory)\n"
+            "    except ValueError as err:\n"
+            "        print('error:', str(err).splitlines()[0], file=sys.stderr)\n"
+            "time.sleep(0.5)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(emgjax.__file__).parents[1]),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    child = subprocess.run([sys.executable, "-c", code, *damaged], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert child.returncode == 0, child.stderr
+    lines = child.stderr.splitlines()
+    assert len(lines) == 6 and all(line.startswith("error: ") and "could not restore the Orbax checkpoint" in line
+                                   for line in lines), child.stderr
+
+
+def test_empty_batch_is_refused_before_jit(converted_dir):
+    model = load_pretrained(converted_dir)
+    time = model.left_context + 100
+    emg, angles, mask = np.zeros((0, 16, time), np.float32), np.zeros((0, 20, time), np.float32), np.ones((0, time), bool)
+    with pytest.raises(ValueError, match=r"emg: expected at least one example \(axis 0 of \(batch, channels, time\)\), "
+                                         r"found 0 \(shape \(0, 16, \d+\)\)"):
+        model(emg, angles, mask)
+    with pytest.raises(ValueError, match="emg: expected at least one example"):
+        model.features(emg)
+    pred, _, out_mask = model(np.zeros((1, 16, time), np.float32), np.zeros((1, 20, time), np.float32),
+                              np.ones((1, time), bool))
+    assert pred.shape == (1, 20, 100) and out_mask.shape == (1, 100)

@@ -31,6 +31,15 @@ uint16, uint32, uint64, bool, complex64, complex128; others (float8, quantized)
 raise `CheckpointError` when a tensor of that dtype is needed. Big-endian
 archives are byte-swapped to native order.
 
+Hostile files are refused quickly, each with a `CheckpointError` naming the
+limit: data.pkl size and opcode count (which bound the objects it can create),
+nesting depth, the size of dict keys and set elements (hashing walks them),
+the size of ``hyper_parameters`` counting shared objects where they appear (a
+300-byte pickle can nest a list in itself 40 times by shared reference; each
+loaded object is converted once), zip entries whose declared size the file
+cannot hold, storages larger than their entries, and the bytes materialised
+(at most twice the file's size plus 256 MiB).
+
 OmegaConf containers (hydra configs saved by ``save_hyperparameters``) come back
 as plain dicts and lists. Node interpolations (``${a.b}``, ``${.x}``,
 ``${..x}``, also inside longer strings) are resolved against the pickled parent
@@ -55,8 +64,10 @@ import os
 import pathlib
 import pickle
 import re
+import reprlib
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +98,34 @@ class LightningCheckpoint:
     state_dict: dict[str, np.ndarray]
     hyper_parameters: dict
     top_level_keys: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- #
+# Limits. A checkpoint is a little structure (data.pkl) plus big raw storages; a
+# file that needs more work than these to read is hostile or not a checkpoint,
+# and is refused with a CheckpointError before it costs minutes or gigabytes.
+# --------------------------------------------------------------------------- #
+
+# data.pkl holds structure, not weights (real ones: well under 1 MB).
+_MAX_PICKLE_BYTES = 256 << 20
+# Pickle opcodes executed; each creates at most one object, so this bounds the
+# objects (and memory) the unpickler can make. A Lightning checkpoint needs ~30 per tensor.
+_MAX_PICKLE_OPS = 5_000_000
+# Nesting depth of hyper_parameters, and of a dict key or set element.
+_MAX_DEPTH = 100
+# Elements inside one dict key or set element: hashing and comparing keys walk
+# every element, with no memo, so a key nested in itself by shared reference
+# (t = (t, t) 40 times) would take 2**40 steps inside one dict insertion.
+_MAX_KEY_ELEMENTS = 10_000
+# hyper_parameters elements counting a shared object at every place it appears,
+# so that whoever walks the returned plain data (without a memo) does bounded work.
+_MAX_PLAIN_ELEMENTS = 1_000_000
+# Bytes materialised (state_dict + tensors in hyper_parameters): at most twice the
+# file (tied weights are copied per entry) plus room for stride-0 expansions.
+_MATERIALIZE_SLACK_BYTES = 256 << 20
+# Deflate cannot expand more than ~1032:1; torch itself stores entries uncompressed.
+_MAX_DEFLATE_RATIO = 1032
+_MAX_TENSOR_DIMS = 64
 
 
 # --------------------------------------------------------------------------- #
@@ -184,12 +223,34 @@ class _Archive:
     def __init__(self, path: str, zf: zipfile.ZipFile):
         self.path = path
         self.zf = zf
+        self.file_size = os.path.getsize(path)
+        self._check_names()
         self.root = self._find_root()
         self.big_endian = self._read_byteorder()
         self._cache: dict[str, bytes] = {}
+        self.materialize_budget = 2 * self.file_size + _MATERIALIZE_SLACK_BYTES
+
+    def charge(self, nbytes: int, what: str) -> None:
+        """Count `nbytes` about to be materialised against the file's budget."""
+        if nbytes > self.materialize_budget:
+            raise self.error(
+                f"{what} would bring the arrays read from this {self.file_size}-byte file to more than "
+                f"{2 * self.file_size + _MATERIALIZE_SLACK_BYTES} bytes (2 x file size + "
+                f"{_MATERIALIZE_SLACK_BYTES >> 20} MiB); refusing (the file may be a decompression bomb)"
+            )
+        self.materialize_budget -= nbytes
 
     def error(self, problem: str) -> CheckpointError:
         return CheckpointError(f"{self.path}: {problem}")
+
+    def _check_names(self) -> None:
+        # This reader never extracts, but a name that escapes the archive ("../x", "/etc/x") is
+        # never written by torch: refuse the file rather than guess what it is.
+        for name in self.zf.namelist():
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts or name[1:2] == ":":
+                raise self.error(f"expected zip entry names inside the archive, found {_short(name)} "
+                                 "(an absolute or '..' path)")
 
     def _find_root(self) -> str:
         roots = sorted(
@@ -212,7 +273,7 @@ class _Archive:
             return False  # files written before the record existed are little-endian
         order = self.zf.read(name).decode("ascii", errors="replace").strip()
         if order not in ("little", "big"):
-            raise self.error(f"expected byteorder 'little' or 'big', found {order!r}")
+            raise self.error(f"expected byteorder 'little' or 'big', found {_short(order)}")
         return order == "big"
 
     def read_pickle_bytes(self) -> bytes:
@@ -222,8 +283,24 @@ class _Archive:
         name = f"{self.root}/data/{key}"
         info = self.zf.NameToInfo.get(name)
         if info is None:
-            raise self.error(f"storage {key!r} is referenced by data.pkl but '{name}' is missing")
+            raise self.error(f"storage {_short(key)} is referenced by data.pkl but '{name}' is missing")
+        self.check_entry_size(info)
         return info
+
+    def check_entry_size(self, info: zipfile.ZipInfo) -> None:
+        """Refuse an entry whose declared sizes cannot be true of this file (a forged zip directory)."""
+        if info.compress_type == zipfile.ZIP_STORED:
+            limit, how = min(info.compress_size, self.file_size), "stored uncompressed"
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            limit, how = _MAX_DEFLATE_RATIO * min(info.compress_size, self.file_size), "deflated"
+        else:
+            raise self.error(f"'{info.filename}': expected a stored or deflated zip entry, found compression "
+                             f"method {info.compress_type}")
+        if info.file_size > limit:
+            raise self.error(
+                f"'{info.filename}' declares {info.file_size} bytes but, {how} with {info.compress_size} "
+                f"compressed bytes in a {self.file_size}-byte file, can hold at most {limit}"
+            )
 
     def storage_bytes(self, key: str, nbytes: int) -> bytes:
         if key not in self._cache:
@@ -232,7 +309,7 @@ class _Archive:
                 data = f.read(nbytes)
             if len(data) < nbytes:
                 raise self.error(
-                    f"storage {key!r} is truncated: expected {nbytes} bytes, found {len(data)}"
+                    f"storage {_short(key)} is truncated: expected {nbytes} bytes, found {len(data)}"
                 )
             self._cache[key] = data
         return self._cache[key]
@@ -272,7 +349,7 @@ class _TensorRef:
         archive = self.storage.archive
         if self.dtype not in _NUMPY_DTYPES:
             raise archive.error(
-                f"{what} has unsupported dtype {self.dtype or self.storage.dtype!r} "
+                f"{what} has unsupported dtype {_short(self.dtype or self.storage.dtype)} "
                 f"(supported: {_SUPPORTED_DTYPES})"
             )
         dtype = _NUMPY_DTYPES[self.dtype]
@@ -297,6 +374,7 @@ class _TensorRef:
                 f"{what} repeats its {available} storage elements into {count}; "
                 f"refusing to materialise more than {_MAX_EXPANDED_ELEMENTS} repeated elements"
             )
+        archive.charge(count * _output_dtype(self.dtype).itemsize, what)
         raw = archive.storage_bytes(self.storage.key, available * dtype.itemsize)
         flat = np.frombuffer(raw, dtype=dtype, count=available)
         # Bounds were checked above, so this strided view stays inside `flat`.
@@ -323,9 +401,21 @@ def _output_dtype(name: str) -> np.dtype:
 # --------------------------------------------------------------------------- #
 
 
-def _require(cond: bool, problem: str) -> None:
+def _require(cond: bool, problem: str | Callable[[], str]) -> None:
+    # `problem` may be a callable so hot paths (every tensor) format nothing unless they fail.
     if not cond:
-        raise CheckpointError(problem)
+        raise CheckpointError(problem() if callable(problem) else problem)
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 3, 60, 60
+
+
+def _short(obj: Any, limit: int = 100) -> str:
+    """A bounded repr for error messages: ``repr`` of a hostile value (a list nested in itself
+    40 times by shared reference) would take exponential time and memory."""
+    text = _SHORT_REPR.repr(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_int(x: Any) -> bool:
@@ -336,12 +426,13 @@ def _rebuild_tensor(storage, storage_offset, size, stride, dtype=None) -> _Tenso
     _require(isinstance(storage, _StorageRef),
              f"expected a storage as the first argument of a tensor rebuild, found {type(storage).__name__}")
     _require(_is_int(storage_offset) and storage_offset >= 0,
-             f"expected a non-negative int storage offset, found {storage_offset!r}")
-    _require(isinstance(size, tuple) and all(_is_int(n) and n >= 0 for n in size),
-             f"expected a tuple of non-negative ints as tensor size, found {size!r}")
+             lambda: f"expected a non-negative int storage offset, found {_short(storage_offset)}")
+    _require(isinstance(size, tuple) and len(size) <= _MAX_TENSOR_DIMS and all(_is_int(n) and n >= 0 for n in size),
+             lambda: f"expected a tuple of at most {_MAX_TENSOR_DIMS} non-negative ints as tensor size, "
+                     f"found {_short(size)}")
     _require(isinstance(stride, tuple) and len(stride) == len(size)
              and all(_is_int(s) and s >= 0 for s in stride),
-             f"expected {len(size)} non-negative int strides, found {stride!r}")
+             lambda: f"expected {len(size)} non-negative int strides, found {_short(stride)}")
     name = storage.dtype if dtype is None else dtype.name
     return _TensorRef(storage, storage_offset, size, stride, name)
 
@@ -357,7 +448,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
 
 def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
                        dtype, metadata=None):
-    _require(isinstance(dtype, _TorchDtype), f"expected a torch dtype, found {dtype!r}")
+    _require(isinstance(dtype, _TorchDtype), f"expected a torch dtype, found {_short(dtype)}")
     return _rebuild_tensor(storage, storage_offset, size, stride, dtype=dtype)
 
 
@@ -389,19 +480,19 @@ _REBUILD_FUNCTIONS = {
 
 def _rebuild_from_type_v2(func, new_type, args, state):
     # Used for tensors with Python attributes; the rebuild itself is `func(*args)`.
-    _require(func in _REBUILD_FUNCTIONS.values(), f"refused tensor rebuild function {func!r}")
-    _require(isinstance(new_type, _TensorClass), f"refused tensor subclass {new_type!r}")
-    _require(isinstance(args, tuple), f"expected a tuple of rebuild arguments, found {args!r}")
+    _require(func in _REBUILD_FUNCTIONS.values(), f"refused tensor rebuild function {_short(func)}")
+    _require(isinstance(new_type, _TensorClass), f"refused tensor subclass {_short(new_type)}")
+    _require(isinstance(args, tuple), f"expected a tuple of rebuild arguments, found {_short(args)}")
     return func(*args)
 
 
 def _torch_size(dims=()):
-    _require(isinstance(dims, tuple) and all(_is_int(d) for d in dims), f"bad torch.Size {dims!r}")
+    _require(isinstance(dims, tuple) and all(_is_int(d) for d in dims), f"bad torch.Size {_short(dims)}")
     return tuple(dims)
 
 
 def _torch_device(kind, index=None):
-    _require(isinstance(kind, str) and (index is None or _is_int(index)), f"bad torch.device {kind!r}")
+    _require(isinstance(kind, str) and (index is None or _is_int(index)), f"bad torch.device {_short(kind)}")
     if index is None and ":" in kind:
         kind, _, idx = kind.partition(":")
         index = int(idx) if idx.isdigit() else None
@@ -409,14 +500,14 @@ def _torch_device(kind, index=None):
 
 
 def _get_layout(name):
-    _require(isinstance(name, str), f"bad torch layout {name!r}")
+    _require(isinstance(name, str), f"bad torch layout {_short(name)}")
     return f"torch.{name}"
 
 
 def _codecs_encode(obj, encoding="utf-8"):
     # Protocol-2 pickles store bytes as _codecs.encode(str, 'latin1'); nothing else.
     _require(isinstance(obj, str) and encoding in ("latin1", "latin-1"),
-             f"refused _codecs.encode with encoding {encoding!r}")
+             f"refused _codecs.encode with encoding {_short(encoding)}")
     return obj.encode("latin1")
 
 
@@ -424,13 +515,13 @@ def _bytes_like(kind):
     def build(*args):
         # bytes(n) / bytearray(n) would allocate n zero bytes: only accept data.
         _require(len(args) <= 2 and (not args or isinstance(args[0], (bytes, bytearray, str))),
-                 f"refused {kind.__name__}() with arguments {args!r:.80}")
+                 f"refused {kind.__name__}() with arguments {_short(args, 80)}")
         if args and isinstance(args[0], str):
             encoding = args[1] if len(args) > 1 else "latin1"
             _require(encoding in ("latin1", "latin-1", "utf-8", "utf8", "ascii"),
-                     f"refused {kind.__name__}() with encoding {encoding!r:.40}")
+                     f"refused {kind.__name__}() with encoding {_short(encoding, 40)}")
             return kind(args[0], encoding)
-        _require(len(args) <= 1, f"refused {kind.__name__}() with arguments {args!r:.80}")
+        _require(len(args) <= 1, f"refused {kind.__name__}() with arguments {_short(args, 80)}")
         return kind(*args)
 
     return build
@@ -450,9 +541,9 @@ class _NumpyDtype:
     """Stand-in for a pickled ``numpy.dtype`` (numeric kinds only)."""
 
     def __init__(self, spec, align=False, copy=False):
-        _require(isinstance(spec, str), f"bad numpy dtype {spec!r}")
+        _require(isinstance(spec, str), f"bad numpy dtype {_short(spec)}")
         dtype = np.dtype(spec)
-        _require(dtype.kind in "biufc", f"refused numpy dtype {spec!r} (only numeric scalars)")
+        _require(dtype.kind in "biufc", f"refused numpy dtype {_short(spec)} (only numeric scalars)")
         self.dtype = dtype
 
     def __setstate__(self, state):
@@ -578,6 +669,74 @@ def _resolve_global(module: str, name: str) -> Any:
     raise KeyError(qualified)
 
 
+def _key_elements(obj: Any, memo: dict[int, int], depth: int) -> int:
+    """Elements hashing `obj` visits (tuples and frozensets recurse; memoised, so linear in distinct objects)."""
+    if not isinstance(obj, (tuple, frozenset)):
+        return 1
+    known = memo.get(id(obj))
+    if known is not None:
+        return known
+    if depth >= _MAX_DEPTH:
+        raise CheckpointError(f"expected a dict key or set element nested at most {_MAX_DEPTH} levels deep, "
+                              "found a deeper one (the file may be a pickle bomb)")
+    count = 1
+    for item in obj:
+        count += _key_elements(item, memo, depth + 1)
+        if count > _MAX_KEY_ELEMENTS:
+            raise CheckpointError(
+                f"expected a dict key or set element of at most {_MAX_KEY_ELEMENTS} elements, found one of more "
+                "(shared references counted where they appear; the file may be a pickle bomb)"
+            )
+    memo[id(obj)] = count
+    return count
+
+
+_SCALARS = (str, bytes, int, float, complex, bool, type(None))
+
+
+def _check_hashed(items: Any) -> None:
+    """Check every object in `items` before Python hashes (and maybe compares) it."""
+    memo: dict[int, int] = {}
+    for item in items:
+        if not isinstance(item, _SCALARS):
+            _key_elements(item, memo, 0)
+
+
+# Allowed callables that hash their arguments' elements (set(iterable), dict(pairs), ...).
+_HASHING_CALLABLES = (dict, set, frozenset, collections.Counter)
+
+
+def _check_call(func: Any, args: Any) -> None:
+    """Checks on a REDUCE/OBJ call of an allowed callable before it runs."""
+    if not isinstance(args, tuple):
+        raise CheckpointError(f"expected a tuple of call arguments, found {type(args).__name__}")
+    if func is str:
+        # str(x) of a container is its repr: exponential for a list nested in itself by shared reference.
+        _require(all(isinstance(a, _SCALARS) for a in args),
+                 lambda: f"refused str() of {', '.join(type(a).__name__ for a in args)[:80]}")
+    elif isinstance(func, type) and issubclass(func, _HASHING_CALLABLES):
+        for arg in args:
+            if isinstance(arg, (list, tuple, set, frozenset)):
+                # dict([(key, value), ...]) hashes only the keys
+                pairs = issubclass(func, dict) and all(isinstance(x, tuple) and len(x) == 2 for x in arg)
+                _check_hashed([x[0] for x in arg] if pairs else arg)
+            elif isinstance(arg, dict):
+                _check_hashed(arg.keys())
+
+
+def _counted(op: Callable[[Any], None]) -> Callable[[Any], None]:
+    def run(unpickler: Any) -> None:
+        unpickler.ops_left -= 1
+        if unpickler.ops_left < 0:
+            raise unpickler.archive.error(
+                f"expected data.pkl to run at most {_MAX_PICKLE_OPS} pickle opcodes, found more "
+                "(not a checkpoint, or a pickle bomb)"
+            )
+        op(unpickler)
+
+    return run
+
+
 # Classes that NEWOBJ may instantiate (cls.__new__(cls, *args)) and objects BUILD
 # may set state on. Everything else is refused: BUILD on an arbitrary object
 # could overwrite attributes of the stand-ins (or of functions) after checks.
@@ -600,6 +759,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
     def __init__(self, data: bytes, archive: _Archive):
         super().__init__(io.BytesIO(data), encoding="utf-8")
         self.archive = archive
+        self.ops_left = _MAX_PICKLE_OPS
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -616,10 +776,44 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     def _new_object(self, cls: Any, args: Any, kwargs: Any) -> Any:
         if not (isinstance(cls, type) and issubclass(cls, _NEWOBJ_CLASSES)):
-            raise self.archive.error(f"refused to instantiate {cls!r:.80} (NEWOBJ)")
+            raise self.archive.error(f"refused to instantiate {_short(cls, 80)} (NEWOBJ)")
         if not isinstance(args, tuple) or not isinstance(kwargs, dict):
             raise self.archive.error("malformed NEWOBJ arguments")
+        if issubclass(cls, frozenset):  # frozenset.__new__ hashes its argument's elements
+            _check_call(frozenset, args)
         return cls.__new__(cls, *args, **kwargs)
+
+    # Opcodes that call an allowed callable or hash keys: checked first (see _check_call, _check_hashed).
+    def load_reduce(self) -> None:
+        args = self.stack.pop()
+        func = self.stack[-1]
+        _check_call(func, args)
+        self.stack[-1] = func(*args)
+
+    def _instantiate(self, klass: Any, args: Any) -> None:  # INST and OBJ (protocol 0/1) call klass(*args)
+        _check_call(klass, tuple(args))
+        self.append(klass(*args))
+
+    def load_setitem(self) -> None:
+        _check_hashed([self.stack[-2]])
+        super().load_setitem()
+
+    # After MARK, self.stack holds just the items since the mark (pickle keeps outer stacks in metastack).
+    def load_setitems(self) -> None:
+        _check_hashed(self.stack[0::2])
+        super().load_setitems()
+
+    def load_dict(self) -> None:
+        _check_hashed(self.stack[0::2])
+        super().load_dict()
+
+    def load_additems(self) -> None:
+        _check_hashed(self.stack)
+        super().load_additems()
+
+    def load_frozenset(self) -> None:
+        _check_hashed(self.stack)
+        super().load_frozenset()
 
     def load_newobj(self) -> None:
         args = self.stack.pop()
@@ -651,23 +845,32 @@ class _RestrictedUnpickler(pickle._Unpickler):
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
     dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.DICT[0]] = load_dict
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
+    # Every opcode counts against _MAX_PICKLE_OPS.
+    dispatch = {code: _counted(op) for code, op in dispatch.items()}
 
     def persistent_load(self, pid: Any) -> _StorageRef:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise self.archive.error(
                 "expected persistent ids ('storage', class, key, location, numel), "
-                f"found {pid!r:.120}"
+                f"found {_short(pid, 120)}"
             )
         _, storage_class, key, _location, numel = pid
         if not isinstance(storage_class, _StorageClass):
-            raise self.archive.error(f"expected a torch storage class, found {storage_class!r:.80}")
-        if not isinstance(key, str) or not _is_int(numel) or numel < 0:
-            raise self.archive.error(f"bad storage reference key={key!r:.40} numel={numel!r:.40}")
+            raise self.archive.error(f"expected a torch storage class, found {_short(storage_class, 80)}")
+        if (not isinstance(key, str) or not key or key in (".", "..") or "/" in key or "\\" in key
+                or not _is_int(numel) or numel < 0):
+            raise self.archive.error(f"bad storage reference key={_short(key, 40)} numel={_short(numel, 40)}")
         storage = _StorageRef(self.archive, key, storage_class.dtype, numel)
         info = self.archive.storage_entry(key)
         if storage.dtype in _NUMPY_DTYPES and info.file_size < storage.nbytes:
             raise self.archive.error(
-                f"storage {key!r} ({storage_class.name}, {numel} elements) needs "
+                f"storage {_short(key)} ({storage_class.name}, {numel} elements) needs "
                 f"{storage.nbytes} bytes but its archive entry holds {info.file_size}"
             )
         return storage
@@ -678,7 +881,6 @@ class _RestrictedUnpickler(pickle._Unpickler):
 # --------------------------------------------------------------------------- #
 
 _INTERPOLATION = re.compile(r"\$\{([^${}]*)\}")
-_MAX_RESOLVE_DEPTH = 64
 
 
 class _Unresolvable(Exception):
@@ -690,7 +892,7 @@ def _omega_parent(node: _OmegaObject) -> Any:
 
 
 def _omega_root(node: _OmegaObject) -> _OmegaObject:
-    for _ in range(_MAX_RESOLVE_DEPTH):
+    for _ in range(_MAX_DEPTH):
         parent = _omega_parent(node)
         if not isinstance(parent, (_OmegaDict, _OmegaList)):
             return node
@@ -730,53 +932,123 @@ def _omega_select(container: _OmegaObject, key: str) -> Any:
     return node
 
 
-def _resolve_string(text: str, container: Any, depth: int) -> Any:
-    if "${" not in text or not isinstance(container, (_OmegaDict, _OmegaList)):
-        return text
-    whole = _INTERPOLATION.fullmatch(text)
-    try:
-        if whole:
-            return _to_plain(_omega_select(container, whole.group(1)), depth + 1)
-        return _INTERPOLATION.sub(
-            lambda m: str(_to_plain(_omega_select(container, m.group(1)), depth + 1)), text
-        )
-    except _Unresolvable:
-        return text
+class _PlainConverter:
+    """Turns loaded stand-ins into plain Python data, converting each loaded object once.
+
+    A pickle may share one object in many places (``l = [l, l]`` forty times is a
+    300-byte file); converting by identity (memo on ``id``) keeps the work linear in
+    the pickle's size and keeps the sharing in the result. Each result's size
+    counting shared objects at every place they appear is bounded by
+    `_MAX_PLAIN_ELEMENTS`, so whoever walks the result without a memo does bounded
+    work too; nesting is bounded by `_MAX_DEPTH`; an object that contains itself
+    (or a cyclic interpolation) is refused.
+    """
+
+    def __init__(self) -> None:
+        self.memo: dict[int, tuple[Any, int]] = {}  # id(loaded object) -> (plain value, elements)
+        self.active: set[int] = set()  # objects being converted (a repeat means a cycle)
+
+    def convert(self, obj: Any) -> Any:
+        return self.visit(obj, 0)[0]
+
+    def visit(self, obj: Any, depth: int) -> tuple[Any, int]:
+        if isinstance(obj, _SCALARS):
+            return obj, 1
+        if depth > _MAX_DEPTH:
+            raise CheckpointError(f"expected hyper_parameters nested at most {_MAX_DEPTH} levels deep, found deeper "
+                                  "nesting (or a cyclic interpolation)")
+        key = id(obj)
+        if key in self.memo:
+            return self.memo[key]
+        if key in self.active:
+            raise CheckpointError("expected hyper_parameters without cycles, found an object that contains itself "
+                                  "(or a cyclic interpolation)")
+        self.active.add(key)
+        try:
+            value, elements = self._convert(obj, depth)
+        finally:
+            self.active.discard(key)
+        if elements > _MAX_PLAIN_ELEMENTS:
+            raise CheckpointError(
+                f"expected hyper_parameters of at most {_MAX_PLAIN_ELEMENTS} elements, found an object of "
+                f"{elements} once shared references are counted where they appear (the file may be a pickle bomb)"
+            )
+        self.memo[key] = (value, elements)
+        return value, elements
+
+    def _items(self, pairs: Any, depth: int) -> tuple[dict, int]:
+        out, elements = {}, 1
+        for k, v in pairs:
+            value, n = self.visit(v, depth + 1)
+            out[_plain_key(k)] = value
+            elements += n
+        return out, elements
+
+    def _list(self, items: Any, depth: int) -> tuple[list, int]:
+        out, elements = [], 1
+        for v in items:
+            value, n = self.visit(v, depth + 1)
+            out.append(value)
+            elements += n
+        return out, elements
+
+    def _convert(self, obj: Any, depth: int) -> tuple[Any, int]:
+        if isinstance(obj, _TensorRef):
+            return obj.materialize("a tensor in hyper_parameters"), 1
+        if isinstance(obj, _OmegaValue):
+            value = obj.state.get("_val")
+            if isinstance(value, str):
+                return self.resolve(value, _omega_parent(obj), depth)
+            return self.visit(value, depth + 1)
+        if isinstance(obj, (_OmegaDict, _OmegaList)):
+            content = obj.state.get("_content")
+            if isinstance(content, str):  # the whole container is an interpolation or "???"
+                return self.resolve(content, _omega_parent(obj), depth)
+            if content is None:
+                return None, 1
+            if isinstance(obj, _OmegaDict):
+                _require(isinstance(content, dict), "expected a dict as DictConfig content")
+                return self._items(content.items(), depth)
+            _require(isinstance(content, list), "expected a list as ListConfig content")
+            return self._list(content, depth)
+        if isinstance(obj, _OmegaObject):
+            return None, 1
+        if isinstance(obj, dict):
+            return self._items(obj.items(), depth)
+        if isinstance(obj, (list, tuple)):
+            return self._list(obj, depth)
+        if isinstance(obj, (pathlib.PurePath, _TorchDevice)):
+            return str(obj), 1
+        if isinstance(obj, (_TorchDtype, _Sentinel)):
+            return obj.name, 1
+        if isinstance(obj, (set, frozenset)):
+            return obj, 1 + len(obj)  # elements were bounded when the pickle hashed them
+        return obj, 1
+
+    def resolve(self, text: str, container: Any, depth: int) -> tuple[Any, int]:
+        """A string value with OmegaConf node interpolations resolved against `container`."""
+        if "${" not in text or not isinstance(container, (_OmegaDict, _OmegaList)):
+            return text, 1
+        whole = _INTERPOLATION.fullmatch(text)
+        try:
+            if whole:
+                return self.visit(_omega_select(container, whole.group(1)), depth + 1)
+            elements = 1
+
+            def substitute(match: re.Match) -> str:
+                nonlocal elements
+                value, n = self.visit(_omega_select(container, match.group(1)), depth + 1)
+                elements += n
+                return str(value)  # bounded: n <= _MAX_PLAIN_ELEMENTS
+
+            return _INTERPOLATION.sub(substitute, text), elements
+        except _Unresolvable:
+            return text, 1
 
 
-def _to_plain(obj: Any, depth: int = 0) -> Any:
-    """Turn loaded stand-ins into plain Python data (recursively)."""
-    if depth > _MAX_RESOLVE_DEPTH:
-        raise CheckpointError("hyper_parameters are nested too deeply or an interpolation is cyclic")
-    if isinstance(obj, _TensorRef):
-        return obj.materialize("a tensor in hyper_parameters")
-    if isinstance(obj, _OmegaValue):
-        value = obj.state.get("_val")
-        if isinstance(value, str):
-            return _resolve_string(value, _omega_parent(obj), depth)
-        return _to_plain(value, depth + 1)
-    if isinstance(obj, (_OmegaDict, _OmegaList)):
-        content = obj.state.get("_content")
-        if isinstance(content, str):  # the whole container is an interpolation or "???"
-            return _resolve_string(content, _omega_parent(obj), depth)
-        if content is None:
-            return None
-        if isinstance(obj, _OmegaDict):
-            _require(isinstance(content, dict), "expected a dict as DictConfig content")
-            return {_plain_key(k): _to_plain(v, depth + 1) for k, v in content.items()}
-        _require(isinstance(content, list), "expected a list as ListConfig content")
-        return [_to_plain(v, depth + 1) for v in content]
-    if isinstance(obj, _OmegaObject):
-        return None
-    if isinstance(obj, dict):
-        return {_plain_key(k): _to_plain(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_plain(v, depth + 1) for v in obj]
-    if isinstance(obj, (pathlib.PurePath, _TorchDevice)):
-        return str(obj)
-    if isinstance(obj, (_TorchDtype, _Sentinel)):
-        return obj.name
-    return obj
+def _to_plain(obj: Any) -> Any:
+    """Turn loaded stand-ins into plain Python data (see `_PlainConverter`)."""
+    return _PlainConverter().convert(obj)
 
 
 def _plain_key(key: Any) -> Any:
@@ -788,9 +1060,6 @@ def _plain_key(key: Any) -> Any:
 # Public entry point
 # --------------------------------------------------------------------------- #
 
-# A torch checkpoint's data.pkl holds structure, not weights: a huge one is
-# either not a checkpoint or a decompression bomb.
-_MAX_PICKLE_BYTES = 1 << 30
 _LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
@@ -819,6 +1088,7 @@ def _load_object(path: str) -> tuple[Any, _Archive]:
     try:
         archive = _Archive(path, zf)
         info = zf.getinfo(f"{archive.root}/data.pkl")
+        archive.check_entry_size(info)
         if info.file_size > _MAX_PICKLE_BYTES:
             raise archive.error(
                 f"data.pkl is {info.file_size} bytes; expected at most {_MAX_PICKLE_BYTES}"
@@ -831,7 +1101,7 @@ def _load_object(path: str) -> tuple[Any, _Archive]:
     except (zipfile.BadZipFile, OSError, zlib.error) as exc:
         zf.close()
         raise CheckpointError(f"{path}: damaged or truncated archive: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - any other failure means a malformed pickle
+    except Exception as exc:
         zf.close()
         raise CheckpointError(f"{path}: data.pkl is not a valid checkpoint pickle: "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -876,7 +1146,7 @@ def read_lightning_checkpoint(path: str | os.PathLike) -> LightningCheckpoint:
     except CheckpointError as exc:
         raise _with_path(exc, path) from exc.__cause__
     except RecursionError as exc:
-        raise archive.error("hyper_parameters are nested too deeply or self-referencing") from exc
+        raise archive.error("expected hyper_parameters of bounded depth, found nesting too deep to convert") from exc
     except (TypeError, ValueError, AttributeError, zipfile.BadZipFile, OSError, zlib.error) as exc:
         raise archive.error(f"could not read the checkpoint contents: {type(exc).__name__}: {exc}") from exc
     finally:
@@ -904,12 +1174,12 @@ def _assemble(obj: Any, archive: _Archive) -> LightningCheckpoint:
     state_dict: dict[str, np.ndarray] = {}
     for key, value in raw_state.items():
         if not isinstance(key, str):
-            raise archive.error(f"expected str state_dict keys, found {key!r:.60}")
+            raise archive.error(f"expected str state_dict keys, found {_short(key, 60)}")
         if not isinstance(value, _TensorRef):
             raise archive.error(
-                f"state_dict entry {key!r} is a {type(value).__name__}, expected a tensor"
+                f"state_dict entry {_short(key)} is a {type(value).__name__}, expected a tensor"
             )
-        state_dict[key] = value.materialize(f"state_dict entry {key!r}")
+        state_dict[key] = value.materialize(f"state_dict entry {_short(key)}")
 
     plain = _to_plain(hparams) if hparams is not None else {}
     if not isinstance(plain, dict):

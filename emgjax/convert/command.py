@@ -9,6 +9,9 @@ with ``--experiment`` when the file has none), maps every tensor
                          source file name and sha256
   OUT_DIR/variables/     Orbax checkpoint of {"params", ["batch_stats"]}
 
+OUT_DIR appears only when complete (written beside it, then renamed), so a
+failed or killed run leaves no half-written OUT_DIR.
+
 Optimizer state, loops and callbacks in the checkpoint are ignored (logged).
 Load the result with `emgjax.load_pretrained(OUT_DIR)`.
 """
@@ -20,7 +23,9 @@ import hashlib
 import logging
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 from emgjax.models.configs import EXPERIMENTS, PoseModelConfig
 
@@ -69,9 +74,58 @@ def resolve_model(hyper_parameters: dict, experiment: str | None, source: str) -
     return config, name, provide_initial_pos
 
 
+def check_output_dir(out_dir: pathlib.Path, overwrite: bool) -> None:
+    """Refuse an OUT_DIR that is a file, is not writable, or (without --overwrite) holds files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: expected an output directory, found a file")
+    if out_dir.is_dir():
+        if any(out_dir.iterdir()) and not overwrite:
+            raise ValueError(f"{out_dir}: expected a new or empty output directory, found existing files "
+                             f"(pass --overwrite to replace them)")
+        if not os.access(out_dir, os.W_OK):
+            raise ValueError(f"{out_dir}: expected a writable output directory, found a read-only one")
+    parent = out_dir.parent
+    while not parent.exists():  # created on publishing; check the nearest existing ancestor
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{out_dir}: expected an output directory path, found that {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{out_dir}: expected a writable location, found {parent} read-only")
+
+
+def _staging_dir(out_dir: pathlib.Path) -> pathlib.Path:
+    """A new empty directory beside `out_dir` (same file system, so publishing it is one rename)."""
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    except OSError as exc:
+        raise ValueError(f"{out_dir}: cannot write the output directory ({exc.strerror or exc} in "
+                         f"{out_dir.parent})") from exc
+
+
+def _publish(staging: pathlib.Path, out_dir: pathlib.Path) -> None:
+    """Move the finished `staging` directory to `out_dir`, replacing an empty or (--overwrite) existing one."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        os.replace(staging, out_dir)  # atomic, also over an empty directory
+        return
+    # A non-empty directory cannot be renamed over: move it aside first, put it back if the second rename fails.
+    old = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+    os.replace(out_dir, old)
+    try:
+        os.replace(staging, out_dir)
+    except OSError:
+        os.replace(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def convert_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike,
                        experiment: str | None = None, *, overwrite: bool = False) -> pathlib.Path:
-    """Convert one Lightning .ckpt into an emgjax pretrained directory; returns the directory."""
+    """Convert one Lightning .ckpt into an emgjax pretrained directory; returns the directory.
+
+    The output is written into a hidden directory beside OUT_DIR and renamed into place
+    when complete, so a failure or a kill never leaves a half-written OUT_DIR.
+    """
     import jax
 
     from emgjax.convert import emg2pose_map as mapping
@@ -80,11 +134,7 @@ def convert_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.Pat
 
     checkpoint_path = pathlib.Path(checkpoint_path)
     out_dir = pathlib.Path(out_dir).absolute()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"{out_dir}: expected an output directory, found a file")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ValueError(f"{out_dir}: expected a new or empty output directory, found existing files "
-                         f"(pass --overwrite to replace them)")
+    check_output_dir(out_dir, overwrite)
 
     checkpoint = read_lightning_checkpoint(checkpoint_path)
     source = str(checkpoint_path)
@@ -96,10 +146,15 @@ def convert_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.Pat
         LOG.info("%s: also ignored: %s", source, ", ".join(k for k in ignored if k != "optimizer_states"))
     variables = mapping.convert_state_dict(checkpoint.state_dict, config, source=source)
 
-    write_pretrained(out_dir, config, variables, experiment=name, provide_initial_pos=provide_initial_pos,
-                     source={"file": checkpoint_path.name, "sha256": sha256_of(checkpoint_path),
-                             "top_level_keys": list(checkpoint.top_level_keys)},
-                     extra={"license": LICENSE_NOTE})
+    staging = _staging_dir(out_dir)
+    try:
+        write_pretrained(staging, config, variables, experiment=name, provide_initial_pos=provide_initial_pos,
+                         source={"file": checkpoint_path.name, "sha256": sha256_of(checkpoint_path),
+                                 "top_level_keys": list(checkpoint.top_level_keys)},
+                         extra={"license": LICENSE_NOTE})
+        _publish(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already unless something failed
     num_params = sum(int(v.size) for v in jax.tree_util.tree_leaves(variables.get("params", {})))
     LOG.info("wrote %s (%s, %d parameters, provide_initial_pos=%s)", out_dir, name or "custom", num_params,
              provide_initial_pos)
@@ -121,21 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from emgjax.cli import run_command
+
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        print(convert_checkpoint(args.checkpoint, args.out_dir, args.experiment, overwrite=args.overwrite))
+        return 0
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("emgjax convert: %(message)s"))
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
     LOG.propagate = False
     try:
-        out = convert_checkpoint(args.checkpoint, args.out_dir, args.experiment, overwrite=args.overwrite)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"emgjax convert: error: {exc}", file=sys.stderr)
-        return 2
+        return run_command("emgjax convert", body)
     finally:
         LOG.removeHandler(handler)
-    print(out)
-    return 0
 
 
 if __name__ == "__main__":
