@@ -55,7 +55,7 @@ def resolve_model(hyper_parameters: dict, experiment: str | None, source: str) -
         raise ValueError(f"--experiment: expected one of {sorted(EXPERIMENTS)}, found {experiment!r}")
     if isinstance(hyper_parameters, dict) and "network_conf" in hyper_parameters:
         config = mapping.model_config_from_hyper_parameters(hyper_parameters)
-        recognised = mapping.experiment_name_for_config(config)
+        recognised = mapping.experiment_name_from_hyper_parameters(hyper_parameters)
         if experiment is not None and recognised is not None and experiment != recognised:
             raise ValueError(f"{source}: --experiment {experiment} does not match the checkpoint, whose network_conf "
                              f"describes {recognised}")
