@@ -13,6 +13,7 @@ executable per (config, input shape).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import sys
@@ -181,6 +182,36 @@ def _drop_orphaned_read_errors() -> None:
     sys.unraisablehook = hook
 
 
+# The reads still in flight when one fails may also end with their own exception, which
+# asyncio logs later as "Task exception was never retrieved". Those name the variables
+# folder that a PretrainedError has already reported; drop exactly those records.
+_REPORTED_VARIABLE_DIRS: set[str] = set()
+
+
+class _ReportedReadFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not str(record.msg).startswith("Task exception was never retrieved"):
+            return True
+        text = str(exc)
+        return not any(path in text for path in _REPORTED_VARIABLE_DIRS)
+
+
+_ASYNCIO_FILTER = _ReportedReadFilter()
+
+
+def _orbax_failure(variables_path: pathlib.Path, exc: BaseException) -> PretrainedError:
+    """One readable line for a failed Orbax restore; later reports of the same reads are silenced."""
+    _REPORTED_VARIABLE_DIRS.add(str(variables_path))
+    asyncio_logger = logging.getLogger("asyncio")
+    if _ASYNCIO_FILTER not in asyncio_logger.filters:
+        asyncio_logger.addFilter(_ASYNCIO_FILTER)
+    # tensorstore appends its whole JSON spec to the message: keep the part a person reads.
+    message = " ".join(str(exc).split()).split(" [tensorstore_spec", 1)[0]
+    return PretrainedError(f"{variables_path}: could not restore the Orbax checkpoint "
+                           f"({type(exc).__name__}: {message[:300]})")
+
+
 def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
     """Load `directory` written by `emgjax convert` (config.json + Orbax variables/)."""
     import orbax.checkpoint as ocp
@@ -226,9 +257,7 @@ def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
     try:
         restored = checkpointer.restore(variables_path)
     except Exception as exc:  # Orbax raises many types for damaged files; report them as one error
-        message = " ".join(str(exc).split())
-        raise PretrainedError(f"{variables_path}: could not restore the Orbax checkpoint "
-                              f"({type(exc).__name__}: {message[:500]})") from exc
+        raise _orbax_failure(variables_path, exc) from exc
     finally:
         checkpointer.close()
 
