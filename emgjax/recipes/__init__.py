@@ -46,6 +46,7 @@ __all__ = [
     "LoopConfig",
     "resolve_sessions",
     "prepare_run_dir",
+    "clear_dir",
     "write_json",
     "read_json",
     "run_fit",
@@ -244,13 +245,13 @@ def _saved_run_config(out: Path, config: Any) -> Any | None:
         return None  # another experiment's run, a converted model's config.json, unreadable JSON ...
 
 
-def _clear_dir(out: Path) -> None:
+def clear_dir(out: Path) -> None:
     """Delete everything inside ``out`` (not ``out`` itself); refuses the working folder, its parents and home."""
     resolved = out.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents or resolved == Path.home().resolve():
         raise ValueError(
-            f"out_dir: --overwrite deletes the folder's contents; expected a dedicated run folder, found {out} "
+            f"--overwrite deletes the folder's contents; expected a dedicated folder, found {out} "
             "(the working folder, one of its parents or the home folder)"
         )
     for child in out.iterdir():
@@ -286,7 +287,7 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
     if out.is_dir() and any(out.iterdir()):
         saved = _saved_run_config(out, config)
         if overwrite:
-            _clear_dir(out)
+            clear_dir(out)
             saved = None
         elif saved is None:
             found = sorted(child.name for child in out.iterdir())
