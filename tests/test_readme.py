@@ -84,14 +84,14 @@ def readme_blocks(text: str | None = None) -> list[Block]:
 
 
 def bash_commands(block: Block) -> list[str]:
-    """One string per command line of a bash block (``\\`` continuations joined, blank lines dropped)."""
+    """One string per command line of a bash block (``\\`` continuations joined, blank and comment lines dropped)."""
     commands, current = [], ""
     for line in block.text.splitlines():
         if line.rstrip().endswith("\\"):
             current += line.rstrip()[:-1] + " "
             continue
         current += line
-        if current.strip():
+        if current.strip() and not current.strip().startswith("#"):  # a comment line is no command
             commands.append(current.strip())
         current = ""
     return commands
@@ -113,9 +113,9 @@ def test_blocks_are_found_and_every_skip_entry_names_a_command():
 
 
 def test_block_parsing_joins_continuations_and_ignores_other_fences():
-    text = "intro\n```bash\nemgjax synth --out a \\\n  --sessions 2   # comment\n\nls\n```\n```\nplain\n```\n```python\nx = 1\n```\n"
+    text = "intro\n```bash\nemgjax synth --out a \\\n  --sessions 2   # comment\n\n# a note\nls\n```\n```\nplain\n```\n```python\nx = 1\n```\n"
     blocks = readme_blocks(text)
-    assert [(b.language, b.line) for b in blocks] == [("bash", 2), ("python", 11)]
+    assert [(b.language, b.line) for b in blocks] == [("bash", 2), ("python", 12)]
     assert bash_commands(blocks[0]) == ["emgjax synth --out a    --sessions 2   # comment", "ls"]
     assert blocks[1].text == "x = 1\n"
 
