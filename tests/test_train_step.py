@@ -27,10 +27,8 @@ from emgjax.train import (  # noqa: E402
     make_optimizer,
     make_per_device_train_step,
     make_schedule,
-    make_train_step,
     masked_mean,
     pad_batch,
-    replicate,
     shard_batch,
     trainable_mask,
 )

@@ -43,7 +43,6 @@ import math
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
