@@ -13,7 +13,11 @@
 4. saves ``OUT/run/curves.png`` (training curves) and ``OUT/trajectories.png``
    (predicted vs true fingertip trajectories on a held-out session).
 
-Rerunning with the same ``--out`` resumes training from its checkpoints.
+Output folder: ``--out`` (default ``./emgjax-demo`` in the working folder),
+printed first. Rerunning with the same ``--out`` and settings regenerates the
+same data and resumes training from its checkpoints; other settings, or a
+non-empty folder that is not a demo's, are refused unless ``--overwrite``
+(which deletes the folder's contents first).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -67,13 +70,22 @@ def demo_experiment(out_dir: Path, data_dir: Path, *, steps: int, seed: int, qui
     )
 
 
+DEFAULT_OUT = "emgjax-demo"
+_WINDOW, _STRIDE, _RATE = 50, 25, 500.0  # the demo's windows: 100 ms every 50 ms at 500 Hz (see demo_experiment)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emgjax demo",
         description="End-to-end demo on synthetic MindRove data: generate sessions, train the direct joints model, "
-        "evaluate it on held-out sessions against a predict-the-mean baseline, save plots. No hardware, no download.",
+        "evaluate it on held-out sessions against a predict-the-mean baseline, save plots. No hardware, no download. "
+        f"Everything is written under --out (default ./{DEFAULT_OUT}): data/, run/ (checkpoints, curves.png, model), "
+        "trajectories.png and demo_report.json. Rerunning with the same --out and settings resumes.",
     )
-    parser.add_argument("--out", default=None, help="output folder (default: a new temporary folder, kept)")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"output folder (default ./{DEFAULT_OUT}); a rerun with the same settings resumes there")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the contents of --out first (needed to reuse a folder with other settings)")
     parser.add_argument("--sessions", type=int, default=None,
                         help=f"synthetic sessions; split by session into train/val/test (default {_DEFAULTS['sessions']})")
     parser.add_argument("--duration", type=float, default=None, help=f"seconds per session (default {_DEFAULTS['duration']:g})")
@@ -85,40 +97,77 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _windows_per_session(duration: float) -> int:
+    samples = int(duration * _RATE)
+    return 0 if samples < _WINDOW else (samples - _WINDOW) // _STRIDE + 1
+
+
+def check_demo_data(sessions: int, duration: float, batch: int) -> None:
+    """Raise ValueError unless the sessions give one training batch and a window in each of val and test.
+
+    Checked before any data is generated (the loader would otherwise find no batches mid-run).
+    """
+    from emgjax.data.synthetic import MAX_DURATION_S, MAX_SESSIONS, session_splits
+
+    if not 3 <= sessions <= MAX_SESSIONS:
+        raise ValueError(f"--sessions: expected 3 (train, val and test) to {MAX_SESSIONS:,}, found {sessions}")
+    if not 0 < duration <= MAX_DURATION_S:
+        raise ValueError(f"--duration: expected seconds in (0, {MAX_DURATION_S:g}], found {duration:g}")
+    train = session_splits(sessions).count("train")
+    per_session = _windows_per_session(duration)
+    if train * per_session < batch:
+        need = -(-batch // train)  # windows per training session for one batch
+        # + 4 windows: the first and last ~100 ms lie outside the camera frames' span and have no labels.
+        seconds = ((need + 3) * _STRIDE + _WINDOW) / _RATE
+        raise ValueError(
+            f"--sessions {sessions} --duration {duration:g}: expected at least one training batch of {batch} windows "
+            f"(100 ms every 50 ms), found {train * per_session} in {train} training session(s); use --duration "
+            f"{seconds:g} or more, or more --sessions"
+        )
+    if per_session < 1:
+        raise ValueError(f"--duration: expected at least {_WINDOW / _RATE:g} s (one window per session), found {duration:g}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from emgjax.cli import run_command
+
     args = _parser().parse_args(argv)
+    return run_command("emgjax demo", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     base = _QUICK if args.quick else _DEFAULTS
     sessions = base["sessions"] if args.sessions is None else args.sessions
     duration = base["duration"] if args.duration is None else args.duration
     steps = base["steps"] if args.steps is None else args.steps
     seed = base["seed"] if args.seed is None else args.seed
-    if sessions < 3:
-        print(f"emgjax demo: error: --sessions: expected at least 3 (train, val and test), found {sessions}", file=sys.stderr)
-        return 2
-    if steps < 1 or seed < 0 or not duration > 0:
-        print(f"emgjax demo: error: expected --steps >= 1, --seed >= 0 and --duration > 0, found {steps}, {seed}, {duration:g}",
-              file=sys.stderr)
-        return 2
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="emgjax-demo-"))
+    if steps < 1 or not 0 <= seed <= 2**31 - 1:
+        raise ValueError(f"expected --steps >= 1 and 0 <= --seed < 2**31, found {steps} and {seed}")
+    check_demo_data(sessions, duration, batch=16 if args.quick else 64)
+    out = Path(args.out).absolute()
     if out.exists() and not out.is_dir():
-        print(f"emgjax demo: error: --out: expected a folder, found a file at {out}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
+        raise ValueError(f"--out: expected a folder, found a file at {out}")
     # The data (and so the statistics saved with a run) depend on these; a rerun resumes only with the same ones.
     settings = {"sessions": sessions, "duration": duration, "seed": seed, "quick": bool(args.quick)}
     settings_file = out / "demo_settings.json"
-    if settings_file.exists():
-        previous = json.loads(settings_file.read_text())
-        if previous != settings:
-            print(f"emgjax demo: error: {out} holds a demo run with other settings {previous}; found {settings}. "
-                  "Use another --out (or the same settings to resume).", file=sys.stderr)
-            return 2
+    if out.is_dir() and any(out.iterdir()):
+        from emgjax.recipes import clear_dir, read_json
+
+        if args.overwrite:
+            clear_dir(out)
+        elif not settings_file.is_file():
+            raise ValueError(f"--out {out}: expected a new, empty or earlier demo folder, found other files; "
+                             "use another --out, or --overwrite to delete its contents")
+        elif (previous := read_json(settings_file, "demo settings")) != settings:
+            raise ValueError(f"{out} holds a demo run with other settings {previous}; found {settings}. "
+                             "Use another --out, the same settings to resume, or --overwrite to start afresh.")
+    print(f"emgjax demo: output in {out}")
+    out.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(json.dumps(settings) + "\n")
 
     from emgjax.data.synthetic import write_synthetic_dataset
 
-    print(f"emgjax demo: output in {out}")
     t0 = time.perf_counter()
     written = write_synthetic_dataset(out / "data", n_sessions=sessions, duration_s=duration, seed=seed, formats=("mindrove",))
     counts = {name: written["splits"].count(name) for name in ("train", "val", "test")}

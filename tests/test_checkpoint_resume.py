@@ -153,6 +153,58 @@ def test_metrics_log_and_plot(tmp_path):
         plot_curves([{"step": 1, "lr": 3}], tmp_path / "x.png")
 
 
+def test_curves_plot_periodic_and_epoch_validation_as_separate_lines(tmp_path):
+    """Every-N-steps evaluations and end-of-epoch ones are two series: joined, the line zig-zagged between them."""
+    from emgjax.train.logging import curves_figure
+
+    records = []
+    for epoch in (1, 2, 3):
+        for step in (100 * epoch - 60, 100 * epoch - 30):  # periodic evaluations inside the epoch
+            records.append({"kind": "eval", "step": step, "epoch": epoch - 1, "val_loss": 10.0 - step / 100})
+        records.append({"kind": "epoch", "epoch": epoch, "step": 100 * epoch, "train_loss": 5.0 / epoch,
+                        "val_loss": 50.0 + epoch})  # on another scale: any mixing shows
+    figure = curves_figure(records)
+    (axis,) = figure.axes
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in axis.get_lines()}
+    assert lines == {
+        "train (epoch mean)": ([100.0, 200.0, 300.0], [5.0, 2.5, 5.0 / 3]),
+        "val (epoch end)": ([100.0, 200.0, 300.0], [51.0, 52.0, 53.0]),
+        "val (every N steps)": ([40.0, 70.0, 140.0, 170.0, 240.0, 270.0], [9.6, 9.3, 8.6, 8.3, 7.6, 7.3]),
+    }
+    assert [t.get_text() for t in axis.get_legend().get_texts()] == list(lines)
+    png = plot_curves(records, tmp_path / "curves.png")
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_failing_early_prints_one_error_not_orbax_thread_tracebacks(tmp_path):
+    """A run that fails right after its Checkpointer was created (bad data, config error) must close it: Orbax's
+    temporary-directory clean-up thread otherwise hits interpreter shutdown and prints "cannot schedule new futures
+    after interpreter shutdown" / "Event loop is closed" tracebacks after the user's error."""
+    code = (
+        "import sys\n"
+        "from emgjax.cli import run_command\n"
+        "from emgjax.train import Checkpointer\n"
+        "def body():\n"
+        "    with Checkpointer(sys.argv[1]):\n"
+        "        raise ValueError('no batches: the data is too short')\n"
+        "sys.exit(run_command('prog', body))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    for attempt in range(3):  # the thread races with shutdown: before the fix 2 runs in 3 printed tracebacks
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"ckpt{attempt}")], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert proc.returncode == 2
+        assert proc.stderr == "prog: error: no batches: the data is too short\n", proc.stderr
+
+
+def test_closed_checkpointer_says_so(tmp_path):
+    checkpointer = Checkpointer(tmp_path / "c")
+    checkpointer.close()
+    checkpointer.close()  # idempotent
+    with pytest.raises(ValueError, match="expected an open checkpointer, found it closed"):
+        checkpointer.latest_step()
+
+
 # ---------------------------------------------------------------------------- fit
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -386,6 +387,51 @@ def test_windows_corrupt_file_raises_or_skips(tmp_path, caplog):
     assert len(ds) == 5
     assert "bad.hdf5" in caplog.text and "missing.hdf5" in caplog.text
     assert [p.name for p, _ in ds.skipped] == ["bad.hdf5", "missing.hdf5"]
+
+
+def test_windows_skip_drops_bad_samples_at_build_time(tmp_path, caplog):
+    """on_error="skip" promises no SessionFormatError mid-epoch: sessions whose samples are bad
+    (NaN EMG or angles, a timestamp going backwards past the 4096-sample head, across a scan-block edge)
+    are dropped when the dataset is built, and a Loader then reads every window."""
+    from emgjax.data.loader import Loader
+
+    n = 70_000  # beyond the 4096-sample head checked on open and across one 65,536-record block edge
+    good = write_raw(tmp_path / "good.hdf5", good_records(n))
+    nan_emg = good_records(n)
+    nan_emg["emg"][60_001, 3] = np.nan
+    nan_angles = good_records(n)
+    nan_angles["joint_angles"][9_000, 0] = np.inf
+    backwards = good_records(n)
+    backwards["time"][65_536] = backwards["time"][65_535]  # at the block edge
+    late = good_records(n)
+    late["time"][20_000] = late["time"][19_000]
+    bad = {
+        "nan_emg.hdf5": (nan_emg, "emg: expected finite values, found NaN/inf at sample 60001"),
+        "nan_angles.hdf5": (nan_angles, "joint_angles: expected finite values, found NaN/inf at sample 9000"),
+        "backwards.hdf5": (backwards, r"t\[65536\]"),
+        "late.hdf5": (late, r"t\[20000\]"),
+    }
+    paths = [good] + [write_raw(tmp_path / name, records) for name, (records, _) in bad.items()]
+    # Without skipping, building stays cheap (head only) and the bad samples surface when read.
+    unchecked = Emg2PoseWindows(paths, window_length=10_000)
+    assert len(unchecked) == 5 * 7
+    with pytest.raises(SessionFormatError):
+        for batch in Loader(unchecked, batch_size=7, shuffle=False, process_index=0, process_count=1):
+            pass
+    with caplog.at_level(logging.WARNING, logger="emgjax.data.windows"):
+        ds = Emg2PoseWindows(paths, window_length=10_000, on_error="skip")
+    assert ds.sessions == [good]
+    skipped = dict((p.name, reason) for p, reason in ds.skipped)
+    assert sorted(skipped) == sorted(bad)
+    for name, (_, message) in bad.items():
+        assert re.search(message, skipped[name]), (name, skipped[name])
+        assert name in caplog.text
+    batches = list(Loader(ds, batch_size=7, shuffle=True, seed=0, process_index=0, process_count=1))
+    assert len(batches) == 1 and batches[0]["emg"].shape == (7, 16, 10_000)
+    # The scan also fills the IK-failure mask, equal to the one computed from the angles.
+    with Emg2PoseSession(good) as session:
+        session.check_samples()
+        np.testing.assert_array_equal(session.no_ik_failure, ik_failure_free(good_records(n)["joint_angles"], axis=-1))
 
 
 def test_windows_transforms_and_args(tmp_path):

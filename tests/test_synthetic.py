@@ -263,7 +263,109 @@ def test_cli(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "emg2pose").iterdir()) == ["session000.hdf5", "session001.hdf5"]
     assert "wrote 2 emg2pose, 2 mindrove" in capsys.readouterr().out
     assert syn.main(["--out", str(tmp_path), "--duration", "-1"]) == 2
-    assert "duration_s" in capsys.readouterr().err
+    assert "emgjax synth: error: duration: expected seconds in (0, 600], found -1.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--sessions", "1000000000", "--duration", "1"], "sessions: expected an integer from 1 to 10,000, found 1000000000"),
+        (["--sessions", "0"], "sessions: expected an integer from 1 to 10,000, found 0"),
+        (["--sessions", "-2"], "sessions: expected an integer from 1 to 10,000, found -2"),
+        (["--duration", "0"], "duration: expected seconds in (0, 600], found 0.0"),
+        (["--duration", "1e9"], "duration: expected seconds in (0, 600], found 1000000000.0"),
+        (["--duration", "nan"], "duration: expected seconds in (0, 600], found nan"),
+        (["--seed", "-1"], "seed: expected an integer from 0 to 2,147,483,647, found -1"),
+        (["--seed", "99999999999999"], "seed: expected an integer from 0 to 2,147,483,647, found 99999999999999"),
+    ],
+)
+def test_cli_rejects_bad_sizes_up_front(tmp_path, capsys, args, message):
+    out = tmp_path / "ds"
+    assert syn.main(["--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err == f"emgjax synth: error: {message}\n"
+    assert not out.exists()  # nothing was created or generated
+
+
+def test_cli_unwritable_out_is_one_line(tmp_path, capsys):
+    assert syn.main(["--out", "/proc/nope", "--sessions", "2", "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emgjax synth: error: --out /proc/nope: expected a folder that can be created")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    (tmp_path / "file").write_text("x")
+    assert syn.main(["--out", str(tmp_path / "file" / "sub"), "--sessions", "1", "--duration", "1"]) == 2
+    assert "expected a folder that can be created" in capsys.readouterr().err
+
+
+def test_not_enough_disk_space_is_refused(tmp_path, monkeypatch):
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(syn.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    with pytest.raises(ValueError, match=r"expected room for about 0\.03 GB of sessions, found 0\.00 GB free"):
+        write_synthetic_dataset(tmp_path / "ds", n_sessions=1, duration_s=60.0)
+    assert not list((tmp_path / "ds").iterdir())
+
+
+def test_rerun_replaces_previous_dataset_and_refuses_foreign_folders(tmp_path):
+    out = tmp_path / "ds"
+    write_synthetic_dataset(out, n_sessions=4, duration_s=1.0, seed=0)
+    first = (out / "mindrove" / "session000.hdf5").read_bytes()
+    # A smaller rerun with one format: nothing of the first dataset is left that metadata.csv does not list.
+    write_synthetic_dataset(out, n_sessions=2, duration_s=1.0, seed=1, formats=("mindrove",))
+    with open(out / "metadata.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    listed = {r["mindrove_file"] for r in rows}
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {"metadata.csv"}
+    assert on_disk == listed == {"mindrove/session000.hdf5", "mindrove/session001.hdf5"}
+    assert (out / "mindrove" / "session000.hdf5").read_bytes() != first  # seed 1, not the old file
+    # A folder holding anything else is refused, and left as it was.
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"expected a new or empty folder, or an earlier emgjax synth output.*notes\.txt"):
+        write_synthetic_dataset(out, n_sessions=1, duration_s=1.0)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "mindrove" / "session001.hdf5").exists()
+    (out / "notes.txt").unlink()
+    (out / "mindrove" / "model.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"mindrove/model\.json"):
+        write_synthetic_dataset(out, n_sessions=1, duration_s=1.0)
+
+
+def test_memory_stays_flat_with_more_sessions(tmp_path):
+    """Sessions are generated and written one at a time: peak traced memory does not grow with their number."""
+    import tracemalloc
+
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        try:
+            write_synthetic_dataset(tmp_path / f"n{n}", n_sessions=n, duration_s=1.0, formats=("mindrove",))
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    one, many = peak(1), peak(8)
+    assert many < 1.5 * one, (one, many)
+
+
+def test_metadata_is_emg2pose_format_read_by_load_splits(tmp_path):
+    from emgjax.data.windows import load_splits
+    from emgjax.recipes import SessionsConfig, resolve_sessions
+
+    out = tmp_path / "ds"
+    written = write_synthetic_dataset(out, n_sessions=6, duration_s=1.0, seed=0)
+    with open(out / "metadata.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert header[:6] == ["filename", "user", "session", "stage", "side", "split"]
+    splits = load_splits(out / "metadata.csv", data_dir=out)
+    expected = {name: [p for p, s in zip(written["emg2pose"], written["splits"]) if s == name] for name in ("train", "val", "test")}
+    assert splits == expected and [len(splits[k]) for k in ("train", "val", "test")] == [4, 1, 1]
+    assert all(p.is_file() for paths in splits.values() for p in paths)
+    assert load_splits(out / "metadata.csv") == splits  # data_dir defaults to the file's folder
+    mindrove = resolve_sessions(SessionsConfig(data_dir=str(out)), "mindrove")
+    assert [p.name for p in mindrove["train"]] == [p.name for p in splits["train"]]
+    assert all(p.parent.name == "mindrove" for p in mindrove["train"])
+    # Only MindRove written: filename names the MindRove file.
+    only = write_synthetic_dataset(tmp_path / "mr", n_sessions=3, duration_s=1.0, formats=("mindrove",))
+    assert load_splits(tmp_path / "mr" / "metadata.csv")["val"] == [only["mindrove"][1]]
 
 
 @pytest.mark.parametrize(
@@ -295,7 +397,7 @@ def test_config_round_trip_and_api_errors(tmp_path):
     with pytest.raises(ValueError, match="formats"):
         write_synthetic_dataset(tmp_path, n_sessions=1, duration_s=1.0, formats=("csv",))
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="directory"):
+    with pytest.raises(ValueError, match="expected a folder, found a file"):
         write_synthetic_dataset(tmp_path / "file", n_sessions=1, duration_s=1.0)
     with pytest.raises(ValueError, match=r"\(F, 20\)"):
         syn.landmarks_from_angles(np.zeros((3, 19)))

@@ -27,10 +27,8 @@ from emgjax.train import (  # noqa: E402
     make_optimizer,
     make_per_device_train_step,
     make_schedule,
-    make_train_step,
     masked_mean,
     pad_batch,
-    replicate,
     shard_batch,
     trainable_mask,
 )
@@ -284,6 +282,32 @@ def test_schedules():
         with pytest.raises(ValueError, match=match):
             OptimConfig(**bad)
     assert OptimConfig.from_dict(OptimConfig(schedule="step", decay_steps=3).to_dict()).decay_steps == 3
+
+
+def test_warmup_cosine_without_decay_steps_decays_over_the_run():
+    """README: OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", grad_clip_norm=1.0) is a valid config;
+    its cosine spans the run's total steps, given to make_optimizer/make_schedule."""
+    config = OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", grad_clip_norm=1.0, warmup_steps=10)
+    assert config.decay_steps == 0
+    over_run = make_schedule(config, total_steps=110)
+    explicit = make_schedule(OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", warmup_steps=10, decay_steps=110))
+    steps = [0, 5, 10, 37, 60, 109, 110, 200]
+    assert [float(over_run(s)) for s in steps] == pytest.approx([float(explicit(s)) for s in steps])
+    assert float(over_run(60)) == pytest.approx(5e-4, rel=1e-4) and float(over_run(110)) == 0.0
+    # An explicit decay_steps wins over the run length.
+    fixed = make_schedule(OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", decay_steps=50), total_steps=1000)
+    assert float(fixed(50)) == 0.0
+    with pytest.raises(ValueError, match=r"decay_steps=0 decays over the run's total steps; expected make_optimizer\(\.\.\., total_steps=N\)"):
+        make_optimizer(config)
+    with pytest.raises(ValueError, match="total_steps: expected an integer > warmup_steps=10"):
+        make_schedule(config, total_steps=10)
+    with pytest.raises(ValueError, match="decay_steps: expected >= 0"):
+        OptimConfig(schedule="warmup_cosine", decay_steps=-5)
+    params = _toy_params()
+    tx = make_optimizer(config, total_steps=110)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    updates, _ = tx.update(grads, tx.init(params), params)  # step 0 of the warm-up: learning rate 0
+    assert all(float(jnp.max(jnp.abs(u))) == 0.0 for u in jax.tree_util.tree_leaves(updates))
 
 
 def test_train_state_checks_rng():

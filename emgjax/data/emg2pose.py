@@ -470,6 +470,42 @@ class Emg2PoseSession:
             self._no_ik_failure = mask
         return self._no_ik_failure
 
+    def check_samples(self) -> None:
+        """Check every sample of the session, reading it once in blocks of ``_SCAN_BLOCK`` records.
+
+        Checks: time finite and strictly increasing (across block edges too),
+        EMG and joint angles finite. Raises `SessionFormatError` naming the
+        first bad sample. Memory stays one block (~15 MB) whatever the file
+        size; the IK-failure mask is computed on the way (cached for
+        `no_ik_failure`). `Emg2PoseWindows(..., on_error="skip")` calls it so
+        that a bad session is skipped when the dataset is built, never in the
+        middle of an epoch.
+        """
+        self._check_open()
+        n = len(self)
+        mask = np.empty(n, dtype=bool)
+        last_time = None
+        for begin in range(0, n, _SCAN_BLOCK):
+            end = min(begin + _SCAN_BLOCK, n)
+            records = np.empty(end - begin, self._dataset.dtype)
+            try:
+                self._dataset.read_direct(records, np.s_[begin:end])
+            except (OSError, RuntimeError) as err:
+                raise self._fail(f"cannot read samples [{begin}, {end}) (truncated or corrupt?): {err}") from None
+            time = np.asarray(records["time"], dtype=np.float64)
+            if last_time is None:
+                self._check_time(begin, time)
+            else:  # include the previous block's last sample so the order check spans the edge
+                self._check_time(begin - 1, np.concatenate(([last_time], time)))
+            last_time = time[-1]
+            for field in ("emg", "joint_angles"):
+                finite = np.isfinite(records[field]).all(axis=-1)
+                if not finite.all():
+                    bad = begin + int(np.argmin(finite))
+                    raise self._fail(f"{field}: expected finite values, found NaN/inf at sample {bad}")
+            mask[begin:end] = ik_failure_free(records["joint_angles"], axis=-1)
+        self._no_ik_failure = mask
+
     def valid_runs(self) -> np.ndarray:
         """(R, 2) int64 half-open [start, stop) runs of samples without IK failure."""
         return contiguous_runs(self.no_ik_failure)

@@ -40,7 +40,9 @@ import dataclasses
 import datetime as _dt
 import functools
 import math
-import sys
+import os
+import re
+import shutil
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -865,11 +867,36 @@ def learnability_report(
 # writing datasets
 # --------------------------------------------------------------------------
 _FORMATS = ("emg2pose", "mindrove")
+# emg2pose's metadata columns first (``filename, user, session, stage, side, split``: what
+# `emgjax.data.load_splits` and emg2pose's own tools read), then ours. ``filename`` is the session's
+# emg2pose file without its suffix, as in emg2pose (the MindRove file when only that format is written);
+# ``emg2pose_file`` / ``mindrove_file`` name each format's file (empty when not written).
 METADATA_COLUMNS = (
-    "session", "user", "split", "session_seed", "model_seed", "duration_s", "emg2pose_file", "mindrove_file",
+    "filename", "user", "session", "stage", "side", "split",
+    "session_seed", "model_seed", "duration_s", "emg2pose_file", "mindrove_file",
     "n_samples_2k", "n_samples_500", "n_frames", "ik_failure_fraction", "ring_rotation_deg",
     "mindrove_rotation_deg", "hum_hz",
 )
+
+# Sane limits, checked before anything is generated: 10,000 sessions of up to 10 minutes. A 10-minute
+# session takes ~1.5 GB of memory while it is simulated (one session at a time) and ~280 MB on disk.
+MAX_SESSIONS = 10_000
+MAX_DURATION_S = 600.0
+MAX_SEED = 2**31 - 1
+# Bytes written per second of session: emg2pose records (8 B time + 20 x 8 B angles + 16 x 4 B EMG) at
+# 2 kHz; MindRove: 8 x 4 B EMG + 8 B time at 500 Hz, plus ~30 fps frames of landmarks etc. (rounded up).
+_BYTES_PER_SECOND = {"emg2pose": 232 * 2000, "mindrove": 40 * 500 + 30 * 400}
+_SESSION_FILE = re.compile(r"session\d+\.hdf5")
+
+
+def _split_of(index: int, n_sessions: int) -> str:
+    """``session_splits(n_sessions)[index]`` without building the list."""
+    if n_sessions == 1:
+        return "train"
+    if n_sessions == 2:
+        return ("train", "test")[index]
+    k = max(1, round(0.15 * n_sessions))
+    return "train" if index < n_sessions - 2 * k else "val" if index < n_sessions - k else "test"
 
 
 def session_splits(n_sessions: int) -> list[str]:
@@ -886,8 +913,71 @@ def session_splits(n_sessions: int) -> list[str]:
         return ["train"]
     if n_sessions == 2:
         return ["train", "test"]
-    k = max(1, round(0.15 * n_sessions))
-    return ["train"] * (n_sessions - 2 * k) + ["val"] * k + ["test"] * k
+    return [_split_of(i, n_sessions) for i in range(n_sessions)]
+
+
+def _check_count(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        raise ValueError(f"{name}: expected an integer from {low} to {high:,}, found {value!r}")
+    return int(value)
+
+
+def _synth_entries(out: Path) -> tuple[list[Path], list[str]]:
+    """(files an earlier ``emgjax synth`` wrote in ``out``, names of other entries found there)."""
+    own, other = [], []
+    for entry in sorted(out.iterdir()):
+        if entry.name in ("metadata.csv", "metadata.csv.tmp") and entry.is_file():
+            own.append(entry)
+        elif entry.name in _FORMATS and entry.is_dir() and not entry.is_symlink():
+            for child in sorted(entry.iterdir()):
+                if _SESSION_FILE.fullmatch(child.name) and child.is_file():
+                    own.append(child)
+                else:
+                    other.append(f"{entry.name}/{child.name}")
+        else:
+            other.append(entry.name)
+    return own, other
+
+
+def _prepare_output(out: Path, bytes_needed: int) -> None:
+    """Check the output folder and the free disk space; remove an earlier synthetic dataset's files.
+
+    ``out`` must be missing, empty, or an earlier ``emgjax synth`` output
+    (only ``metadata.csv``, ``emg2pose/sessionNNN.hdf5`` and
+    ``mindrove/sessionNNN.hdf5``): its files are deleted first, so the new
+    ``metadata.csv`` lists every session file in the folder. Anything else
+    is refused (OSError/ValueError with one line).
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: expected a folder, found a file at {out}")
+    own: list[Path] = []
+    if out.is_dir():
+        own, other = _synth_entries(out)
+        if other:
+            shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+            raise ValueError(
+                f"--out {out}: expected a new or empty folder, or an earlier emgjax synth output (replaced); found "
+                f"other files ({shown}). Choose another --out"
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # read-only, /proc, permission: fail before any work
+    except OSError as err:
+        raise OSError(f"--out {out}: expected a folder that can be created, found: {err.strerror or err}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: expected a writable folder, found no write permission")
+    free = shutil.disk_usage(out).free
+    freed = sum(f.stat().st_size for f in own)
+    if bytes_needed > free + freed:
+        raise ValueError(
+            f"--out {out}: expected room for about {bytes_needed / 1e9:.2f} GB of sessions, found "
+            f"{(free + freed) / 1e9:.2f} GB free on that disk; write fewer or shorter sessions"
+        )
+    for path in own:
+        path.unlink()
+    for name in _FORMATS:
+        folder = out / name
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def write_synthetic_dataset(
@@ -904,11 +994,19 @@ def write_synthetic_dataset(
     Layout: ``out_dir/emg2pose/sessionNNN.hdf5`` (emg2pose format, 16 ch, 2 kHz,
     angles per sample), ``out_dir/mindrove/sessionNNN.hdf5`` (our MindRove
     schema: 8 ch, 500 Hz, 30 fps landmarks + confidence + angles) and
-    ``out_dir/metadata.csv`` (one row per session, with a session-level
-    train/val/test ``split`` column; see ``session_splits``).
+    ``out_dir/metadata.csv`` (one row per session in emg2pose's metadata
+    format -- ``filename, user, session, stage, side, split`` -- plus our
+    columns, see ``METADATA_COLUMNS``; session-level train/val/test splits,
+    see ``session_splits``). ``load_splits(out_dir / "metadata.csv")`` reads it.
     Session i uses seed ``seed * 10000 + i``. ``duration_s`` (seconds per
     session) overrides ``config.duration_s``; pass None to keep the config's.
-    Existing files of the same names are overwritten.
+
+    Checked before anything is generated: 1 <= n_sessions <= MAX_SESSIONS,
+    0 < duration <= MAX_DURATION_S, 0 <= seed <= MAX_SEED, room on the disk,
+    and ``out_dir`` new, empty or an earlier synthetic dataset, whose files
+    are deleted first (anything else in it is refused). Sessions are
+    generated and written one at a time, so memory does not grow with
+    ``n_sessions``; ``metadata.csv`` is written last (atomically).
 
     Returns:
       {"emg2pose": [Path, ...], "mindrove": [Path, ...], "metadata": Path,
@@ -917,31 +1015,39 @@ def write_synthetic_dataset(
     config = SyntheticConfig() if config is None else config
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
+    n_sessions = _check_count("sessions", n_sessions, 1, MAX_SESSIONS)
     if duration_s is not None:
+        if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not 0 < duration_s <= MAX_DURATION_S:
+            raise ValueError(f"duration: expected seconds in (0, {MAX_DURATION_S:g}], found {duration_s!r}")
         config = config.replace(duration_s=duration_s)  # validates duration_s
-    seed = _check_seed(seed)
+    elif not config.duration_s <= MAX_DURATION_S:
+        raise ValueError(f"duration: expected seconds in (0, {MAX_DURATION_S:g}], found {config.duration_s!r}")
+    seed = _check_count("seed", seed, 0, MAX_SEED)
     if isinstance(formats, str):
         formats = (formats,)
     unknown = [f for f in formats if f not in _FORMATS]
     if unknown or not formats:
         raise ValueError(f"formats must be a non-empty subset of {_FORMATS}, found {tuple(formats)!r}")
-    splits = session_splits(n_sessions)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir must be a directory, found a file at {out}")
+    bytes_needed = int(n_sessions * config.duration_s * sum(_BYTES_PER_SECOND[f] for f in formats) * 1.1)
+    _prepare_output(out, bytes_needed)
     if "emg2pose" in formats:
         from emgjax.data.emg2pose import write_emg2pose_session
     if "mindrove" in formats:
         from emgjax.data.mindrove import write_mindrove_session
 
-    result: dict[str, Any] = {"emg2pose": [], "mindrove": [], "splits": splits}
+    result: dict[str, Any] = {"emg2pose": [], "mindrove": [], "splits": []}
     rows = []
     for i in range(n_sessions):
         session_seed = seed * 10_000 + i
         name = f"session{i:03d}"
+        split = _split_of(i, n_sessions)
+        result["splits"].append(split)
         sess = generate_session(config, session_seed)
         row = {
-            "session": name, "user": f"synthetic{config.model_seed}", "split": splits[i],
+            "filename": f"{'emg2pose' if 'emg2pose' in formats else 'mindrove'}/{name}",
+            "stage": "stage0", "side": "right",
+            "session": name, "user": f"synthetic{config.model_seed}", "split": split,
             "session_seed": session_seed, "model_seed": config.model_seed, "duration_s": config.duration_s,
             "emg2pose_file": "", "mindrove_file": "", "n_samples_2k": sess.emg_2k.shape[0],
             "n_samples_500": sess.emg_500.shape[0], "n_frames": sess.frame_times.shape[0],
@@ -970,12 +1076,14 @@ def write_synthetic_dataset(
             result["mindrove"].append(path)
             row["mindrove_file"] = f"mindrove/{name}.hdf5"
         rows.append(row)
-    out.mkdir(parents=True, exist_ok=True)
+        del sess  # one session in memory at a time
     metadata = out / "metadata.csv"
-    with open(metadata, "w", newline="") as fh:
+    tmp = metadata.with_name(metadata.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=METADATA_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(tmp, metadata)
     result["metadata"] = metadata
     return result
 
@@ -984,15 +1092,21 @@ def write_synthetic_dataset(
 # command line
 # --------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m emgjax.data.synthetic --out DIR [--sessions N --duration S --seed K]``."""
+    """``emgjax synth --out DIR [--sessions N --duration S --seed K]`` (also ``python -m emgjax.data.synthetic``)."""
+    from emgjax.cli import run_command
+
     parser = argparse.ArgumentParser(
         prog="emgjax synth",
-        description="Write a synthetic EMG -> hand-pose dataset (emg2pose and MindRove formats) with no download.",
+        description="Write a synthetic EMG -> hand-pose dataset (emg2pose and MindRove formats) with no download. "
+        "--out must be new, empty, or an earlier emgjax synth output: rerunning into the same folder replaces the "
+        "previous dataset (its session files and metadata.csv are deleted first); a folder holding anything else "
+        "is refused.",
     )
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--sessions", type=int, default=6, help="number of sessions (default 6)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds per session (default 60)")
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    parser.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output: replaced)")
+    parser.add_argument("--sessions", type=int, default=6, help=f"number of sessions, 1 to {MAX_SESSIONS:,} (default 6)")
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help=f"seconds per session, up to {MAX_DURATION_S:g} (default 60)")
+    parser.add_argument("--seed", type=int, default=0, help=f"dataset seed, 0 to {MAX_SEED} (default 0)")
     parser.add_argument("--model-seed", type=int, default=0, help="physiology seed shared by all sessions (default 0)")
     parser.add_argument("--formats", nargs="+", default=list(_FORMATS), choices=_FORMATS, help="formats to write")
     parser.add_argument("--hum-hz", type=float, default=60.0, help="powerline frequency, 0 for none (default 60)")
@@ -1001,21 +1115,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="fraction of emg2pose samples with injected IK failures (default 0.02)",
     )
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         config = SyntheticConfig(
-            duration_s=args.duration, model_seed=args.model_seed, hum_hz=args.hum_hz or None,
-            ik_failure_fraction=args.ik_failure_fraction,
+            duration_s=args.duration if 0 < args.duration <= MAX_DURATION_S else SyntheticConfig.duration_s,
+            model_seed=args.model_seed, hum_hz=args.hum_hz or None, ik_failure_fraction=args.ik_failure_fraction,
         )
         result = write_synthetic_dataset(
             args.out, n_sessions=args.sessions, duration_s=args.duration, seed=args.seed,
             formats=tuple(args.formats), config=config,
         )
-    except ValueError as err:
-        print(f"emgjax synth: error: {err}", file=sys.stderr)
-        return 2
-    counts = ", ".join(f"{len(result[f])} {f}" for f in _FORMATS if result[f])
-    print(f"wrote {counts} session(s) of {args.duration:g} s to {args.out} (splits in {result['metadata']})")
-    return 0
+        counts = ", ".join(f"{len(result[f])} {f}" for f in _FORMATS if result[f])
+        print(f"wrote {counts} session(s) of {args.duration:g} s to {args.out} (splits in {result['metadata']})")
+        return 0
+
+    return run_command("emgjax synth", body)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ Run directory layout (every recipe)::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -45,9 +46,11 @@ __all__ = [
     "LoopConfig",
     "resolve_sessions",
     "prepare_run_dir",
+    "clear_dir",
     "write_json",
     "read_json",
     "run_fit",
+    "run_length",
     "check_batch_size",
     "export_variables",
     "load_variables",
@@ -167,7 +170,10 @@ class LoopConfig:
     ``max_steps`` (None = no limit) ends training early, mid-epoch if need be.
     ``early_stopping_patience`` counts epochs without a better validation
     loss (0 = off; needs a val split). ``checkpoint_every_steps`` adds
-    mid-epoch checkpoints to the one at every epoch end.
+    mid-epoch checkpoints to the one at every epoch end. ``overwrite``
+    (``--overwrite`` on the command line) deletes everything in ``out_dir``
+    and starts a fresh run; without it a run refuses a non-empty ``out_dir``
+    that is not an earlier run of the same experiment (see `prepare_run_dir`).
     """
 
     batch_size: int = 64
@@ -179,6 +185,7 @@ class LoopConfig:
     seed: int = 0
     num_workers: int = 1
     progress: bool = True
+    overwrite: bool = False
 
     def __post_init__(self):
         for name in ("batch_size", "num_epochs", "num_workers"):
@@ -197,7 +204,9 @@ class LoopConfig:
 
 
 # Fields a rerun may change without starting over: how long to train and how to show it.
-_RESUMABLE_CHANGES = ("loop.num_epochs", "loop.max_steps", "loop.progress", "loop.num_workers", "loop.eval_every_steps")
+_RESUMABLE_CHANGES = (
+    "loop.num_epochs", "loop.max_steps", "loop.progress", "loop.num_workers", "loop.eval_every_steps", "loop.overwrite",
+)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -223,28 +232,79 @@ def read_json(path: str | os.PathLike, what: str) -> dict:
     return data
 
 
+def _saved_run_config(out: Path, config: Any) -> Any | None:
+    """The config of an earlier run of ``type(config)`` saved in ``out``, or None if ``out`` holds no such run."""
+    from emgjax.recipes.overrides import ConfigError, config_from_dict
+
+    path = out / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        return config_from_dict(type(config), read_json(path, "run config"))
+    except (ConfigError, ValueError):
+        return None  # another experiment's run, a converted model's config.json, unreadable JSON ...
+
+
+def clear_dir(out: Path) -> None:
+    """Delete everything inside ``out`` (not ``out`` itself); refuses the working folder, its parents and home."""
+    resolved = out.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents or resolved == Path.home().resolve():
+        raise ValueError(
+            f"--overwrite deletes the folder's contents; expected a dedicated folder, found {out} "
+            "(the working folder, one of its parents or the home folder)"
+        )
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
     """Create ``out_dir`` and save ``config.json``; on a rerun, check the config is the same.
+
+    ``out_dir`` must be missing, empty, or an earlier run of the same
+    experiment type (its ``config.json`` reads as ``type(config)``): a run
+    never writes into a folder holding anything else (a converted model, data,
+    another experiment's run), since its ``model.json``, ``model/``,
+    ``config.json`` ... would replace that folder's own files. With
+    ``config.loop.overwrite`` (``--overwrite``) the folder's contents are
+    deleted first and a fresh run starts (the working folder and home are
+    refused).
 
     A rerun resumes from the checkpoints, so it must train the same thing:
     only the loop length and display (``loop.num_epochs``, ``loop.max_steps``,
     ...) may change; anything else raises ValueError listing the differences.
     """
-    from emgjax.recipes.overrides import config_diff, config_from_dict, config_to_dict
+    from emgjax.recipes.overrides import config_diff, config_to_dict
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: expected a directory, found a file at {out}")
+    overwrite = bool(getattr(getattr(config, "loop", None), "overwrite", False))
+    saved = None
+    if out.is_dir() and any(out.iterdir()):
+        saved = _saved_run_config(out, config)
+        if overwrite:
+            clear_dir(out)
+            saved = None
+        elif saved is None:
+            found = sorted(child.name for child in out.iterdir())
+            shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+            raise ValueError(
+                f"{out}: expected an empty or new out_dir, or an earlier {type(config).__name__} run to resume; found "
+                f"other files ({shown}). Use another out_dir, or --overwrite to delete its contents and start afresh"
+            )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "config.json"
-    if path.exists() and (out / "checkpoints").is_dir():
-        saved = config_from_dict(type(config), read_json(path, "run config"))
+    if saved is not None and (out / "checkpoints").is_dir():
         changed = {k: v for k, v in config_diff(saved, config).items() if k not in _RESUMABLE_CHANGES and k != "out_dir"}
         if changed:
             lines = "\n  ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(
-                f"{out}: this run directory holds checkpoints of a different config; resume with the same config or "
-                f"use a new out_dir. Differences:\n  {lines}"
+                f"{out}: this run directory holds checkpoints of a different config; resume with the same config, "
+                f"use a new out_dir, or --overwrite to start afresh. Differences:\n  {lines}"
             )
     write_json(path, config_to_dict(config))
     return out
@@ -260,10 +320,9 @@ def export_variables(directory: str | os.PathLike, variables: Mapping[str, Any])
     if directory.exists():
         shutil.rmtree(directory)
     host = jax.tree_util.tree_map(lambda x: np.asarray(jax.device_get(x)), dict(variables))
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(directory, host)
-    checkpointer.wait_until_finished()
-    checkpointer.close()
+    with contextlib.closing(ocp.StandardCheckpointer()) as checkpointer:  # closed on every exit path
+        checkpointer.save(directory, host)
+        checkpointer.wait_until_finished()
     return directory
 
 
@@ -277,7 +336,8 @@ def load_variables(directory: str | os.PathLike, template: Mapping[str, Any]) ->
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: expected exported model variables (an Orbax directory), found none")
     try:
-        restored = ocp.StandardCheckpointer().restore(directory)
+        with contextlib.closing(ocp.StandardCheckpointer()) as checkpointer:
+            restored = checkpointer.restore(directory)
     except Exception as err:  # Orbax raises many types for damaged directories
         raise ValueError(f"{directory}: could not restore the model variables ({type(err).__name__}: {err})") from err
     expected = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), dict(template))
@@ -297,6 +357,26 @@ def check_batch_size(loop: LoopConfig, devices: int | None = None) -> None:
         raise ValueError(
             f"loop.batch_size: expected a multiple of the {devices} devices the batch is split over, found {loop.batch_size}"
         )
+
+
+def run_length(loop: LoopConfig, train_dataset, val_dataset=None) -> int:
+    """Updates the run will make: ``num_epochs`` epochs of this process's training batches, capped by ``max_steps``.
+
+    Checks up front (before any compilation or checkpoint) that the training
+    set gives at least one batch and the val set at least one window, with a
+    one-line ValueError saying what was found. Used as the horizon of a
+    "warmup_cosine" schedule given no ``decay_steps``.
+    """
+    from emgjax.data.loader import Loader
+
+    try:
+        per_epoch = len(Loader(train_dataset, loop.batch_size, shuffle=True, seed=loop.seed))
+    except ValueError as err:
+        raise ValueError(f"train split: {err}") from None
+    if val_dataset is not None and len(val_dataset) == 0:
+        raise ValueError("val split: expected at least one window, found none")
+    total = per_epoch * loop.num_epochs
+    return total if loop.max_steps is None else min(total, loop.max_steps)
 
 
 @functools.lru_cache(maxsize=8)

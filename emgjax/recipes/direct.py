@@ -51,6 +51,7 @@ from emgjax.recipes import (
     load_variables,
     check_batch_size,
     prepare_run_dir,
+    run_length,
     read_json,
     resolve_sessions,
     run_fit,
@@ -459,7 +460,7 @@ def _init_variables(config: DirectConfig, num_samples: int, seed: int) -> dict:
 
 @functools.lru_cache(maxsize=8)
 def _training_functions(model_cfg: DirectConfig, num_samples: int, target_scale: float, optim: OptimConfig,
-                        train_last_lstm_layer: bool | None, keep_batch_stats: bool):
+                        train_last_lstm_layer: bool | None, keep_batch_stats: bool, total_steps: int | None = None):
     """(loss_fn, optimizer), cached by their settings so the jitted steps built on them are reused.
 
     ``train_last_lstm_layer`` None trains everything; a bool freezes the
@@ -480,21 +481,22 @@ def _training_functions(model_cfg: DirectConfig, num_samples: int, target_scale:
             return loss, (metrics, batch_stats)
 
     if train_last_lstm_layer is None:
-        return loss_fn, make_optimizer(optim)
+        return loss_fn, make_optimizer(optim, total_steps=total_steps)
     params = jax.eval_shape(lambda: _init_variables(model_cfg, num_samples, 0))["params"]
     trainable = _backbone_frozen_predicate(model_cfg.lstm_layers, train_last_lstm_layer)
-    return loss_fn, make_optimizer(optim, params, trainable=trainable)
+    return loss_fn, make_optimizer(optim, params, trainable=trainable, total_steps=total_steps)
 
 
 def _setup_training(model_cfg: DirectConfig, num_samples: int, target_scale: float, optim: OptimConfig, variables,
-                    seed: int, train_last_lstm_layer: bool | None = None, keep_batch_stats: bool = False):
+                    seed: int, train_last_lstm_layer: bool | None = None, keep_batch_stats: bool = False,
+                    total_steps: int | None = None):
     import jax
 
     from emgjax.train import create_train_state, make_data_mesh, replicate
 
     mesh = make_data_mesh()
     loss_fn, optimizer = _training_functions(model_cfg, num_samples, float(target_scale), optim, train_last_lstm_layer,
-                                             keep_batch_stats)
+                                             keep_batch_stats, total_steps)
     state = create_train_state(variables["params"], optimizer, jax.random.key(seed), variables.get("batch_stats", {}))
     return mesh, loss_fn, optimizer, replicate(state, mesh)
 
@@ -545,7 +547,8 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
 
     variables = _init_variables(exp.model, exp.data.window_length, exp.loop.seed)
     mesh, loss_fn, optimizer, state = _setup_training(
-        exp.model, exp.data.window_length, info["target"]["scale"], exp.optim, variables, exp.loop.seed + 1
+        exp.model, exp.data.window_length, info["target"]["scale"], exp.optim, variables, exp.loop.seed + 1,
+        total_steps=run_length(exp.loop, train_ds, val_ds),
     )
     result, seconds = _fit_and_export(out, exp, info, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh,
                                       train_ds=train_ds, val_ds=val_ds, verbose=verbose)
@@ -593,10 +596,10 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
     import jax
 
 
+    if Path(exp.out_dir).resolve() == Path(exp.pretrained_dir).resolve():
+        raise ValueError(f"out_dir: expected a directory other than the pretrained model's, found {exp.out_dir}")
     pretrained = load_direct(exp.pretrained_dir)
     out = prepare_run_dir(exp.out_dir, exp)
-    if out.resolve() == Path(exp.pretrained_dir).resolve():
-        raise ValueError(f"out_dir: expected a directory other than the pretrained model's, found {out}")
     check_batch_size(exp.loop)
     splits = resolve_sessions(exp.sessions, "mindrove")
     if not splits["train"]:
@@ -626,6 +629,7 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
     mesh, loss_fn, optimizer, state = _setup_training(
         pretrained.config, info["data"]["window_length"], info["target"]["scale"], exp.optim, pretrained.variables,
         exp.loop.seed + 1, train_last_lstm_layer=exp.train_last_lstm_layer, keep_batch_stats=not exp.adapt_batch_norm,
+        total_steps=run_length(exp.loop, calibration, val_ds),
     )
     info = {
         **info,

@@ -13,7 +13,8 @@ back, with type coercion and clear errors:
 
 Values are parsed by the field's annotated type: booleans accept
 true/false/yes/no/on/off/1/0, ``None``-able fields accept ``none``/``null``,
-tuples are comma separated (``64,128``; brackets optional; empty for ``()``).
+tuples are comma separated (``64,128``; brackets optional; empty for ``()``);
+a boolean option given alone means true (``--overwrite`` = ``--overwrite true``).
 An unknown field, a section given a value, or a value the type (or the
 dataclass's own ``__post_init__`` check) rejects raises ``ValueError`` saying
 what was expected and what was found.
@@ -379,7 +380,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: Any) -> argpa
         names = [n for n in dict.fromkeys(names) if n not in taken]
         taken.update(names)
         shown = json.dumps(config_to_dict(current))
-        group.add_argument(*names, dest=_dest(path), default=None, metavar="V", help=f"{_type_name(tp)} (default {shown})")
+        if tp is bool:
+            # A bare boolean option means true (``--overwrite``); ``--overwrite false`` still works.
+            group.add_argument(*names, dest=_dest(path), default=None, metavar="V", nargs="?", const="true",
+                               help=f"bool, alone means true (default {shown})")
+        else:
+            group.add_argument(*names, dest=_dest(path), default=None, metavar="V", help=f"{_type_name(tp)} (default {shown})")
     return parser
 
 

@@ -112,7 +112,13 @@ class Checkpointer:
             # Unfinished temporary step directories of a killed run are removed.
             cleanup_tmp_directories=True,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._open_manager: ocp.CheckpointManager | None = ocp.CheckpointManager(self.directory, options=options)
+
+    @property
+    def _manager(self) -> ocp.CheckpointManager:
+        if self._open_manager is None:
+            raise ValueError(f"Checkpointer for {self.directory}: expected an open checkpointer, found it closed")
+        return self._open_manager
 
     # -- queries -----------------------------------------------------------------
     def all_steps(self) -> list[int]:
@@ -200,8 +206,26 @@ class Checkpointer:
         self._manager.wait_until_finished()
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
-        self._manager.close()
+        """Finish pending saves and stop Orbax's background work (idempotent; safe after an error).
+
+        Orbax's ``CheckpointManager.close`` does not wait for the clean-up of
+        temporary directories it starts on creation (only ``save`` does), so a
+        run failing early (bad data, config error) would let that thread run
+        into interpreter shutdown and print "cannot schedule new futures after
+        interpreter shutdown" / "Event loop is closed" tracebacks after the
+        user's one-line error. It is awaited here first.
+        """
+        manager = self._open_manager
+        if manager is None:
+            return
+        self._open_manager = None
+        try:
+            await_cleanup = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
+            if await_cleanup is not None:
+                await_cleanup()
+            manager.wait_until_finished()
+        finally:
+            manager.close()
 
     def __enter__(self) -> "Checkpointer":
         return self

@@ -4,7 +4,7 @@ Records are flat dicts such as
 ``{"kind": "epoch", "epoch": 3, "step": 480, "train_loss": 0.12, "val_loss": 0.2, "time_s": 9.1}``
 or ``{"kind": "eval", "step": 500, "val_loss": 0.19}``. Metric keys start with
 ``train_`` or ``val_``; the plot draws one panel per metric name with the
-train and validation curves against the step.
+train, end-of-epoch validation and periodic validation curves against the step.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import os
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["MetricsLog", "read_metrics", "plot_curves"]
+__all__ = ["MetricsLog", "read_metrics", "plot_curves", "curves_figure"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -71,11 +71,21 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def plot_curves(records: Iterable[Mapping[str, Any]] | str | os.PathLike, png_path: str | os.PathLike) -> str:
-    """Draw train/validation curves of every metric against the step; returns the PNG path.
+# Which records a curve's points come from: training means and validation are logged at every epoch end
+# ("epoch" records), validation also every ``eval_every_steps`` ("eval" records). The two validation kinds
+# are drawn as separate lines: joined into one they zig-zag between two different schedules.
+_SERIES_LABELS = {
+    ("train", "epoch"): "train (epoch mean)",
+    ("val", "epoch"): "val (epoch end)",
+    ("val", "eval"): "val (every N steps)",
+}
 
-    ``records``: a list of records or the path of a JSONL file. Uses the Agg
-    canvas directly (no pyplot global state, no display needed).
+
+def curves_figure(records: Iterable[Mapping[str, Any]] | str | os.PathLike):
+    """The matplotlib ``Figure`` of `plot_curves`: one panel per metric name, one line per series.
+
+    Series: ``train (epoch mean)``, ``val (epoch end)`` and ``val (every N
+    steps)`` (records of kind "eval"); each line's points are sorted by step.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -88,25 +98,40 @@ def plot_curves(records: Iterable[Mapping[str, Any]] | str | os.PathLike, png_pa
         step = record.get("step")
         if step is None:
             continue
+        kind = "eval" if record.get("kind") == "eval" else "epoch"
         for key, value in record.items():
-            for prefix in ("train_", "val_"):
-                if key.startswith(prefix) and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    name = key[len(prefix) :]
-                    series.setdefault(name, {}).setdefault(prefix[:-1], []).append((float(step), float(value)))
+            for prefix in ("train", "val"):
+                if key.startswith(prefix + "_") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    name = key[len(prefix) + 1 :]
+                    label = _SERIES_LABELS.get((prefix, kind), f"{prefix} ({kind})")
+                    series.setdefault(name, {}).setdefault(label, []).append((float(step), float(value)))
     if not series:
         raise ValueError("plot_curves: expected records with 'step' and train_*/val_* metrics, found none")
     names = sorted(series, key=lambda n: (n != "loss", n))
     figure = Figure(figsize=(5.0 * len(names), 3.6), constrained_layout=True)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(names), squeeze=False)[0]
+    order = list(_SERIES_LABELS.values())
     for axis, name in zip(axes, names):
-        for split, points in sorted(series[name].items(), reverse=True):
-            points.sort()
-            axis.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 50 else None, label=split)
+        for label in sorted(series[name], key=lambda lab: (order.index(lab) if lab in order else len(order), lab)):
+            points = sorted(series[name][label])
+            few = len(points) < 50
+            axis.plot([p[0] for p in points], [p[1] for p in points], marker="." if few else None, label=label,
+                      linestyle=":" if label.endswith("steps)") else "-")
         axis.set_title(name)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         axis.legend()
+    return figure
+
+
+def plot_curves(records: Iterable[Mapping[str, Any]] | str | os.PathLike, png_path: str | os.PathLike) -> str:
+    """Draw train/validation curves of every metric against the step (see `curves_figure`); returns the PNG path.
+
+    ``records``: a list of records or the path of a JSONL file. Uses the Agg
+    canvas directly (no pyplot global state, no display needed).
+    """
+    figure = curves_figure(records)
     png_path = os.fspath(png_path)
     os.makedirs(os.path.dirname(os.path.abspath(png_path)), exist_ok=True)
     figure.savefig(png_path, dpi=100)

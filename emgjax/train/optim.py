@@ -28,7 +28,9 @@ class OptimConfig:
       "constant": ``learning_rate`` throughout;
       "warmup_cosine": linear warm-up from 0 over ``warmup_steps``, then cosine
       decay to ``end_learning_rate`` at ``decay_steps`` (total steps, warm-up
-      included);
+      included); ``decay_steps=0`` (the default) means the run's total number
+      of updates, given to ``make_optimizer(..., total_steps=N)`` (the
+      recipes pass their run length);
       "step": ``learning_rate * decay_rate ** (step // decay_steps)``, after an
       optional linear warm-up (the original project's 1e-3 -> 5e-4 is
       ``decay_rate=0.5``).
@@ -62,10 +64,12 @@ class OptimConfig:
             raise ValueError(f"OptimConfig.warmup_steps: expected >= 0, found {self.warmup_steps!r}")
         if self.weight_decay < 0:
             raise ValueError(f"OptimConfig.weight_decay: expected >= 0, found {self.weight_decay!r}")
-        if self.schedule == "warmup_cosine" and self.decay_steps <= self.warmup_steps:
+        if self.decay_steps < 0:
+            raise ValueError(f"OptimConfig.decay_steps: expected >= 0, found {self.decay_steps!r}")
+        if self.schedule == "warmup_cosine" and self.decay_steps and self.decay_steps <= self.warmup_steps:
             raise ValueError(
-                "OptimConfig.decay_steps: the warmup_cosine schedule needs total decay_steps > warmup_steps, "
-                f"found decay_steps={self.decay_steps}, warmup_steps={self.warmup_steps}"
+                "OptimConfig.decay_steps: the warmup_cosine schedule needs total decay_steps > warmup_steps "
+                f"(or 0 for the run's length), found decay_steps={self.decay_steps}, warmup_steps={self.warmup_steps}"
             )
         if self.schedule == "step" and self.decay_steps <= 0:
             raise ValueError(f"OptimConfig.decay_steps: the step schedule needs decay_steps > 0, found {self.decay_steps}")
@@ -82,17 +86,34 @@ class OptimConfig:
         return cls(**d)
 
 
-def make_schedule(config: OptimConfig) -> optax.Schedule:
-    """The learning rate as a function of the update count."""
+def make_schedule(config: OptimConfig, total_steps: int | None = None) -> optax.Schedule:
+    """The learning rate as a function of the update count.
+
+    ``total_steps``: the run's number of updates; the "warmup_cosine"
+    schedule decays over it when ``config.decay_steps`` is 0.
+    """
     lr = config.learning_rate
     if config.schedule == "constant":
         return optax.constant_schedule(lr)
     if config.schedule == "warmup_cosine":
+        decay_steps = config.decay_steps
+        if decay_steps == 0:
+            if total_steps is None:
+                raise ValueError(
+                    "OptimConfig.decay_steps: warmup_cosine with decay_steps=0 decays over the run's total steps; "
+                    "expected make_optimizer(..., total_steps=N) or decay_steps > 0, found neither"
+                )
+            if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps <= config.warmup_steps:
+                raise ValueError(
+                    f"total_steps: expected an integer > warmup_steps={config.warmup_steps} for the warmup_cosine "
+                    f"schedule, found {total_steps!r}"
+                )
+            decay_steps = int(total_steps)
         return optax.warmup_cosine_decay_schedule(
             init_value=0.0,
             peak_value=lr,
             warmup_steps=config.warmup_steps,
-            decay_steps=config.decay_steps,
+            decay_steps=decay_steps,
             end_value=config.end_learning_rate,
         )
     decay = optax.exponential_decay(lr, transition_steps=config.decay_steps, decay_rate=config.decay_rate, staircase=True)
@@ -137,8 +158,11 @@ def trainable_mask(params, trainable) -> Any:
         ) from None
 
 
-def make_optimizer(config: OptimConfig, params=None, trainable=None) -> optax.GradientTransformation:
+def make_optimizer(config: OptimConfig, params=None, trainable=None, *, total_steps: int | None = None) -> optax.GradientTransformation:
     """Build the optax transformation for ``params``.
+
+    ``total_steps``: the run's number of updates (see `make_schedule`;
+    needed by "warmup_cosine" with ``decay_steps=0``).
 
     With ``trainable`` given (see ``trainable_mask``), frozen leaves get
     ``optax.set_to_zero()`` through ``optax.multi_transform``: their updates
@@ -146,7 +170,7 @@ def make_optimizer(config: OptimConfig, params=None, trainable=None) -> optax.Gr
     no moments for them. Clipping only sees trainable gradients.
     ``params`` is needed only with ``trainable``.
     """
-    schedule = make_schedule(config)
+    schedule = make_schedule(config, total_steps)
     if config.optimizer == "adam":
         base = optax.adam(schedule, b1=config.b1, b2=config.b2, eps=config.eps)
     else:
