@@ -101,7 +101,23 @@ def check_nonempty(name: str, value: Any, axis: int, what: str, layout: str) -> 
         )
 
 
+def check_output_path(name: str, value: Any) -> Any:
+    """An output folder given as a non-empty path; returns it as a ``pathlib.Path``.
+
+    An empty string would silently mean the working directory (``Path("")`` is ``.``),
+    so a run would write into, or an overwrite would clear, wherever the user stands.
+    """
+    import pathlib
+
+    if not isinstance(value, (str, pathlib.PurePath)):
+        raise ValueError(f"{name}: expected a directory path, found {type(value).__name__}")
+    if not str(value).strip():
+        raise ValueError(f"{name}: expected a directory path, found an empty string")
+    return pathlib.Path(value)
+
+
 __all__ = [
+    "check_output_path",
     "check_array_like",
     "check_rank",
     "check_axis_size",

@@ -268,7 +268,12 @@ def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
     problems += [f"unexpected {p} {s}" for p, s in found.items() if p not in expected]
     problems += [f"{p}: expected {s}, found {found[p]}" for p, s in expected.items() if p in found and found[p] != s]
     if problems:
-        raise PretrainedError(f"{variables_path}: variables do not match config.json:\n  " + "\n  ".join(problems[:40]))
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise PretrainedError(f"{variables_path}: variables do not match config.json: {shown}")
+    non_finite = [path for path, value in _flatten(restored) if not np.isfinite(np.asarray(value)).all()]
+    if non_finite:
+        raise PretrainedError(f"{variables_path}: expected finite weights, found NaN/Inf in {len(non_finite)} "
+                              f"variable(s), first {non_finite[0]}")
     params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), restored)
     experiment = metadata.get("experiment")
     provide_initial_pos = metadata.get("provide_initial_pos")

@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from emgjax.adapter import benchmark
 
-    if not args.out.strip():  # Path("") is the working directory: never write the results there by accident
-        raise ValueError("--out: expected a directory path, found an empty string")
+    from emgjax.errors import check_output_path
+
+    check_output_path("--out", args.out)
 
     changes = {}
     if args.variants:

@@ -1028,7 +1028,9 @@ def write_synthetic_dataset(
     unknown = [f for f in formats if f not in _FORMATS]
     if unknown or not formats:
         raise ValueError(f"formats must be a non-empty subset of {_FORMATS}, found {tuple(formats)!r}")
-    out = Path(out_dir)
+    from emgjax.errors import check_output_path
+
+    out = check_output_path("out_dir", out_dir)
     bytes_needed = int(n_sessions * config.duration_s * sum(_BYTES_PER_SECOND[f] for f in formats) * 1.1)
     _prepare_output(out, bytes_needed)
     if "emg2pose" in formats:

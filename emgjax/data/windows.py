@@ -36,6 +36,7 @@ from emgjax.data.emg2pose import Emg2PoseSession, SessionFormatError
 from emgjax.data.mindrove import LABEL_KINDS, MindRoveSession, interpolate_labels
 
 __all__ = [
+    "SPLIT_NAMES",
     "Transform",
     "rotate_channels",
     "downsample_channels",
@@ -54,7 +55,12 @@ logger = logging.getLogger(__name__)
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
+# The split names of emg2pose's metadata.csv, and the only ones a split may have.
+SPLIT_NAMES = ("train", "val", "test")
+
+
 # -- augmentations ---------------------------------------------------------
+
 
 
 def rotate_channels(emg: np.ndarray, rng: np.random.Generator, offsets: Sequence[int] = (-1, 0, 1)) -> np.ndarray:
@@ -630,7 +636,7 @@ def split_sessions(
     order = np.random.default_rng(seed).permutation(n)
     shuffled = [keys[i] for i in order]
     chosen = {"test": shuffled[:n_test], "val": shuffled[n_test:n_test + n_val], "train": shuffled[n_test + n_val:]}
-    return {name: sorted(p for key in chosen[name] for p in groups[key]) for name in ("train", "val", "test")}
+    return {name: sorted(p for key in chosen[name] for p in groups[key]) for name in SPLIT_NAMES}
 
 
 def load_splits(
@@ -678,6 +684,9 @@ def load_splits(
                     name = row["filename"] if Path(row["filename"]).suffix else row["filename"] + ".hdf5"
                     raw[row["split"]].append(name)
             raw = dict(raw)
+    unknown = sorted(set(raw) - set(SPLIT_NAMES))
+    if unknown:
+        raise ValueError(f"splits: expected names among {list(SPLIT_NAMES)}, found {unknown}")
     splits = {name: [p if Path(p).is_absolute() else base / p for p in map(Path, paths)] for name, paths in raw.items()}
     for name, paths in splits.items():
         if len(set(paths)) != len(paths):

@@ -277,9 +277,10 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
     only the loop length and display (``loop.num_epochs``, ``loop.max_steps``,
     ...) may change; anything else raises ValueError listing the differences.
     """
+    from emgjax.errors import check_output_path
     from emgjax.recipes.overrides import config_diff, config_to_dict
 
-    out = Path(out_dir)
+    out = check_output_path("out_dir", out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir: expected a directory, found a file at {out}")
     overwrite = bool(getattr(getattr(config, "loop", None), "overwrite", False))

@@ -42,6 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
+from emgjax.errors import check_finite, check_nonempty
 from emgjax.models.direct import DirectConfig
 from emgjax.recipes.overrides import config_to_dict
 from emgjax.recipes import (
@@ -350,6 +351,8 @@ class LoadedDirect:
         emg = np.asarray(emg, np.float32)
         if emg.ndim != 3 or emg.shape[1] != self.config.in_channels:
             raise ValueError(f"emg: expected (batch, {self.config.in_channels}, time), found {emg.shape}")
+        check_nonempty("emg", emg, 0, "windows", "(batch, channels, time)")
+        check_finite("emg", emg)
         fn = _predict_fn(self.config)
         out = [np.asarray(fn(self.variables, emg[i : i + batch_size])) for i in range(0, emg.shape[0], batch_size)]
         pose = np.concatenate(out)

@@ -136,7 +136,7 @@ class Emg2PoseTraining:
     ``fingertip_weight``: weight of the fingertip-distance term (mm); 0 = L1 only.
     """
 
-    out_dir: str = "runs/tracking_vemg2pose"
+    out_dir: str = "runs/emg2pose_training"
     experiment: str = "tracking_vemg2pose"
     sessions: SessionsConfig = SessionsConfig()
     size: ModelSize = ModelSize()
