@@ -28,10 +28,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import torch  # noqa: E402
-
 import torch_reference as tr  # noqa: E402
+
 from emgjax.convert import emg2pose_map  # noqa: E402
 from emgjax.models import pose_modules  # noqa: E402
 from emgjax.models.configs import EXPERIMENTS, PoseModelConfig, TdsNetworkConfig  # noqa: E402
@@ -78,9 +77,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--seconds", type=float, default=10.0, help="window length beyond the left context")
-    parser.add_argument("--repeats", type=int, default=0, help="timed calls per batch size (0: 20 at batch 1, 5 otherwise)")
-    parser.add_argument("--precision", default="default", choices=["default", "high", "highest"],
-                        help="jax_default_matmul_precision (CPU float32 matmuls are float32 either way)")
+    parser.add_argument(
+        "--repeats", type=int, default=0, help="timed calls per batch size (0: 20 at batch 1, 5 otherwise)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="default",
+        choices=["default", "high", "highest"],
+        help="jax_default_matmul_precision (CPU float32 matmuls are float32 either way)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     args = parser.parse_args(argv)
 
@@ -92,13 +97,15 @@ def main(argv=None) -> int:
     model.eval()
     state_dict = {"model." + k: v.numpy() for k, v in model.state_dict().items()}
     variables = jax.device_put(emg2pose_map.convert_state_dict(state_dict, config))
-    num_samples = config.left_context + int(round(args.seconds * config.sample_rate))
+    num_samples = config.left_context + round(args.seconds * config.sample_rate)
     forward = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
 
-    print(f"{EXPERIMENT}, full size, window {num_samples} samples ({args.seconds:g} s + left context "
-          f"{config.left_context}); CPU count {os.cpu_count()}, torch threads {args.threads}, "
-          f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__}, "
-          f"matmul precision {args.precision}")
+    print(
+        f"{EXPERIMENT}, full size, window {num_samples} samples ({args.seconds:g} s + left context "
+        f"{config.left_context}); CPU count {os.cpu_count()}, torch threads {args.threads}, "
+        f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__}, "
+        f"matmul precision {args.precision}"
+    )
     for batch in args.batches:
         repeats = args.repeats or (20 if batch == 1 else 5)
         rng = np.random.default_rng(batch)
@@ -121,8 +128,11 @@ def main(argv=None) -> int:
         run_jax()  # warm-up
         jax_s, jax_best = timings(run_jax, repeats)
 
-        torch_batch = {"emg": torch.from_numpy(emg), "joint_angles": torch.from_numpy(angles),
-                       "no_ik_failure": torch.from_numpy(mask)}
+        torch_batch = {
+            "emg": torch.from_numpy(emg),
+            "joint_angles": torch.from_numpy(angles),
+            "no_ik_failure": torch.from_numpy(mask),
+        }
 
         def run_torch():
             with torch.no_grad():
@@ -134,13 +144,19 @@ def main(argv=None) -> int:
         j_pred = np.asarray(compiled(variables, emg_j, angles_j, mask_j)[0])
         t_pred = run_torch()[0].numpy()
         flops = analytic_flops(config, num_samples, batch)
-        print(f"\nbatch {batch}: jax compile {compile_s:.2f} s; {flops / 1e9:.2f} GFLOP per call (analytic; XLA's cost "
-              f"analysis says {xla_flops / 1e9:.2f}, counting the rollout loop body once)")
+        print(
+            f"\nbatch {batch}: jax compile {compile_s:.2f} s; {flops / 1e9:.2f} GFLOP per call (analytic; XLA's cost "
+            f"analysis says {xla_flops / 1e9:.2f}, counting the rollout loop body once)"
+        )
         for name, median, best in (("jax", jax_s, jax_best), ("torch", torch_s, torch_best)):
-            print(f"  {name:5s} median {median * 1e3:9.1f} ms/call  {batch / median:7.2f} windows/s  "
-                  f"{flops / median / 1e9:6.1f} GFLOP/s   (best {batch / best:7.2f} windows/s, {flops / best / 1e9:6.1f} GFLOP/s)")
-        print(f"  speed-up jax/torch: median {torch_s / jax_s:.2f}x, best {torch_best / jax_best:.2f}x   "
-              f"max |pred difference| {np.max(np.abs(j_pred - t_pred)):.2e} rad")
+            print(
+                f"  {name:5s} median {median * 1e3:9.1f} ms/call  {batch / median:7.2f} windows/s  "
+                f"{flops / median / 1e9:6.1f} GFLOP/s   (best {batch / best:7.2f} windows/s, {flops / best / 1e9:6.1f} GFLOP/s)"
+            )
+        print(
+            f"  speed-up jax/torch: median {torch_s / jax_s:.2f}x, best {torch_best / jax_best:.2f}x   "
+            f"max |pred difference| {np.max(np.abs(j_pred - t_pred)):.2e} rad"
+        )
     return 0
 
 

@@ -13,7 +13,7 @@ removes it), so both do the same arithmetic.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -48,7 +48,9 @@ class TorchDirectModel(nn.Module):
             ]
             width = channels
         self.conv = nn.Sequential(*layers)
-        self.lstm = nn.LSTM(width, lstm_hidden, lstm_layers, batch_first=True, dropout=dropout if lstm_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            width, lstm_hidden, lstm_layers, batch_first=True, dropout=dropout if lstm_layers > 1 else 0.0
+        )
         self.out_shape = tuple(out_shape)
         outputs = 1
         for size in self.out_shape:

@@ -60,8 +60,15 @@ def _data(model: str, batch: int, window: int, seed: int = 0) -> dict[str, np.nd
 def bench_jax(model: str, batch: dict[str, np.ndarray], steps: int, warmup: int) -> dict:
     import jax
 
-    from emgjax.train import OptimConfig, create_train_state, make_data_mesh, make_optimizer, make_train_step
-    from emgjax.train import replicate, shard_batch
+    from emgjax.train import (
+        OptimConfig,
+        create_train_state,
+        make_data_mesh,
+        make_optimizer,
+        make_train_step,
+        replicate,
+        shard_batch,
+    )
 
     mesh = make_data_mesh(jax.devices()[:1])
     optimizer = make_optimizer(OptimConfig(learning_rate=1e-3))
@@ -94,8 +101,13 @@ def bench_jax(model: str, batch: dict[str, np.ndarray], steps: int, warmup: int)
     loss = float(jax.device_get(metrics["loss"]))
     seconds = time.perf_counter() - started
     n = batch["emg"].shape[0]
-    return {"compile_s": compile_s, "step_ms": 1000 * seconds / steps, "windows_per_s": n * steps / seconds, "loss": loss,
-            "device": str(jax.devices()[0])}
+    return {
+        "compile_s": compile_s,
+        "step_ms": 1000 * seconds / steps,
+        "windows_per_s": n * steps / seconds,
+        "loss": loss,
+        "device": str(jax.devices()[0]),
+    }
 
 
 def bench_torch(model: str, batch: dict[str, np.ndarray], steps: int, warmup: int) -> dict:
@@ -141,8 +153,13 @@ def bench_torch(model: str, batch: dict[str, np.ndarray], steps: int, warmup: in
     loss = float(loss.detach().cpu())  # waits for the device
     seconds = time.perf_counter() - started
     n = batch["emg"].shape[0]
-    return {"step_ms": 1000 * seconds / steps, "windows_per_s": n * steps / seconds, "loss": loss,
-            "device": str(device), "threads": torch.get_num_threads()}
+    return {
+        "step_ms": 1000 * seconds / steps,
+        "windows_per_s": n * steps / seconds,
+        "loss": loss,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv=None) -> int:
@@ -166,7 +183,9 @@ def main(argv=None) -> int:
         batch_size = args.batch or DEFAULTS[model]["batch"]
         window = args.window or DEFAULTS[model]["window"]
         if model == "vemg2pose" and window < 1_790 + 41:
-            parser.error(f"--window: tracking_vemg2pose needs at least 1831 samples (1790 context + one step), found {window}")
+            parser.error(
+                f"--window: tracking_vemg2pose needs at least 1831 samples (1790 context + one step), found {window}"
+            )
         batch = _data(model, batch_size, window)
         row = {"model": model, "batch": batch_size, "window": window, "steps": args.steps}
         row["jax"] = bench_jax(model, batch, args.steps, args.warmup)
@@ -177,8 +196,10 @@ def main(argv=None) -> int:
         jax_part = f"JAX {row['jax']['windows_per_s']:9.1f} win/s ({row['jax']['step_ms']:8.1f} ms/step, compile {row['jax']['compile_s']:.1f} s)"
         torch_part = ""
         if "torch" in row:
-            torch_part = (f" | PyTorch {row['torch']['windows_per_s']:9.1f} win/s ({row['torch']['step_ms']:8.1f} ms/step)"
-                          f" | JAX/PyTorch {row['ratio_jax_over_torch']:.2f}x")
+            torch_part = (
+                f" | PyTorch {row['torch']['windows_per_s']:9.1f} win/s ({row['torch']['step_ms']:8.1f} ms/step)"
+                f" | JAX/PyTorch {row['ratio_jax_over_torch']:.2f}x"
+            )
         print(f"{model:<10} batch {batch_size:>3} window {window:>6}: {jax_part}{torch_part}", flush=True)
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}
     if args.json:

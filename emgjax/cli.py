@@ -34,6 +34,7 @@ def run_command(prog: str, body: Callable[[], int | None]) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
+
 # name -> (module exposing main(argv) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("emgjax.convert.command", "convert a PyTorch Lightning emg2pose .ckpt into emgjax parameters"),

@@ -26,8 +26,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["main", "demo_experiment"]
 
@@ -60,11 +60,20 @@ def demo_experiment(out_dir: Path, data_dir: Path, *, steps: int, seed: int, qui
         data=DirectDataConfig(window_length=50, stride=25, eval_stride=25, centre_on_wrist=True),
         model=model,
         optim=OptimConfig(
-            learning_rate=learning_rate, schedule="warmup_cosine", warmup_steps=min(50, steps // 4),
-            decay_steps=steps, end_learning_rate=learning_rate * 0.05, grad_clip_norm=1.0,
+            learning_rate=learning_rate,
+            schedule="warmup_cosine",
+            warmup_steps=min(50, steps // 4),
+            decay_steps=steps,
+            end_learning_rate=learning_rate * 0.05,
+            grad_clip_norm=1.0,
         ),
         loop=LoopConfig(
-            batch_size=batch, num_epochs=1000, max_steps=steps, checkpoint_every_steps=100, seed=seed, progress=not quick,
+            batch_size=batch,
+            num_epochs=1000,
+            max_steps=steps,
+            checkpoint_every_steps=100,
+            seed=seed,
+            progress=not quick,
             eval_every_steps=None if quick else 100,
         ),
     )
@@ -82,18 +91,33 @@ def _parser() -> argparse.ArgumentParser:
         f"Everything is written under --out (default ./{DEFAULT_OUT}): data/, run/ (checkpoints, curves.png, model), "
         "trajectories.png and demo_report.json. Rerunning with the same --out and settings resumes.",
     )
-    parser.add_argument("--out", default=DEFAULT_OUT,
-                        help=f"output folder (default ./{DEFAULT_OUT}); a rerun with the same settings resumes there")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="delete the contents of --out first (needed to reuse a folder with other settings)")
-    parser.add_argument("--sessions", type=int, default=None,
-                        help=f"synthetic sessions; split by session into train/val/test (default {_DEFAULTS['sessions']})")
-    parser.add_argument("--duration", type=float, default=None, help=f"seconds per session (default {_DEFAULTS['duration']:g})")
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"output folder (default ./{DEFAULT_OUT}); a rerun with the same settings resumes there",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the contents of --out first (needed to reuse a folder with other settings)",
+    )
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=None,
+        help=f"synthetic sessions; split by session into train/val/test (default {_DEFAULTS['sessions']})",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=None, help=f"seconds per session (default {_DEFAULTS['duration']:g})"
+    )
     parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {_DEFAULTS['steps']})")
     parser.add_argument("--seed", type=int, default=None, help="seed of the data and the model (default 0)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"tiny smoke run: {_QUICK['sessions']} sessions of {_QUICK['duration']:g} s, a tiny model, "
-                        f"{_QUICK['steps']} steps (for tests; does not learn much)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny smoke run: {_QUICK['sessions']} sessions of {_QUICK['duration']:g} s, a tiny model, "
+        f"{_QUICK['steps']} steps (for tests; does not learn much)",
+    )
     return parser
 
 
@@ -125,7 +149,9 @@ def check_demo_data(sessions: int, duration: float, batch: int) -> None:
             f"{seconds:g} or more, or more --sessions"
         )
     if per_session < 1:
-        raise ValueError(f"--duration: expected at least {_WINDOW / _RATE:g} s (one window per session), found {duration:g}")
+        raise ValueError(
+            f"--duration: expected at least {_WINDOW / _RATE:g} s (one window per session), found {duration:g}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,11 +183,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.overwrite:
             clear_dir(out)
         elif not settings_file.is_file():
-            raise ValueError(f"--out {out}: expected a new, empty or earlier demo folder, found other files; "
-                             "use another --out, or --overwrite to delete its contents")
+            raise ValueError(
+                f"--out {out}: expected a new, empty or earlier demo folder, found other files; "
+                "use another --out, or --overwrite to delete its contents"
+            )
         elif (previous := read_json(settings_file, "demo settings")) != settings:
-            raise ValueError(f"{out} holds a demo run with other settings {previous}; found {settings}. "
-                             "Use another --out, the same settings to resume, or --overwrite to start afresh.")
+            raise ValueError(
+                f"{out} holds a demo run with other settings {previous}; found {settings}. "
+                "Use another --out, the same settings to resume, or --overwrite to start afresh."
+            )
     print(f"emgjax demo: output in {out}")
     out.mkdir(parents=True, exist_ok=True)
     settings_file.write_text(json.dumps(settings) + "\n")
@@ -169,18 +199,24 @@ def _run(args: argparse.Namespace) -> int:
     from emgjax.data.synthetic import write_synthetic_dataset
 
     t0 = time.perf_counter()
-    written = write_synthetic_dataset(out / "data", n_sessions=sessions, duration_s=duration, seed=seed, formats=("mindrove",))
+    written = write_synthetic_dataset(
+        out / "data", n_sessions=sessions, duration_s=duration, seed=seed, formats=("mindrove",)
+    )
     counts = {name: written["splits"].count(name) for name in ("train", "val", "test")}
-    print(f"[1/3] wrote {sessions} synthetic MindRove sessions of {duration:g} s (8 ch @ 500 Hz, 30 fps landmarks), "
-          f"split by session: {counts['train']} train / {counts['val']} val / {counts['test']} test "
-          f"({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"[1/3] wrote {sessions} synthetic MindRove sessions of {duration:g} s (8 ch @ 500 Hz, 30 fps landmarks), "
+        f"split by session: {counts['train']} train / {counts['val']} val / {counts['test']} test "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
 
     from emgjax.models.direct import count_params
     from emgjax.recipes.direct import evaluate_direct, format_report, train_direct
 
     exp = demo_experiment(out / "run", out / "data", steps=steps, seed=seed, quick=args.quick)
-    print(f"[2/3] training the direct joints model for {steps} steps (batch {exp.loop.batch_size}, "
-          f"{exp.data.window_length}-sample windows)")
+    print(
+        f"[2/3] training the direct joints model for {steps} steps (batch {exp.loop.batch_size}, "
+        f"{exp.data.window_length}-sample windows)"
+    )
     run = train_direct(exp, verbose=not args.quick)
     params = count_params(run.model.variables["params"])
     resumed = f", resumed from step {run.resumed_from_step}" if run.resumed_from_step is not None else ""
@@ -192,12 +228,18 @@ def _run(args: argparse.Namespace) -> int:
     print(format_report(evaluation, title="held-out test sessions, model vs predict-the-mean baseline (mm)"))
     model_mm, base_mm = evaluation.model["mpjpe_mm"], evaluation.baseline["mpjpe_mm"]
     verdict = "beats" if model_mm < base_mm else "does NOT beat"
-    print(f"\nThe model {verdict} the baseline: MPJPE {model_mm:.2f} mm vs {base_mm:.2f} mm "
-          f"({100 * (1 - model_mm / base_mm):+.0f} %), PA-MPJPE {evaluation.model['pa_mpjpe_mm']:.2f} mm vs "
-          f"{evaluation.baseline['pa_mpjpe_mm']:.2f} mm.")
+    print(
+        f"\nThe model {verdict} the baseline: MPJPE {model_mm:.2f} mm vs {base_mm:.2f} mm "
+        f"({100 * (1 - model_mm / base_mm):+.0f} %), PA-MPJPE {evaluation.model['pa_mpjpe_mm']:.2f} mm vs "
+        f"{evaluation.baseline['pa_mpjpe_mm']:.2f} mm."
+    )
     print("(Poses are wrist-relative MediaPipe landmarks; the wrist row is 0 for the baseline by construction.)")
-    report = {"settings": settings, "steps": run.steps, "evaluation": evaluation.summary(),
-              "wall_seconds": round(time.perf_counter() - started, 1)}
+    report = {
+        "settings": settings,
+        "steps": run.steps,
+        "evaluation": evaluation.summary(),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
     (out / "demo_report.json").write_text(json.dumps(report, indent=2) + "\n")
     print("\nfiles:")
     print(f"  training curves       {run.out_dir / 'curves.png'}")

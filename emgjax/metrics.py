@@ -353,9 +353,7 @@ def _emg2pose_metrics_jit(pred, target, mask, hand, landmark_every, sample_rate)
     metrics["landmark_distance"] = masked_mean(
         distances[..., jnp.asarray(MOVING_LANDMARK_INDICES)], sampled_mask[..., None]
     )
-    metrics["fingertip_distance"] = masked_mean(
-        distances[..., jnp.asarray(FINGERTIP_INDICES)], sampled_mask[..., None]
-    )
+    metrics["fingertip_distance"] = masked_mean(distances[..., jnp.asarray(FINGERTIP_INDICES)], sampled_mask[..., None])
     return {key: metrics[key] for key in EMG2POSE_METRIC_KEYS}
 
 

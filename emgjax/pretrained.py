@@ -28,7 +28,6 @@ from emgjax import errors
 from emgjax.models import pose_modules
 from emgjax.models.configs import PoseModelConfig
 
-
 # Shared by all models: the config is a static (hashable) argument, so models with equal configs reuse
 # the same compiled executables; jit keeps one per input shape.
 _FORWARD = jax.jit(pose_modules.pose_forward, static_argnums=(0,))
@@ -42,8 +41,11 @@ class PretrainedError(ValueError):
 def _as_float32(name: str, value: Any) -> Any:
     errors.check_array_like(name, value)
     errors.check_float_dtype(name, value)
-    return value if value.dtype == jnp.float32 else (
-        value.astype(np.float32) if isinstance(value, np.ndarray) else value.astype(jnp.float32))
+    return (
+        value
+        if value.dtype == jnp.float32
+        else (value.astype(np.float32) if isinstance(value, np.ndarray) else value.astype(jnp.float32))
+    )
 
 
 @dataclass
@@ -61,8 +63,15 @@ class Emg2PoseModel:
     provide_initial_pos: bool
     metadata: dict = field(default_factory=dict)
 
-    def __call__(self, emg, joint_angles, no_ik_failure, provide_initial_pos: bool | None = None, *,
-                 sample_rate: float | None = None):
+    def __call__(
+        self,
+        emg,
+        joint_angles,
+        no_ik_failure,
+        provide_initial_pos: bool | None = None,
+        *,
+        sample_rate: float | None = None,
+    ):
         """emg (B, 16, T), joint_angles (B, 20, T), no_ik_failure (B, T) bool ->
         (pred, target, mask): (B, 20, T − left_context), same, (B, T − left_context) bool.
 
@@ -92,8 +101,10 @@ class Emg2PoseModel:
 
     def _check_rate(self, sample_rate):
         if sample_rate is not None and float(sample_rate) != float(self.config.sample_rate):
-            raise ValueError(f"sample_rate: expected {self.config.sample_rate:g} Hz (the model's), found {sample_rate:g} Hz; "
-                             "resample the EMG first")
+            raise ValueError(
+                f"sample_rate: expected {self.config.sample_rate:g} Hz (the model's), found {sample_rate:g} Hz; "
+                "resample the EMG first"
+            )
 
     @property
     def left_context(self) -> int:
@@ -113,9 +124,16 @@ def _flatten(tree, prefix=()):
         yield "/".join(prefix), tree
 
 
-def write_pretrained(directory: str | os.PathLike, config: PoseModelConfig, variables: dict, *,
-                     experiment: str | None, provide_initial_pos: bool, source: dict,
-                     extra: dict | None = None) -> pathlib.Path:
+def write_pretrained(
+    directory: str | os.PathLike,
+    config: PoseModelConfig,
+    variables: dict,
+    *,
+    experiment: str | None,
+    provide_initial_pos: bool,
+    source: dict,
+    extra: dict | None = None,
+) -> pathlib.Path:
     """Write the on-disk format that `load_pretrained` reads: Orbax ``variables/`` + ``config.json``.
 
     The one writer of the format (used by `emgjax convert` and by models trained here).
@@ -208,8 +226,9 @@ def _orbax_failure(variables_path: pathlib.Path, exc: BaseException) -> Pretrain
         asyncio_logger.addFilter(_ASYNCIO_FILTER)
     # tensorstore appends its whole JSON spec to the message: keep the part a person reads.
     message = " ".join(str(exc).split()).split(" [tensorstore_spec", 1)[0]
-    return PretrainedError(f"{variables_path}: could not restore the Orbax checkpoint "
-                           f"({type(exc).__name__}: {message[:300]})")
+    return PretrainedError(
+        f"{variables_path}: could not restore the Orbax checkpoint ({type(exc).__name__}: {message[:300]})"
+    )
 
 
 def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
@@ -235,8 +254,10 @@ def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
         raise PretrainedError(f"{config_path}: expected format {FORMAT_NAME!r}, found {found!r}")
     version = metadata.get("format_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
-        raise PretrainedError(f"{config_path}: expected format_version {FORMAT_VERSION}, found {version} (written by a "
-                              f"newer emgjax, {metadata.get('emgjax_version', 'unknown version')}); upgrade emgjax")
+        raise PretrainedError(
+            f"{config_path}: expected format_version {FORMAT_VERSION}, found {version} (written by a "
+            f"newer emgjax, {metadata.get('emgjax_version', 'unknown version')}); upgrade emgjax"
+        )
     if version != FORMAT_VERSION:
         raise PretrainedError(f"{config_path}: expected format_version {FORMAT_VERSION}, found {version!r}")
     try:
@@ -250,8 +271,10 @@ def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
     # Check the structure before Orbax opens it: a missing piece then gets a plain message.
     missing = [name for name in _ORBAX_FILES if not (variables_path / name).is_file()]
     if missing:
-        raise PretrainedError(f"{variables_path}: expected an Orbax checkpoint with {', '.join(_ORBAX_FILES)}, "
-                              f"found no {', '.join(missing)} (an incomplete or damaged copy)")
+        raise PretrainedError(
+            f"{variables_path}: expected an Orbax checkpoint with {', '.join(_ORBAX_FILES)}, "
+            f"found no {', '.join(missing)} (an incomplete or damaged copy)"
+        )
     _drop_orphaned_read_errors()
     checkpointer = ocp.Checkpointer(ocp.StandardCheckpointHandler())
     try:
@@ -272,8 +295,10 @@ def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
         raise PretrainedError(f"{variables_path}: variables do not match config.json: {shown}")
     non_finite = [path for path, value in _flatten(restored) if not np.isfinite(np.asarray(value)).all()]
     if non_finite:
-        raise PretrainedError(f"{variables_path}: expected finite weights, found NaN/Inf in {len(non_finite)} "
-                              f"variable(s), first {non_finite[0]}")
+        raise PretrainedError(
+            f"{variables_path}: expected finite weights, found NaN/Inf in {len(non_finite)} "
+            f"variable(s), first {non_finite[0]}"
+        )
     params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), restored)
     experiment = metadata.get("experiment")
     provide_initial_pos = metadata.get("provide_initial_pos")

@@ -40,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from emgjax.adapter import benchmark
-
     from emgjax.errors import check_output_path
 
     check_output_path("--out", args.out)
@@ -50,8 +49,9 @@ def _run(args: argparse.Namespace) -> int:
         changes["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     if args.objectives:
         # objective names contain '+' but never ','
-        changes["objectives"] = tuple(o.strip() for o in args.objectives.split(";" if ";" in args.objectives else ",")
-                                      if o.strip())
+        changes["objectives"] = tuple(
+            o.strip() for o in args.objectives.split(";" if ";" in args.objectives else ",") if o.strip()
+        )
     if args.seeds:
         try:
             changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))

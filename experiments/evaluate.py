@@ -20,13 +20,19 @@ from emgjax.recipes import SessionsConfig, read_json, resolve_sessions, write_js
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", help="a run directory (holds model.json and model/)")
     parser.add_argument("--sessions", nargs="+", default=None, help="session files to evaluate on")
     parser.add_argument("--data_dir", default=None, help="folder with metadata.csv (use with --split)")
     parser.add_argument("--splits_file", default=None, help="JSON/CSV splits file (use with --split)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default test)")
-    parser.add_argument("--window_length", type=int, default=None, help="emg2pose runs: evaluation window (default: the run's)")
+    parser.add_argument(
+        "--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default test)"
+    )
+    parser.add_argument(
+        "--window_length", type=int, default=None, help="emg2pose runs: evaluation window (default: the run's)"
+    )
     args = parser.parse_args(argv)
     if not (args.sessions or args.data_dir or args.splits_file):
         parser.error("give --sessions, or --data_dir/--splits_file with --split")
@@ -41,11 +47,15 @@ def _run(args: argparse.Namespace) -> int:
     kind = kinds.get(info.get("format")) if isinstance(info, dict) else None
     if kind is None:
         found = info.get("format") if isinstance(info, dict) else type(info).__name__
-        raise ValueError(f"{Path(args.run_dir) / 'model.json'}: expected format one of {sorted(kinds)}, found {found!r}")
+        raise ValueError(
+            f"{Path(args.run_dir) / 'model.json'}: expected format one of {sorted(kinds)}, found {found!r}"
+        )
     if args.sessions:
         sessions, name = [Path(p) for p in args.sessions], "sessions"
     else:
-        splits = resolve_sessions(SessionsConfig(data_dir=args.data_dir or "", splits_file=args.splits_file or ""), kind)
+        splits = resolve_sessions(
+            SessionsConfig(data_dir=args.data_dir or "", splits_file=args.splits_file or ""), kind
+        )
         sessions, name = splits[args.split], args.split
     if kind == "mindrove":
         from emgjax.recipes.direct import evaluate_direct, format_report

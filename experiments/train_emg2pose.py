@@ -36,11 +36,18 @@ def main(argv=None) -> int:
         run = train_emg2pose(exp)
         print(f"trained {run.steps} steps in {run.train_seconds:.1f} s; model in {run.out_dir / 'model'}")
         if run.splits["test"]:
-            metrics = evaluate_emg2pose(run.out_dir, run.splits["test"], window_length=exp.val_window_length,
-                                        skip_ik_failures=exp.skip_ik_failures)
+            metrics = evaluate_emg2pose(
+                run.out_dir,
+                run.splits["test"],
+                window_length=exp.val_window_length,
+                skip_ik_failures=exp.skip_ik_failures,
+            )
             write_json(run.out_dir / "evaluation_test.json", metrics)
             keys = ("mae_deg", "landmark_distance", "fingertip_distance")
-            print("test sessions:", json.dumps({n: {k: round(metrics[n][k], 3) for k in keys} for n in ("model", "baseline")}))
+            print(
+                "test sessions:",
+                json.dumps({n: {k: round(metrics[n][k], 3) for k in keys} for n in ("model", "baseline")}),
+            )
         return 0
 
     return run_command(PROG, body)

@@ -38,10 +38,17 @@ import numpy as np
 
 # numpy dtype -> the legacy storage class torch pickles for it.
 STORAGE_CLASSES = {
-    np.dtype("float32"): "FloatStorage", np.dtype("float64"): "DoubleStorage", np.dtype("float16"): "HalfStorage",
-    np.dtype("int64"): "LongStorage", np.dtype("int32"): "IntStorage", np.dtype("int16"): "ShortStorage",
-    np.dtype("int8"): "CharStorage", np.dtype("uint8"): "ByteStorage", np.dtype("bool"): "BoolStorage",
-    np.dtype("complex64"): "ComplexFloatStorage", np.dtype("complex128"): "ComplexDoubleStorage",
+    np.dtype("float32"): "FloatStorage",
+    np.dtype("float64"): "DoubleStorage",
+    np.dtype("float16"): "HalfStorage",
+    np.dtype("int64"): "LongStorage",
+    np.dtype("int32"): "IntStorage",
+    np.dtype("int16"): "ShortStorage",
+    np.dtype("int8"): "CharStorage",
+    np.dtype("uint8"): "ByteStorage",
+    np.dtype("bool"): "BoolStorage",
+    np.dtype("complex64"): "ComplexFloatStorage",
+    np.dtype("complex128"): "ComplexDoubleStorage",
 }
 
 
@@ -165,8 +172,14 @@ class TorchLikePickler(pickle._Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, Tensor):
-            return REBUILD_TENSOR_V2, (obj.storage, obj.offset, tuple(obj.size), tuple(obj.stride), obj.requires_grad,
-                                       collections.OrderedDict())
+            return REBUILD_TENSOR_V2, (
+                obj.storage,
+                obj.offset,
+                tuple(obj.size),
+                tuple(obj.stride),
+                obj.requires_grad,
+                collections.OrderedDict(),
+            )
         if isinstance(obj, Parameter):
             return REBUILD_PARAMETER, (obj.data, obj.requires_grad, collections.OrderedDict())
         if isinstance(obj, Reduce):
@@ -211,10 +224,18 @@ def dumps(obj: Any) -> bytes:
 SERIALIZATION_ID = b"1234567890123456789012345678901234567890"
 
 
-def write_checkpoint(path: str | pathlib.Path, obj: Any = None, storages: Storages | dict | None = None, *,
-                     pickle_bytes: bytes | None = None, root: str | None = None, byteorder: str | None = "little",
-                     with_pickle: bool = True, extra_entries: dict[str, bytes] | None = None,
-                     compression: int = zipfile.ZIP_STORED) -> pathlib.Path:
+def write_checkpoint(
+    path: str | pathlib.Path,
+    obj: Any = None,
+    storages: Storages | dict | None = None,
+    *,
+    pickle_bytes: bytes | None = None,
+    root: str | None = None,
+    byteorder: str | None = "little",
+    with_pickle: bool = True,
+    extra_entries: dict[str, bytes] | None = None,
+    compression: int = zipfile.ZIP_STORED,
+) -> pathlib.Path:
     """Write `obj` (or raw `pickle_bytes`) and its storages in torch.save's zip layout; returns the path.
 
     root: the archive folder (torch uses the file's stem); byteorder None leaves the record out;
@@ -244,12 +265,19 @@ def write_checkpoint(path: str | pathlib.Path, obj: Any = None, storages: Storag
 # ----------------------------------------------------------------------------- OmegaConf containers
 
 
-def _metadata(cls: str, *, key: Any, object_type: Global | None, container: bool, element_type: Global | None = None
-              ) -> NewObj:
+def _metadata(
+    cls: str, *, key: Any, object_type: Global | None, container: bool, element_type: Global | None = None
+) -> NewObj:
     any_type = Global("typing", "Any")
-    state = {"ref_type": any_type, "object_type": object_type, "optional": True, "key": key, "flags": {},
-             "flags_root": False,
-             "resolver_cache": Reduce(Global("collections", "defaultdict"), (Global("__builtin__", "dict"),))}
+    state = {
+        "ref_type": any_type,
+        "object_type": object_type,
+        "optional": True,
+        "key": key,
+        "flags": {},
+        "flags_root": False,
+        "resolver_cache": Reduce(Global("collections", "defaultdict"), (Global("__builtin__", "dict"),)),
+    }
     if container:
         state["key_type"] = any_type if element_type is None else element_type
         state["element_type"] = any_type
@@ -265,29 +293,47 @@ def omegaconf(value: Any, *, key: Any = None, parent: NewObj | None = None) -> A
     if isinstance(value, dict):
         node = NewObj(Global("omegaconf.dictconfig", "DictConfig"))
         content = {}
-        node.state = {"_metadata": _metadata("ContainerMetadata", key=key, object_type=Global("__builtin__", "dict"),
-                                             container=True),
-                      "_parent": parent, "_content": content}
+        node.state = {
+            "_metadata": _metadata(
+                "ContainerMetadata", key=key, object_type=Global("__builtin__", "dict"), container=True
+            ),
+            "_parent": parent,
+            "_content": content,
+        }
         for k, v in value.items():
             content[k] = omegaconf(v, key=k, parent=node)
         return node
     if isinstance(value, list):
         node = NewObj(Global("omegaconf.listconfig", "ListConfig"))
         content = []
-        node.state = {"_metadata": _metadata("ContainerMetadata", key=key, object_type=Global("__builtin__", "list"),
-                                             container=True, element_type=Global("__builtin__", "long")),
-                      "_parent": parent, "_content": content}
+        node.state = {
+            "_metadata": _metadata(
+                "ContainerMetadata",
+                key=key,
+                object_type=Global("__builtin__", "list"),
+                container=True,
+                element_type=Global("__builtin__", "long"),
+            ),
+            "_parent": parent,
+            "_content": content,
+        }
         content.extend(omegaconf(v, key=i, parent=node) for i, v in enumerate(value))
         return node
-    return NewObj(Global("omegaconf.nodes", "AnyNode"),
-                  {"_metadata": _metadata("Metadata", key=key, object_type=None, container=False),
-                   "_parent": parent, "_val": value})
+    return NewObj(
+        Global("omegaconf.nodes", "AnyNode"),
+        {
+            "_metadata": _metadata("Metadata", key=key, object_type=None, container=False),
+            "_parent": parent,
+            "_val": value,
+        },
+    )
 
 
 def hyper_parameters_as_saved(hparams: dict, experiment: str) -> dict:
     """hyper_parameters as Lightning saves a hydra config: the dict/list values are children of one root config."""
-    root = omegaconf({"experiment": experiment, "module": hparams,
-                      "data_module": {"window_length": 11790, "padding": [0, 0]}})
+    root = omegaconf(
+        {"experiment": experiment, "module": hparams, "data_module": {"window_length": 11790, "padding": [0, 0]}}
+    )
     module = root.state["_content"]["module"]
     return {k: (module.state["_content"][k] if isinstance(v, (dict, list)) else v) for k, v in hparams.items()}
 
@@ -300,8 +346,9 @@ def state_dict(tensors: dict[str, Tensor], prefix_modules: tuple[str, ...] = (""
     return StateDict(dict(tensors), {name: {"version": 1} for name in prefix_modules})
 
 
-def lightning_checkpoint(weights: dict[str, np.ndarray], hyper_parameters: dict | None, *,
-                         experiment: str = "tracking_vemg2pose") -> tuple[dict, Storages]:
+def lightning_checkpoint(
+    weights: dict[str, np.ndarray], hyper_parameters: dict | None, *, experiment: str = "tracking_vemg2pose"
+) -> tuple[dict, Storages]:
     """(checkpoint object, storages) shaped like a Lightning 1.9 checkpoint of `weights` (already "model."-prefixed).
 
     Holds what Lightning puts next to the weights (loops, callbacks with tensors and a
@@ -309,15 +356,23 @@ def lightning_checkpoint(weights: dict[str, np.ndarray], hyper_parameters: dict 
     is checked on everything a real file carries, not only the state_dict.
     """
     storages = Storages()
-    tensors = {k: Parameter(storages.tensor(np.asarray(v))) if np.asarray(v).dtype.kind == "f"
-               else storages.tensor(np.asarray(v)) for k, v in weights.items()}
+    tensors = {
+        k: Parameter(storages.tensor(np.asarray(v)))
+        if np.asarray(v).dtype.kind == "f"
+        else storages.tensor(np.asarray(v))
+        for k, v in weights.items()
+    }
     score = storages.tensor(np.array(0.3125, np.float32))
     best_path = f"/checkpoints/{experiment}/epoch=3-step=120.ckpt"
     float_weights = [k for k, v in weights.items() if np.asarray(v).dtype.kind == "f"]
-    adam_state = {i: {"step": storages.tensor(np.array(1.0, np.float32)),
-                      "exp_avg": storages.tensor(np.full(np.shape(weights[k]), 1e-4, np.float32)),
-                      "exp_avg_sq": storages.tensor(np.full(np.shape(weights[k]), 1e-8, np.float32))}
-                  for i, k in enumerate(float_weights)}
+    adam_state = {
+        i: {
+            "step": storages.tensor(np.array(1.0, np.float32)),
+            "exp_avg": storages.tensor(np.full(np.shape(weights[k]), 1e-4, np.float32)),
+            "exp_avg_sq": storages.tensor(np.full(np.shape(weights[k]), 1e-8, np.float32)),
+        }
+        for i, k in enumerate(float_weights)
+    }
     checkpoint = {
         "epoch": 3,
         "global_step": 120,
@@ -326,14 +381,28 @@ def lightning_checkpoint(weights: dict[str, np.ndarray], hyper_parameters: dict 
         "loops": {"fit_loop": {"state_dict": {}, "epoch_loop.state_dict": {"_batches_that_stepped": 120}}},
         "callbacks": {
             "ModelCheckpoint{'monitor': 'val_loss', 'mode': 'min'}": {
-                "monitor": "val_loss", "best_model_score": score, "best_model_path": best_path,
+                "monitor": "val_loss",
+                "best_model_score": score,
+                "best_model_path": best_path,
                 "dirpath": Reduce(Global("pathlib", "PosixPath"), ("/checkpoints", experiment)),
                 "best_k_models": collections.OrderedDict([(best_path, score)]),
             },
         },
-        "optimizer_states": [{"state": adam_state, "param_groups": [
-            {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0, "amsgrad": False,
-             "params": list(range(len(float_weights)))}]}],
+        "optimizer_states": [
+            {
+                "state": adam_state,
+                "param_groups": [
+                    {
+                        "lr": 0.001,
+                        "betas": (0.9, 0.999),
+                        "eps": 1e-08,
+                        "weight_decay": 0,
+                        "amsgrad": False,
+                        "params": list(range(len(float_weights))),
+                    }
+                ],
+            }
+        ],
         "lr_schedulers": [],
         "hparams_name": "kwargs",
     }
@@ -342,8 +411,9 @@ def lightning_checkpoint(weights: dict[str, np.ndarray], hyper_parameters: dict 
     return checkpoint, storages
 
 
-def write_lightning_checkpoint(path: str | pathlib.Path, weights: dict[str, np.ndarray], hyper_parameters: dict | None,
-                               **kwargs: Any) -> pathlib.Path:
+def write_lightning_checkpoint(
+    path: str | pathlib.Path, weights: dict[str, np.ndarray], hyper_parameters: dict | None, **kwargs: Any
+) -> pathlib.Path:
     obj, storages = lightning_checkpoint(weights, hyper_parameters, **kwargs)
     return write_checkpoint(path, obj, storages)
 
@@ -376,7 +446,7 @@ def forge_entry_size(path: str | pathlib.Path, name: str, declared: int) -> None
         info = zf.getinfo(name)
         local = info.header_offset
     raw = bytearray(path.read_bytes())
-    assert raw[local:local + 4] == b"PK\x03\x04"
+    assert raw[local : local + 4] == b"PK\x03\x04"
     struct.pack_into("<I", raw, local + 22, declared)
     central = raw.index(b"PK\x01\x02")
     while True:  # the central directory header whose local-header offset is this entry's

@@ -3,6 +3,7 @@
 XLA reads XLA_FLAGS when the backend starts, so this runs before any test
 module imports jax.
 """
+
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")

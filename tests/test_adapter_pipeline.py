@@ -22,7 +22,7 @@ from emgjax.adapter.phases import (
     trainable_predicate,
     unstack_tree,
 )
-from emgjax.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
+from emgjax.adapter.pipeline import AdapterPipeline, validate_pipeline, variant_config
 from emgjax.adapter.upsampler import UpsamplerConfig
 from emgjax.kinematics import synthetic_hand_model
 from emgjax.models import pose_modules
@@ -41,10 +41,12 @@ def emg2pose_vars():
 def _batch(seed=0, batch=2):
     rng = np.random.default_rng(seed)
     t2 = 4 * T_IN
-    return {"emg": rng.standard_normal((batch, 8, T_IN)).astype(np.float32),
-            "emg_2k": rng.standard_normal((batch, 16, t2)).astype(np.float32),
-            "joint_angles": (0.3 * rng.standard_normal((batch, 20, t2))).astype(np.float32),
-            "no_ik_failure": np.ones((batch, t2), bool)}
+    return {
+        "emg": rng.standard_normal((batch, 8, T_IN)).astype(np.float32),
+        "emg_2k": rng.standard_normal((batch, 16, t2)).astype(np.float32),
+        "joint_angles": (0.3 * rng.standard_normal((batch, 20, t2))).astype(np.float32),
+        "no_ik_failure": np.ones((batch, t2), bool),
+    }
 
 
 def test_pipeline_shapes_mode1_and_mode2(emg2pose_vars):
@@ -73,7 +75,7 @@ def test_pipeline_matches_emg2pose_on_adapted_emg(emg2pose_vars):
     pipeline = AdapterPipeline(variant_config("interpolation+sinc"), E2P)
     variables = pipeline.init(jax.random.key(0), emg2pose_vars)
     batch = _batch()
-    outputs, _ = jax.jit(lambda v, x: pipeline(v, x))(variables, batch["emg"])
+    outputs, _ = jax.jit(pipeline)(variables, batch["emg"])
     forward = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
     pred, _, _ = forward(E2P, emg2pose_vars, outputs["emg_2k"], batch["joint_angles"], batch["no_ik_failure"], False)
     np.testing.assert_allclose(outputs["angles"], pred, atol=1e-5)
@@ -97,7 +99,8 @@ def test_config_errors_before_compile(monkeypatch):
     with pytest.raises(ValueError, match="factor 2 does not match the sample rates"):
         validate_pipeline(dataclasses.replace(good, upsampler=UpsamplerConfig(factor=2)), E2P)
     eight_channel = dataclasses.replace(
-        E2P, network=TdsNetworkConfig((Conv1dBlockConfig(8, 16, 11, 5),), E2P.network.tds_stages))
+        E2P, network=TdsNetworkConfig((Conv1dBlockConfig(8, 16, 11, 5),), E2P.network.tds_stages)
+    )
     with pytest.raises(ValueError, match="emg2pose expects 8 input channels but the adapter outputs 16"):
         AdapterPipeline(good, eight_channel)
     with pytest.raises(ValueError, match="input EMG has 4 channels but the channel adapter expects 8"):
@@ -107,13 +110,20 @@ def test_config_errors_before_compile(monkeypatch):
     with pytest.raises(ValueError, match="MANO head expects 21 angles"):
         validate_pipeline(dataclasses.replace(good, mano_head=ManoHeadConfig(in_features=21)), E2P)
     pipeline = AdapterPipeline(good, E2P)
-    with pytest.raises(ValueError, match=r"emg: expected 8 channels \(axis 1 of \(batch, channels, time\)\), found 16 \(shape \(2, 16, 40\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"emg: expected 8 channels \(axis 1 of \(batch, channels, time\)\), found 16 \(shape \(2, 16, 40\)\)",
+    ):
         pipeline.check_emg(np.zeros((2, 16, 40), np.float32))
-    with pytest.raises(ValueError, match=r"expected at least 18 samples along axis 2 \(at 500 Hz: emg2pose left context 50 at 2000 Hz"):
+    with pytest.raises(
+        ValueError, match=r"expected at least 18 samples along axis 2 \(at 500 Hz: emg2pose left context 50 at 2000 Hz"
+    ):
         pipeline.check_emg(np.zeros((2, 8, 5), np.float32))
     bad = np.zeros((1, 8, 40), np.float32)
     bad[0, 0, 3] = np.nan
-    with pytest.raises(ValueError, match=r"emg: expected only finite values, found 1 NaN/Inf value\(s\), first at index \(0, 0, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"emg: expected only finite values, found 1 NaN/Inf value\(s\), first at index \(0, 0, 3\)"
+    ):
         pipeline.check_emg(bad)
     with pytest.raises(ValueError, match="emg: expected a floating-point array.*found dtype int32"):
         pipeline.check_emg(np.zeros((2, 8, 40), np.int32))
@@ -128,8 +138,9 @@ def test_config_errors_before_compile(monkeypatch):
 def _run_phase(phase, emg2pose_vars, *, unfreeze_last=False, steps=3, variant="linear+sinc"):
     pipeline = AdapterPipeline(variant_config(variant), E2P)
     variables = pipeline.init(jax.random.key(0), emg2pose_vars)
-    optimizer = make_phase_optimizer(phase, OptimConfig(learning_rate=1e-2), variables["params"], pipeline,
-                                     unfreeze_last_tds_stage=unfreeze_last)
+    optimizer = make_phase_optimizer(
+        phase, OptimConfig(learning_rate=1e-2), variables["params"], pipeline, unfreeze_last_tds_stage=unfreeze_last
+    )
     (state,) = init_states(pipeline, emg2pose_vars, optimizer, [0])
     step = make_train_step(make_adapter_loss_fn(pipeline, tuple(_batch())), optimizer)
     weights = obj.objective_weights("recon+pose").as_array_dict()
@@ -207,7 +218,7 @@ def test_snr_of_known_noisy_copy():
     rng = np.random.default_rng(0)
     target = rng.standard_normal((4, 3, 1000))
     noise = 0.1 * rng.standard_normal(target.shape)
-    expected = 10 * np.log10(np.sum(target ** 2) / np.sum(noise ** 2))
+    expected = 10 * np.log10(np.sum(target**2) / np.sum(noise**2))
     assert obj.snr_db(target + noise, target) == pytest.approx(expected, abs=1e-9)
     assert obj.snr_db(target + noise, target) == pytest.approx(20.0, abs=0.3)  # 10x amplitude ratio
 

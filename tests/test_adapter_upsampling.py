@@ -10,7 +10,8 @@ import numpy as np
 import optax
 import pytest
 import scipy.signal
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emgjax.adapter.channel_adapter import (
     ADAPTER_KINDS,
@@ -87,7 +88,10 @@ def test_learned_upsampler_learns_band_limited_interpolation_from_random_init():
     train_truth = band_limited_noise(rng, 4000, 10, 200, channels=8)
     test_truth = band_limited_noise(rng, 4000, 10, 200, channels=8)
     config = UpsamplerConfig(kind="subpixel", channels=1, init="random", hidden_channels=8)
-    to_batch = lambda truth: (decimate(truth)[:, None, :], truth[:, None, :])  # channels as batch
+
+    def to_batch(truth):
+        return (decimate(truth)[:, None, :], truth[:, None, :])  # channels as batch
+
     train_x, train_y = to_batch(train_truth)
     module, variables = init_apply(config, train_x)
     params = variables["params"]
@@ -216,8 +220,13 @@ def test_conv_adapter_residual_branch_receives_gradients():
     module, variables = init_apply(ChannelAdapterConfig(kind="conv"), x, ChannelAdapter)
 
     def loss(params):
-        out, _ = module.apply({**variables, "params": params}, x, train=True,
-                              rngs={"dropout": jax.random.PRNGKey(1)}, mutable=["batch_stats"])
+        out, _ = module.apply(
+            {**variables, "params": params},
+            x,
+            train=True,
+            rngs={"dropout": jax.random.PRNGKey(1)},
+            mutable=["batch_stats"],
+        )
         return jnp.mean((out - 1.0) ** 2)
 
     grads = jax.grad(loss)(variables["params"])

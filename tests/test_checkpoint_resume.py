@@ -29,7 +29,10 @@ from emgjax.train.logging import MetricsLog, plot_curves  # noqa: E402
 
 
 def _small_state(trainable=None):
-    params = {"encoder": {"kernel": jnp.arange(6.0).reshape(2, 3)}, "head": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)}}
+    params = {
+        "encoder": {"kernel": jnp.arange(6.0).reshape(2, 3)},
+        "head": {"kernel": jnp.ones((3, 2)), "bias": jnp.zeros(2)},
+    }
     tx = make_optimizer(OptimConfig(), params, trainable=trainable)
     return create_train_state(params, tx, 0, {"bn": {"mean": jnp.zeros(3)}})
 
@@ -139,7 +142,15 @@ def test_metrics_log_and_plot(tmp_path):
     path = tmp_path / "logs" / "metrics.jsonl"
     log = MetricsLog(path)
     for step in (1, 2, 3):
-        log.log({"kind": "epoch", "epoch": step, "step": step * 10, "train_loss": 1.0 / step, "val_loss": float("nan") if step == 2 else 2.0 / step})
+        log.log(
+            {
+                "kind": "epoch",
+                "epoch": step,
+                "step": step * 10,
+                "train_loss": 1.0 / step,
+                "val_loss": float("nan") if step == 2 else 2.0 / step,
+            }
+        )
     records = read_metrics(path)
     assert [r["step"] for r in records] == [10, 20, 30] and records[1]["val_loss"] is None
     resumed = MetricsLog(path, keep=lambda r: r["step"] <= 20)
@@ -161,8 +172,9 @@ def test_curves_plot_periodic_and_epoch_validation_as_separate_lines(tmp_path):
     for epoch in (1, 2, 3):
         for step in (100 * epoch - 60, 100 * epoch - 30):  # periodic evaluations inside the epoch
             records.append({"kind": "eval", "step": step, "epoch": epoch - 1, "val_loss": 10.0 - step / 100})
-        records.append({"kind": "epoch", "epoch": epoch, "step": 100 * epoch, "train_loss": 5.0 / epoch,
-                        "val_loss": 50.0 + epoch})  # on another scale: any mixing shows
+        records.append(
+            {"kind": "epoch", "epoch": epoch, "step": 100 * epoch, "train_loss": 5.0 / epoch, "val_loss": 50.0 + epoch}
+        )  # on another scale: any mixing shows
     figure = curves_figure(records)
     (axis,) = figure.axes
     lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in axis.get_lines()}
@@ -191,8 +203,13 @@ def test_failing_early_prints_one_error_not_orbax_thread_tracebacks(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
     for attempt in range(3):  # the thread races with shutdown: before the fix 2 runs in 3 printed tracebacks
-        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"ckpt{attempt}")], capture_output=True,
-                              text=True, env=env, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / f"ckpt{attempt}")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert proc.returncode == 2
         assert proc.stderr == "prog: error: no batches: the data is too short\n", proc.stderr
 
@@ -249,9 +266,17 @@ def test_fit_with_eval_early_stopping_best_checkpoint_and_logs(tmp_path, capsys)
     # Running fit again resumes from the early-stopped checkpoint and does nothing more.
     with Checkpointer(tmp_path / "ckpt", max_to_keep=1, best_metric="val_loss") as checkpointer:
         again = fit(
-            state, train_step, lambda e, p: train_tiny.IndexLoader(data, 8, e, p), mesh=mesh, num_epochs=5,
-            eval_step=eval_step, make_eval_loader=eval_loader, checkpointer=checkpointer,
-            early_stopping=EarlyStopping(patience=1), progress=False, verbose=False,
+            state,
+            train_step,
+            lambda e, p: train_tiny.IndexLoader(data, 8, e, p),
+            mesh=mesh,
+            num_epochs=5,
+            eval_step=eval_step,
+            make_eval_loader=eval_loader,
+            checkpointer=checkpointer,
+            early_stopping=EarlyStopping(patience=1),
+            progress=False,
+            verbose=False,
         )
     assert again.resumed_from_step == 4 and again.stopped_early and again.extra == {"experiment": "tiny"}
     np.testing.assert_array_equal(
@@ -318,10 +343,29 @@ def _run_child(args, env, *, kill_on=None, timeout=420):
 def test_crash_resume_matches_uninterrupted_run(tmp_path):
     env = _child_env(tmp_path / "jax_cache", tmp_path / "init.npz")
     common = ["--epochs", "4", "--every", "2", "--windows", "24", "--batch", "8"]  # 3 steps/epoch, 12 steps
-    code, out = _run_child(["--ckpt", str(tmp_path / "ref_ckpt"), "--out", str(tmp_path / "ref.npz"), "--logs", str(tmp_path / "ref_logs"), *common], env)
+    code, out = _run_child(
+        [
+            "--ckpt",
+            str(tmp_path / "ref_ckpt"),
+            "--out",
+            str(tmp_path / "ref.npz"),
+            "--logs",
+            str(tmp_path / "ref_logs"),
+            *common,
+        ],
+        env,
+    )
     assert code == 0, "\n".join(out)
 
-    args = ["--ckpt", str(tmp_path / "ckpt"), "--out", str(tmp_path / "resumed.npz"), "--logs", str(tmp_path / "logs"), *common]
+    args = [
+        "--ckpt",
+        str(tmp_path / "ckpt"),
+        "--out",
+        str(tmp_path / "resumed.npz"),
+        "--logs",
+        str(tmp_path / "logs"),
+        *common,
+    ]
     code, out = _run_child([*args, "--slow-after", "4"], env, kill_on="SAVED 4")
     assert code == -9, f"expected the run to be killed mid-training, got exit code {code}:\n" + "\n".join(out)
     assert not (tmp_path / "resumed.npz").exists() and "DONE" not in out
@@ -339,6 +383,8 @@ def test_crash_resume_matches_uninterrupted_run(tmp_path):
     for name in reference.files:
         np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)  # bitwise
     # The epoch log of the resumed run (restored running sums, truncated log) equals the reference's.
-    ref_log = [{k: v for k, v in r.items() if k != "time_s"} for r in read_metrics(tmp_path / "ref_logs" / "metrics.jsonl")]
+    ref_log = [
+        {k: v for k, v in r.items() if k != "time_s"} for r in read_metrics(tmp_path / "ref_logs" / "metrics.jsonl")
+    ]
     log = [{k: v for k, v in r.items() if k != "time_s"} for r in read_metrics(tmp_path / "logs" / "metrics.jsonl")]
     assert log == ref_log and len(log) == 4

@@ -33,8 +33,17 @@ needs_torch = pytest.mark.skipif(torch is None, reason="needs torch (the PyTorch
 
 # Small sizes keep every model below ~0.1 M parameters; the structure (and so
 # the state_dict keys) is the published one.
-SMALL = dict(tds_channels=4, feature_width=4, num_blocks=2, tds_out_channels=8, hidden_size=16,
-             num_layers=2, mlp_hidden=16, neuropose_channels=(4, 8, 16), num_residual_blocks=2)
+SMALL = dict(
+    tds_channels=4,
+    feature_width=4,
+    num_blocks=2,
+    tds_out_channels=8,
+    hidden_size=16,
+    num_layers=2,
+    mlp_hidden=16,
+    neuropose_channels=(4, 8, 16),
+    num_residual_blocks=2,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -63,10 +72,20 @@ def test_parameter_counts_match_published_models():
     #   LSTM 84->512 x2: 1,224,704 + 2,101,248, head 512->20: 10,260  = 3,336,212
     #   MLP 84->512->512->20 with LayerNorms                          =   318,484
     #   NeuroPose                                                       = 6,354,903
-    expected = {"tracking_vemg2pose": 5_970_068, "regression_vemg2pose": 5_980_328,
-                "tracking_emg2pose": 2_952_340, "regression_emg2pose": 2_952_340, "regression_neuropose": 6_354_903}
-    facts_millions = {"tracking_vemg2pose": 5.97, "regression_vemg2pose": 5.98,
-                      "tracking_emg2pose": 2.95, "regression_emg2pose": 2.95, "regression_neuropose": 6.35}
+    expected = {
+        "tracking_vemg2pose": 5_970_068,
+        "regression_vemg2pose": 5_980_328,
+        "tracking_emg2pose": 2_952_340,
+        "regression_emg2pose": 2_952_340,
+        "regression_neuropose": 6_354_903,
+    }
+    facts_millions = {
+        "tracking_vemg2pose": 5.97,
+        "regression_vemg2pose": 5.98,
+        "tracking_emg2pose": 2.95,
+        "regression_emg2pose": 2.95,
+        "regression_neuropose": 6.35,
+    }
     for experiment in tr.EXPERIMENTS:
         with torch.device("meta"):  # counts shapes without allocating or initialising
             model = tr.build_torch_model(experiment)
@@ -79,22 +98,42 @@ def test_parameter_counts_match_published_models():
 def test_state_dict_keys_follow_meta_layout():
     keys = {e: set(tr.build_torch_model(e, **SMALL).state_dict()) for e in tr.EXPERIMENTS}
     tds = {
-        "network.layers.0.conv.0.weight", "network.layers.0.norm.weight", "network.layers.1.norm.bias",
-        "network.layers.2.layers.conv1dblock.conv.0.weight", "network.layers.2.layers.conv1dblock.norm.bias",
+        "network.layers.0.conv.0.weight",
+        "network.layers.0.norm.weight",
+        "network.layers.1.norm.bias",
+        "network.layers.2.layers.conv1dblock.conv.0.weight",
+        "network.layers.2.layers.conv1dblock.norm.bias",
         "network.layers.2.layers.tds_block.tds_conv_blocks.0.conv2d.weight",
         "network.layers.2.layers.tds_block.tds_conv_blocks.0.layer_norm.weight",
         "network.layers.2.layers.tds_block.tds_conv_blocks.1.fc_block.2.bias",
         "network.layers.3.layers.tds_block.tds_conv_blocks.3.layer_norm.bias",
         "network.layers.3.linear_layer.weight",
     }
-    lstm = {"decoder.lstm.weight_ih_l0", "decoder.lstm.weight_hh_l1", "decoder.lstm.bias_ih_l1",
-            "decoder.lstm.bias_hh_l0", "decoder.mlp_out.1.weight", "decoder.mlp_out.1.bias"}
-    mlp = {"decoder.mlp.0.weight", "decoder.mlp.1.weight", "decoder.mlp.3.bias", "decoder.mlp.4.bias",
-           "decoder.mlp.6.weight"}
-    neuropose = {"network.network.0.network.0.weight", "network.network.0.network.1.running_var",
-                 "network.network.0.network.1.num_batches_tracked", "network.network.3.network.4.weight",
-                 "network.network.5.network.0.bias", "network.network.7.network.1.running_mean",
-                 "network.linear.weight", "network.linear.bias"}
+    lstm = {
+        "decoder.lstm.weight_ih_l0",
+        "decoder.lstm.weight_hh_l1",
+        "decoder.lstm.bias_ih_l1",
+        "decoder.lstm.bias_hh_l0",
+        "decoder.mlp_out.1.weight",
+        "decoder.mlp_out.1.bias",
+    }
+    mlp = {
+        "decoder.mlp.0.weight",
+        "decoder.mlp.1.weight",
+        "decoder.mlp.3.bias",
+        "decoder.mlp.4.bias",
+        "decoder.mlp.6.weight",
+    }
+    neuropose = {
+        "network.network.0.network.0.weight",
+        "network.network.0.network.1.running_var",
+        "network.network.0.network.1.num_batches_tracked",
+        "network.network.3.network.4.weight",
+        "network.network.5.network.0.bias",
+        "network.network.7.network.1.running_mean",
+        "network.linear.weight",
+        "network.linear.bias",
+    }
     assert tds | lstm <= keys["tracking_vemg2pose"]
     assert tds | lstm <= keys["regression_vemg2pose"]
     assert tds | mlp <= keys["tracking_emg2pose"]
@@ -127,8 +166,8 @@ def test_tds_context_and_output_shapes():
         span = time - model.left_context
         assert pred.shape == target.shape == (2, 20, span)
         assert out_mask.shape == (2, span) and out_mask.dtype == bool
-        np.testing.assert_array_equal(target, angles[..., model.left_context:])
-        np.testing.assert_array_equal(out_mask, mask[..., model.left_context:])
+        np.testing.assert_array_equal(target, angles[..., model.left_context :])
+        np.testing.assert_array_equal(out_mask, mask[..., model.left_context :])
         assert np.isfinite(pred).all() and np.abs(pred).max() > 0
 
 
@@ -161,11 +200,17 @@ def test_velocity_rollout_starts_from_initial_pose():
         model.decoder.mlp_out[1].bias.zero_()
     rng = np.random.default_rng(3)
     angles = rng.standard_normal((2, 20, 2790), dtype=np.float32)
-    pred, _, _ = tr.torch_forward(model, rng.standard_normal((2, 16, 2790), dtype=np.float32), angles,
-                                  np.ones((2, 2790), bool), provide_initial_pos=True)
+    pred, _, _ = tr.torch_forward(
+        model,
+        rng.standard_normal((2, 16, 2790), dtype=np.float32),
+        angles,
+        np.ones((2, 2790), bool),
+        provide_initial_pos=True,
+    )
     np.testing.assert_allclose(pred, np.broadcast_to(angles[..., 1790:1791], pred.shape), rtol=0, atol=1e-6)
-    pred0, _, _ = tr.torch_forward(model, np.zeros((2, 16, 2790)), angles, np.ones((2, 2790), bool),
-                                   provide_initial_pos=False)
+    pred0, _, _ = tr.torch_forward(
+        model, np.zeros((2, 16, 2790)), angles, np.ones((2, 2790), bool), provide_initial_pos=False
+    )
     np.testing.assert_array_equal(pred0, 0.0)
 
 
@@ -182,8 +227,7 @@ def test_vemg2pose_uses_positions_then_velocities():
     assert steps.shape == (20, 50)
     scale = 0.01
     # round(500 * 50 / 2000) = round(12.5) = 12 position steps, then integration.
-    expected = [position * scale if t < 12 else position * scale + (t - 11) * velocity * scale
-                for t in range(50)]
+    expected = [position * scale if t < 12 else position * scale + (t - 11) * velocity * scale for t in range(50)]
     torch.testing.assert_close(steps, torch.stack(expected, dim=-1), rtol=1e-5, atol=1e-6)
 
 
@@ -192,7 +236,7 @@ def test_resampling_follows_meta():
     class _FixedFeatures(torch.nn.Module):
         """Stands in for the TDS network: returns given features, keeps its context."""
 
-        def __init__(self, features: "torch.Tensor", left_context: int):
+        def __init__(self, features: torch.Tensor, left_context: int):
             super().__init__()
             self.features, self.left_context, self.right_context = features, left_context, 0
 
@@ -209,15 +253,18 @@ def test_resampling_follows_meta():
     for c in range(3):
         # float64 round-off of torch's position arithmetic differs from np.interp's by ~1e-15;
         # a wrong align_corners convention would differ by ~1e-2.
-        np.testing.assert_allclose(steps[0, c].numpy(), np.interp(source, np.arange(17), features[0, c].numpy()),
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            steps[0, c].numpy(), np.interp(source, np.arange(17), features[0, c].numpy()), rtol=1e-10, atol=1e-12
+        )
     # Rollout steps -> target samples: linear, align_corners=False (half-pixel
     # centres, clamped at the ends); the mask by nearest neighbour.
     rollout = torch.randn(1, 20, 25, dtype=torch.float64)  # float64: compare the rule, not rounding
     model._predict_pose = lambda emg, initial_pos: rollout
     mask = torch.rand(1, 2790) > 0.5
-    pred, _, out_mask = model({"emg": torch.zeros(1, 16, 2790), "joint_angles": torch.zeros(1, 20, 2790),
-                               "no_ik_failure": mask}, provide_initial_pos=False)
+    pred, _, out_mask = model(
+        {"emg": torch.zeros(1, 16, 2790), "joint_angles": torch.zeros(1, 20, 2790), "no_ik_failure": mask},
+        provide_initial_pos=False,
+    )
     source = np.clip((np.arange(1000) + 0.5) * 25 / 1000 - 0.5, 0, 24)
     expected = np.stack([np.interp(source, np.arange(25), rollout[0, j].numpy()) for j in range(20)])
     np.testing.assert_allclose(pred[0].numpy(), expected, rtol=1e-10, atol=1e-12)
@@ -248,20 +295,39 @@ def test_randomize_is_seeded_and_moves_norms_from_defaults():
 # Reading checkpoints (torch-free: files from ckpt_fixtures)
 # --------------------------------------------------------------------------- #
 
-HPARAMS = {"network_conf": {"_target_": "emg2pose.pose_modules.StatePoseModule", "rollout_freq": 50,
-                            "decoder": {"_target_": "emg2pose.networks.SequentialLSTM", "hidden_size": 16}},
-           "optimizer_conf": {"_target_": "torch.optim.Adam", "lr": 0.001}, "lr_scheduler_conf": None,
-           "provide_initial_pos": True, "loss_weights": {"mae": 1.0, "fingertip_distance": 0.01}}
-LIGHTNING_KEYS = ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks",
-                  "optimizer_states", "lr_schedulers", "hparams_name", "hyper_parameters")
+HPARAMS = {
+    "network_conf": {
+        "_target_": "emg2pose.pose_modules.StatePoseModule",
+        "rollout_freq": 50,
+        "decoder": {"_target_": "emg2pose.networks.SequentialLSTM", "hidden_size": 16},
+    },
+    "optimizer_conf": {"_target_": "torch.optim.Adam", "lr": 0.001},
+    "lr_scheduler_conf": None,
+    "provide_initial_pos": True,
+    "loss_weights": {"mae": 1.0, "fingertip_distance": 0.01},
+}
+LIGHTNING_KEYS = (
+    "epoch",
+    "global_step",
+    "pytorch-lightning_version",
+    "state_dict",
+    "loops",
+    "callbacks",
+    "optimizer_states",
+    "lr_schedulers",
+    "hparams_name",
+    "hyper_parameters",
+)
 
 
 def _weights(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"model.network.conv.weight": rng.standard_normal((4, 3, 5), dtype=np.float32),
-            "model.network.conv.bias": rng.standard_normal(4, dtype=np.float32),
-            "model.decoder.norm.running_var": rng.random(4) + 0.5,  # float64 buffer
-            "model.decoder.norm.num_batches_tracked": np.array(7, np.int64)}
+    return {
+        "model.network.conv.weight": rng.standard_normal((4, 3, 5), dtype=np.float32),
+        "model.network.conv.bias": rng.standard_normal(4, dtype=np.float32),
+        "model.decoder.norm.running_var": rng.random(4) + 0.5,  # float64 buffer
+        "model.decoder.norm.num_batches_tracked": np.array(7, np.int64),
+    }
 
 
 def test_lightning_checkpoint_round_trip(tmp_path):
@@ -295,25 +361,39 @@ def test_shared_storages_views_and_odd_values(tmp_path):
     base = storages.tensor(base_values)
     one = storages.tensor(np.ones(3, np.float32))
     state = {
-        "tied_a": base, "tied_b": base,                                             # the same tensor twice
-        "column": F.Tensor(base.storage, 3, (6,), (10,)),                             # base[:, 3]
-        "block": F.Tensor(base.storage, 21, (3, 3), (3, 10)),                         # base[2:5, 1:8:3].T
-        "expanded": F.Tensor(one.storage, 0, (3, 4), (1, 0)),                         # ones(3, 1).expand(3, 4)
+        "tied_a": base,
+        "tied_b": base,  # the same tensor twice
+        "column": F.Tensor(base.storage, 3, (6,), (10,)),  # base[:, 3]
+        "block": F.Tensor(base.storage, 21, (3, 3), (3, 10)),  # base[2:5, 1:8:3].T
+        "expanded": F.Tensor(one.storage, 0, (3, 4), (1, 0)),  # ones(3, 1).expand(3, 4)
         "scalar": storages.tensor(np.array(2.5, np.float32)),
         "empty": storages.tensor(np.zeros((0, 3), np.float32)),
         "param": F.Parameter(storages.tensor(np.full(2, -1.0, np.float32))),
     }
-    expected = {"tied_a": base_values, "tied_b": base_values, "column": base_values[:, 3],
-                "block": base_values[2:5, 1:8:3].T, "expanded": np.ones((3, 4), np.float32),
-                "scalar": np.array(2.5, np.float32), "empty": np.zeros((0, 3), np.float32),
-                "param": np.full(2, -1.0, np.float32)}
-    hparams = {"path": F.Reduce(F.Global("pathlib", "PosixPath"), ("/data/run",)),
-               "device": F.Reduce(F.Global("torch", "device"), ("cuda", 1)),
-               "dtype": F.Global("torch", "bfloat16"), "size": F.Reduce(F.Global("torch", "Size"), ((2, 3),)),
-               "blob": b"\x00\x01", "numbers": {1, 2}, "pair": (1, 2.0), "np_scalar": np.float32(1.5),
-               "tensor": storages.tensor(np.array([1, 2], np.int32))}
-    path = F.write_checkpoint(tmp_path / "odd.ckpt", {"state_dict": F.state_dict(state), "hyper_parameters": hparams},
-                              storages)
+    expected = {
+        "tied_a": base_values,
+        "tied_b": base_values,
+        "column": base_values[:, 3],
+        "block": base_values[2:5, 1:8:3].T,
+        "expanded": np.ones((3, 4), np.float32),
+        "scalar": np.array(2.5, np.float32),
+        "empty": np.zeros((0, 3), np.float32),
+        "param": np.full(2, -1.0, np.float32),
+    }
+    hparams = {
+        "path": F.Reduce(F.Global("pathlib", "PosixPath"), ("/data/run",)),
+        "device": F.Reduce(F.Global("torch", "device"), ("cuda", 1)),
+        "dtype": F.Global("torch", "bfloat16"),
+        "size": F.Reduce(F.Global("torch", "Size"), ((2, 3),)),
+        "blob": b"\x00\x01",
+        "numbers": {1, 2},
+        "pair": (1, 2.0),
+        "np_scalar": np.float32(1.5),
+        "tensor": storages.tensor(np.array([1, 2], np.int32)),
+    }
+    path = F.write_checkpoint(
+        tmp_path / "odd.ckpt", {"state_dict": F.state_dict(state), "hyper_parameters": hparams}, storages
+    )
     ckpt = read_lightning_checkpoint(path)
     for key, want in expected.items():
         got = ckpt.state_dict[key]
@@ -329,8 +409,7 @@ def test_shared_storages_views_and_odd_values(tmp_path):
     np.testing.assert_array_equal(hp["tensor"], np.array([1, 2], np.int32))
 
 
-_DTYPES = ["float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool",
-           "complex64"]
+_DTYPES = ["float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool", "complex64"]
 
 
 @st.composite
@@ -344,8 +423,13 @@ def _tensor_views(draw):
         bits = (values.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
         raw, base = bits, (bits.astype(np.uint32) << 16).view(np.float32)
     else:
-        base = values > 0 if dtype == "bool" else np.abs(values).astype(dtype) if dtype == "uint8" \
+        base = (
+            values > 0
+            if dtype == "bool"
+            else np.abs(values).astype(dtype)
+            if dtype == "uint8"
             else values.astype(dtype)
+        )
         raw = base
     view_kind = draw(st.sampled_from(["plain", "transpose", "step", "offset"]))
     index = np.arange(base.size).reshape(shape)  # element offsets into the storage
@@ -358,8 +442,11 @@ def _tensor_views(draw):
     offset = int(index.flat[0]) if index.size else 0
     stride = tuple(s // index.itemsize for s in index.strides)
     storages = F.Storages()
-    storage = storages.add(raw.astype(raw.dtype.newbyteorder("<")).tobytes(),
-                           "BFloat16Storage" if dtype == "bfloat16" else F.STORAGE_CLASSES[raw.dtype], raw.size)
+    storage = storages.add(
+        raw.astype(raw.dtype.newbyteorder("<")).tobytes(),
+        "BFloat16Storage" if dtype == "bfloat16" else F.STORAGE_CLASSES[raw.dtype],
+        raw.size,
+    )
     return base.reshape(-1)[index], storages, F.Tensor(storage, offset, index.shape, stride)
 
 
@@ -373,14 +460,15 @@ def test_random_tensor_views_round_trip(tmp_path, view):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("dtype,storage_class", [("f4", "FloatStorage"), ("f8", "DoubleStorage"),
-                                                 ("i8", "LongStorage"), ("f2", "HalfStorage")])
+@pytest.mark.parametrize(
+    ("dtype", "storage_class"),
+    [("f4", "FloatStorage"), ("f8", "DoubleStorage"), ("i8", "LongStorage"), ("f2", "HalfStorage")],
+)
 def test_big_endian_archives_are_byte_swapped(tmp_path, dtype, storage_class):
     values = np.arange(-3, 5).astype(dtype)
     storage = F.Storage("7", storage_class, values.size)
     obj = {"state_dict": {"x": F.Tensor(storage, 0, (2, 4), (4, 1))}}
-    path = F.write_checkpoint(tmp_path / "be.ckpt", obj, {"7": values.astype(">" + dtype).tobytes()},
-                              byteorder="big")
+    path = F.write_checkpoint(tmp_path / "be.ckpt", obj, {"7": values.astype(">" + dtype).tobytes()}, byteorder="big")
     got = read_lightning_checkpoint(path).state_dict["x"]
     np.testing.assert_array_equal(got, values.reshape(2, 4))
     assert got.dtype.isnative
@@ -389,19 +477,35 @@ def test_big_endian_archives_are_byte_swapped(tmp_path, dtype, storage_class):
 
 
 def test_omegaconf_interpolations_are_resolved(tmp_path):
-    root = F.omegaconf({
-        "data": {"window": 11790, "name": "emg"},
-        "module": {"window": "${data.window}", "tag": "w${data.window}_${.rate}", "rate": 50,
-                   "list": [1, "${..rate}", {"deep": "${module.rate}"}], "none": None,
-                   "missing": "???", "env": "${oc.env:HOME}", "sub": "${data}"},
-    })
+    root = F.omegaconf(
+        {
+            "data": {"window": 11790, "name": "emg"},
+            "module": {
+                "window": "${data.window}",
+                "tag": "w${data.window}_${.rate}",
+                "rate": 50,
+                "list": [1, "${..rate}", {"deep": "${module.rate}"}],
+                "none": None,
+                "missing": "???",
+                "env": "${oc.env:HOME}",
+                "sub": "${data}",
+            },
+        }
+    )
     module = root.state["_content"]["module"]
     storages = F.Storages()
     obj = {"state_dict": {"w": storages.tensor(np.ones(1, np.float32))}, "hyper_parameters": {"module": module}}
     got = read_lightning_checkpoint(F.write_checkpoint(tmp_path / "i.ckpt", obj, storages)).hyper_parameters
-    assert got["module"] == {"window": 11790, "tag": "w11790_50", "rate": 50, "list": [1, 50, {"deep": 50}],
-                             "none": None, "missing": "???", "env": "${oc.env:HOME}",
-                             "sub": {"window": 11790, "name": "emg"}}
+    assert got["module"] == {
+        "window": 11790,
+        "tag": "w11790_50",
+        "rate": 50,
+        "list": [1, 50, {"deep": 50}],
+        "none": None,
+        "missing": "???",
+        "env": "${oc.env:HOME}",
+        "sub": {"window": 11790, "name": "emg"},
+    }
 
 
 def test_reader_does_not_import_torch_or_omegaconf(tmp_path):
@@ -423,12 +527,22 @@ def test_reader_does_not_import_torch_or_omegaconf(tmp_path):
 def test_unused_unsupported_tensors_do_not_matter(tmp_path):
     # Optimizer states are never materialised, so an odd dtype there is fine; the same in the state_dict is refused.
     storages = F.Storages()
-    float8 = F.Reduce(F.Global("torch._utils", "_rebuild_tensor_v3"),
-                      (storages.add(bytes(3), "torch.storage.UntypedStorage", 3), 0, (3,), (1,), False,
-                       collections.OrderedDict(), F.Global("torch", "float8_e5m2")))
+    float8 = F.Reduce(
+        F.Global("torch._utils", "_rebuild_tensor_v3"),
+        (
+            storages.add(bytes(3), "torch.storage.UntypedStorage", 3),
+            0,
+            (3,),
+            (1,),
+            False,
+            collections.OrderedDict(),
+            F.Global("torch", "float8_e5m2"),
+        ),
+    )
     w = storages.tensor(np.ones(2, np.float32))
-    ok = F.write_checkpoint(tmp_path / "opt.ckpt", {"state_dict": {"w": w},
-                                                    "optimizer_states": [{"state": {0: {"buf": float8}}}]}, storages)
+    ok = F.write_checkpoint(
+        tmp_path / "opt.ckpt", {"state_dict": {"w": w}, "optimizer_states": [{"state": {0: {"buf": float8}}}]}, storages
+    )
     np.testing.assert_array_equal(read_lightning_checkpoint(ok).state_dict["w"], np.ones(2, np.float32))
     bad = F.write_checkpoint(tmp_path / "f8.ckpt", {"state_dict": {"w": float8}}, storages)
     with pytest.raises(CheckpointError, match=r"f8\.ckpt: state_dict entry 'w' has unsupported dtype 'float8_e5m2'"):
@@ -448,28 +562,58 @@ def test_hand_made_checkpoint_reads_like_torch_save(tmp_path):
     hand = F.write_lightning_checkpoint(tmp_path / "twin.ckpt", weights, HPARAMS)
 
     experiment = "tracking_vemg2pose"
-    params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) if v.dtype.kind == "f" else torch.from_numpy(v.copy())
-              for k, v in weights.items()}
+    params = {
+        k: torch.nn.Parameter(torch.from_numpy(v.copy())) if v.dtype.kind == "f" else torch.from_numpy(v.copy())
+        for k, v in weights.items()
+    }
     state = collections.OrderedDict(params)
     state._metadata = collections.OrderedDict([("", {"version": 1})])
     score = torch.tensor(0.3125)
     best_path = f"/checkpoints/{experiment}/epoch=3-step=120.ckpt"
     floats = [k for k, v in weights.items() if v.dtype.kind == "f"]
-    adam = {i: {"step": torch.tensor(1.0), "exp_avg": torch.full(weights[k].shape, 1e-4),
-                "exp_avg_sq": torch.full(weights[k].shape, 1e-8)} for i, k in enumerate(floats)}
-    root = OmegaConf.create({"experiment": experiment, "module": HPARAMS,
-                             "data_module": {"window_length": 11790, "padding": [0, 0]}})
+    adam = {
+        i: {
+            "step": torch.tensor(1.0),
+            "exp_avg": torch.full(weights[k].shape, 1e-4),
+            "exp_avg_sq": torch.full(weights[k].shape, 1e-8),
+        }
+        for i, k in enumerate(floats)
+    }
+    root = OmegaConf.create(
+        {"experiment": experiment, "module": HPARAMS, "data_module": {"window_length": 11790, "padding": [0, 0]}}
+    )
     checkpoint = {
-        "epoch": 3, "global_step": 120, "pytorch-lightning_version": "1.9.5", "state_dict": state,
+        "epoch": 3,
+        "global_step": 120,
+        "pytorch-lightning_version": "1.9.5",
+        "state_dict": state,
         "loops": {"fit_loop": {"state_dict": {}, "epoch_loop.state_dict": {"_batches_that_stepped": 120}}},
-        "callbacks": {"ModelCheckpoint{'monitor': 'val_loss', 'mode': 'min'}": {
-            "monitor": "val_loss", "best_model_score": score, "best_model_path": best_path,
-            "dirpath": pathlib.PosixPath("/checkpoints", experiment),
-            "best_k_models": collections.OrderedDict([(best_path, score)])}},
-        "optimizer_states": [{"state": adam, "param_groups": [
-            {"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-08, "weight_decay": 0, "amsgrad": False,
-             "params": list(range(len(floats)))}]}],
-        "lr_schedulers": [], "hparams_name": "kwargs",
+        "callbacks": {
+            "ModelCheckpoint{'monitor': 'val_loss', 'mode': 'min'}": {
+                "monitor": "val_loss",
+                "best_model_score": score,
+                "best_model_path": best_path,
+                "dirpath": pathlib.PosixPath("/checkpoints", experiment),
+                "best_k_models": collections.OrderedDict([(best_path, score)]),
+            }
+        },
+        "optimizer_states": [
+            {
+                "state": adam,
+                "param_groups": [
+                    {
+                        "lr": 0.001,
+                        "betas": (0.9, 0.999),
+                        "eps": 1e-08,
+                        "weight_decay": 0,
+                        "amsgrad": False,
+                        "params": list(range(len(floats))),
+                    }
+                ],
+            }
+        ],
+        "lr_schedulers": [],
+        "hparams_name": "kwargs",
         "hyper_parameters": {k: (root.module[k] if isinstance(v, (dict, list)) else v) for k, v in HPARAMS.items()},
     }
     real = tmp_path / "twin_torch.ckpt"
@@ -478,10 +622,13 @@ def test_hand_made_checkpoint_reads_like_torch_save(tmp_path):
     def layout(path):
         with zipfile.ZipFile(path) as zf:
             names = [n.split("/", 1)[1] for n in zf.namelist()]
-            globals_ = {arg for op, arg, _ in pickletools.genops(zf.read(f"{Path(path).stem}/data.pkl"))
-                        if op.name == "GLOBAL"}
-            records = {n: zf.read(f"{Path(path).stem}/{n}") for n in (".format_version", ".storage_alignment",
-                                                                         "byteorder", "version")}
+            globals_ = {
+                arg for op, arg, _ in pickletools.genops(zf.read(f"{Path(path).stem}/data.pkl")) if op.name == "GLOBAL"
+            }
+            records = {
+                n: zf.read(f"{Path(path).stem}/{n}")
+                for n in (".format_version", ".storage_alignment", "byteorder", "version")
+            }
         return names, globals_, records
 
     hand_names, hand_globals, hand_records = layout(hand)
@@ -499,7 +646,8 @@ def test_hand_made_checkpoint_reads_like_torch_save(tmp_path):
     interp = OmegaConf.create({"d": {"w": 3}, "m": {"a": "${d.w}", "b": "x${.a}", "l": [1, "${..a}"]}})
     torch.save({"state_dict": {"w": torch.ones(1)}, "hyper_parameters": {"m": interp.m}}, tmp_path / "i.ckpt")
     assert read_lightning_checkpoint(tmp_path / "i.ckpt").hyper_parameters["m"] == OmegaConf.to_container(
-        interp.m, resolve=True)
+        interp.m, resolve=True
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -522,8 +670,19 @@ def _hostile_calls(sentinel: Path) -> dict[str, F.Reduce]:
     }
 
 
-@pytest.mark.parametrize("name", ["posix.system", "os.system", "builtins.eval", "builtins.exec", "subprocess.Popen",
-                                  "builtins.getattr", "builtins.__import__", "io.open"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "posix.system",
+        "os.system",
+        "builtins.eval",
+        "builtins.exec",
+        "subprocess.Popen",
+        "builtins.getattr",
+        "builtins.__import__",
+        "io.open",
+    ],
+)
 @pytest.mark.parametrize("where", ["top", "nested"])
 def test_hostile_pickles_are_refused_without_running(tmp_path, name, where):
     sentinel = tmp_path / "pwned"
@@ -534,8 +693,9 @@ def test_hostile_pickles_are_refused_without_running(tmp_path, name, where):
         assert sentinel.exists()
         sentinel.unlink()
     state, storages = F.small_state()
-    payload = evil if where == "top" else {
-        "state_dict": state, "hyper_parameters": {"network_conf": {"_target_": evil}}}
+    payload = (
+        evil if where == "top" else {"state_dict": state, "hyper_parameters": {"network_conf": {"_target_": evil}}}
+    )
     path = F.write_checkpoint(tmp_path / "evil.ckpt", payload, storages)
     with pytest.raises(CheckpointError, match="refused to load global") as info:
         read_lightning_checkpoint(path)
@@ -547,14 +707,14 @@ def test_hostile_pickles_are_refused_without_running(tmp_path, name, where):
 
 def test_reduce_on_allowed_but_wrong_callables_is_refused(tmp_path):
     def read(name, obj):
-        return read_lightning_checkpoint(F.write_checkpoint(tmp_path / name, pickle_bytes=obj if isinstance(
-            obj, bytes) else F.dumps(obj)))
+        return read_lightning_checkpoint(
+            F.write_checkpoint(tmp_path / name, pickle_bytes=obj if isinstance(obj, bytes) else F.dumps(obj))
+        )
 
     # GLOBAL <allowed function>, then BUILD with slot state that would rewrite
     # its __defaults__: must be refused, not applied.
     # state = (None, {"__defaults__": (None,)})
-    build_attack = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n"
-                    b"N}X\x0c\x00\x00\x00__defaults__N\x85s\x86b.")
+    build_attack = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x0c\x00\x00\x00__defaults__N\x85s\x86b."
     with pytest.raises(CheckpointError, match="refused to set state"):
         read("b.ckpt", build_attack)
 
@@ -578,11 +738,15 @@ def test_reduce_on_allowed_but_wrong_callables_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"s\.ckpt: refused str\(\) of list"):
         read("s.ckpt", F.Reduce(F.Global("__builtin__", "str"), (F.shared_reference_bomb(40),)))
     with pytest.raises(CheckpointError, match=r"t\.ckpt: refused tensor rebuild function"):
-        read("t.ckpt", F.Reduce(F.Global("torch._tensor", "_rebuild_from_type_v2"),
-                                (F.Global("__builtin__", "dict"), F.Global("torch", "Tensor"), (), {})))
+        read(
+            "t.ckpt",
+            F.Reduce(
+                F.Global("torch._tensor", "_rebuild_from_type_v2"),
+                (F.Global("__builtin__", "dict"), F.Global("torch", "Tensor"), (), {}),
+            ),
+        )
     with pytest.raises(CheckpointError, match="refused to load global 'collections.ChainMap'"):
-        read("u.ckpt", {"state_dict": {}, "hyper_parameters": {"x": F.Reduce(F.Global("collections", "ChainMap"),
-                                                                                ())}})
+        read("u.ckpt", {"state_dict": {}, "hyper_parameters": {"x": F.Reduce(F.Global("collections", "ChainMap"), ())}})
 
 
 def _bomb_checkpoint(tmp_path, name, hyper_parameters) -> Path:
@@ -620,8 +784,11 @@ def test_hash_bombs_are_refused_before_hashing(tmp_path):
         "counter": F.Reduce(F.Global("collections", "Counter"), ([bomb],)),
     }
     for name, payload in payloads.items():
-        with pytest.raises(CheckpointError, match=rf"{name}\.ckpt: expected a dict key or set element of at most "
-                                                  "10000 elements"):
+        with pytest.raises(
+            CheckpointError,
+            match=rf"{name}\.ckpt: expected a dict key or set element of at most "
+            "10000 elements",
+        ):
             read_lightning_checkpoint(_bomb_checkpoint(tmp_path, f"{name}.ckpt", payload))
     deep: tuple = (0,)
     for _ in range(150):  # not shared, only deep
@@ -678,8 +845,11 @@ def test_missing_random_and_legacy_files(tmp_path):
 
 def test_truncated_checkpoint(tmp_path):
     storages = F.Storages()
-    path = F.write_checkpoint(tmp_path / "t.ckpt", {"state_dict": {"w": storages.tensor(
-        np.random.default_rng(0).standard_normal((64, 64), dtype=np.float32))}}, storages)
+    path = F.write_checkpoint(
+        tmp_path / "t.ckpt",
+        {"state_dict": {"w": storages.tensor(np.random.default_rng(0).standard_normal((64, 64), dtype=np.float32))}},
+        storages,
+    )
     data = path.read_bytes()
     for cut in (len(data) // 2, len(data) - 10):
         short = tmp_path / f"cut{cut}.ckpt"
@@ -694,8 +864,7 @@ def test_archive_structure_errors(tmp_path):
     four_floats = np.ones(4, "<f4").tobytes()
 
     def refused(name, pattern, obj=obj, storages=None, **kwargs):
-        path = F.write_checkpoint(tmp_path / name, obj, {"0": four_floats} if storages is None else storages,
-                                  **kwargs)
+        path = F.write_checkpoint(tmp_path / name, obj, {"0": four_floats} if storages is None else storages, **kwargs)
         with pytest.raises(CheckpointError, match=pattern) as info:
             read_lightning_checkpoint(path)
         assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
@@ -704,30 +873,40 @@ def test_archive_structure_errors(tmp_path):
     refused("np.ckpt", "no data\\.pkl among", with_pickle=False)
     refused("ns.ckpt", "storage '0' .*'ns/data/0' is missing", storages={})
     refused("ss.ckpt", "storage '0' .*needs 16 bytes .* holds 10", storages={"0": four_floats[:10]})
-    refused("ob.ckpt", "state_dict entry 'w' .*reaches element 5 .*holds 4",
-            obj={"state_dict": {"w": F.Tensor(storage, 2, (2, 2), (2, 1))}})
-    refused("ex.ckpt", "repeats its 4 storage elements into 1099511627776; refusing",
-            obj={"state_dict": {"w": F.Tensor(storage, 0, (1 << 20, 1 << 20), (0, 0))}})
+    refused(
+        "ob.ckpt",
+        "state_dict entry 'w' .*reaches element 5 .*holds 4",
+        obj={"state_dict": {"w": F.Tensor(storage, 2, (2, 2), (2, 1))}},
+    )
+    refused(
+        "ex.ckpt",
+        "repeats its 4 storage elements into 1099511627776; refusing",
+        obj={"state_dict": {"w": F.Tensor(storage, 0, (1 << 20, 1 << 20), (0, 0))}},
+    )
     refused("bo.ckpt", "byteorder 'little' or 'big', found 'middle'", byteorder="middle")
     refused("gp.ckpt", "data\\.pkl is not a valid checkpoint pickle", pickle_bytes=b"\x80\x02}q\x00(X\x01")
-    refused("two.ckpt", "expected one '<archive>/data.pkl', found 2",
-            extra_entries={"other/data.pkl": F.dumps(obj)})
+    refused("two.ckpt", "expected one '<archive>/data.pkl', found 2", extra_entries={"other/data.pkl": F.dumps(obj)})
 
 
-@pytest.mark.parametrize("size,stride,offset,pattern", [
-    ((-1, 2), (2, 1), 0, r"expected a tuple of at most 64 non-negative ints as tensor size, found \(-1, 2\)"),
-    ((2, 2), (-2, 1), 0, r"expected 2 non-negative int strides, found \(-2, 1\)"),
-    ((2,), (1,), -1, r"expected a non-negative int storage offset, found -1"),
-    ((1 << 62, 1 << 62), (1, 1), 0, r"reaches element 9223372036854775806 but its storage '0' holds 4"),
-    ((2,), (1 << 62,), 0, r"reaches element 4611686018427387904 but its storage '0' holds 4"),
-    ((2,) * 65, (0,) * 65, 0, r"expected a tuple of at most 64"),
-    ((2,), (1, 1), 0, r"expected 1 non-negative int strides"),
-    ([2], (1,), 0, r"expected a tuple of at most 64 non-negative ints as tensor size, found \[2\]"),
-])
+@pytest.mark.parametrize(
+    ("size", "stride", "offset", "pattern"),
+    [
+        ((-1, 2), (2, 1), 0, r"expected a tuple of at most 64 non-negative ints as tensor size, found \(-1, 2\)"),
+        ((2, 2), (-2, 1), 0, r"expected 2 non-negative int strides, found \(-2, 1\)"),
+        ((2,), (1,), -1, r"expected a non-negative int storage offset, found -1"),
+        ((1 << 62, 1 << 62), (1, 1), 0, r"reaches element 9223372036854775806 but its storage '0' holds 4"),
+        ((2,), (1 << 62,), 0, r"reaches element 4611686018427387904 but its storage '0' holds 4"),
+        ((2,) * 65, (0,) * 65, 0, r"expected a tuple of at most 64"),
+        ((2,), (1, 1), 0, r"expected 1 non-negative int strides"),
+        ([2], (1,), 0, r"expected a tuple of at most 64 non-negative ints as tensor size, found \[2\]"),
+    ],
+)
 def test_bad_sizes_strides_and_offsets(tmp_path, size, stride, offset, pattern):
     storage = F.Storage("0", "FloatStorage", 4)
-    tensor = F.Reduce(F.Global("torch._utils", "_rebuild_tensor_v2"),
-                      (storage, offset, size, stride, False, collections.OrderedDict()))
+    tensor = F.Reduce(
+        F.Global("torch._utils", "_rebuild_tensor_v2"),
+        (storage, offset, size, stride, False, collections.OrderedDict()),
+    )
     path = F.write_checkpoint(tmp_path / "s.ckpt", {"state_dict": {"w": tensor}}, {"0": np.ones(4, "<f4").tobytes()})
     with pytest.raises(CheckpointError, match=pattern):
         read_lightning_checkpoint(path)
@@ -739,13 +918,19 @@ def test_declared_sizes_the_file_cannot_hold(tmp_path, monkeypatch):
     obj = {"state_dict": {"w": F.Tensor(huge, 0, (1 << 28,), (1,))}}
     path = F.write_checkpoint(tmp_path / "gb.ckpt", obj, {"0": np.ones(4, "<f4").tobytes()})
     assert path.stat().st_size < 2048
-    with pytest.raises(CheckpointError, match=r"gb\.ckpt: storage '0' \(FloatStorage, 268435456 elements\) needs "
-                                              r"1073741824 bytes but its archive entry holds 16"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"gb\.ckpt: storage '0' \(FloatStorage, 268435456 elements\) needs "
+        r"1073741824 bytes but its archive entry holds 16",
+    ):
         read_lightning_checkpoint(path)
     # The same with a forged zip directory that claims the entry holds 1 GB.
     F.forge_entry_size(path, "gb/data/0", 1 << 30)
-    with pytest.raises(CheckpointError, match=r"'gb/data/0' declares 1073741824 bytes but, stored uncompressed with "
-                                              r"16 compressed bytes in a \d+-byte file, can hold at most 16"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"'gb/data/0' declares 1073741824 bytes but, stored uncompressed with "
+        r"16 compressed bytes in a \d+-byte file, can hold at most 16",
+    ):
         read_lightning_checkpoint(path)
     deflated = F.write_checkpoint(tmp_path / "df.ckpt", obj, {"0": bytes(64)}, compression=zipfile.ZIP_DEFLATED)
     F.forge_entry_size(deflated, "df/data/0", 1 << 30)
@@ -756,8 +941,11 @@ def test_declared_sizes_the_file_cannot_hold(tmp_path, monkeypatch):
     expand = {"state_dict": {f"w{i}": F.Tensor(small, 0, (1 << 12, 1 << 12), (0, 0)) for i in range(3)}}
     path = F.write_checkpoint(tmp_path / "exp.ckpt", expand, {"0": np.ones(4, "<f4").tobytes()})
     monkeypatch.setattr(ckpt_reader, "_MATERIALIZE_SLACK_BYTES", 150 << 20)  # room for two 64 MiB copies, not three
-    with pytest.raises(CheckpointError, match=r"exp\.ckpt: state_dict entry 'w2' would bring the arrays read from "
-                                              r"this \d+-byte file to more than"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"exp\.ckpt: state_dict entry 'w2' would bring the arrays read from "
+        r"this \d+-byte file to more than",
+    ):
         read_lightning_checkpoint(path)
 
 
@@ -768,8 +956,11 @@ def test_unsafe_entry_names_and_storage_keys(tmp_path):
         path = F.write_checkpoint(tmp_path / "m.ckpt", obj, storages, extra_entries={name: b"x"})
         with pytest.raises(CheckpointError, match=r"expected zip entry names inside the archive, found .*evil"):
             read_lightning_checkpoint(path)
-    slip = F.write_checkpoint(tmp_path / "k.ckpt", {"state_dict": {"w": F.Tensor(
-        F.Storage("../../k/data/0", "FloatStorage", 1), 0, (1,), (1,))}}, {"0": bytes(4)})
+    slip = F.write_checkpoint(
+        tmp_path / "k.ckpt",
+        {"state_dict": {"w": F.Tensor(F.Storage("../../k/data/0", "FloatStorage", 1), 0, (1,), (1,))}},
+        {"0": bytes(4)},
+    )
     with pytest.raises(CheckpointError, match=r"k\.ckpt: bad storage reference key='\.\./\.\./k/data/0'"):
         read_lightning_checkpoint(slip)
 
@@ -783,8 +974,10 @@ def test_content_errors(tmp_path):
 
     refused("ns.ckpt", {"epoch": 3, "hyper_parameters": {}}, r"ns\.ckpt: expected .*'state_dict'.*found keys \['epoch'")
     refused("nd.ckpt", [state["w"]], "expected a checkpoint dict, found list")
-    refused("nt.ckpt", {"state_dict": {"w": state["w"], "extra": 3}}, "state_dict entry 'extra' is a int, expected a "
-                                                                      "tensor")
+    refused(
+        "nt.ckpt", {"state_dict": {"w": state["w"], "extra": 3}}, "state_dict entry 'extra' is a int, expected a tensor"
+    )
     refused("sd.ckpt", {"state_dict": [state["w"]]}, "expected 'state_dict' to be a dict, found list")
-    refused("hp.ckpt", {"state_dict": state, "hyper_parameters": [1]}, "expected hyper_parameters to be a dict, "
-                                                                       "found list")
+    refused(
+        "hp.ckpt", {"state_dict": state, "hyper_parameters": [1]}, "expected hyper_parameters to be a dict, found list"
+    )

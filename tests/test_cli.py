@@ -27,6 +27,7 @@ def test_run_command_turns_user_errors_into_one_line(capsys):
     def fail(error):
         def body():
             raise error
+
         return body
 
     assert run_command("prog", lambda: None) == 0 and run_command("prog", lambda: 3) == 3

@@ -27,20 +27,46 @@ from emgjax.models import configs as C
 from emgjax.models import pose_modules as pm
 from emgjax.pretrained import PretrainedError, load_pretrained
 
-TINY = dict(tds_channels=2, feature_width=4, hidden_size=8, tds_out_channels=8, mlp_hidden=8,
-            neuropose_channels=(2, 4, 4), num_residual_blocks=1)
+TINY = dict(
+    tds_channels=2,
+    feature_width=4,
+    hidden_size=8,
+    tds_out_channels=8,
+    mlp_hidden=8,
+    neuropose_channels=(2, 4, 4),
+    num_residual_blocks=1,
+)
 TINY_TDS = {k: v for k, v in TINY.items() if not k.startswith("neuropose") and k != "num_residual_blocks"}
 
 # A tiny tracking_vemg2pose-shaped model in Meta's Hydra layout (one conv block, no TDS stage, LSTM of 4 units).
 TINY_HPARAMS = {
     "network_conf": {
         "_target_": "emg2pose.pose_modules.StatePoseModule",
-        "network": {"_target_": "emg2pose.networks.TdsNetwork", "tds_stages": [], "conv_blocks": [
-            {"_target_": "emg2pose.networks.Conv1dBlock", "in_channels": 16, "out_channels": 8, "kernel_size": 3,
-             "stride": 1}]},
-        "decoder": {"_target_": "emg2pose.networks.SequentialLSTM", "in_channels": 28, "out_channels": 20,
-                    "hidden_size": 4, "num_layers": 1, "scale": 0.01},
-        "state_condition": True, "predict_vel": True, "rollout_freq": 50},
+        "network": {
+            "_target_": "emg2pose.networks.TdsNetwork",
+            "tds_stages": [],
+            "conv_blocks": [
+                {
+                    "_target_": "emg2pose.networks.Conv1dBlock",
+                    "in_channels": 16,
+                    "out_channels": 8,
+                    "kernel_size": 3,
+                    "stride": 1,
+                }
+            ],
+        },
+        "decoder": {
+            "_target_": "emg2pose.networks.SequentialLSTM",
+            "in_channels": 28,
+            "out_channels": 20,
+            "hidden_size": 4,
+            "num_layers": 1,
+            "scale": 0.01,
+        },
+        "state_condition": True,
+        "predict_vel": True,
+        "rollout_freq": 50,
+    },
     "optimizer_conf": {"_target_": "torch.optim.Adam", "lr": 0.001},
     "provide_initial_pos": True,
 }
@@ -136,14 +162,16 @@ def test_cli_convert_end_to_end(tr, tiny_ckpt, tmp_path, capsys):
         np.testing.assert_array_equal(back[key], value, err_msg=key)
 
 
-@pytest.mark.parametrize("experiment", ["tracking_vemg2pose", "regression_vemg2pose", "tracking_emg2pose",
-                                        "regression_neuropose"])
+@pytest.mark.parametrize(
+    "experiment", ["tracking_vemg2pose", "regression_vemg2pose", "tracking_emg2pose", "regression_neuropose"]
+)
 def test_hyper_parameters_give_published_configs(tr, experiment):
     hp = tr.hyper_parameters_for(experiment)
     assert M.model_config_from_hyper_parameters(hp) == C.EXPERIMENTS[experiment].model
     assert M.experiment_name_from_hyper_parameters(hp) == experiment
-    small = tr.hyper_parameters_for(experiment, **({"neuropose_channels": (2, 4, 4)} if "neuropose" in experiment
-                                                   else {"hidden_size": 8}))
+    small = tr.hyper_parameters_for(
+        experiment, **({"neuropose_channels": (2, 4, 4)} if "neuropose" in experiment else {"hidden_size": 8})
+    )
     assert M.experiment_name_from_hyper_parameters(small) == experiment
 
 
@@ -187,8 +215,12 @@ def test_convert_fixture_checkpoint_end_to_end(fixture_ckpt, tmp_path, capsys):
     assert metadata["experiment"] == "tracking_vemg2pose" and metadata["provide_initial_pos"] is True
     assert metadata["emgjax_version"] == emgjax.__version__
     assert metadata["source"]["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    assert metadata["source"]["top_level_keys"][:4] == ["epoch", "global_step", "pytorch-lightning_version",
-                                                        "state_dict"]
+    assert metadata["source"]["top_level_keys"][:4] == [
+        "epoch",
+        "global_step",
+        "pytorch-lightning_version",
+        "state_dict",
+    ]
     assert str(out.parent.parent) not in (out / "config.json").read_text()  # nothing names the staging path
     loaded = load_pretrained(out)
     back = M.variables_to_state_dict(loaded.params, loaded.config)
@@ -277,19 +309,28 @@ def test_failed_write_leaves_no_output_and_keeps_the_old_one(fixture_ckpt, tmp_p
 def test_killed_conversion_leaves_no_output(fixture_ckpt, tmp_path, capsys):
     out = tmp_path / "out"
     # A conversion killed (SIGKILL: no cleanup runs) just after writing its files.
-    code = ("import os, signal, sys\n"
-            "import emgjax.pretrained as P\n"
-            "real = P.write_pretrained\n"
-            "def write_then_die(*a, **k):\n"
-            "    real(*a, **k)\n"
-            "    os.kill(os.getpid(), signal.SIGKILL)\n"
-            "P.write_pretrained = write_then_die\n"
-            "from emgjax.convert.command import main\n"
-            "sys.exit(main(sys.argv[1:]))\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(emgjax.__file__).parents[1]),
-                                                      os.environ.get("PYTHONPATH", "")]))
-    killed = subprocess.run([sys.executable, "-c", code, str(fixture_ckpt[0]), str(out)], env=env,
-                            capture_output=True, text=True, timeout=300)
+    code = (
+        "import os, signal, sys\n"
+        "import emgjax.pretrained as P\n"
+        "real = P.write_pretrained\n"
+        "def write_then_die(*a, **k):\n"
+        "    real(*a, **k)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "P.write_pretrained = write_then_die\n"
+        "from emgjax.convert.command import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(emgjax.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", code, str(fixture_ckpt[0]), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not out.exists()
     assert convert_main([str(fixture_ckpt[0]), str(out)]) == 0  # the rerun is not tripped by leftovers
@@ -309,8 +350,9 @@ def test_missing_and_damaged_checkpoint_files(fixture_ckpt, tmp_path, capsys):
     assert convert_main([str(noise), str(tmp_path / "o3")]) == 2
     assert "noise.ckpt: expected a PyTorch checkpoint" in error_line(capsys)
     state, storages = F.small_state()
-    bomb = F.write_checkpoint(tmp_path / "bomb.ckpt", {"state_dict": state, "hyper_parameters": {
-        "x": F.shared_reference_bomb(40)}}, storages)
+    bomb = F.write_checkpoint(
+        tmp_path / "bomb.ckpt", {"state_dict": state, "hyper_parameters": {"x": F.shared_reference_bomb(40)}}, storages
+    )
     assert convert_main([str(bomb), str(tmp_path / "o4")]) == 2
     assert "bomb.ckpt: expected hyper_parameters of at most 1000000 elements" in error_line(capsys)
     no_hparams = F.write_lightning_checkpoint(tmp_path / "bare.ckpt", fixture_ckpt[1], None)
@@ -343,8 +385,12 @@ def test_refuses_missing_unexpected_and_misshapen_keys(tr, tiny_ckpt, tmp_path, 
 
 
 def test_convert_state_dict_lists_every_problem_and_bad_values():
-    config = C.PoseModelConfig("state", C.tds_network(out_channels=8),
-                               C.LSTMDecoderConfig(28, 20, hidden_size=4, num_layers=1, scale=0.01), predict_vel=True)
+    config = C.PoseModelConfig(
+        "state",
+        C.tds_network(out_channels=8),
+        C.LSTMDecoderConfig(28, 20, hidden_size=4, num_layers=1, scale=0.01),
+        predict_vel=True,
+    )
     shapes = jax.eval_shape(lambda: pm.init_variables(config, jax.random.key(0)))
     variables = jax.tree_util.tree_map(lambda s: np.ones(s.shape, np.float32), shapes)
     sd = M.variables_to_state_dict(variables, config)
@@ -370,10 +416,23 @@ def test_hyper_parameter_errors():
         M.model_config_from_hyper_parameters({"lr": 1})
     with pytest.raises(ValueError, match="expected one of .*found emg2pose.pose_modules.Other"):
         M.model_config_from_hyper_parameters({"network_conf": {"_target_": "emg2pose.pose_modules.Other"}})
-    node = {"_target_": "emg2pose.pose_modules.PoseModule",
-            "network": {"_target_": "emg2pose.networks.TdsNetwork", "conv_blocks": [
-                {"_target_": "emg2pose.networks.Conv1dBlock", "in_channels": 16, "out_channels": 20,
-                 "kernel_size": 3, "stride": 1, "dilation": 2}], "tds_stages": []}}
+    node = {
+        "_target_": "emg2pose.pose_modules.PoseModule",
+        "network": {
+            "_target_": "emg2pose.networks.TdsNetwork",
+            "conv_blocks": [
+                {
+                    "_target_": "emg2pose.networks.Conv1dBlock",
+                    "in_channels": 16,
+                    "out_channels": 20,
+                    "kernel_size": 3,
+                    "stride": 1,
+                    "dilation": 2,
+                }
+            ],
+            "tds_stages": [],
+        },
+    }
     with pytest.raises(ValueError, match=r"conv_blocks\[0\].*found unknown \['dilation'\]"):
         M.model_config_from_hyper_parameters({"network_conf": node})
     del node["network"]["conv_blocks"][0]["dilation"]
@@ -418,8 +477,11 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
     newer = copy("newer")
     metadata = json.loads((newer / "config.json").read_text())
     (newer / "config.json").write_text(json.dumps({**metadata, "format_version": 2, "emgjax_version": "9.0"}))
-    with pytest.raises(PretrainedError, match=r"expected format_version 1, found 2 \(written by a newer emgjax, 9\.0\); "
-                                              "upgrade emgjax"):
+    with pytest.raises(
+        PretrainedError,
+        match=r"expected format_version 1, found 2 \(written by a newer emgjax, 9\.0\); "
+        "upgrade emgjax",
+    ):
         load_pretrained(newer)
     (newer / "config.json").write_text(json.dumps({**metadata, "format_version": "1"}))
     with pytest.raises(PretrainedError, match="expected format_version 1, found '1'"):
@@ -434,7 +496,10 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
     metadata = json.loads((mismatch / "config.json").read_text())
     metadata["model"]["decoder"]["hidden_size"] = 16
     (mismatch / "config.json").write_text(json.dumps(metadata))
-    with pytest.raises(PretrainedError, match=r"(?s)variables do not match config.json:.*kernel_hh: expected \(16, 64\), found \(4, 16\)"):
+    with pytest.raises(
+        PretrainedError,
+        match=r"(?s)variables do not match config.json:.*kernel_hh: expected \(16, 64\), found \(4, 16\)",
+    ):
         load_pretrained(mismatch)
 
     no_vars = copy("no_vars")
@@ -444,8 +509,11 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
 
     no_metadata = copy("no_metadata")
     (no_metadata / "variables" / "_METADATA").unlink()
-    with pytest.raises(PretrainedError, match=r"variables: expected an Orbax checkpoint with _METADATA, "
-                                              r"_CHECKPOINT_METADATA, found no _METADATA"):
+    with pytest.raises(
+        PretrainedError,
+        match=r"variables: expected an Orbax checkpoint with _METADATA, "
+        r"_CHECKPOINT_METADATA, found no _METADATA",
+    ):
         load_pretrained(no_metadata)
 
     no_data = copy("no_data")
@@ -483,33 +551,45 @@ def test_damaged_pretrained_directory_gives_one_error_and_no_traceback(converted
                     if leaf.is_file():
                         leaf.write_bytes(b"\x00garbage")
         damaged.append(str(target))
-    code = ("import sys, time\n"
-            "from emgjax import load_pretrained\n"
-            "for directory in sys.argv[1:] * 3:\n"
-            "    try:\n"
-            "        load_pretrained(directory)\n"
-            "    except ValueError as err:\n"
-            "        print('error:', str(err).splitlines()[0], file=sys.stderr)\n"
-            "time.sleep(0.5)\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(emgjax.__file__).parents[1]),
-                                                      os.environ.get("PYTHONPATH", "")]))
-    child = subprocess.run([sys.executable, "-c", code, *damaged], env=env, capture_output=True, text=True,
-                           timeout=300)
+    code = (
+        "import sys, time\n"
+        "from emgjax import load_pretrained\n"
+        "for directory in sys.argv[1:] * 3:\n"
+        "    try:\n"
+        "        load_pretrained(directory)\n"
+        "    except ValueError as err:\n"
+        "        print('error:', str(err).splitlines()[0], file=sys.stderr)\n"
+        "time.sleep(0.5)\n"
+    )
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(emgjax.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
+    child = subprocess.run([sys.executable, "-c", code, *damaged], env=env, capture_output=True, text=True, timeout=300)
     assert child.returncode == 0, child.stderr
     lines = child.stderr.splitlines()
-    assert len(lines) == 6 and all(line.startswith("error: ") and "could not restore the Orbax checkpoint" in line
-                                   for line in lines), child.stderr
+    assert len(lines) == 6 and all(
+        line.startswith("error: ") and "could not restore the Orbax checkpoint" in line for line in lines
+    ), child.stderr
 
 
 def test_empty_batch_is_refused_before_jit(converted_dir):
     model = load_pretrained(converted_dir)
     time = model.left_context + 100
-    emg, angles, mask = np.zeros((0, 16, time), np.float32), np.zeros((0, 20, time), np.float32), np.ones((0, time), bool)
-    with pytest.raises(ValueError, match=r"emg: expected at least one example \(axis 0 of \(batch, channels, time\)\), "
-                                         r"found 0 \(shape \(0, 16, \d+\)\)"):
+    emg, angles, mask = (
+        np.zeros((0, 16, time), np.float32),
+        np.zeros((0, 20, time), np.float32),
+        np.ones((0, time), bool),
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"emg: expected at least one example \(axis 0 of \(batch, channels, time\)\), "
+        r"found 0 \(shape \(0, 16, \d+\)\)",
+    ):
         model(emg, angles, mask)
     with pytest.raises(ValueError, match="emg: expected at least one example"):
         model.features(emg)
-    pred, _, out_mask = model(np.zeros((1, 16, time), np.float32), np.zeros((1, 20, time), np.float32),
-                              np.ones((1, time), bool))
+    pred, _, out_mask = model(
+        np.zeros((1, 16, time), np.float32), np.zeros((1, 20, time), np.float32), np.ones((1, time), bool)
+    )
     assert pred.shape == (1, 20, 100) and out_mask.shape == (1, 100)

@@ -1,8 +1,11 @@
 """emg2pose sessions, Emg2PoseWindows, augmentations and session splits."""
+
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import operator
 import re
 import warnings
 from pathlib import Path
@@ -76,7 +79,14 @@ def good_records(n=50):
 def test_round_trip(tmp_path):
     emg, angles, time = make_arrays(300, ik_failures=[(10, 20)])
     path = write_emg2pose_session(
-        tmp_path / "s.hdf5", emg=emg, joint_angles=angles, time=time, user="u7", session="s3", stage="pinch", side="left"
+        tmp_path / "s.hdf5",
+        emg=emg,
+        joint_angles=angles,
+        time=time,
+        user="u7",
+        session="s3",
+        stage="pinch",
+        side="left",
     )
     with Emg2PoseSession(path) as session:
         assert len(session) == 300
@@ -114,7 +124,13 @@ def test_ik_mask_and_valid_runs(tmp_path):
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.sampled_from([0.0, -0.0, 1e-9, -1e-8, 1.0000001e-8, 2e-8, -0.5, 1e-300, np.nan, np.inf]), min_size=20, max_size=20))
+@given(
+    st.lists(
+        st.sampled_from([0.0, -0.0, 1e-9, -1e-8, 1.0000001e-8, 2e-8, -0.5, 1e-300, np.nan, np.inf]),
+        min_size=20,
+        max_size=20,
+    )
+)
 def test_ik_mask_equals_isclose(values):
     angles = np.array(values).reshape(1, 20)
     assert ik_failure_free(angles)[0] == (not np.all(np.isclose(angles, 0.0)))
@@ -129,7 +145,7 @@ def test_contiguous_runs_edges():
 
 
 @pytest.mark.parametrize(
-    "change, message",
+    ("change", "message"),
     [
         (lambda a: a.update(emg=a["emg"][:, :8]), r"emg: expected shape \(N, 16\), found \(10, 8\)"),
         (lambda a: a.update(joint_angles=a["joint_angles"][:-1]), "same number of samples"),
@@ -272,7 +288,9 @@ def test_rotate_channels():
     assert seen == {-1, 0, 1}
     np.testing.assert_array_equal(rotate_channels(emg, np.random.default_rng(0), offsets=(2,)), np.roll(emg, 2, axis=0))
     batched = np.stack([emg, emg + 1])
-    np.testing.assert_array_equal(rotate_channels(batched, np.random.default_rng(0), offsets=(1,))[1], np.roll(emg + 1, 1, axis=0))
+    np.testing.assert_array_equal(
+        rotate_channels(batched, np.random.default_rng(0), offsets=(1,))[1], np.roll(emg + 1, 1, axis=0)
+    )
     with pytest.raises(ValueError, match=r"\(\.\.\., C, T\)"):
         rotate_channels(np.zeros(5), np.random.default_rng(0))
     with pytest.raises(ValueError, match="at least one offset"):
@@ -309,7 +327,7 @@ def test_windows_hand_computed_padding(tmp_path):
     np.testing.assert_array_equal(ds[-1]["emg"], ds[4]["emg"])
     with pytest.raises(IndexError):
         ds[5]
-    assert [b for b in ds.window_bounds(0)[1:]] == [0, 28]
+    assert list(ds.window_bounds(0)[1:]) == [0, 28]
 
 
 def test_windows_default_stride_and_many_files(tmp_path):
@@ -416,7 +434,7 @@ def test_windows_skip_drops_bad_samples_at_build_time(tmp_path, caplog):
     unchecked = Emg2PoseWindows(paths, window_length=10_000)
     assert len(unchecked) == 5 * 7
     with pytest.raises(SessionFormatError):
-        for batch in Loader(unchecked, batch_size=7, shuffle=False, process_index=0, process_count=1):
+        for _batch in Loader(unchecked, batch_size=7, shuffle=False, process_index=0, process_count=1):
             pass
     with caplog.at_level(logging.WARNING, logger="emgjax.data.windows"):
         ds = Emg2PoseWindows(paths, window_length=10_000, on_error="skip")
@@ -502,7 +520,7 @@ def test_window_count_and_shape_property(sessions_by_length, n, window, stride, 
         assert item["no_ik_failure"].shape == (t,)
         start = int(item["emg"][0, 0])
         # Full context inside the session; cores on the stride grid (+ jitter < stride).
-        assert 0 <= start and start + t <= n
+        assert start >= 0 and start + t <= n
         assert 0 <= (start + left) - left - index * step < (step if jitter else 1)
 
 
@@ -513,7 +531,7 @@ def test_split_sessions(tmp_path):
     paths = [tmp_path / f"s{i:02d}.h5" for i in range(20)]
     splits = split_sessions(paths, val_fraction=0.2, test_fraction=0.1, seed=3)
     assert [len(splits[k]) for k in ("train", "val", "test")] == [14, 4, 2]
-    assert sorted(sum(splits.values(), [])) == paths
+    assert sorted(functools.reduce(operator.iadd, splits.values(), [])) == paths
     check_disjoint_splits(splits)
     assert split_sessions(list(reversed(paths)), 0.2, 0.1, seed=3) == splits
     assert split_sessions(paths, 0.2, 0.1, seed=4) != splits
@@ -527,7 +545,11 @@ def test_split_sessions_groups_and_errors(tmp_path):
     paths = [tmp_path / f"user{u}_stage{s}.hdf5" for u in range(6) for s in range(3)]
     splits = split_sessions(paths, 0.2, 0.2, seed=1, group_by=lambda p: p.name.split("_")[0])
     users = {k: {p.name.split("_")[0] for p in v} for k, v in splits.items()}
-    assert not (users["train"] & users["val"]) and not (users["train"] & users["test"]) and not (users["val"] & users["test"])
+    assert (
+        not (users["train"] & users["val"])
+        and not (users["train"] & users["test"])
+        and not (users["val"] & users["test"])
+    )
     assert all(len(v) % 3 == 0 for v in splits.values())
     with pytest.raises(ValueError, match="must be < 1"):
         split_sessions(paths, 0.5, 0.5, seed=0)
@@ -562,7 +584,9 @@ def test_load_splits_csv_json_and_lists(tmp_path):
         load_splits({"train": ["x.h5"], "val": ["x.h5"]})
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("filename,split\na,train\n")
-    with pytest.raises(ValueError, match=r"bad\.csv: expected CSV columns.*missing \['session', 'side', 'stage', 'user'\]"):
+    with pytest.raises(
+        ValueError, match=r"bad\.csv: expected CSV columns.*missing \['session', 'side', 'stage', 'user'\]"
+    ):
         load_splits(bad_csv)
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("[1, 2]")

@@ -1,4 +1,5 @@
 """MindRove schema v1: writer, reader, label interpolation, importer, MindRoveWindows."""
+
 from __future__ import annotations
 
 import json
@@ -74,9 +75,21 @@ def write(path, **overrides):
 
 def test_round_trip(tmp_path):
     args = session_arrays()
-    board = {"name": "MINDROVE_WIFI_BOARD", "board_id": 0, "emg_channel_rows": list(range(8)), "gain": 12, "sdk_version": "5.3.0"}
+    board = {
+        "name": "MINDROVE_WIFI_BOARD",
+        "board_id": 0,
+        "emg_channel_rows": list(range(8)),
+        "gain": 12,
+        "sdk_version": "5.3.0",
+    }
     path = write_mindrove_session(
-        tmp_path / "s.h5", board=board, subject_id="p01", session_id="day1", hand="left", date="2026-11-02T10:00:00", **args
+        tmp_path / "s.h5",
+        board=board,
+        subject_id="p01",
+        session_id="day1",
+        hand="left",
+        date="2026-11-02T10:00:00",
+        **args,
     )
     assert not (tmp_path / "s.h5.partial").exists()
     with MindRoveSession(path, expected_sample_rate=500.0) as session:
@@ -122,7 +135,7 @@ def test_incremental_writer(tmp_path):
     path = tmp_path / "rec.h5"
     with MindRoveSessionWriter(path, sample_rate=RATE, board={"name": "fake"}) as writer:
         for start in range(0, 600, 100):
-            writer.append("emg", args["emg"][start:start + 100], args["emg_timestamps"][start:start + 100])
+            writer.append("emg", args["emg"][start : start + 100], args["emg_timestamps"][start : start + 100])
             writer.flush()
         # A reader sees what was flushed while the writer is still open? HDF5 locks; just check after close.
         writer.append("landmarks", args["landmarks"][:10], args["landmark_timestamps"][:10], confidence=np.ones(10))
@@ -146,17 +159,29 @@ def test_incremental_writer(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "overrides, message",
+    ("overrides", "message"),
     [
         ({"emg": np.zeros((1000, 7))}, r"emg values: expected shape \(rows, 8\), found \(1000, 7\)"),
-        ({"emg_timestamps": T0 + np.arange(1000) / 400.0}, "emg_timestamps: timestamps imply 400 Hz but sample_rate is 500 Hz"),
-        ({"emg_timestamps": np.r_[T0 + np.arange(500) / RATE, T0 + np.arange(500) / RATE]}, r"emg timestamps: expected strictly increasing, found t\[500\]"),
+        (
+            {"emg_timestamps": T0 + np.arange(1000) / 400.0},
+            "emg_timestamps: timestamps imply 400 Hz but sample_rate is 500 Hz",
+        ),
+        (
+            {"emg_timestamps": np.r_[T0 + np.arange(500) / RATE, T0 + np.arange(500) / RATE]},
+            r"emg timestamps: expected strictly increasing, found t\[500\]",
+        ),
         ({"emg": np.full((1000, 8), np.nan)}, "emg values: expected finite values, found 8000 NaN/inf"),
         ({"landmarks": np.zeros((40, 21, 2))}, r"landmarks values: expected shape \(rows, 21, 3\)"),
-        ({"landmark_timestamps": None}, "landmarks and landmark_timestamps go together; landmark_timestamps is missing"),
+        (
+            {"landmark_timestamps": None},
+            "landmarks and landmark_timestamps go together; landmark_timestamps is missing",
+        ),
         ({"landmark_confidence": np.ones(3)}, "landmarks confidence: expected 50 rows, found 3"),
         ({"joint_angles": np.zeros((50, 19))}, r"joint_angles values: expected shape \(rows, 20\)"),
-        ({"mano_theta": None, "joint_angles": None}, "ik_error_mm: expected one value per mano_theta or joint_angles frame"),
+        (
+            {"mano_theta": None, "joint_angles": None},
+            "ik_error_mm: expected one value per mano_theta or joint_angles frame",
+        ),
         ({"hand": "both"}, "hand: expected 'left' or 'right'"),
         ({"board": "wifi"}, "board: expected a mapping"),
         ({"sample_rate": "500"}, "sample_rate: expected a positive finite number, found '500'"),
@@ -182,17 +207,38 @@ def replace(f, name, data):
 
 
 @pytest.mark.parametrize(
-    "mutate, message",
+    ("mutate", "message"),
     [
-        (lambda f: replace(f, "emg/raw", np.zeros((1000, 16), np.float32)), r"'emg/raw': expected 8 EMG channels, shape \(rows, 8\), found \(1000, 16\)"),
-        (lambda f: f.attrs.__setitem__("sample_rate", 250.0), "emg/timestamps imply 500 Hz but attr sample_rate is 250 Hz"),
-        (lambda f: f["emg/timestamps"].__setitem__(7, 0.0), r"'emg/timestamps': expected strictly increasing timestamps, found t\[7\]"),
-        (lambda f: f["labels/joint_angle_timestamps"].__setitem__(3, 1e9), r"'labels/joint_angle_timestamps': expected strictly increasing.*t\[4\]"),
+        (
+            lambda f: replace(f, "emg/raw", np.zeros((1000, 16), np.float32)),
+            r"'emg/raw': expected 8 EMG channels, shape \(rows, 8\), found \(1000, 16\)",
+        ),
+        (
+            lambda f: f.attrs.__setitem__("sample_rate", 250.0),
+            "emg/timestamps imply 500 Hz but attr sample_rate is 250 Hz",
+        ),
+        (
+            lambda f: f["emg/timestamps"].__setitem__(7, 0.0),
+            r"'emg/timestamps': expected strictly increasing timestamps, found t\[7\]",
+        ),
+        (
+            lambda f: f["labels/joint_angle_timestamps"].__setitem__(3, 1e9),
+            r"'labels/joint_angle_timestamps': expected strictly increasing.*t\[4\]",
+        ),
         (lambda f: f["emg/timestamps"].__setitem__(3, np.nan), "expected finite timestamps"),
         (lambda f: f.__delitem__("emg/timestamps"), r"missing required datasets \['emg/timestamps'\]"),
-        (lambda f: f.__delitem__("labels/landmark_confidence"), r"stream 'landmarks' is incomplete: missing \['labels/landmark_confidence'\]"),
-        (lambda f: replace(f, "labels/mano_theta_timestamps", np.arange(3.0)), r"'labels/mano_theta_timestamps': expected shape \(50,\)"),
-        (lambda f: f.attrs.__setitem__("emgjax_schema", "other"), "expected attr emgjax_schema='mindrove-session', found 'other'"),
+        (
+            lambda f: f.__delitem__("labels/landmark_confidence"),
+            r"stream 'landmarks' is incomplete: missing \['labels/landmark_confidence'\]",
+        ),
+        (
+            lambda f: replace(f, "labels/mano_theta_timestamps", np.arange(3.0)),
+            r"'labels/mano_theta_timestamps': expected shape \(50,\)",
+        ),
+        (
+            lambda f: f.attrs.__setitem__("emgjax_schema", "other"),
+            "expected attr emgjax_schema='mindrove-session', found 'other'",
+        ),
         (lambda f: f.attrs.__setitem__("schema_version", 2), "schema_version 2 is newer than this emgjax supports"),
         (lambda f: f.attrs.__delitem__("sample_rate"), "missing attr 'sample_rate'"),
         (lambda f: f.attrs.__setitem__("board", "{oops"), "attr 'board': expected a JSON object"),
@@ -245,7 +291,11 @@ def test_labels_at_interpolates_linearly(tmp_path):
     with MindRoveSession(path) as session:
         times = session.timestamps
         inside = (times >= T0 + LABEL_OFFSET) & (times <= T0 + LABEL_OFFSET + 49 / FPS)
-        for kind, fn, shape in [("landmarks", landmark_fn, (21, 3)), ("joint_angles", angle_fn, (20,)), ("mano_theta", theta_fn, (45,))]:
+        for kind, fn, shape in [
+            ("landmarks", landmark_fn, (21, 3)),
+            ("joint_angles", angle_fn, (20,)),
+            ("mano_theta", theta_fn, (45,)),
+        ]:
             values, valid = session.labels_at(times, kind=kind)
             assert values.shape == (1000, *shape) and values.dtype == np.float32 and valid.dtype == bool
             np.testing.assert_array_equal(valid, inside)
@@ -305,7 +355,11 @@ def test_labels_quality_confidence_and_ik_error(tmp_path):
         # A dropped camera stretch: samples more than max_gap_s from a frame are invalid.
         gap_path = write(
             tmp_path / "gap.h5",
-            **{k: np.delete(v, np.s_[25:30], axis=0) for k, v in args.items() if k.startswith(("landmark", "joint", "mano", "ik"))},
+            **{
+                k: np.delete(v, np.s_[25:30], axis=0)
+                for k, v in args.items()
+                if k.startswith(("landmark", "joint", "mano", "ik"))
+            },
         )
     with MindRoveSession(gap_path) as session:
         times = session.timestamps
@@ -339,7 +393,15 @@ def write_original(path, n=1000, frames=50, nan_frames=(), **attr_overrides):
         f["gestures/labels"] = np.array([b"fist", b"pinch"], dtype=h5py.string_dtype())
         f["gestures/start_times"] = np.array([T0 + 0.1, T0 + 1.0])
         f["gestures/end_times"] = np.array([T0 + 0.9, T0 + 1.9])
-        attrs = dict(subject_id="s07", session_id="sess3", date="2025-03-01", hand="right", emg_channels=8, emg_sampling_rate=500, camera_fps=25.0)
+        attrs = dict(
+            subject_id="s07",
+            session_id="sess3",
+            date="2025-03-01",
+            hand="right",
+            emg_channels=8,
+            emg_sampling_rate=500,
+            camera_fps=25.0,
+        )
         attrs.update(attr_overrides)
         for key, value in attrs.items():
             if value is not None:
@@ -354,7 +416,12 @@ def test_import_original_recording(tmp_path, caplog):
     assert "dropping 1 of 50 pose frames" in caplog.text
     with MindRoveSession(dst) as session:
         meta = session.metadata
-        assert (meta["subject_id"], meta["session_id"], meta["date"], meta["hand"]) == ("s07", "sess3", "2025-03-01", "right")
+        assert (meta["subject_id"], meta["session_id"], meta["date"], meta["hand"]) == (
+            "s07",
+            "sess3",
+            "2025-03-01",
+            "right",
+        )
         assert meta["camera_fps"] == 25.0 and meta["imported_from"] == str(src) and session.sample_rate == 500.0
         assert session.streams == ("emg", "imu", "landmarks", "mano_theta", "ik_error")
         np.testing.assert_array_equal(session.read_emg(0, 2), np.arange(16, dtype=np.float32).reshape(2, 8).T)
@@ -382,7 +449,10 @@ def test_import_original_errors(tmp_path):
         import_original_recording(write_original(tmp_path / "b.h5", emg_channels=16), tmp_path / "o.h5")
     with pytest.raises(SessionFormatError, match=r"c\.h5: missing attr 'emg_sampling_rate'"):
         import_original_recording(write_original(tmp_path / "c.h5", emg_sampling_rate=None), tmp_path / "o.h5")
-    with pytest.raises(SessionFormatError, match=r"d\.h5: cannot convert: emg_timestamps: timestamps imply 500 Hz but sample_rate is 250 Hz"):
+    with pytest.raises(
+        SessionFormatError,
+        match=r"d\.h5: cannot convert: emg_timestamps: timestamps imply 500 Hz but sample_rate is 250 Hz",
+    ):
         import_original_recording(write_original(tmp_path / "d.h5", emg_sampling_rate=250), tmp_path / "o.h5")
     notes = tmp_path / "notes.h5"
     notes.write_text("hello")
@@ -440,7 +510,12 @@ def test_mindrove_windows_sequence_normalizer_filter(tmp_path):
         return emg - emg.mean(axis=1, keepdims=True)
 
     filtered = MindRoveWindows(
-        [path], window_length=50, stride=50, mode="sequence", session_filter=session_filter, normalizer=lambda e: e / 2.0,
+        [path],
+        window_length=50,
+        stride=50,
+        mode="sequence",
+        session_filter=session_filter,
+        normalizer=lambda e: e / 2.0,
     )
     assert calls == [500.0]
     np.testing.assert_allclose(filtered[3]["emg"][1], (np.arange(150, 200) - 499.5) / 2.0)
@@ -451,7 +526,9 @@ def test_mindrove_windows_sequence_normalizer_filter(tmp_path):
 def test_mindrove_windows_skips_and_errors(tmp_path, caplog):
     good = write(tmp_path / "good.h5")
     short = write_mindrove_session(tmp_path / "short.h5", emg=np.zeros((40, 8)), emg_timestamps=np.arange(40) / RATE)
-    no_labels = write_mindrove_session(tmp_path / "nolabels.h5", emg=np.zeros((400, 8)), emg_timestamps=np.arange(400) / RATE)
+    no_labels = write_mindrove_session(
+        tmp_path / "nolabels.h5", emg=np.zeros((400, 8)), emg_timestamps=np.arange(400) / RATE
+    )
     with pytest.warns(UserWarning, match=r"short\.h5: 40 samples, shorter than one window \(50\)"):
         ds = MindRoveWindows([good, short])
     assert ds.sessions == [good]

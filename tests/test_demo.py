@@ -62,20 +62,22 @@ def test_demo_help_lists_the_options_and_the_default_folder(capsys):
 
 
 @pytest.mark.parametrize(
-    "argv, message",
+    ("argv", "message"),
     [
         (["--sessions", "2"], "--sessions: expected 3 (train, val and test) to 10,000, found 2"),
         (["--steps", "0"], "expected --steps >= 1 and 0 <= --seed < 2**31, found 0 and 0"),
         (["--duration", "-1"], "--duration: expected seconds in (0, 600], found -1"),
         # The reported failure: a raw "no batches" traceback after generating the data.
-        (["--sessions", "3", "--duration", "1"],
-         "--sessions 3 --duration 1: expected at least one training batch of 64 windows (100 ms every 50 ms), found 19 "
-         "in 1 training session(s); use --duration 3.45 or more, or more --sessions"),
+        (
+            ["--sessions", "3", "--duration", "1"],
+            "--sessions 3 --duration 1: expected at least one training batch of 64 windows (100 ms every 50 ms), found 19 "
+            "in 1 training session(s); use --duration 3.45 or more, or more --sessions",
+        ),
         (["--quick", "--duration", "0.05"], "--sessions 3 --duration 0.05: expected at least one training batch of 16"),
     ],
 )
 def test_demo_rejects_bad_options_before_any_work(argv, message, tmp_path, capsys):
-    assert demo.main(argv + ["--out", str(tmp_path / "x")]) == 2
+    assert demo.main([*argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"emgjax demo: error: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "x").exists()

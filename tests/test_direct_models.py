@@ -20,7 +20,7 @@ from emgjax.models.direct import (
 )
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_scripts"))
-import train_tiny  # noqa: E402
+import train_tiny
 
 TINY = train_tiny.TINY
 
@@ -29,7 +29,9 @@ def _abstract_variables(config, num_samples=50):
     """Variable shapes without compiling or running anything."""
     model = DirectModel(config)
     return jax.eval_shape(
-        lambda: model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((2, config.in_channels, num_samples)), train=False)
+        lambda: model.init(
+            {"params": jax.random.PRNGKey(0)}, jnp.zeros((2, config.in_channels, num_samples)), train=False
+        )
     )
 
 
@@ -47,7 +49,7 @@ def test_default_parameter_count_is_about_one_million(output):
 
 
 @pytest.mark.parametrize(
-    "output,mode,expected",
+    ("output", "mode", "expected"),
     [
         ("joints", "last", (2, 21, 3)),
         ("mano", "last", (2, 45)),
@@ -75,7 +77,7 @@ def tiny_sequence():
 
 
 def test_sequence_last_step_equals_last_mode(tiny_sequence):
-    config, variables, apply = tiny_sequence
+    _config, variables, apply = tiny_sequence
     emg = jax.random.normal(jax.random.PRNGKey(2), (3, 8, 32))
     seq = apply(variables, emg)
     last_model = DirectModel(DirectConfig(mode="last", **TINY))
@@ -114,7 +116,9 @@ def test_lstm_matches_torch_and_continues_from_carry():
                     torch.from_numpy(np.asarray(params[f"layer_{layer}_{name}"]).T.copy())
                 )
             for name in ("bias_ih", "bias_hh"):
-                getattr(reference, f"{name}_l{layer}").copy_(torch.from_numpy(np.array(params[f"layer_{layer}_{name}"])))
+                getattr(reference, f"{name}_l{layer}").copy_(
+                    torch.from_numpy(np.array(params[f"layer_{layer}_{name}"]))
+                )
         expected, (h_ref, c_ref) = reference(torch.from_numpy(x))
     apply = jax.jit(lambda p, x, carry: lstm.apply({"params": p}, x, carry))
     zeros = jnp.zeros((2, batch, hidden))
@@ -137,9 +141,15 @@ def test_batchnorm_uses_pytorch_momentum():
     _, updates = train_apply(variables, emg)
     # Running mean starts at 0; after one batch it is 0.1 x the batch mean (PyTorch momentum 0.1).
     conv = jax.jit(jax.lax.conv_general_dilated, static_argnums=(2, 3), static_argnames="dimension_numbers")(
-        jnp.swapaxes(emg, 1, 2), variables["params"]["conv_0"]["kernel"], (1,), "SAME", dimension_numbers=("NWC", "WIO", "NWC")
+        jnp.swapaxes(emg, 1, 2),
+        variables["params"]["conv_0"]["kernel"],
+        (1,),
+        "SAME",
+        dimension_numbers=("NWC", "WIO", "NWC"),
     )
-    np.testing.assert_allclose(updates["batch_stats"]["bn_0"]["mean"], 0.1 * conv.mean(axis=(0, 1)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        updates["batch_stats"]["bn_0"]["mean"], 0.1 * conv.mean(axis=(0, 1)), rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_allclose(updates["batch_stats"]["bn_0"]["var"], 0.9 + 0.1 * conv.var(axis=(0, 1)), rtol=1e-4)
 
 
@@ -183,8 +193,12 @@ def test_loss_fn_checks_target_and_mask_shapes():
     loss, (metrics, _) = jax.eval_shape(lambda v: loss_fn(v["params"], v["batch_stats"], good, None, False), variables)
     assert loss.shape == () and set(metrics) == {"loss", "joint_distance"}
     with pytest.raises(ValueError, match=r"target: expected shape \(2, 21, 3\), found \(2, 63\)"):
-        jax.eval_shape(lambda v: loss_fn(v["params"], v["batch_stats"], {**good, "target": jnp.zeros((2, 63))}, None, False), variables)
+        jax.eval_shape(
+            lambda v: loss_fn(v["params"], v["batch_stats"], {**good, "target": jnp.zeros((2, 63))}, None, False),
+            variables,
+        )
     with pytest.raises(ValueError, match=r"valid: expected shape \(2,\), found \(2, 16\)"):
         jax.eval_shape(
-            lambda v: loss_fn(v["params"], v["batch_stats"], {**good, "valid": jnp.ones((2, 16), bool)}, None, False), variables
+            lambda v: loss_fn(v["params"], v["batch_stats"], {**good, "valid": jnp.ones((2, 16), bool)}, None, False),
+            variables,
         )

@@ -5,7 +5,6 @@ import socket
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
@@ -32,13 +31,30 @@ def test_two_process_training_equals_single_process(tmp_path):
     except OSError as err:  # pragma: no cover - platform without loopback sockets
         pytest.skip(f"cannot open a localhost socket for the coordinator: {err}")
     env = dict(os.environ)
-    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu", JAX_DEFAULT_MATMUL_PRECISION="highest")
+    env.update(
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        JAX_PLATFORMS="cpu",
+        JAX_DEFAULT_MATMUL_PRECISION="highest",
+    )
     env[train_tiny.INIT_ENV] = train_tiny.save_initial_variables(tmp_path / "init.npz")
     procs = [
         subprocess.Popen(
-            [sys.executable, os.path.join(SCRIPTS, "train_distributed.py"), "--port", str(port), "--process-id", str(i),
-             "--steps", str(STEPS), "--out", str(tmp_path / f"p{i}.npz")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                os.path.join(SCRIPTS, "train_distributed.py"),
+                "--port",
+                str(port),
+                "--process-id",
+                str(i),
+                "--steps",
+                str(STEPS),
+                "--out",
+                str(tmp_path / f"p{i}.npz"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for i in range(2)
     ]

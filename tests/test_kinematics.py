@@ -344,7 +344,7 @@ def _mutated(**changes) -> dict:
 
 
 @pytest.mark.parametrize(
-    "content, pattern",
+    ("content", "pattern"),
     [
         ("{not json", r"bad_hand.json.*invalid JSON"),
         ("[1, 2, 3]", r"bad_hand.json.*JSON object.*found list"),
@@ -470,7 +470,7 @@ def test_fk_on_released_encoding_is_finite_with_the_hands_topology(released_file
 
 
 @pytest.mark.parametrize(
-    "field, value, pattern",
+    ("field", "value", "pattern"),
     [
         ("joint_parent", 254.0, r"'joint_parent'.*joint indices in \[0, 21\] or -1 / 255 for none.*found 254"),
         ("joint_parent", 22.0, r"'joint_parent'.*\[0, 21\].*found 22"),
@@ -493,7 +493,7 @@ def test_released_encoding_out_of_range_indices_are_refused(tmp_path, field, val
 
 
 @pytest.mark.parametrize(
-    "changes, pattern",
+    ("changes", "pattern"),
     [
         ({"mesh_vertices": [[0.0, 0.0]] * 42}, r"'mesh_vertices'.*\(V, 3\).*\(42, 2\)"),
         ({"dense_bone_weights": [[0.0] * 16] * 42}, r"'dense_bone_weights'.*\(42, 17\).*\(42, 16\)"),
@@ -550,11 +550,22 @@ def test_mediapipe_correspondence_by_name():
     assert exact.sum() == 20 and not exact[MEDIAPIPE_LANDMARK_NAMES.index("thumb_cmc")]
     assert "thumb_cmc" in HAND_MODEL_TO_MEDIAPIPE.notes
     # Translate names: MediaPipe's base/middle joints and tips per finger.
-    expected = {"wrist": "wrist", "thumb_mcp": "thumb_intermediate", "thumb_ip": "thumb_distal",
-                "thumb_tip": "thumb_fingertip", "thumb_cmc": "palm_center"}
+    expected = {
+        "wrist": "wrist",
+        "thumb_mcp": "thumb_intermediate",
+        "thumb_ip": "thumb_distal",
+        "thumb_tip": "thumb_fingertip",
+        "thumb_cmc": "palm_center",
+    }
     for finger in ("index", "middle", "ring", "pinky"):
-        expected.update({f"{finger}_mcp": f"{finger}_proximal", f"{finger}_pip": f"{finger}_intermediate",
-                         f"{finger}_dip": f"{finger}_distal", f"{finger}_tip": f"{finger}_fingertip"})
+        expected.update(
+            {
+                f"{finger}_mcp": f"{finger}_proximal",
+                f"{finger}_pip": f"{finger}_intermediate",
+                f"{finger}_dip": f"{finger}_distal",
+                f"{finger}_tip": f"{finger}_fingertip",
+            }
+        )
     for mp_index, mp_name in enumerate(MEDIAPIPE_LANDMARK_NAMES):
         assert LANDMARK_NAMES[indices[mp_index]] == expected[mp_name]
 

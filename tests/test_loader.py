@@ -1,7 +1,10 @@
 """Loader: determinism, resume, sharding, prefetch, errors."""
+
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import threading
 
 import numpy as np
@@ -51,7 +54,7 @@ def test_epochs_are_seeded_permutations():
     assert len(loader) == 5  # 23 // 4, remainder dropped
     epoch0, epoch1 = batches(loader), batches(loader)
     assert loader.state() == {"epoch": 2, "position": 0, "seed": 5}
-    flat0 = sum((b[0] for b in epoch0), [])
+    flat0 = functools.reduce(operator.iadd, (b[0] for b in epoch0), [])
     assert len(flat0) == 20 and len(set(flat0)) == 20 and flat0 != sorted(flat0)
     assert [b[0] for b in epoch0] != [b[0] for b in epoch1]
     assert all(b[1].shape == (4, 2) for b in epoch0)
@@ -69,7 +72,7 @@ def test_no_shuffle_and_keep_remainder():
     assert [b[0] for b in batches(loader)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
-@pytest.mark.parametrize("prefetch, num_workers", [(0, 1), (1, 1), (3, 1), (0, 3), (2, 2)])
+@pytest.mark.parametrize(("prefetch", "num_workers"), [(0, 1), (1, 1), (3, 1), (0, 3), (2, 2)])
 def test_resume_is_bitwise_identical(prefetch, num_workers):
     reference = make(batch_size=3, seed=11)
     full = batches(reference) + batches(reference)
@@ -108,7 +111,7 @@ def test_shards_are_disjoint_and_cover():
             for p in range(2)
         ]
         for epoch in range(2):
-            seen = [sum((b[0] for b in batches(loader)), []) for loader in shards]
+            seen = [functools.reduce(operator.iadd, (b[0] for b in batches(loader)), []) for loader in shards]
             assert not set(seen[0]) & set(seen[1])
             indices = [set(loader.epoch_indices(epoch).tolist()) for loader in shards]
             assert not indices[0] & indices[1]
@@ -121,7 +124,10 @@ def test_shards_are_disjoint_and_cover():
                 assert set(seen[0]) | set(seen[1]) == set(range(n))
     # Shards of one epoch are slices of the same permutation as the single-process loader.
     single = make(n=n, batch_size=1, seed=3, drop_remainder=False).epoch_indices(0)
-    np.testing.assert_array_equal(make(n=n, batch_size=1, seed=3, process_index=1, process_count=2, drop_remainder=False).epoch_indices(0), single[1::2])
+    np.testing.assert_array_equal(
+        make(n=n, batch_size=1, seed=3, process_index=1, process_count=2, drop_remainder=False).epoch_indices(0),
+        single[1::2],
+    )
 
 
 def test_emg2pose_windows_resume_with_jitter_and_augmentation(tmp_path):
@@ -130,8 +136,12 @@ def test_emg2pose_windows_resume_with_jitter_and_augmentation(tmp_path):
     for i, n in enumerate([400, 330]):
         emg = np.random.default_rng(i).standard_normal((n, 16)).astype(np.float32)
         angles = np.random.default_rng(10 + i).uniform(-1, 1, (n, 20))
-        paths.append(write_emg2pose_session(tmp_path / f"s{i}.hdf5", emg=emg, joint_angles=angles, time=np.arange(n) / rate))
-    dataset = Emg2PoseWindows(paths, window_length=50, stride=30, padding=(10, 0), jitter=True, transforms=[RandomChannelRotation()])
+        paths.append(
+            write_emg2pose_session(tmp_path / f"s{i}.hdf5", emg=emg, joint_angles=angles, time=np.arange(n) / rate)
+        )
+    dataset = Emg2PoseWindows(
+        paths, window_length=50, stride=30, padding=(10, 0), jitter=True, transforms=[RandomChannelRotation()]
+    )
     kwargs = dict(batch_size=4, seed=2, process_index=0, process_count=1)
     reference = Loader(dataset, **kwargs)
     full = [b for _ in range(2) for b in reference]
@@ -142,7 +152,15 @@ def test_emg2pose_windows_resume_with_jitter_and_augmentation(tmp_path):
     head = [next(iterator) for _ in range(3)]
     state = loader.state()
     del iterator
-    resumed = Loader(Emg2PoseWindows(paths, window_length=50, stride=30, padding=(10, 0), jitter=True, transforms=[RandomChannelRotation()]), batch_size=4, state=state, process_index=0, process_count=1)
+    resumed = Loader(
+        Emg2PoseWindows(
+            paths, window_length=50, stride=30, padding=(10, 0), jitter=True, transforms=[RandomChannelRotation()]
+        ),
+        batch_size=4,
+        state=state,
+        process_index=0,
+        process_count=1,
+    )
     tail = [b for _ in range(2) for b in resumed][: len(full) - 3]
     for a, b in zip(head + tail, full):
         for key in a:
@@ -181,7 +199,9 @@ def test_errors_in_prefetch_thread_propagate_and_threads_stop():
     assert loader.state() == {"epoch": 0, "position": 3, "seed": 0}
     for _ in make(n=200, batch_size=2, prefetch=4, num_workers=3):
         break  # stop early: the prefetch thread and the workers must exit
-    loader = Loader(IndexDataset(20, fail_at=5), batch_size=4, shuffle=False, num_workers=2, process_index=0, process_count=1)
+    loader = Loader(
+        IndexDataset(20, fail_at=5), batch_size=4, shuffle=False, num_workers=2, process_index=0, process_count=1
+    )
     with pytest.raises(RuntimeError, match="cannot read window 5"):
         batches(loader)
     assert threading.active_count() == before
@@ -201,17 +221,26 @@ def test_default_process_from_jax():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    ("kwargs", "message"),
     [
         ({"batch_size": 0}, "batch_size: expected a positive integer"),
         ({"batch_size": 2, "prefetch": -1}, "prefetch: expected a non-negative integer"),
         ({"batch_size": 2, "num_workers": 0}, "num_workers: expected a positive integer"),
         ({"batch_size": 2, "process_index": 2, "process_count": 2}, "expected 0 <= process_index < process_count"),
         ({"batch_size": 30}, "no batches: 23 windows over 1 processes"),
-        ({"batch_size": 2, "state": {"epoch": 0, "position": 1}}, "state: expected a dict with keys epoch, position, seed"),
-        ({"batch_size": 2, "state": {"epoch": -1, "position": 0, "seed": 0}}, r"state\['epoch'\]: expected a non-negative integer"),
+        (
+            {"batch_size": 2, "state": {"epoch": 0, "position": 1}},
+            "state: expected a dict with keys epoch, position, seed",
+        ),
+        (
+            {"batch_size": 2, "state": {"epoch": -1, "position": 0, "seed": 0}},
+            r"state\['epoch'\]: expected a non-negative integer",
+        ),
         ({"batch_size": 2, "state": {"epoch": 0, "position": 12, "seed": 0}}, "exceeds the 11 batches per epoch"),
-        ({"batch_size": 2, "seed": 1, "state": {"epoch": 0, "position": 0, "seed": 0}}, "contradicts the resumed state's seed 0"),
+        (
+            {"batch_size": 2, "seed": 1, "state": {"epoch": 0, "position": 0, "seed": 0}},
+            "contradicts the resumed state's seed 0",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, message):

@@ -273,13 +273,28 @@ def test_pa_mpjpe_matches_brute_force_optimum_on_noisy_case():
 
 
 @pytest.mark.parametrize(
-    "call, pattern",
+    ("call", "pattern"),
     [
-        (lambda: angle_mae(np.zeros((2, 16, 5)), np.zeros((2, 16, 5)), np.ones((2, 5))), r"\(batch, 20, time\).*\(2, 16, 5\)"),
-        (lambda: angle_mae(np.zeros((2, 20, 5)), np.zeros((2, 20, 4)), np.ones((2, 5))), r"target.*\(2, 20, 5\).*\(2, 20, 4\)"),
-        (lambda: angle_mae(np.zeros((2, 20, 5)), np.zeros((2, 20, 5)), np.ones((2, 20, 5))), r"mask.*\(2, 5\).*\(2, 20, 5\)"),
-        (lambda: fingertip_distance(np.zeros((1, 20, 5)), np.zeros((1, 20, 5)), np.ones((1, 5)), HAND, every=0), r"every.*positive.*0"),
-        (lambda: motion_magnitudes(np.zeros((1, 20, 5)), np.ones((1, 5)), sample_rate=-1.0), r"sample_rate.*positive.*-1"),
+        (
+            lambda: angle_mae(np.zeros((2, 16, 5)), np.zeros((2, 16, 5)), np.ones((2, 5))),
+            r"\(batch, 20, time\).*\(2, 16, 5\)",
+        ),
+        (
+            lambda: angle_mae(np.zeros((2, 20, 5)), np.zeros((2, 20, 4)), np.ones((2, 5))),
+            r"target.*\(2, 20, 5\).*\(2, 20, 4\)",
+        ),
+        (
+            lambda: angle_mae(np.zeros((2, 20, 5)), np.zeros((2, 20, 5)), np.ones((2, 20, 5))),
+            r"mask.*\(2, 5\).*\(2, 20, 5\)",
+        ),
+        (
+            lambda: fingertip_distance(np.zeros((1, 20, 5)), np.zeros((1, 20, 5)), np.ones((1, 5)), HAND, every=0),
+            r"every.*positive.*0",
+        ),
+        (
+            lambda: motion_magnitudes(np.zeros((1, 20, 5)), np.ones((1, 5)), sample_rate=-1.0),
+            r"sample_rate.*positive.*-1",
+        ),
         (lambda: mpjpe(np.zeros((4, 21, 3)), np.zeros((4, 21, 2))), r"target_joints.*\(4, 21, 3\).*\(4, 21, 2\)"),
         (lambda: mpjpe(np.zeros((4, 21, 3)), np.zeros((4, 21, 3)), np.ones((21,))), r"mask.*\(4,\).*\(21,\)"),
         (lambda: pa_mpjpe(np.zeros((4, 2, 3)), np.zeros((4, 2, 3))), r"at least 3 joints.*2"),

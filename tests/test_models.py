@@ -52,10 +52,16 @@ def test_published_left_context_and_stride():
     assert tds.output_length(1790) == 0 and tds.output_length(1791) == 1
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("tracking_vemg2pose", 5_970_068), ("regression_vemg2pose", 5_980_328),
-    ("tracking_emg2pose", 2_952_340), ("regression_emg2pose", 2_952_340), ("regression_neuropose", 6_354_903),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("tracking_vemg2pose", 5_970_068),
+        ("regression_vemg2pose", 5_980_328),
+        ("tracking_emg2pose", 2_952_340),
+        ("regression_emg2pose", 2_952_340),
+        ("regression_neuropose", 6_354_903),
+    ],
+)
 def test_published_parameter_counts(name, expected):
     """emg2pose's released configs: 5.97M / 5.98M / 2.95M / 2.95M / 6.35M parameters."""
     config = C.EXPERIMENTS[name].model
@@ -135,14 +141,31 @@ def tds_configs(draw):
     in_ch = 16
     for _ in range(draw(st.integers(0, 2))):
         out = draw(st.integers(1, 6))
-        blocks.append(C.Conv1dBlockConfig(in_ch, out, draw(st.integers(1, 7)), draw(st.integers(1, 3)),
-                                          norm_type=draw(st.sampled_from(["layer", "batch", "none"]))))
+        blocks.append(
+            C.Conv1dBlockConfig(
+                in_ch,
+                out,
+                draw(st.integers(1, 7)),
+                draw(st.integers(1, 3)),
+                norm_type=draw(st.sampled_from(["layer", "batch", "none"])),
+            )
+        )
         in_ch = out
     stages = []
-    for i in range(draw(st.integers(0 if blocks else 1, 2))):
+    for _i in range(draw(st.integers(0 if blocks else 1, 2))):
         out = draw(st.sampled_from([None, 5]))
-        stages.append(C.TdsStageConfig(in_ch, draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(0, 2)),
-                                       channels, width, draw(st.integers(1, 4)), out_channels=out))
+        stages.append(
+            C.TdsStageConfig(
+                in_ch,
+                draw(st.integers(1, 5)),
+                draw(st.integers(1, 3)),
+                draw(st.integers(0, 2)),
+                channels,
+                width,
+                draw(st.integers(1, 4)),
+                out_channels=out,
+            )
+        )
         in_ch = c if out is None else out
     return C.TdsNetworkConfig(tuple(blocks), tuple(stages))
 
@@ -155,15 +178,20 @@ def test_tds_output_length_property(config, extra, batch):
     net = pm.TdsNetwork(config)
     x = jax.ShapeDtypeStruct((batch, time, 16), jnp.float32)
     variables = jax.eval_shape(lambda: net.init(jax.random.key(0), jnp.zeros((batch, time, 16))))
-    out = jax.eval_shape(lambda v, x: net.apply(v, x), variables, x)
+    out = jax.eval_shape(net.apply, variables, x)
     assert out.shape == (batch, config.output_length(time), config.out_channels)
     assert config.output_length(config.left_context + 1) == 1
     assert config.output_length(config.left_context) == 0
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["state", "vemg2pose"]), decoder=st.sampled_from(["lstm", "mlp"]),
-       extra=st.integers(21, 400), batch=st.integers(1, 3), provide=st.booleans())
+@given(
+    kind=st.sampled_from(["state", "vemg2pose"]),
+    decoder=st.sampled_from(["lstm", "mlp"]),
+    extra=st.integers(21, 400),
+    batch=st.integers(1, 3),
+    provide=st.booleans(),
+)
 def test_pose_forward_shapes_property(kind, decoder, extra, batch, provide):
     """pose_forward returns (B, 20, T − left) predictions/targets and a (B, T − left) bool mask."""
     config = small_state_model(kind, decoder)
@@ -173,7 +201,8 @@ def test_pose_forward_shapes_property(kind, decoder, extra, batch, provide):
     angles = jax.ShapeDtypeStruct((batch, 20, time), jnp.float32)
     mask = jax.ShapeDtypeStruct((batch, time), jnp.bool_)
     pred, target, out_mask = jax.eval_shape(
-        lambda v, e, a, m: pm.pose_forward(config, v, e, a, m, provide), variables, emg, angles, mask)
+        lambda v, e, a, m: pm.pose_forward(config, v, e, a, m, provide), variables, emg, angles, mask
+    )
     assert pred.shape == target.shape == (batch, 20, extra)
     assert out_mask.shape == (batch, extra) and out_mask.dtype == jnp.bool_
     raw = jax.eval_shape(lambda v, e: pm.predict_pose(config, v, e, jnp.zeros((batch, 20))), variables, emg)
@@ -206,14 +235,16 @@ def small_model():
 
 def _batch(time=1790 + 400, batch=2, channels=16, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((batch, channels, time)).astype(np.float32),
-            rng.standard_normal((batch, 20, time)).astype(np.float32),
-            np.ones((batch, time), bool))
+    return (
+        rng.standard_normal((batch, channels, time)).astype(np.float32),
+        rng.standard_normal((batch, 20, time)).astype(np.float32),
+        np.ones((batch, time), bool),
+    )
 
 
 def test_small_model_runs_and_uses_initial_pose(small_model):
     emg, angles, mask = _batch()
-    pred, target, out_mask = small_model(emg, angles, mask)
+    pred, target, _out_mask = small_model(emg, angles, mask)
     assert pred.shape == target.shape == (2, 20, 400)
     np.testing.assert_array_equal(np.asarray(target), angles[:, :, 1790:])
     # predict_vel with the true start pose: the first step stays close to it, and zeros differ.
@@ -224,22 +255,32 @@ def test_small_model_runs_and_uses_initial_pose(small_model):
     assert feats.shape == (2, 8, small_model.config.network.output_length(emg.shape[-1]))
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda e, a, m: (e[:, :8], a, m), r"emg: expected 16 channels \(axis 1 of \(batch, channels, time\)\), found 8"),
-    (lambda e, a, m: (e[:, :, :1800], a[:, :, :1800], m[:, :1800]), r"emg: expected at least 1811 samples"),
-    (lambda e, a, m: (e[0], a, m), r"emg: expected a 3-d array \(batch, channels, time\), found 2-d"),
-    (lambda e, a, m: (e.astype(np.int32), a, m), r"emg: expected a floating-point array.*found dtype int32"),
-    (lambda e, a, m: (np.where(np.arange(e.shape[-1]) == 5, np.nan, e).astype(np.float32), a, m),
-     r"emg: expected only finite values, found 32 NaN/Inf value\(s\), first at index \(0, 0, 5\)"),
-    (lambda e, a, m: (e, np.where(np.arange(a.shape[-1]) == 7, np.inf, a).astype(np.float32), m),
-     r"joint_angles: expected only finite values"),
-    (lambda e, a, m: (e, a[:, :19], m), r"joint_angles: expected 20 joint angles"),
-    (lambda e, a, m: (e, a[:1], m), r"joint_angles: expected batch size 2 to match emg"),
-    (lambda e, a, m: (e, a[:, :, :-1], m), r"joint_angles: expected time length 2190 to match emg"),
-    (lambda e, a, m: (e, a, m.astype(np.float32)), r"no_ik_failure: expected a boolean array, found dtype float32"),
-    (lambda e, a, m: (e, a, m[:, :-3]), r"no_ik_failure: expected time length 2190"),
-    (lambda e, a, m: (e.tolist(), a, m), r"emg: expected a NumPy or JAX array, found builtins.list"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (
+            lambda e, a, m: (e[:, :8], a, m),
+            r"emg: expected 16 channels \(axis 1 of \(batch, channels, time\)\), found 8",
+        ),
+        (lambda e, a, m: (e[:, :, :1800], a[:, :, :1800], m[:, :1800]), r"emg: expected at least 1811 samples"),
+        (lambda e, a, m: (e[0], a, m), r"emg: expected a 3-d array \(batch, channels, time\), found 2-d"),
+        (lambda e, a, m: (e.astype(np.int32), a, m), r"emg: expected a floating-point array.*found dtype int32"),
+        (
+            lambda e, a, m: (np.where(np.arange(e.shape[-1]) == 5, np.nan, e).astype(np.float32), a, m),
+            r"emg: expected only finite values, found 32 NaN/Inf value\(s\), first at index \(0, 0, 5\)",
+        ),
+        (
+            lambda e, a, m: (e, np.where(np.arange(a.shape[-1]) == 7, np.inf, a).astype(np.float32), m),
+            r"joint_angles: expected only finite values",
+        ),
+        (lambda e, a, m: (e, a[:, :19], m), r"joint_angles: expected 20 joint angles"),
+        (lambda e, a, m: (e, a[:1], m), r"joint_angles: expected batch size 2 to match emg"),
+        (lambda e, a, m: (e, a[:, :, :-1], m), r"joint_angles: expected time length 2190 to match emg"),
+        (lambda e, a, m: (e, a, m.astype(np.float32)), r"no_ik_failure: expected a boolean array, found dtype float32"),
+        (lambda e, a, m: (e, a, m[:, :-3]), r"no_ik_failure: expected time length 2190"),
+        (lambda e, a, m: (e.tolist(), a, m), r"emg: expected a NumPy or JAX array, found builtins.list"),
+    ],
+)
 def test_input_errors(small_model, mutate, match):
     emg, angles, mask = mutate(*_batch())
     with pytest.raises(ValueError, match=match):
@@ -283,7 +324,7 @@ def reference_lstm(layers: list[LSTMLayerWeights], x: np.ndarray) -> np.ndarray:
         outputs = []
         for t in range(time):
             z = sequence[:, t] @ w_ih.T + h @ w_hh.T + b
-            i, f, g, o = z[:, :hidden], z[:, hidden:2 * hidden], z[:, 2 * hidden:3 * hidden], z[:, 3 * hidden:]
+            i, f, g, o = z[:, :hidden], z[:, hidden : 2 * hidden], z[:, 2 * hidden : 3 * hidden], z[:, 3 * hidden :]
             c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
             h = _sigmoid(o) * np.tanh(c)
             outputs.append(h)
@@ -302,7 +343,7 @@ def test_lstm_scan_equals_step_by_step_reference():
     np.testing.assert_allclose(np.asarray(carry.h[-1]), expected[:, -1], atol=1e-5)
     # Continuing from the carry equals running the concatenated sequence.
     out2, _ = lstm_sequence(layers, x[:, 6:], None)
-    first, carry6 = lstm_sequence(layers, x[:, :6], None)
+    _first, carry6 = lstm_sequence(layers, x[:, :6], None)
     rest, _ = lstm_sequence(layers, x[:, 6:], carry6)
     np.testing.assert_allclose(np.asarray(rest), expected[:, 6:], atol=1e-5)
     assert not np.allclose(np.asarray(out2), expected[:, 6:], atol=1e-3)  # the state matters
@@ -315,8 +356,10 @@ def test_lstm_matches_torch():
     with torch.no_grad():
         expected, _ = lstm(torch.from_numpy(x))
     sd = {k: v.numpy() for k, v in lstm.state_dict().items()}
-    layers = [LSTMLayerWeights(sd[f"weight_ih_l{n}"].T, sd[f"weight_hh_l{n}"].T, sd[f"bias_ih_l{n}"], sd[f"bias_hh_l{n}"])
-              for n in range(2)]
+    layers = [
+        LSTMLayerWeights(sd[f"weight_ih_l{n}"].T, sd[f"weight_hh_l{n}"].T, sd[f"bias_ih_l{n}"], sd[f"bias_hh_l{n}"])
+        for n in range(2)
+    ]
     out, _ = lstm_sequence(layers, jnp.asarray(x))
     np.testing.assert_allclose(np.asarray(out), expected.numpy(), atol=1e-5)
 
@@ -329,8 +372,9 @@ def test_lstm_matches_torch():
 def test_linear_interpolation_matches_torch(in_len, out_len, align_corners):
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(in_len * 1000 + out_len).standard_normal((2, 3, in_len)).astype(np.float32)
-    expected = torch.nn.functional.interpolate(torch.from_numpy(x), size=out_len, mode="linear",
-                                               align_corners=align_corners).numpy()
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(x), size=out_len, mode="linear", align_corners=align_corners
+    ).numpy()
     found = np.asarray(pm.resample_linear(jnp.asarray(x), out_len, axis=-1, align_corners=align_corners))
     np.testing.assert_allclose(found, expected, atol=1e-6)
 
@@ -340,8 +384,11 @@ def test_linear_interpolation_matches_torch(in_len, out_len, align_corners):
 def test_nearest_mask_alignment_matches_torch(in_len, out_len):
     torch = pytest.importorskip("torch")
     mask = np.random.default_rng(in_len + 7 * out_len).random((2, in_len)) > 0.5
-    expected = torch.nn.functional.interpolate(torch.from_numpy(mask)[:, None].float(), size=out_len,
-                                               mode="nearest")[:, 0].bool().numpy()
+    expected = (
+        torch.nn.functional.interpolate(torch.from_numpy(mask)[:, None].float(), size=out_len, mode="nearest")[:, 0]
+        .bool()
+        .numpy()
+    )
     np.testing.assert_array_equal(np.asarray(pm.align_mask(jnp.asarray(mask), out_len)), expected)
 
 
@@ -350,13 +397,23 @@ def test_nearest_mask_alignment_matches_torch(in_len, out_len):
 
 def test_dropout_uses_explicit_rng_and_train_flag():
     config = C.PoseModelConfig("pose", C.neuropose_network(), None)
-    config = dataclasses.replace(config, network=dataclasses.replace(
-        config.network,
-        encoder_blocks=(C.EncoderBlockConfig(1, 2, (3, 2), (10, 2), 0.5), C.EncoderBlockConfig(2, 2, (3, 2), (8, 2), 0.5),
-                        C.EncoderBlockConfig(2, 2, (3, 2), (4, 4), 0.5)),
-        residual_blocks=(C.ResidualBlockConfig(2, 2, (3, 2), 1, 0.5),),
-        decoder_blocks=(C.DecoderBlockConfig(2, 2, (3, 2), (10, 4), 0.5), C.DecoderBlockConfig(2, 2, (3, 2), (8, 4), 0.5),
-                        C.DecoderBlockConfig(2, 1, (3, 2), (4, 2), 0.5))))
+    config = dataclasses.replace(
+        config,
+        network=dataclasses.replace(
+            config.network,
+            encoder_blocks=(
+                C.EncoderBlockConfig(1, 2, (3, 2), (10, 2), 0.5),
+                C.EncoderBlockConfig(2, 2, (3, 2), (8, 2), 0.5),
+                C.EncoderBlockConfig(2, 2, (3, 2), (4, 4), 0.5),
+            ),
+            residual_blocks=(C.ResidualBlockConfig(2, 2, (3, 2), 1, 0.5),),
+            decoder_blocks=(
+                C.DecoderBlockConfig(2, 2, (3, 2), (10, 4), 0.5),
+                C.DecoderBlockConfig(2, 2, (3, 2), (8, 4), 0.5),
+                C.DecoderBlockConfig(2, 1, (3, 2), (4, 2), 0.5),
+            ),
+        ),
+    )
     variables = random_variables(config)
     variables["batch_stats"] = jax.tree_util.tree_map(jnp.abs, variables["batch_stats"])  # variances > 0
     emg, angles, mask = _batch(time=320)
@@ -365,7 +422,9 @@ def test_dropout_uses_explicit_rng_and_train_flag():
     eval_a = forward(config, variables, emg, angles, mask, False)[0]
     eval_b = forward(config, variables, emg, angles, mask, False)[0]
     np.testing.assert_array_equal(np.asarray(eval_a), np.asarray(eval_b))
-    (train_a, _, _), stats_a = forward_train(config, variables, emg, angles, mask, False, {"dropout": jax.random.key(1)})
+    (train_a, _, _), stats_a = forward_train(
+        config, variables, emg, angles, mask, False, {"dropout": jax.random.key(1)}
+    )
     (train_b, _, _), _ = forward_train(config, variables, emg, angles, mask, False, {"dropout": jax.random.key(2)})
     assert not np.allclose(np.asarray(train_a), np.asarray(train_b))
     # BatchNorm statistics moved, and pose_forward refuses train=True for a BatchNorm model.
@@ -389,8 +448,10 @@ def test_batchnorm_matches_torch_in_train_and_eval():
         y_train = bn_torch(torch.from_numpy(x).transpose(1, 2)).transpose(1, 2).numpy()
     bn = BatchNorm(3)
     variables = bn.init(jax.random.key(0), jnp.asarray(x), False)
-    variables = {"params": {"scale": jnp.array([0.5, 1.5, -1.0]), "bias": jnp.array([0.1, -0.2, 0.3])},
-                 "batch_stats": variables["batch_stats"]}
+    variables = {
+        "params": {"scale": jnp.array([0.5, 1.5, -1.0]), "bias": jnp.array([0.1, -0.2, 0.3])},
+        "batch_stats": variables["batch_stats"],
+    }
     y, updates = bn.apply(variables, jnp.asarray(x), True, mutable=["batch_stats"])
     np.testing.assert_allclose(np.asarray(y), y_train, atol=1e-5)
     np.testing.assert_allclose(np.asarray(updates["batch_stats"]["mean"]), bn_torch.running_mean.numpy(), atol=1e-6)

@@ -60,7 +60,7 @@ def test_parse_value_coerces_by_type():
 
 
 @pytest.mark.parametrize(
-    "text, tp, fragment",
+    ("text", "tp", "fragment"),
     [
         ("1.5", int, "expected an integer"),
         ("abc", float, "expected a number"),
@@ -110,9 +110,18 @@ def test_dataclass_checks_run_on_overrides():
 def test_leaf_fields_lists_dotted_paths_in_order():
     names = [name for name, _ in leaf_fields(Outer())]
     assert names == [
-        "out_dir", "widths", "band", "limit",
-        "inner.rate", "inner.steps", "inner.name", "inner.flag",
-        "other.rate", "other.steps", "other.name", "other.flag",
+        "out_dir",
+        "widths",
+        "band",
+        "limit",
+        "inner.rate",
+        "inner.steps",
+        "inner.name",
+        "inner.flag",
+        "other.rate",
+        "other.steps",
+        "other.name",
+        "other.flag",
     ]
 
 
@@ -140,7 +149,9 @@ def test_config_diff_names_changed_leaves():
 
 
 def test_parse_config_options_aliases_and_set(capsys):
-    config, _ = parse_config(Outer(), ["--out_dir", "runs/y", "--inner.steps", "4", "--set", "other.rate=0.5", "--limit", "7"])
+    config, _ = parse_config(
+        Outer(), ["--out_dir", "runs/y", "--inner.steps", "4", "--set", "other.rate=0.5", "--limit", "7"]
+    )
     assert config == Outer(out_dir="runs/y", limit=7, inner=Inner(steps=4), other=Inner(name="sgd", rate=0.5))
     # names unique in the tree get short and dashed aliases; shared names ("rate") only the dotted form
     config, _ = parse_config(Outer(), ["--out-dir", "z", "--inner.flag", "true"])
@@ -182,7 +193,9 @@ def test_real_experiment_configs_are_fully_overridable():
         # every leaf parses back from its own JSON-ish text form
         assert config_from_dict(type(default), json.loads(json.dumps(config_to_dict(default)))) == default
         assert len(leaf_fields(default)) > 10
-    exp = apply_overrides(DirectExperiment(), ["model.conv_channels=16,32", "optim.learning_rate=2e-3", "data.band_hz=none"])
+    exp = apply_overrides(
+        DirectExperiment(), ["model.conv_channels=16,32", "optim.learning_rate=2e-3", "data.band_hz=none"]
+    )
     assert exp.model.conv_channels == (16, 32) and exp.optim.learning_rate == 2e-3 and exp.data.band_hz is None
     with pytest.raises(ConfigError, match="DirectConfig.mode"):
         apply_overrides(DirectExperiment(), ["model.mode=all"])

@@ -145,15 +145,26 @@ def parity_report(t_pred: np.ndarray, j_pred: np.ndarray) -> dict[str, float]:
     """Errors and signal sizes of JAX predictions vs torch's, both (B, 20, T')."""
     t_pred, j_pred = np.asarray(t_pred, np.float64), np.asarray(j_pred, np.float64)
     if t_pred.shape != j_pred.shape:
-        return {"shape_mismatch": 1.0, "pose_abs": np.inf, "pose_rel": np.inf, "delta_rel": np.inf,
-                "range": float(np.ptp(t_pred, axis=-1).max()), "delta": np.nan}
+        return {
+            "shape_mismatch": 1.0,
+            "pose_abs": np.inf,
+            "pose_rel": np.inf,
+            "delta_rel": np.inf,
+            "range": float(np.ptp(t_pred, axis=-1).max()),
+            "delta": np.nan,
+        }
     error = float(np.max(np.abs(j_pred - t_pred)))
     signal_range = float(np.ptp(t_pred, axis=-1).max())
     t_delta = t_pred[..., DELTA_LAG:] - t_pred[..., :-DELTA_LAG]
     j_delta = j_pred[..., DELTA_LAG:] - j_pred[..., :-DELTA_LAG]
     delta = float(np.max(np.abs(t_delta)))
-    return {"pose_abs": error, "pose_rel": error / signal_range, "delta_rel": float(np.max(np.abs(j_delta - t_delta))) / delta,
-            "range": signal_range, "delta": delta}
+    return {
+        "pose_abs": error,
+        "pose_rel": error / signal_range,
+        "delta_rel": float(np.max(np.abs(j_delta - t_delta))) / delta,
+        "range": signal_range,
+        "delta": delta,
+    }
 
 
 def parity_failures(report: dict[str, float]) -> list[str]:
@@ -219,8 +230,10 @@ def test_parity_reduced_size(experiment, converted):
         assert relative_error(j_features, t_features) < FEATURE_RTOL
         for provide_initial_pos in (True, False):
             report = assert_pose_parity(model, jax_model, drive, joint_angles, no_ik_failure, provide_initial_pos)
-            print(f"\n{experiment} provide_initial_pos={provide_initial_pos}: " +
-                  ", ".join(f"{k} {v:.3g}" for k, v in report.items()))
+            print(
+                f"\n{experiment} provide_initial_pos={provide_initial_pos}: "
+                + ", ".join(f"{k} {v:.3g}" for k, v in report.items())
+            )
 
 
 def test_parity_neuropose_published_window_resamples_predictions(converted):
@@ -241,15 +254,19 @@ def test_parity_full_size_tracking_vemg2pose(tmp_path):
     assert relative_error(jax_model.features(emg), t_features) < FEATURE_RTOL
     for provide_initial_pos in (True, False):
         report = assert_pose_parity(model, jax_model, emg, joint_angles, no_ik_failure, provide_initial_pos)
-        print(f"\nfull-size tracking_vemg2pose provide_initial_pos={provide_initial_pos}: " +
-              ", ".join(f"{k} {v:.3g}" for k, v in report.items()))
+        print(
+            f"\nfull-size tracking_vemg2pose provide_initial_pos={provide_initial_pos}: "
+            + ", ".join(f"{k} {v:.3g}" for k, v in report.items())
+        )
 
 
 def test_regression_emg2pose_checkpoint_predicts_from_zero(converted):
     """Same network as tracking_emg2pose: the checkpoint's provide_initial_pos=False names it and is its default."""
     hp = tr.hyper_parameters_for("regression_emg2pose")
     assert emg2pose_map.experiment_name_from_hyper_parameters(hp) == "regression_emg2pose"
-    assert emg2pose_map.experiment_name_from_hyper_parameters({**hp, "provide_initial_pos": True}) == "tracking_emg2pose"
+    assert (
+        emg2pose_map.experiment_name_from_hyper_parameters({**hp, "provide_initial_pos": True}) == "tracking_emg2pose"
+    )
     model, jax_model, _ = converted("regression_emg2pose")
     assert jax_model.provide_initial_pos is False
     emg, joint_angles, no_ik_failure = make_batch(model.left_context, seed=4)
@@ -298,8 +315,13 @@ def _first_conv_path(config) -> tuple[str, ...]:
 
 def _output_bias_path(config) -> tuple[str, ...]:
     if isinstance(config.network, pm.TdsNetworkConfig):
-        return ("params", "network", f"layers_{len(config.network.conv_blocks) + len(config.network.tds_stages) - 1}",
-                "linear_layer", "bias")
+        return (
+            "params",
+            "network",
+            f"layers_{len(config.network.conv_blocks) + len(config.network.tds_stages) - 1}",
+            "linear_layer",
+            "bias",
+        )
     return ("params", "network", "linear", "bias")
 
 
@@ -335,9 +357,11 @@ def _wrong_align_corners(which: int):
 MUTATIONS = {
     "lstm_gates_input_forget": lambda m, jm, ck, b: _model_with(jm, _lstm_gates_swapped(jm, ck))(*b)[0],
     "conv_kernel_flipped_in_time": lambda m, jm, ck, b: _model_with(
-        jm, _replace(jm.params, _first_conv_path(jm.config), lambda k: np.asarray(k)[::-1]))(*b)[0],
+        jm, _replace(jm.params, _first_conv_path(jm.config), lambda k: np.asarray(k)[::-1])
+    )(*b)[0],
     "output_bias_dropped": lambda m, jm, ck, b: _model_with(
-        jm, _replace(jm.params, _output_bias_path(jm.config), np.zeros_like))(*b)[0],
+        jm, _replace(jm.params, _output_bias_path(jm.config), np.zeros_like)
+    )(*b)[0],
     "initial_pose_one_sample_late": lambda m, jm, ck, b: _forward_with(jm, *b, initial_offset=1),
     "emg_one_sample_late": lambda m, jm, ck, b: jm(np.roll(b[0], 1, axis=-1), *b[1:])[0],
     "rollout_resampling_align_corners_false": None,  # patched module function, see test
@@ -349,8 +373,12 @@ APPLIES = {
     "output_bias_dropped": tuple(tr.EXPERIMENTS),
     "initial_pose_one_sample_late": ("tracking_vemg2pose", "tracking_emg2pose"),
     "emg_one_sample_late": tuple(tr.EXPERIMENTS),
-    "rollout_resampling_align_corners_false": ("tracking_vemg2pose", "regression_vemg2pose", "tracking_emg2pose",
-                                               "regression_emg2pose"),
+    "rollout_resampling_align_corners_false": (
+        "tracking_vemg2pose",
+        "regression_vemg2pose",
+        "tracking_emg2pose",
+        "regression_emg2pose",
+    ),
     "output_alignment_align_corners_true": tuple(tr.EXPERIMENTS),
 }
 CASES = [(e, name) for name, experiments in APPLIES.items() for e in experiments]
@@ -359,7 +387,7 @@ CASES = [(e, name) for name, experiments in APPLIES.items() for e in experiments
 DELTA_BLIND = {("regression_neuropose", "output_bias_dropped")}
 
 
-@pytest.mark.parametrize("experiment,mutation", CASES, ids=[f"{e}-{n}" for e, n in CASES])
+@pytest.mark.parametrize(("experiment", "mutation"), CASES, ids=[f"{e}-{n}" for e, n in CASES])
 def test_mutation_is_reported(converted, experiment, mutation):
     """Each deliberate bug makes both the relative pose check and the per-step motion check fail.
 
@@ -401,7 +429,8 @@ def test_mutation_is_reported(converted, experiment, mutation):
 def test_wrong_tds_conv_layout_fails_feature_parity(converted):
     """Forgetting to flip the conv kernel's time axis (a plausible mapping bug) breaks feature parity."""
     model, jax_model, _ = converted("tracking_vemg2pose")
-    wrong = _model_with(jax_model, _replace(jax_model.params, _first_conv_path(jax_model.config),
-                                            lambda k: np.asarray(k)[::-1]))
+    wrong = _model_with(
+        jax_model, _replace(jax_model.params, _first_conv_path(jax_model.config), lambda k: np.asarray(k)[::-1])
+    )
     emg, _, _ = make_batch(model.left_context)
     assert relative_error(wrong.features(emg), torch_features(model, emg)) > 1e-2

@@ -34,22 +34,15 @@ README = ROOT / "README.md"
 
 # Command prefix -> why it does not run here. Matched against each bash command (continuations joined).
 SKIPPED = {
-    "pip install . && emgjax demo":
-        "installs the package, then the full demo (~1-4 min); tests/test_demo.py runs the demo with these very "
-        "default settings and checks that it beats the mean pose",
-    'pip install ".[torch,test]" && python -m pytest':
-        "the test suite itself (this test is part of it)",
-    "python experiments/train_direct.py --data_dir data/synth --out_dir runs/direct":
-        "full training, 600 steps (several minutes on 2 CPU cores); tests/test_recipes.py trains the same recipe small",
-    "python experiments/evaluate.py runs/direct":
-        "needs runs/direct from the full training skipped above",
-    "python experiments/finetune_direct.py":
-        "needs runs/direct (skipped above) and a new user's own recordings in data/new_user",
-    "python experiments/bench_adapters.py --quick":
-        "a benchmark (~4-5 min on 2 CPU cores); tests/test_adapter_benchmark.py covers it",
-    "python experiments/bench_adapters.py --out runs/full":
-        "needs the real emg2pose dataset and a converted Meta checkpoint (EMG2POSE_DIR, CONVERTED_DIR placeholders) "
-        "and a GPU/TPU",
+    "pip install . && emgjax demo": "installs the package, then the full demo (~1-4 min); tests/test_demo.py runs the demo with these very "
+    "default settings and checks that it beats the mean pose",
+    'pip install ".[torch,test]" && python -m pytest': "the test suite itself (this test is part of it)",
+    "python experiments/train_direct.py --data_dir data/synth --out_dir runs/direct": "full training, 600 steps (several minutes on 2 CPU cores); tests/test_recipes.py trains the same recipe small",
+    "python experiments/evaluate.py runs/direct": "needs runs/direct from the full training skipped above",
+    "python experiments/finetune_direct.py": "needs runs/direct (skipped above) and a new user's own recordings in data/new_user",
+    "python experiments/bench_adapters.py --quick": "a benchmark (~4-5 min on 2 CPU cores); tests/test_adapter_benchmark.py covers it",
+    "python experiments/bench_adapters.py --out runs/full": "needs the real emg2pose dataset and a converted Meta checkpoint (EMG2POSE_DIR, CONVERTED_DIR placeholders) "
+    "and a GPU/TPU",
     "python bench/inference.py": "a benchmark (speed belongs in bench/, not in tests)",
     "python bench/train_step.py": "a benchmark (speed belongs in bench/, not in tests)",
 }

@@ -46,7 +46,9 @@ def _experiment(out_dir, data_dir, *, steps=9, **loop):
         data=DirectDataConfig(window_length=32, stride=16, eval_stride=32),
         model=TINY_MODEL,
         optim=OptimConfig(learning_rate=3e-3),
-        loop=LoopConfig(batch_size=16, num_epochs=50, max_steps=steps, checkpoint_every_steps=3, progress=False, **loop),
+        loop=LoopConfig(
+            batch_size=16, num_epochs=50, max_steps=steps, checkpoint_every_steps=3, progress=False, **loop
+        ),
     )
 
 
@@ -81,8 +83,12 @@ def test_train_direct_writes_a_complete_run(trained, mindrove_data):
 
     with Checkpointer(run.out_dir / "checkpoints") as checkpointer:
         step = checkpointer.latest_step()
-        extra = checkpointer._manager.restore(step, args=__import__("orbax.checkpoint").checkpoint.args.Composite(
-            extra=__import__("orbax.checkpoint").checkpoint.args.JsonRestore()))["extra"]
+        extra = checkpointer._manager.restore(
+            step,
+            args=__import__("orbax.checkpoint").checkpoint.args.Composite(
+                extra=__import__("orbax.checkpoint").checkpoint.args.JsonRestore()
+            ),
+        )["extra"]
     assert extra["user"]["normalisation"] == info["normalisation"]
     assert extra["user"]["target"] == info["target"]
 
@@ -130,7 +136,9 @@ def test_rerun_resumes_and_matches_an_uninterrupted_run(trained, mindrove_data, 
 
 
 def test_rerun_with_another_config_is_refused(trained, mindrove_data):
-    changed = dataclasses.replace(_experiment(trained.out_dir, mindrove_data), model=dataclasses.replace(TINY_MODEL, lstm_hidden=8))
+    changed = dataclasses.replace(
+        _experiment(trained.out_dir, mindrove_data), model=dataclasses.replace(TINY_MODEL, lstm_hidden=8)
+    )
     with pytest.raises(ValueError, match=r"(?s)different config.*model\.lstm_hidden: saved 16, now 8"):
         train_direct(changed, verbose=False)
 
@@ -151,7 +159,7 @@ def test_finetune_freezes_the_backbone_and_trains_the_head(trained, mindrove_dat
     run, evaluations = finetune_direct(exp, verbose=False)
     assert run.steps == 4
     before, after = _flat(trained.model.variables["params"]), _flat(run.model.variables["params"])
-    trainable = [k for k in before if k.startswith("head") or k.startswith("lstm/layer_1_")]
+    trainable = [k for k in before if k.startswith(("head", "lstm/layer_1_"))]
     frozen = [k for k in before if k not in trainable]
     assert frozen and any(k.startswith("conv_") for k in frozen) and any(k.startswith("lstm/layer_0_") for k in frozen)
     for key in frozen:
@@ -202,7 +210,10 @@ def test_input_errors(mindrove_data, tmp_path):
         path = str(next((mindrove_data / "mindrove").glob("*.hdf5")))
         resolve_sessions(SessionsConfig(train=(path,), test=(path,)), "mindrove")
     with pytest.raises(ValueError, match="multiple of the 4 devices"):
-        train_direct(dataclasses.replace(_experiment(tmp_path / "c", mindrove_data), loop=LoopConfig(batch_size=6)), verbose=False)
+        train_direct(
+            dataclasses.replace(_experiment(tmp_path / "c", mindrove_data), loop=LoopConfig(batch_size=6)),
+            verbose=False,
+        )
     with pytest.raises(ValueError, match="no 'mano_theta' labels in this session"):
         exp = _experiment(tmp_path / "d", mindrove_data)
         train_direct(dataclasses.replace(exp, model=dataclasses.replace(TINY_MODEL, output="mano")), verbose=False)
@@ -239,7 +250,9 @@ def test_emg2pose_recipe_trains_a_tiny_config_and_evaluates(emg2pose_data, tmp_p
     exp = Emg2PoseTraining(
         out_dir=str(tmp_path / "e2p"),
         # no val split: one compilation fewer (validation is covered by the direct recipe's tests)
-        sessions=SessionsConfig(train=tuple(map(str, splits["train"] + splits["val"])), test=tuple(map(str, splits["test"]))),
+        sessions=SessionsConfig(
+            train=tuple(map(str, splits["train"] + splits["val"])), test=tuple(map(str, splits["test"]))
+        ),
         size=ModelSize(tds_channels=2, feature_width=4, num_blocks=1, tds_out_channels=8, hidden_size=16, num_layers=1),
         window_length=1400,  # left context 1150 (one TDS block per stage) + 250 samples = 6 rollout steps
         stride=700,
@@ -277,7 +290,14 @@ def test_build_pose_config_default_size_is_the_published_one():
 
 # -- emg2pose: IK-failure masking and windows, as emg2pose's Lightning module and datamodule -------------------
 
-E2P_TINY = {"tds_channels": 2, "feature_width": 4, "num_blocks": 1, "tds_out_channels": 8, "hidden_size": 16, "num_layers": 1}
+E2P_TINY = {
+    "tds_channels": 2,
+    "feature_width": 4,
+    "num_blocks": 1,
+    "tds_out_channels": 8,
+    "hidden_size": 16,
+    "num_layers": 1,
+}
 
 
 def _e2p_loss_setup(experiment="tracking_vemg2pose"):
@@ -340,7 +360,7 @@ def test_window_without_initial_state_contributes_nothing_to_loss_and_metrics():
     assert abs(float(loss_all) - float(loss_good)) > 1e-3
     # Its targets do not matter either.
     scrambled = {**bad, "joint_angles": bad["joint_angles"].copy()}
-    scrambled["joint_angles"][0, :, lc + 1:] += 1.0
+    scrambled["joint_angles"][0, :, lc + 1 :] += 1.0
     np.testing.assert_allclose(float(evaluate(scrambled)[0]), float(loss_good), rtol=1e-6)
     # Gradients too: the training path (train=True) sees the same masked loss.
     grad = jax.jit(jax.grad(lambda p, b: loss_fn(p, {}, b, jax.random.key(0), True)[0]))
@@ -356,7 +376,9 @@ def test_regression_experiments_keep_windows_with_a_failed_initial_state():
     bad = {**batch, "no_ik_failure": batch["no_ik_failure"].copy()}
     bad["no_ik_failure"][0, config.left_context] = False
     loss_bad = float(loss_fn(variables["params"], {}, bad, jax.random.key(0), False)[0])
-    loss_second = float(loss_fn(variables["params"], {}, {k: v[1:] for k, v in batch.items()}, jax.random.key(0), False)[0])
+    loss_second = float(
+        loss_fn(variables["params"], {}, {k: v[1:] for k, v in batch.items()}, jax.random.key(0), False)[0]
+    )
     assert abs(loss_bad - loss_second) > 1e-3
 
 
@@ -412,9 +434,14 @@ def test_emg2pose_training_skips_ik_failure_windows_by_default(emg2pose_data, tm
     for skip in (True, False):
         seen.clear()
         exp = recipe.Emg2PoseTraining(
-            out_dir=str(tmp_path / f"skip{skip}"), experiment="regression_emg2pose", size=recipe.ModelSize(**E2P_TINY),
+            out_dir=str(tmp_path / f"skip{skip}"),
+            experiment="regression_emg2pose",
+            size=recipe.ModelSize(**E2P_TINY),
             sessions=SessionsConfig(train=(str(splits["train"][0]),), val=(str(splits["val"][0]),)),
-            window_length=1400, val_window_length=1400, skip_ik_failures=skip)
+            window_length=1400,
+            val_window_length=1400,
+            skip_ik_failures=skip,
+        )
         with pytest.raises(Stop):
             recipe.train_emg2pose(exp, verbose=False)
         assert seen == [(1400, skip), (1400, skip)]
@@ -439,17 +466,27 @@ def test_evaluate_masks_windows_without_initial_state(tmp_path, caplog):
     lc, window = config.left_context, 1400
     run = tmp_path / "run"
     export_variables(run / "model", init_variables(config, jax.random.key(3)))
-    write_json(run / "model.json", {
-        "format": MODEL_FORMAT, "format_version": 1, "experiment": "tracking_vemg2pose", "model": config.to_dict(),
-        "provide_initial_pos": True, "normalisation": None, "mean_joint_angles": [0.1] * 20, "val_window_length": window,
-    })
+    write_json(
+        run / "model.json",
+        {
+            "format": MODEL_FORMAT,
+            "format_version": 1,
+            "experiment": "tracking_vemg2pose",
+            "model": config.to_dict(),
+            "provide_initial_pos": True,
+            "normalisation": None,
+            "mean_joint_angles": [0.1] * 20,
+            "val_window_length": window,
+        },
+    )
     rng = np.random.default_rng(0)
     emg = rng.standard_normal((2 * window, 16)).astype(np.float32)
     angles = (0.3 + 0.2 * rng.random((2 * window, 20))).astype(np.float32)
 
     def session(name, emg, angles):
-        return write_emg2pose_session(tmp_path / f"{name}.hdf5", emg=emg, joint_angles=angles,
-                                      time=np.arange(len(emg)) / 2000.0)
+        return write_emg2pose_session(
+            tmp_path / f"{name}.hdf5", emg=emg, joint_angles=angles, time=np.arange(len(emg)) / 2000.0
+        )
 
     failed = angles.copy()
     failed[lc] = 0.0  # IK failure at window 0's initial-state sample only

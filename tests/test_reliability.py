@@ -67,10 +67,12 @@ class Env:
     @property
     def blocker(self) -> Path:
         """A regular file: ``blocker / "out"`` cannot be created (not even by root)."""
+
         def build():
             path = self.base / "blocker"
             path.write_text("a regular file, not a folder\n")
             return path
+
         return self._once("blocker", build)
 
     @property
@@ -79,17 +81,20 @@ class Env:
             path = self.base / "random.bin"
             path.write_bytes(np.random.default_rng(0).bytes(4096))
             return path
+
         return self._once("random", build)
 
     @property
     def mindrove_dir(self) -> Path:
         """3 synthetic MindRove sessions (train / val / test) of 4 s and their metadata.csv."""
+
         def build():
             from emgjax.data.synthetic import write_synthetic_dataset
 
             out = self.base / "mindrove_data"
             write_synthetic_dataset(out, n_sessions=3, duration_s=4.0, seed=3, formats=("mindrove",))
             return out
+
         return self._once("mindrove", build)
 
     @property
@@ -104,6 +109,7 @@ class Env:
             out = self.base / "emg2pose_data"
             write_synthetic_dataset(out, n_sessions=3, duration_s=1.0, seed=4, formats=("emg2pose",))
             return out
+
         return self._once("emg2pose", build)
 
     @property
@@ -113,6 +119,7 @@ class Env:
     @property
     def pretrained(self) -> Path:
         """A tiny emg2pose model in `emgjax convert`'s format."""
+
         def build():
             import jax
 
@@ -122,8 +129,15 @@ class Env:
 
             config = tiny_emg2pose_config()
             variables = pose_modules.init_variables(config, jax.random.key(0))
-            return write_pretrained(self.base / "pretrained", config, variables, experiment=None,
-                                    provide_initial_pos=False, source={"kind": "tests/test_reliability.py"})
+            return write_pretrained(
+                self.base / "pretrained",
+                config,
+                variables,
+                experiment=None,
+                provide_initial_pos=False,
+                source={"kind": "tests/test_reliability.py"},
+            )
+
         return self._once("pretrained", build)
 
     @property
@@ -132,18 +146,40 @@ class Env:
             from emgjax.pretrained import load_pretrained
 
             return load_pretrained(self.pretrained)
+
         return self._once("model", build)
 
     def direct_args(self, out_dir: Path, data_dir: Path | None = None) -> list[str]:
         """train_direct.py options for a seconds-long tiny run."""
-        return ["--out_dir", str(out_dir), "--data_dir", str(data_dir or self.mindrove_dir),
-                "--set", "model.conv_channels=8,16", "--set", "model.lstm_hidden=16", "--set", "model.head_hidden=8",
-                "--set", "data.window_length=32", "--set", "data.stride=16", "--set", "data.eval_stride=32",
-                "--set", "loop.batch_size=8", "--set", "loop.max_steps=2", "--set", "loop.progress=false"]
+        return [
+            "--out_dir",
+            str(out_dir),
+            "--data_dir",
+            str(data_dir or self.mindrove_dir),
+            "--set",
+            "model.conv_channels=8,16",
+            "--set",
+            "model.lstm_hidden=16",
+            "--set",
+            "model.head_hidden=8",
+            "--set",
+            "data.window_length=32",
+            "--set",
+            "data.stride=16",
+            "--set",
+            "data.eval_stride=32",
+            "--set",
+            "loop.batch_size=8",
+            "--set",
+            "loop.max_steps=2",
+            "--set",
+            "loop.progress=false",
+        ]
 
     @property
     def direct_run(self) -> Path:
         """A trained tiny direct run, made by the corrected rerun of a failed train_direct.py (row T-rerun)."""
+
         def build():
             out = self.base / "direct_run"
             code, err = cli(script("train_direct.py"), self.direct_args(out, self.base / "no_data"))
@@ -151,6 +187,7 @@ class Env:
             code, err = cli(script("train_direct.py"), self.direct_args(out))
             assert code == 0, err
             return out
+
         return self._once("direct_run", build)
 
 
@@ -237,6 +274,7 @@ def truncate(path: Path, keep: float = 0.5) -> Path:
 
 def hostile_ckpt(path: Path, marker: Path) -> Path:
     """A torch-style zip whose pickle would create ``marker`` if it were unpickled with pickle.load."""
+
     class Exploit:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
@@ -298,6 +336,7 @@ def row(entry: str, bad: str, does: str):
     def register(check: Callable[[Env], None]):
         ROWS.append(Row(entry, bad, does, check))
         return check
+
     return register
 
 
@@ -309,11 +348,17 @@ CONVERT = "`emgjax convert`"
 @row(CONVERT, "checkpoint file missing", "exit 2, `PATH: no such checkpoint file`; OUT_DIR not created")
 def _(env):
     out = env.fresh("convert_missing")
-    assert_cli_error(command("convert"), [env.base / "nope.ckpt", out], "emgjax convert", r"nope\.ckpt: no such checkpoint file")
+    assert_cli_error(
+        command("convert"), [env.base / "nope.ckpt", out], "emgjax convert", r"nope\.ckpt: no such checkpoint file"
+    )
     assert not out.exists()
 
 
-@row(CONVERT, "random bytes as checkpoint", "exit 2, names the file and that it is not a zip (PyTorch) archive; OUT_DIR not created")
+@row(
+    CONVERT,
+    "random bytes as checkpoint",
+    "exit 2, names the file and that it is not a zip (PyTorch) archive; OUT_DIR not created",
+)
 def _(env):
     out = env.fresh("convert_random")
     assert_cli_error(command("convert"), [env.random_file, out], "emgjax convert", r"random\.bin.*(zip|archive)")
@@ -332,7 +377,11 @@ def _(env):
     assert not out.exists()
 
 
-@row(CONVERT, "hostile pickle (`os.system` global)", "exit 2, names the refused global; nothing executed, OUT_DIR not created")
+@row(
+    CONVERT,
+    "hostile pickle (`os.system` global)",
+    "exit 2, names the refused global; nothing executed, OUT_DIR not created",
+)
 def _(env):
     marker = env.fresh("pwned")
     out = env.fresh("convert_hostile")
@@ -343,16 +392,26 @@ def _(env):
 
 @row(CONVERT, "unknown `--experiment`", "exit 2 (argparse), lists the valid experiments")
 def _(env):
-    assert_cli_error(command("convert"), [env.random_file, env.fresh("convert_exp"), "--experiment", "tracking_vemg2pse"],
-                     "emgjax convert", r"invalid choice: 'tracking_vemg2pse'.*tracking_vemg2pose")
+    assert_cli_error(
+        command("convert"),
+        [env.random_file, env.fresh("convert_exp"), "--experiment", "tracking_vemg2pse"],
+        "emgjax convert",
+        r"invalid choice: 'tracking_vemg2pse'.*tracking_vemg2pose",
+    )
 
 
 @row(CONVERT, "subprocess: random bytes as checkpoint", "process exit status 2, stderr is one line, no traceback")
 def _(env):
     out = env.fresh("convert_subprocess")
-    proc = subprocess.run([sys.executable, "-m", "emgjax.cli", "convert", str(env.random_file), str(out)],
-                          check=False, capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "emgjax.cli", "convert", str(env.random_file), str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"},
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("emgjax convert: error: "), proc.stderr
     assert not out.exists()
@@ -366,48 +425,81 @@ SYNTH = "`emgjax synth`"
 @row(SYNTH, "`--sessions 0`", "exit 2, `n_sessions must be a positive integer, found 0`; --out not created")
 def _(env):
     out = env.fresh("synth_zero")
-    assert_cli_error(command("synth"), ["--out", out, "--sessions", 0, "--duration", 1], "emgjax synth", r"(expected|must be).*found 0")
+    assert_cli_error(
+        command("synth"),
+        ["--out", out, "--sessions", 0, "--duration", 1],
+        "emgjax synth",
+        r"(expected|must be).*found 0",
+    )
     assert not out.exists()
 
 
 @row(SYNTH, "`--duration -1`", "exit 2, `duration_s must be a positive finite number, found -1.0`; --out not created")
 def _(env):
     out = env.fresh("synth_negative")
-    assert_cli_error(command("synth"), ["--out", out, "--sessions", 1, "--duration", -1], "emgjax synth", r"(expected|must be).*found -1")
+    assert_cli_error(
+        command("synth"),
+        ["--out", out, "--sessions", 1, "--duration", -1],
+        "emgjax synth",
+        r"(expected|must be).*found -1",
+    )
     assert not out.exists()
 
 
 @row(SYNTH, "`--duration 1e9` (huge)", "exit 2 before allocating, names the limit; --out not created")
 def _(env):
     out = env.fresh("synth_huge")
-    assert_cli_error(command("synth"), ["--out", out, "--sessions", 1, "--duration", "1e9"], "emgjax synth", r"duration: expected seconds in \(0, 600\], found 1000000000")
+    assert_cli_error(
+        command("synth"),
+        ["--out", out, "--sessions", 1, "--duration", "1e9"],
+        "emgjax synth",
+        r"duration: expected seconds in \(0, 600\], found 1000000000",
+    )
     assert not out.exists()
 
 
-@row(SYNTH, "`--ik-failure-fraction 1.5`", "exit 2, `ik_failure_fraction ... must be <= 0.5, found 1.5 ...`; --out not created")
+@row(
+    SYNTH,
+    "`--ik-failure-fraction 1.5`",
+    "exit 2, `ik_failure_fraction ... must be <= 0.5, found 1.5 ...`; --out not created",
+)
 def _(env):
     out = env.fresh("synth_ik")
-    assert_cli_error(command("synth"), ["--out", out, "--sessions", 1, "--duration", 1, "--ik-failure-fraction", 1.5],
-                     "emgjax synth", r"(expected|must be).*found 1\.5")
+    assert_cli_error(
+        command("synth"),
+        ["--out", out, "--sessions", 1, "--duration", 1, "--ik-failure-fraction", 1.5],
+        "emgjax synth",
+        r"(expected|must be).*found 1\.5",
+    )
     assert not out.exists()
 
 
 @row(SYNTH, "`--out` below a regular file (unwritable)", "exit 2, names the path; nothing written")
 def _(env):
-    assert_cli_error(command("synth"), ["--out", env.blocker / "out", "--sessions", 1, "--duration", 1], "emgjax synth",
-                     r"blocker")
+    assert_cli_error(
+        command("synth"), ["--out", env.blocker / "out", "--sessions", 1, "--duration", 1], "emgjax synth", r"blocker"
+    )
 
 
-@row(SYNTH, "empty `--out \"\"`", "exit 2, `--out: expected a directory path, found an empty string`; nothing written to the working directory")
+@row(
+    SYNTH,
+    'empty `--out ""`',
+    "exit 2, `--out: expected a directory path, found an empty string`; nothing written to the working directory",
+)
 def _(env):
-    assert_empty_out_refused(env, "synth_empty_out", command("synth"), ["--out", "", "--sessions", 1, "--duration", 1],
-                             "emgjax synth")
+    assert_empty_out_refused(
+        env, "synth_empty_out", command("synth"), ["--out", "", "--sessions", 1, "--duration", 1], "emgjax synth"
+    )
 
 
 @row(SYNTH, "`--formats` unknown", "exit 2 (argparse), lists the formats")
 def _(env):
-    assert_cli_error(command("synth"), ["--out", env.fresh("synth_fmt"), "--formats", "csv"], "emgjax synth",
-                     r"invalid choice: 'csv'")
+    assert_cli_error(
+        command("synth"),
+        ["--out", env.fresh("synth_fmt"), "--formats", "csv"],
+        "emgjax synth",
+        r"invalid choice: 'csv'",
+    )
 
 
 # -- emgjax demo ---------------------------------------------------------------------------------------------
@@ -415,10 +507,19 @@ def _(env):
 DEMO = "`emgjax demo`"
 
 
-@row(DEMO, "`--sessions 2`", "exit 2, `--sessions: expected 3 (train, val and test) to 10,000, found 2`; --out not created")
+@row(
+    DEMO,
+    "`--sessions 2`",
+    "exit 2, `--sessions: expected 3 (train, val and test) to 10,000, found 2`; --out not created",
+)
 def _(env):
     out = env.fresh("demo_sessions")
-    assert_cli_error(command("demo"), ["--out", out, "--sessions", 2], "emgjax demo", r"--sessions: expected 3 \(train, val and test\) to 10,000, found 2")
+    assert_cli_error(
+        command("demo"),
+        ["--out", out, "--sessions", 2],
+        "emgjax demo",
+        r"--sessions: expected 3 \(train, val and test\) to 10,000, found 2",
+    )
     assert not out.exists()
 
 
@@ -432,7 +533,9 @@ def _(env):
 @row(DEMO, "`--out` is a regular file", "exit 2, `expected a folder, found a file`; the file unchanged")
 def _(env):
     before = env.blocker.read_bytes()
-    assert_cli_error(command("demo"), ["--out", env.blocker, "--quick"], "emgjax demo", r"expected a folder, found a file")
+    assert_cli_error(
+        command("demo"), ["--out", env.blocker, "--quick"], "emgjax demo", r"expected a folder, found a file"
+    )
     assert env.blocker.read_bytes() == before
 
 
@@ -448,23 +551,36 @@ TRAIN_DIRECT = "`experiments/train_direct.py`"
 
 @row(TRAIN_DIRECT, "mistyped override `--set model.lstm_hiden=3`", "exit 2, `did you mean model.lstm_hidden`")
 def _(env):
-    assert_cli_error(script("train_direct.py"), ["--set", "model.lstm_hiden=3"], "train_direct.py",
-                     r"model\.lstm_hiden.*did you mean model\.lstm_hidden")
+    assert_cli_error(
+        script("train_direct.py"),
+        ["--set", "model.lstm_hiden=3"],
+        "train_direct.py",
+        r"model\.lstm_hiden.*did you mean model\.lstm_hidden",
+    )
 
 
 @row(TRAIN_DIRECT, "wrongly typed override `--set loop.batch_size=abc`", "exit 2, expected an integer, found 'abc'")
 def _(env):
-    assert_cli_error(script("train_direct.py"), ["--set", "loop.batch_size=abc"], "train_direct.py", r"expected.*int.*'abc'")
+    assert_cli_error(
+        script("train_direct.py"), ["--set", "loop.batch_size=abc"], "train_direct.py", r"expected.*int.*'abc'"
+    )
 
 
 @row(TRAIN_DIRECT, "zero size `--set data.window_length=0`", "exit 2, `expected a positive integer, found 0`")
 def _(env):
-    assert_cli_error(script("train_direct.py"), ["--set", "data.window_length=0"], "train_direct.py",
-                     r"window_length: expected a positive integer, found 0")
+    assert_cli_error(
+        script("train_direct.py"),
+        ["--set", "data.window_length=0"],
+        "train_direct.py",
+        r"window_length: expected a positive integer, found 0",
+    )
 
 
-@row(TRAIN_DIRECT, "missing `--data_dir`; then rerun with the right one",
-     "exit 2, names the missing metadata.csv; the corrected rerun (same --out_dir) trains")
+@row(
+    TRAIN_DIRECT,
+    "missing `--data_dir`; then rerun with the right one",
+    "exit 2, names the missing metadata.csv; the corrected rerun (same --out_dir) trains",
+)
 def _(env):
     assert (env.direct_run / "model.json").is_file()  # the property runs the failing and the corrected command
 
@@ -472,17 +588,26 @@ def _(env):
 @row(TRAIN_DIRECT, "corrupted session file (random bytes)", "exit 2, names the file and `not a readable HDF5 file`")
 def _(env):
     data = copy_session_dir(env, "direct_corrupt", lambda p: p.write_bytes(env.random_file.read_bytes()))
-    assert_cli_error(script("train_direct.py"), env.direct_args(env.fresh("direct_corrupt_run"), data), "train_direct.py",
-                     r"\.hdf5.*not a readable HDF5 file")
+    assert_cli_error(
+        script("train_direct.py"),
+        env.direct_args(env.fresh("direct_corrupt_run"), data),
+        "train_direct.py",
+        r"\.hdf5.*not a readable HDF5 file",
+    )
 
 
 @row(TRAIN_DIRECT, "session with NaN EMG", "exit 2, names the file, the dataset and the first non-finite sample")
 def _(env):
     def nan(path):
         rewrite_mindrove(path, "emg/raw", _nan_at_row_7)
+
     data = copy_session_dir(env, "direct_nan", nan)
-    assert_cli_error(script("train_direct.py"), env.direct_args(env.fresh("direct_nan_run"), data), "train_direct.py",
-                     r"\.hdf5.*emg.*(NaN|finite)")
+    assert_cli_error(
+        script("train_direct.py"),
+        env.direct_args(env.fresh("direct_nan_run"), data),
+        "train_direct.py",
+        r"\.hdf5.*emg.*(NaN|finite)",
+    )
 
 
 @row(TRAIN_DIRECT, "`--out_dir` below a regular file (unwritable)", "exit 2, names the path")
@@ -490,7 +615,11 @@ def _(env):
     assert_cli_error(script("train_direct.py"), env.direct_args(env.blocker / "out"), "train_direct.py", r"blocker")
 
 
-@row(TRAIN_DIRECT, "empty `--out_dir \"\"`", "exit 2, `out_dir: expected a directory path, found an empty string`; nothing written to the working directory")
+@row(
+    TRAIN_DIRECT,
+    'empty `--out_dir ""`',
+    "exit 2, `out_dir: expected a directory path, found an empty string`; nothing written to the working directory",
+)
 def _(env):
     args = env.direct_args(Path("PLACEHOLDER"))
     args[args.index("PLACEHOLDER")] = ""
@@ -499,7 +628,7 @@ def _(env):
 
 @row(TRAIN_DIRECT, "huge batch `--set loop.batch_size=4096`", "exit 2, expected at least one batch, found N windows")
 def _(env):
-    args = env.direct_args(env.fresh("direct_huge_batch")) + ["--set", "loop.batch_size=4096"]
+    args = [*env.direct_args(env.fresh("direct_huge_batch")), "--set", "loop.batch_size=4096"]
     assert_cli_error(script("train_direct.py"), args, "train_direct.py", r"4096")
 
 
@@ -521,15 +650,27 @@ def _(env):
 @row(TRAIN_E2P, "missing `--data_dir`", "exit 2, names the missing metadata.csv; --out_dir not created")
 def _(env):
     out = env.fresh("e2p_missing")
-    assert_cli_error(script("train_emg2pose.py"), ["--data_dir", env.base / "nowhere", "--out_dir", out],
-                     "train_emg2pose.py", r"metadata\.csv")
+    assert_cli_error(
+        script("train_emg2pose.py"),
+        ["--data_dir", env.base / "nowhere", "--out_dir", out],
+        "train_emg2pose.py",
+        r"metadata\.csv",
+    )
     assert not out.exists() or not (out / "checkpoints").exists()
 
 
-@row(TRAIN_E2P, "MindRove sessions given as emg2pose data", "exit 2, metadata.csv: expected at least one session with an emg2pose file, found none")
+@row(
+    TRAIN_E2P,
+    "MindRove sessions given as emg2pose data",
+    "exit 2, metadata.csv: expected at least one session with an emg2pose file, found none",
+)
 def _(env):
-    assert_cli_error(script("train_emg2pose.py"), ["--data_dir", env.mindrove_dir, "--out_dir", env.fresh("e2p_wrong")],
-                     "train_emg2pose.py", r"metadata\.csv: expected at least one session with a 'emg2pose_file'")
+    assert_cli_error(
+        script("train_emg2pose.py"),
+        ["--data_dir", env.mindrove_dir, "--out_dir", env.fresh("e2p_wrong")],
+        "train_emg2pose.py",
+        r"metadata\.csv: expected at least one session with a 'emg2pose_file'",
+    )
 
 
 # -- experiments/evaluate.py ---------------------------------------------------------------------------------
@@ -539,8 +680,9 @@ EVALUATE = "`experiments/evaluate.py`"
 
 @row(EVALUATE, "run directory missing", "exit 2, names the missing model.json")
 def _(env):
-    assert_cli_error(script("evaluate.py"), [env.base / "no_run", "--sessions", env.mindrove_session], "evaluate.py",
-                     r"model\.json")
+    assert_cli_error(
+        script("evaluate.py"), [env.base / "no_run", "--sessions", env.mindrove_session], "evaluate.py", r"model\.json"
+    )
 
 
 @row(EVALUATE, "model.json not JSON", "exit 2, names model.json, expected JSON")
@@ -548,16 +690,26 @@ def _(env):
     run = env.fresh("eval_badjson")
     run.mkdir()
     (run / "model.json").write_text("{not json")
-    assert_cli_error(script("evaluate.py"), [run, "--sessions", env.mindrove_session], "evaluate.py", r"model\.json.*JSON")
+    assert_cli_error(
+        script("evaluate.py"), [run, "--sessions", env.mindrove_session], "evaluate.py", r"model\.json.*JSON"
+    )
 
 
-@row(EVALUATE, "model.json of an unknown format", "exit 2, expected format 'emgjax-direct' or 'emgjax-emg2pose', found ...")
+@row(
+    EVALUATE,
+    "model.json of an unknown format",
+    "exit 2, expected format 'emgjax-direct' or 'emgjax-emg2pose', found ...",
+)
 def _(env):
     run = env.fresh("eval_format")
     run.mkdir()
     (run / "model.json").write_text(json.dumps({"format": "something-else"}))
-    assert_cli_error(script("evaluate.py"), [run, "--sessions", env.mindrove_session], "evaluate.py",
-                     r"expected.*format.*something-else")
+    assert_cli_error(
+        script("evaluate.py"),
+        [run, "--sessions", env.mindrove_session],
+        "evaluate.py",
+        r"expected.*format.*something-else",
+    )
 
 
 @row(EVALUATE, "model variables missing (run dir without model/)", "exit 2, names the missing model/ directory")
@@ -586,10 +738,15 @@ def _(env):
     assert_cli_error(script("evaluate.py"), [env.direct_run, "--sessions", session], "evaluate.py", r"eval_trunc\.hdf5")
 
 
-@row(EVALUATE, "`--sessions` an emg2pose file for a MindRove model", "exit 2, names the file and the expected MindRove format")
+@row(
+    EVALUATE,
+    "`--sessions` an emg2pose file for a MindRove model",
+    "exit 2, names the file and the expected MindRove format",
+)
 def _(env):
-    assert_cli_error(script("evaluate.py"), [env.direct_run, "--sessions", env.emg2pose_session], "evaluate.py",
-                     r"\.hdf5.*MindRove")
+    assert_cli_error(
+        script("evaluate.py"), [env.direct_run, "--sessions", env.emg2pose_session], "evaluate.py", r"\.hdf5.*MindRove"
+    )
 
 
 @row(EVALUATE, "neither `--sessions` nor `--data_dir`", "exit 2 (argparse), says what to give")
@@ -603,38 +760,75 @@ FINETUNE = "`experiments/finetune_direct.py`"
 
 
 def finetune_args(env: Env, out: Path, pretrained: Path | None = None, seconds: float = 2.0) -> list[str]:
-    return ["--pretrained_dir", str(pretrained or env.direct_run), "--out_dir", str(out), "--data_dir", str(env.mindrove_dir),
-            "--calibration_seconds", str(seconds), "--set", "loop.batch_size=8", "--set", "loop.max_steps=1",
-            "--set", "loop.progress=false"]
+    return [
+        "--pretrained_dir",
+        str(pretrained or env.direct_run),
+        "--out_dir",
+        str(out),
+        "--data_dir",
+        str(env.mindrove_dir),
+        "--calibration_seconds",
+        str(seconds),
+        "--set",
+        "loop.batch_size=8",
+        "--set",
+        "loop.max_steps=1",
+        "--set",
+        "loop.progress=false",
+    ]
 
 
 @row(FINETUNE, "`--pretrained_dir` missing", "exit 2, names the missing model.json; --out_dir not created")
 def _(env):
     out = env.fresh("ft_missing")
-    assert_cli_error(script("finetune_direct.py"), finetune_args(env, out, env.base / "no_model"), "finetune_direct.py",
-                     r"model\.json")
+    assert_cli_error(
+        script("finetune_direct.py"),
+        finetune_args(env, out, env.base / "no_model"),
+        "finetune_direct.py",
+        r"model\.json",
+    )
     assert not out.exists()
 
 
-@row(FINETUNE, "`--out_dir` = `--pretrained_dir`", "exit 2, expected a directory other than the pretrained model's; it is unchanged")
+@row(
+    FINETUNE,
+    "`--out_dir` = `--pretrained_dir`",
+    "exit 2, expected a directory other than the pretrained model's; it is unchanged",
+)
 def _(env):
     before = snapshot(env.direct_run)
-    assert_cli_error(script("finetune_direct.py"), finetune_args(env, env.direct_run), "finetune_direct.py",
-                     r"expected a directory other than the pretrained")
+    assert_cli_error(
+        script("finetune_direct.py"),
+        finetune_args(env, env.direct_run),
+        "finetune_direct.py",
+        r"expected a directory other than the pretrained",
+    )
     assert snapshot(env.direct_run) == before
 
 
 @row(FINETUNE, "`--calibration_seconds 0`", "exit 2, `expected > 0, found 0`")
 def _(env):
-    assert_cli_error(script("finetune_direct.py"), finetune_args(env, env.fresh("ft_zero"), seconds=0), "finetune_direct.py",
-                     r"calibration_seconds: expected > 0, found 0")
+    assert_cli_error(
+        script("finetune_direct.py"),
+        finetune_args(env, env.fresh("ft_zero"), seconds=0),
+        "finetune_direct.py",
+        r"calibration_seconds: expected > 0, found 0",
+    )
 
 
-@row(FINETUNE, "`--calibration_seconds 0.01` (no full batch)", "exit 2, expected at least one batch, found 0 windows; no checkpoints left")
+@row(
+    FINETUNE,
+    "`--calibration_seconds 0.01` (no full batch)",
+    "exit 2, expected at least one batch, found 0 windows; no checkpoints left",
+)
 def _(env):
     out = env.fresh("ft_short")
-    assert_cli_error(script("finetune_direct.py"), finetune_args(env, out, seconds=0.01), "finetune_direct.py",
-                     r"expected at least one batch.*found 0")
+    assert_cli_error(
+        script("finetune_direct.py"),
+        finetune_args(env, out, seconds=0.01),
+        "finetune_direct.py",
+        r"expected at least one batch.*found 0",
+    )
     assert not (out / "checkpoints").exists()
 
 
@@ -646,73 +840,127 @@ BENCH = "`experiments/bench_adapters.py`"
 @row(BENCH, "`--seeds a,b`", "exit 2, expected comma-separated integers, found 'a,b'; --out not created")
 def _(env):
     out = env.fresh("bench_seeds")
-    assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", out, "--seeds", "a,b"], "bench_adapters",
-                     r"--seeds: expected comma-separated integers, found 'a,b'")
+    assert_cli_error(
+        script("bench_adapters.py"),
+        ["--tiny", "--out", out, "--seeds", "a,b"],
+        "bench_adapters",
+        r"--seeds: expected comma-separated integers, found 'a,b'",
+    )
     assert not out.exists()
 
 
 @row(BENCH, "`--variants linear+cubic`", "exit 2, `unknown upsampler 'cubic'` with the choices; --out not created")
 def _(env):
     out = env.fresh("bench_variant")
-    assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", out, "--variants", "linear+cubic"], "bench_adapters",
-                     r"unknown upsampler 'cubic'")
+    assert_cli_error(
+        script("bench_adapters.py"),
+        ["--tiny", "--out", out, "--variants", "linear+cubic"],
+        "bench_adapters",
+        r"unknown upsampler 'cubic'",
+    )
     assert not out.exists()
 
 
 @row(BENCH, "`--steps 0`", "exit 2, `steps: expected a positive integer, found 0`; --out not created")
 def _(env):
     out = env.fresh("bench_steps")
-    assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", out, "--steps", 0], "bench_adapters",
-                     r"steps: expected.*found 0")
+    assert_cli_error(
+        script("bench_adapters.py"),
+        ["--tiny", "--out", out, "--steps", 0],
+        "bench_adapters",
+        r"steps: expected.*found 0",
+    )
     assert not out.exists()
 
 
 @row(BENCH, "`--phase2-steps -1`", "exit 2, `phase2_steps: expected >= 0, found -1`; --out not created")
 def _(env):
     out = env.fresh("bench_phase2")
-    assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", out, "--phase2-steps", -1], "bench_adapters",
-                     r"phase2_steps: expected.*found -1")
+    assert_cli_error(
+        script("bench_adapters.py"),
+        ["--tiny", "--out", out, "--phase2-steps", -1],
+        "bench_adapters",
+        r"phase2_steps: expected.*found -1",
+    )
     assert not out.exists()
 
 
 @row(BENCH, "`--emg2pose` directory missing", "exit 2, names the missing config.json; --out not created")
 def _(env):
     out = env.fresh("bench_e2p")
-    assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", out, "--emg2pose", env.base / "nothing"],
-                     "bench_adapters", r"nothing")
+    assert_cli_error(
+        script("bench_adapters.py"),
+        ["--tiny", "--out", out, "--emg2pose", env.base / "nothing"],
+        "bench_adapters",
+        r"nothing",
+    )
     assert not out.exists()
 
 
-@row(BENCH, "`--emg2pose` corrupted (config.json not JSON)", "exit 2, names config.json: expected an emgjax pretrained config, found (the JSON error); --out not created")
+@row(
+    BENCH,
+    "`--emg2pose` corrupted (config.json not JSON)",
+    "exit 2, names config.json: expected an emgjax pretrained config, found (the JSON error); --out not created",
+)
 def _(env):
     model = env.fresh("bench_badmodel")
     shutil.copytree(env.pretrained, model)
     (model / "config.json").write_text("{oops")
     out = env.fresh("bench_badmodel_out")
-    assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", out, "--emg2pose", model], "bench_adapters",
-                     r"config\.json: expected")
+    assert_cli_error(
+        script("bench_adapters.py"),
+        ["--tiny", "--out", out, "--emg2pose", model],
+        "bench_adapters",
+        r"config\.json: expected",
+    )
     assert not out.exists()
 
 
 @row(BENCH, "`--data` directory missing", "exit 2, names the directory; --out not created")
 def _(env):
     out = env.fresh("bench_data")
-    assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", out, "--data", env.base / "no_sessions"],
-                     "bench_adapters", r"no_sessions")
+    assert_cli_error(
+        script("bench_adapters.py"),
+        ["--tiny", "--out", out, "--data", env.base / "no_sessions"],
+        "bench_adapters",
+        r"no_sessions",
+    )
     assert not out.exists()
 
 
-@row(BENCH, "empty `--out \"\"`", "exit 2, `--out: expected a directory path, found an empty string`; nothing written to the working directory")
+@row(
+    BENCH,
+    'empty `--out ""`',
+    "exit 2, `--out: expected a directory path, found an empty string`; nothing written to the working directory",
+)
 def _(env):
-    assert_empty_out_refused(env, "bench_empty_out", script("bench_adapters.py"), ["--tiny", "--out", ""], "bench_adapters")
+    assert_empty_out_refused(
+        env, "bench_empty_out", script("bench_adapters.py"), ["--tiny", "--out", ""], "bench_adapters"
+    )
 
 
 @row(BENCH, "`--out` below a regular file (unwritable)", "exit 2, names the path")
 def _(env):
-    assert_cli_error(script("bench_adapters.py"), ["--tiny", "--out", env.blocker / "out", "--variants", "linear+sinc",
-                                                   "--objectives", "recon", "--seeds", "0", "--steps", "1",
-                                                   "--phase2-steps", "0"],
-                     "bench_adapters", r"blocker")
+    assert_cli_error(
+        script("bench_adapters.py"),
+        [
+            "--tiny",
+            "--out",
+            env.blocker / "out",
+            "--variants",
+            "linear+sinc",
+            "--objectives",
+            "recon",
+            "--seeds",
+            "0",
+            "--steps",
+            "1",
+            "--phase2-steps",
+            "0",
+        ],
+        "bench_adapters",
+        r"blocker",
+    )
 
 
 # -- emgjax.load_pretrained ----------------------------------------------------------------------------------
@@ -731,7 +979,9 @@ def _(env):
     assert_raises(FileNotFoundError, r"no_model.*no such pretrained directory", _load, env.base / "no_model")
 
 
-@row(LOAD, "a file instead of a directory", "ValueError: expected a directory written by `emgjax convert`, found a file")
+@row(
+    LOAD, "a file instead of a directory", "ValueError: expected a directory written by `emgjax convert`, found a file"
+)
 def _(env):
     assert_raises(ValueError, r"expected a directory.*found a file", _load, env.blocker)
 
@@ -762,7 +1012,11 @@ def _(env):
     assert_raises(ValueError, r"variables", _load, model)
 
 
-@row(LOAD, "variables of another model size", "ValueError: variables do not match config.json, lists expected vs found shapes (one line)")
+@row(
+    LOAD,
+    "variables of another model size",
+    "ValueError: variables do not match config.json, lists expected vs found shapes (one line)",
+)
 def _(env):
     model = env.fresh("lp_shape")
     shutil.copytree(env.pretrained, model)
@@ -785,7 +1039,9 @@ def _(env):
     config = tiny_emg2pose_config()
     variables = pose_modules.init_variables(config, jax.random.key(0))
     variables = jax.tree_util.tree_map(lambda x: np.full(np.shape(x), np.nan, np.float32), variables)
-    model = write_pretrained(env.fresh("lp_nan"), config, variables, experiment=None, provide_initial_pos=False, source={})
+    model = write_pretrained(
+        env.fresh("lp_nan"), config, variables, experiment=None, provide_initial_pos=False, source={}
+    )
     assert_raises(ValueError, r"finite", _load, model)
 
 
@@ -820,7 +1076,9 @@ def _(env):
     assert_raises(ValueError, r"expected at least \d+ samples.*found 10", _call, env, np.zeros((1, 16, 10), np.float32))
 
 
-@row(CALL, "emg with NaN", "ValueError: `emg: expected only finite values, found 1 NaN/Inf value(s), first at index ...`")
+@row(
+    CALL, "emg with NaN", "ValueError: `emg: expected only finite values, found 1 NaN/Inf value(s), first at index ...`"
+)
 def _(env):
     emg = np.zeros((1, 16, env.model.config.min_window_length()), np.float32)
     emg[0, 3, 5] = np.nan
@@ -838,10 +1096,16 @@ def _(env):
     assert_raises(ValueError, r"emg: expected a NumPy or JAX array, found builtins\.list", _call, env, [[[0.0]]])
 
 
-@row(CALL, "joint_angles of another length than emg", "ValueError: joint_angles: expected time length T to match emg, found ...")
+@row(
+    CALL,
+    "joint_angles of another length than emg",
+    "ValueError: joint_angles: expected time length T to match emg, found ...",
+)
 def _(env):
     t = env.model.config.min_window_length()
-    assert_raises(ValueError, r"joint_angles: expected time length", _call, env, None, np.zeros((1, 20, t + 1), np.float32))
+    assert_raises(
+        ValueError, r"joint_angles: expected time length", _call, env, None, np.zeros((1, 20, t + 1), np.float32)
+    )
 
 
 @row(CALL, "`sample_rate=500`", "ValueError: `sample_rate: expected 2000 Hz (the model's), found 500 Hz`")
@@ -862,19 +1126,32 @@ def _direct(env):
 
 @row(DIRECT, "emg with 16 channels", "ValueError: `emg: expected (batch, 8, time), found (2, 16, 32)`")
 def _(env):
-    assert_raises(ValueError, r"expected \(batch, 8, time\), found \(2, 16, 32\)", _direct(env).predict,
-                  np.zeros((2, 16, 32), np.float32))
+    assert_raises(
+        ValueError,
+        r"expected \(batch, 8, time\), found \(2, 16, 32\)",
+        _direct(env).predict,
+        np.zeros((2, 16, 32), np.float32),
+    )
 
 
-@row(DIRECT, "window shorter than one LSTM step", "ValueError: `DirectModel emg: expected at least N samples (one LSTM step), found 1`")
+@row(
+    DIRECT,
+    "window shorter than one LSTM step",
+    "ValueError: `DirectModel emg: expected at least N samples (one LSTM step), found 1`",
+)
 def _(env):
     import jax
 
     from emgjax.models.direct import DirectConfig, DirectModel
 
     config = DirectConfig(conv_channels=(8,), lstm_hidden=8, head_hidden=8)
-    assert_raises(ValueError, r"expected at least \d+ samples \(one LSTM step\), found 1",
-                  DirectModel(config).init, jax.random.key(0), np.zeros((1, 8, 1), np.float32))
+    assert_raises(
+        ValueError,
+        r"expected at least \d+ samples \(one LSTM step\), found 1",
+        DirectModel(config).init,
+        jax.random.key(0),
+        np.zeros((1, 8, 1), np.float32),
+    )
 
 
 @row(DIRECT, "emg with NaN", "ValueError: `emg: expected only finite values, found ...`")
@@ -915,11 +1192,16 @@ def _(env):
     assert_raises(ValueError, r"random\.bin.*expected", _hand, env.random_file)
 
 
-@row(HAND, "a field of the wrong shape", "ValueError naming file and field: `field F should have shape (22, 3), found (2, 3)`")
+@row(
+    HAND,
+    "a field of the wrong shape",
+    "ValueError naming file and field: `field F should have shape (22, 3), found (2, 3)`",
+)
 def _(env):
     def change(data):
         key = next(k for k, v in data.items() if isinstance(v, list) and len(v) > 2)
         data[key] = data[key][:2]
+
     assert_raises(ValueError, r"(expected|should have) shape.*found", _hand, _hand_json(env, "hand_shape.json", change))
 
 
@@ -928,6 +1210,7 @@ def _(env):
     def change(data):
         key = next(k for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], list))
         data[key][0][0] = float("nan")
+
     assert_raises(ValueError, r"finite", _hand, _hand_json(env, "hand_nan.json", change))
 
 
@@ -959,7 +1242,11 @@ def _(env):
     assert not marker.exists()
 
 
-@row(CKPT, "pickle bomb (nested lists, 10^8 elements by reference)", "ValueError: expected at most N objects, found more; memory stays bounded")
+@row(
+    CKPT,
+    "pickle bomb (nested lists, 10^8 elements by reference)",
+    "ValueError: expected at most N objects, found more; memory stays bounded",
+)
 def _(env):
     # 30 levels, each a list holding the previous one twice: tiny on disk, 2^30 references when copied
     body = bytearray(b"\x80\x02]q\x00")
@@ -1002,7 +1289,11 @@ def _(env):
     assert_raises(ValueError, r"e2p_trunc\.hdf5", _e2p, truncate(path))
 
 
-@row(E2P, "an HDF5 file of another layout (a MindRove session)", "ValueError naming the file and the missing emg2pose group")
+@row(
+    E2P,
+    "an HDF5 file of another layout (a MindRove session)",
+    "ValueError naming the file and the missing emg2pose group",
+)
 def _(env):
     assert_raises(ValueError, r"\.hdf5.*expected", _e2p, env.mindrove_session)
 
@@ -1026,7 +1317,11 @@ def _(env):
     assert_raises(ValueError, r"e2p_8ch\.hdf5.*expected 16.*found 8", _e2p, path, expected_num_channels=16)
 
 
-@row(E2P, "hostile header: 10^12 samples declared, never written", "ValueError naming the file: expected data that fits in memory, found 10^12 samples; nothing allocated")
+@row(
+    E2P,
+    "hostile header: 10^12 samples declared, never written",
+    "ValueError naming the file: expected data that fits in memory, found 10^12 samples; nothing allocated",
+)
 def _(env):
     import h5py
 
@@ -1103,13 +1398,21 @@ def _(env):
     assert_raises(ValueError, r"mr_str\.hdf5.*emg.*expected.*found", _mr, path)
 
 
-@row(MR, "EMG timestamps going backwards", "ValueError naming file and dataset: expected increasing timestamps, found a step back at index ...")
+@row(
+    MR,
+    "EMG timestamps going backwards",
+    "ValueError naming file and dataset: expected increasing timestamps, found a step back at index ...",
+)
 def _(env):
     path = _mr_copy(env, "mr_time.hdf5", "emg/timestamps", lambda t: t[::-1].copy())
     assert_raises(ValueError, r"mr_time\.hdf5.*expected.*increasing", _mr, path)
 
 
-@row(MR, "hostile header: 10^12 EMG rows declared, never written", "ValueError naming file and dataset: expected data that fits in memory, found shape (10^12, ...); nothing allocated")
+@row(
+    MR,
+    "hostile header: 10^12 EMG rows declared, never written",
+    "ValueError naming file and dataset: expected data that fits in memory, found shape (10^12, ...); nothing allocated",
+)
 def _(env):
     import h5py
 
@@ -1121,12 +1424,19 @@ def _(env):
             del f[name]
             f.create_dataset(name, shape=(rows, *tail), dtype=dtype, chunks=(1024, *tail))
     assert path.stat().st_size < 10**7
-    assert_raises(ValueError, r"mr_huge\.hdf5.*emg.*expected data that fits in this machine's memory.*found shape \(1000000000000", _mr, path)
+    assert_raises(
+        ValueError,
+        r"mr_huge\.hdf5.*emg.*expected data that fits in this machine's memory.*found shape \(1000000000000",
+        _mr,
+        path,
+    )
 
 
 @row(MR, "sample rate other than expected", "ValueError naming the file: expected 500 Hz, found ...")
 def _(env):
-    assert_raises(ValueError, r"expected.*1000.*found 500|expected 1000", _mr, env.mindrove_session, expected_sample_rate=1000.0)
+    assert_raises(
+        ValueError, r"expected.*1000.*found 500|expected 1000", _mr, env.mindrove_session, expected_sample_rate=1000.0
+    )
 
 
 # -- load_splits ---------------------------------------------------------------------------------------------
@@ -1189,7 +1499,9 @@ def _e2p_windows(env, **kwargs):
 
 @row(WINDOWS, "`window_length=0`", "ValueError: `window_length: expected a positive integer, found 0`")
 def _(env):
-    assert_raises(ValueError, r"window_length: expected a positive integer, found 0", _e2p_windows, env, window_length=0)
+    assert_raises(
+        ValueError, r"window_length: expected a positive integer, found 0", _e2p_windows, env, window_length=0
+    )
 
 
 @row(WINDOWS, "`stride=-1`", "ValueError: `stride: expected a positive integer, found -1`")
@@ -1199,10 +1511,16 @@ def _(env):
 
 @row(WINDOWS, "`window_length=2.5` (a float)", "ValueError: `window_length: expected a positive integer, found 2.5`")
 def _(env):
-    assert_raises(ValueError, r"window_length: expected a positive integer, found 2\.5", _mr_windows, env, window_length=2.5)
+    assert_raises(
+        ValueError, r"window_length: expected a positive integer, found 2\.5", _mr_windows, env, window_length=2.5
+    )
 
 
-@row(WINDOWS, "window longer than every session (huge)", "ValueError: expected at least one window, found 0 (sessions of N samples)")
+@row(
+    WINDOWS,
+    "window longer than every session (huge)",
+    "ValueError: expected at least one window, found 0 (sessions of N samples)",
+)
 def _(env):
     with warnings.catch_warnings():  # each short session is also reported as skipped; the error is what counts
         warnings.simplefilter("ignore", UserWarning)
@@ -1250,7 +1568,11 @@ def _(env):
     assert_raises(ValueError, r"batch_size: expected a positive integer, found -3", _loader, batch_size=-3)
 
 
-@row(LOADER, "`batch_size` larger than the dataset", "ValueError: `no batches: 10 windows over 1 processes give fewer than batch_size=11 per process`")
+@row(
+    LOADER,
+    "`batch_size` larger than the dataset",
+    "ValueError: `no batches: 10 windows over 1 processes give fewer than batch_size=11 per process`",
+)
 def _(env):
     assert_raises(ValueError, r"no batches: 10 windows .*fewer than batch_size=11", _loader, batch_size=11)
 
@@ -1260,15 +1582,27 @@ def _(env):
     assert_raises(ValueError, r"expected an object with __len__ and __getitem__, found int", _loader, 7, batch_size=1)
 
 
-@row(LOADER, "resume `state` from another run", "ValueError: expected a dict with keys epoch, position, seed; found ...")
+@row(
+    LOADER, "resume `state` from another run", "ValueError: expected a dict with keys epoch, position, seed; found ..."
+)
 def _(env):
-    assert_raises(ValueError, r"expected a dict with keys epoch, position, seed", _loader, batch_size=2, state={"step": 3})
+    assert_raises(
+        ValueError, r"expected a dict with keys epoch, position, seed", _loader, batch_size=2, state={"step": 3}
+    )
 
 
-@row(LOADER, "items of different shapes", "ValueError naming the key: expected the first sample's shape (2,), found (3,) at sample 3")
+@row(
+    LOADER,
+    "items of different shapes",
+    "ValueError naming the key: expected the first sample's shape (2,), found (3,) at sample 3",
+)
 def _(env):
     data = [{"x": np.zeros(2 + (i == 3), np.float32)} for i in range(4)]
-    assert_raises(ValueError, r"'x'.*expected.*\(2,\).*found.*\(3,\)", lambda: next(iter(_loader(data, batch_size=4, shuffle=False, prefetch=0))))
+    assert_raises(
+        ValueError,
+        r"'x'.*expected.*\(2,\).*found.*\(3,\)",
+        lambda: next(iter(_loader(data, batch_size=4, shuffle=False, prefetch=0))),
+    )
 
 
 # -- Checkpointer --------------------------------------------------------------------------------------------
@@ -1299,7 +1633,11 @@ def _(env):
         assert_raises(ValueError, r"ckpt_trunc.*1", ckpt.restore, 1, abstract_like(state))
 
 
-@row(CKPTR, "restore into a state of another structure", "ValueError: expected the saved structure, found ... (names the differing keys)")
+@row(
+    CKPTR,
+    "restore into a state of another structure",
+    "ValueError: expected the saved structure, found ... (names the differing keys)",
+)
 def _(env):
     from emgjax.train.checkpoint import Checkpointer, abstract_like
 
@@ -1336,22 +1674,43 @@ def _(env):
     assert_raises(ValueError, r"missing key\(s\) \['std'\]; found keys \['mean'\]", _norm, {"mean": [0.0]})
 
 
-@row(NORM, "mean and std of different lengths", "ValueError: `NormStats needs mean and std of the same shape (C,), found mean (8,) and std (7,)`")
+@row(
+    NORM,
+    "mean and std of different lengths",
+    "ValueError: `NormStats needs mean and std of the same shape (C,), found mean (8,) and std (7,)`",
+)
 def _(env):
-    assert_raises(ValueError, r"same shape \(C,\), found mean \(8,\) and std \(7,\)", _norm, {"mean": [0.0] * 8, "std": [1.0] * 7})
+    assert_raises(
+        ValueError, r"same shape \(C,\), found mean \(8,\) and std \(7,\)", _norm, {"mean": [0.0] * 8, "std": [1.0] * 7}
+    )
 
 
 @row(NORM, "NaN in mean", "ValueError: `NormStats mean and std must be finite, found NaN/Inf at channel(s) [2]`")
 def _(env):
-    assert_raises(ValueError, r"must be finite, found NaN/Inf at channel\(s\) \[2\]", _norm, {"mean": [0, 0, float("nan")], "std": [1, 1, 1]})
+    assert_raises(
+        ValueError,
+        r"must be finite, found NaN/Inf at channel\(s\) \[2\]",
+        _norm,
+        {"mean": [0, 0, float("nan")], "std": [1, 1, 1]},
+    )
 
 
-@row(NORM, "std 0 (dead channel)", "ValueError: `NormStats std must be > 0 for every channel, found std [0.0] at channel(s) [1]`")
+@row(
+    NORM,
+    "std 0 (dead channel)",
+    "ValueError: `NormStats std must be > 0 for every channel, found std [0.0] at channel(s) [1]`",
+)
 def _(env):
-    assert_raises(ValueError, r"std must be > 0.*found std \[0\.0\] at channel\(s\) \[1\]", _norm, {"mean": [0, 0], "std": [1, 0]})
+    assert_raises(
+        ValueError, r"std must be > 0.*found std \[0\.0\] at channel\(s\) \[1\]", _norm, {"mean": [0, 0], "std": [1, 0]}
+    )
 
 
-@row(NORM, "statistics of 8 channels applied to 16", "ValueError: `normalize: x has 16 channels on axis -2 (shape (16, 10)), the NormStats have 8`")
+@row(
+    NORM,
+    "statistics of 8 channels applied to 16",
+    "ValueError: `normalize: x has 16 channels on axis -2 (shape (16, 10)), the NormStats have 8`",
+)
 def _(env):
     from emgjax.data.signal import normalize
 
@@ -1374,15 +1733,31 @@ def _pipeline_call(env, emg):
 
 @row(ADAPTER, "emg with 16 channels", "ValueError: `emg: expected 8 channels (axis 1 ...), found 16`")
 def _(env):
-    assert_raises(ValueError, r"emg: expected 8 channels.*found 16", _pipeline_call, env, np.zeros((1, 16, 64), np.float32))
+    assert_raises(
+        ValueError, r"emg: expected 8 channels.*found 16", _pipeline_call, env, np.zeros((1, 16, 64), np.float32)
+    )
 
 
-@row(ADAPTER, "window shorter than the emg2pose context", "ValueError: expected at least N samples at 500 Hz ..., found 3")
+@row(
+    ADAPTER,
+    "window shorter than the emg2pose context",
+    "ValueError: expected at least N samples at 500 Hz ..., found 3",
+)
 def _(env):
-    assert_raises(ValueError, r"expected at least \d+ samples along axis 2 \(at 500 Hz: emg2pose left context \d+.*found 3", _pipeline_call, env, np.zeros((1, 8, 3), np.float32))
+    assert_raises(
+        ValueError,
+        r"expected at least \d+ samples along axis 2 \(at 500 Hz: emg2pose left context \d+.*found 3",
+        _pipeline_call,
+        env,
+        np.zeros((1, 8, 3), np.float32),
+    )
 
 
-@row(ADAPTER, "emg with Inf", "ValueError: `emg: expected only finite values, found 1 NaN/Inf value(s), first at index ...`")
+@row(
+    ADAPTER,
+    "emg with Inf",
+    "ValueError: `emg: expected only finite values, found 1 NaN/Inf value(s), first at index ...`",
+)
 def _(env):
     emg = np.zeros((1, 8, 64), np.float32)
     emg[0, 1, 2] = np.inf
@@ -1391,12 +1766,16 @@ def _(env):
 
 @row(ADAPTER, "emg of dtype int32", "ValueError: `emg: expected a floating-point array, found dtype int32`")
 def _(env):
-    assert_raises(ValueError, r"emg: expected a floating-point array.*int32", _pipeline_call, env, np.zeros((1, 8, 64), np.int32))
+    assert_raises(
+        ValueError, r"emg: expected a floating-point array.*int32", _pipeline_call, env, np.zeros((1, 8, 64), np.int32)
+    )
 
 
 @row(ADAPTER, "emg as a Python list", "ValueError: `emg: expected a NumPy or JAX array, found builtins.list`")
 def _(env):
-    assert_raises(ValueError, r"expected a NumPy or JAX array, found builtins\.list", _pipeline_call, env, [[[0.0] * 64] * 8])
+    assert_raises(
+        ValueError, r"expected a NumPy or JAX array, found builtins\.list", _pipeline_call, env, [[[0.0] * 64] * 8]
+    )
 
 
 @row(ADAPTER, "unknown variant `linear+cubic`", "ValueError: unknown upsampler 'cubic', expected one of ...")
@@ -1432,9 +1811,10 @@ def write_doc_table(doc: Path = DOC) -> None:
 def test_doc_table_lists_the_same_rows():
     text = DOC.read_text()
     assert BEGIN in text and END in text, f"{DOC} lost its generated-table markers"
-    table = text[text.index(BEGIN) + len(BEGIN): text.index(END)].strip()
+    table = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
     assert table == render_table(ROWS), (
-        f"{DOC} and ROWS differ: regenerate with `PYTHONPATH=. python tests/test_reliability.py`")
+        f"{DOC} and ROWS differ: regenerate with `PYTHONPATH=. python tests/test_reliability.py`"
+    )
 
 
 def test_row_ids_are_unique():

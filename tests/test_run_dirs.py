@@ -25,13 +25,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _converted_model(folder: Path) -> Path:
     """A folder in the format `emgjax convert` writes (config.json + Orbax variables/), made by the project's writer."""
-    from emgjax.models import EXPERIMENTS, init_variables
-    from emgjax.pretrained import load_pretrained, write_pretrained
     import jax
 
+    from emgjax.models import EXPERIMENTS, init_variables
+    from emgjax.pretrained import load_pretrained, write_pretrained
+
     config = EXPERIMENTS["regression_neuropose"].model
-    write_pretrained(folder, config, init_variables(config, jax.random.key(0)), experiment="regression_neuropose",
-                     provide_initial_pos=False, source={"made_by": "tests/test_run_dirs.py"})
+    write_pretrained(
+        folder,
+        config,
+        init_variables(config, jax.random.key(0)),
+        experiment="regression_neuropose",
+        provide_initial_pos=False,
+        source={"made_by": "tests/test_run_dirs.py"},
+    )
     load_pretrained(folder)  # it loads before the training attempt
     return folder
 
@@ -67,7 +74,10 @@ def test_foreign_contents_are_refused_and_left_intact(tmp_path):
     data.mkdir()
     (data / "metadata.csv").write_text("filename,split\n")
     before = _snapshot(data)
-    with pytest.raises(ValueError, match=r"expected an empty or new out_dir, or an earlier DirectExperiment run.*metadata\.csv.*--overwrite"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected an empty or new out_dir, or an earlier DirectExperiment run.*metadata\.csv.*--overwrite",
+    ):
         prepare_run_dir(data, exp)
     assert _snapshot(data) == before
     # Another experiment's run (its config.json does not read as this experiment) is foreign too.
@@ -119,13 +129,25 @@ def test_training_refuses_a_converted_model_folder(tmp_path):
     folder = _converted_model(tmp_path / "tracking_vemg2pose")
     before = _snapshot(folder)
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "train_direct.py"), "--out_dir", str(folder),
-         "--data_dir", str(tmp_path / "no_data")],
-        capture_output=True, text=True, cwd=tmp_path, env={**_env(), "PYTHONPATH": str(ROOT)}, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "train_direct.py"),
+            "--out_dir",
+            str(folder),
+            "--data_dir",
+            str(tmp_path / "no_data"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**_env(), "PYTHONPATH": str(ROOT)},
+        timeout=300,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"train_direct.py: error: {folder}: expected an empty or new out_dir")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"train_direct.py: error: {folder}: expected an empty or new out_dir"
+    )
     assert _snapshot(folder) == before
     load_pretrained(folder)  # still loads
 
@@ -142,8 +164,12 @@ def test_finetune_into_the_pretrained_folder_is_refused_before_anything_is_delet
     pretrained = tmp_path / "pretrained"
     pretrained.mkdir()
     (pretrained / "model.json").write_text("{}")
-    exp = FinetuneExperiment(pretrained_dir=str(pretrained), out_dir=str(pretrained), loop=LoopConfig(overwrite=True),
-                             sessions=SessionsConfig(data_dir=str(tmp_path)))
+    exp = FinetuneExperiment(
+        pretrained_dir=str(pretrained),
+        out_dir=str(pretrained),
+        loop=LoopConfig(overwrite=True),
+        sessions=SessionsConfig(data_dir=str(tmp_path)),
+    )
     with pytest.raises(ValueError, match="expected a directory other than the pretrained model's"):
         finetune_direct(exp)
     assert (pretrained / "model.json").read_text() == "{}"

@@ -1,5 +1,6 @@
 """Tests for emgjax.data.signal: filters, streaming state, norm stats, resampling."""
 
+import itertools
 import json
 
 import numpy as np
@@ -69,7 +70,7 @@ def test_design_variants_and_50hz_notch():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    ("kwargs", "match"),
     [
         (dict(sample_rate=500.0, band=(10.0, 260.0)), "Nyquist frequency 250"),
         (dict(sample_rate=500.0, band=(200.0, 100.0)), "low < high"),
@@ -149,9 +150,9 @@ def test_chunked_streaming_equals_one_shot(cuts, channels, steady):
     rng = np.random.default_rng(len(cuts) + 10 * channels)
     x = (rng.standard_normal((channels, 257)) + 3.0).astype(np.float32)
     state = causal_filter_init(sos, channels, steady_state_from=x[:, 0] if steady else None)
-    bounds = [0] + sorted(cuts) + [x.shape[1]]
+    bounds = [0, *sorted(cuts), x.shape[1]]
     pieces = []
-    for a, b in zip(bounds[:-1], bounds[1:]):  # chunks of random length, some empty
+    for a, b in itertools.pairwise(bounds):  # chunks of random length, some empty
         y, state = causal_filter_apply(x[:, a:b], state)
         assert y.shape == (channels, b - a)
         pieces.append(y)
@@ -251,7 +252,9 @@ def test_resample_poly_channels():
     x = np.stack([_tone(10.0, fs, 2.0), _tone(30.0, fs, 2.0)]).astype(np.float32)
     y = resample_poly_channels(x, 4, 1)
     assert y.shape == (2, 4000) and y.dtype == np.float32
-    np.testing.assert_allclose(y[:, 400:-400], np.stack([_tone(10.0, 2000.0, 2.0), _tone(30.0, 2000.0, 2.0)])[:, 400:-400], atol=2e-3)
+    np.testing.assert_allclose(
+        y[:, 400:-400], np.stack([_tone(10.0, 2000.0, 2.0), _tone(30.0, 2000.0, 2.0)])[:, 400:-400], atol=2e-3
+    )
     with pytest.raises(ValueError, match="up"):
         resample_poly_channels(x, 0, 1)
     with pytest.raises(ValueError, match="down"):

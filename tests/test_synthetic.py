@@ -115,10 +115,12 @@ def test_emg_spectrum_in_band_and_hum(session):
     psd = psd.mean(axis=1)
     in_band = psd[(freqs >= 20) & (freqs <= 450)].sum() / psd.sum()
     assert in_band > 0.85
+
     # 60 Hz hum stands out of its neighbourhood; no 50 Hz line.
     def line(f):
         k = np.argmin(np.abs(freqs - f))
         return psd[k] / np.median(psd[k - 8 : k + 9])
+
     assert line(60.0) > 3.0 and line(50.0) < 2.0
     # The MindRove view has no content above its Nyquist (by construction) and carries the same hum.
     f5, p5 = scipy.signal.welch(session.emg_500 - session.emg_500.mean(axis=0), fs=500.0, nperseg=256, axis=0)
@@ -142,7 +144,9 @@ def test_amplitude_scale_and_activation_relation(session):
     assert act.min() >= 0.0 and act.max() <= 1.25
     # EMG amplitude follows total activation: windowed RMS correlates with it.
     win = 200
-    env = np.sqrt(np.mean(session.emg_2k[: len(act) // win * win].reshape(-1, win, 16).astype(np.float64) ** 2, axis=1)).mean(1)
+    env = np.sqrt(
+        np.mean(session.emg_2k[: len(act) // win * win].reshape(-1, win, 16).astype(np.float64) ** 2, axis=1)
+    ).mean(1)
     total = act[: len(act) // win * win].reshape(-1, win, act.shape[1]).mean(axis=(1, 2))
     assert np.corrcoef(env, total)[0, 1] > 0.5
 
@@ -267,9 +271,12 @@ def test_cli(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    ("args", "message"),
     [
-        (["--sessions", "1000000000", "--duration", "1"], "sessions: expected an integer from 1 to 10,000, found 1000000000"),
+        (
+            ["--sessions", "1000000000", "--duration", "1"],
+            "sessions: expected an integer from 1 to 10,000, found 1000000000",
+        ),
         (["--sessions", "0"], "sessions: expected an integer from 1 to 10,000, found 0"),
         (["--sessions", "-2"], "sessions: expected an integer from 1 to 10,000, found -2"),
         (["--duration", "0"], "duration: expected seconds in (0, 600], found 0.0"),
@@ -321,7 +328,9 @@ def test_rerun_replaces_previous_dataset_and_refuses_foreign_folders(tmp_path):
     assert (out / "mindrove" / "session000.hdf5").read_bytes() != first  # seed 1, not the old file
     # A folder holding anything else is refused, and left as it was.
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"expected a new or empty folder, or an earlier emgjax synth output.*notes\.txt"):
+    with pytest.raises(
+        ValueError, match=r"expected a new or empty folder, or an earlier emgjax synth output.*notes\.txt"
+    ):
         write_synthetic_dataset(out, n_sessions=1, duration_s=1.0)
     assert (out / "notes.txt").read_text() == "mine" and (out / "mindrove" / "session001.hdf5").exists()
     (out / "notes.txt").unlink()
@@ -356,7 +365,10 @@ def test_metadata_is_emg2pose_format_read_by_load_splits(tmp_path):
         header = next(csv.reader(fh))
     assert header[:6] == ["filename", "user", "session", "stage", "side", "split"]
     splits = load_splits(out / "metadata.csv", data_dir=out)
-    expected = {name: [p for p, s in zip(written["emg2pose"], written["splits"]) if s == name] for name in ("train", "val", "test")}
+    expected = {
+        name: [p for p, s in zip(written["emg2pose"], written["splits"]) if s == name]
+        for name in ("train", "val", "test")
+    }
     assert splits == expected and [len(splits[k]) for k in ("train", "val", "test")] == [4, 1, 1]
     assert all(p.is_file() for paths in splits.values() for p in paths)
     assert load_splits(out / "metadata.csv") == splits  # data_dir defaults to the file's folder
@@ -369,7 +381,7 @@ def test_metadata_is_emg2pose_format_read_by_load_splits(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    ("kwargs", "match"),
     [
         (dict(duration_s=-1.0), "duration_s"),
         (dict(mindrove_rate_hz=600.0), "whole number"),

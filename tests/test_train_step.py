@@ -11,9 +11,9 @@ import pytest
 from jax.sharding import PartitionSpec
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_scripts"))
-import train_tiny  # noqa: E402
+import train_tiny
 
-from emgjax.train import (  # noqa: E402
+from emgjax.train import (
     OptimConfig,
     TrainState,
     angle_l1,
@@ -32,7 +32,7 @@ from emgjax.train import (  # noqa: E402
     shard_batch,
     trainable_mask,
 )
-from emgjax.train.step import make_per_device_eval_step, step_rng  # noqa: E402
+from emgjax.train.step import make_per_device_eval_step, step_rng
 
 STEPS = 3
 
@@ -67,7 +67,7 @@ def test_four_device_shard_map_step_equals_single_device(single_device_result):
     assert int(state4.step) == int(state1.step) == STEPS
     _assert_trees_close(state4.params, state1.params, 1e-5)
     _assert_trees_close(state4.batch_stats, state1.batch_stats, 1e-5)
-    for m4, m1 in zip(history4 + [eval4], history1 + [eval1]):
+    for m4, m1 in zip([*history4, eval4], [*history1, eval1]):
         assert set(m4) == set(m1) == {"loss", "joint_distance"}
         for key in m1:
             np.testing.assert_allclose(m4[key], m1[key], rtol=1e-5, atol=1e-5)
@@ -84,12 +84,12 @@ def test_four_device_shard_map_step_equals_single_device(single_device_result):
 
 
 def test_same_per_device_step_under_pmap(single_device_result):
-    model, _, optimizer, _, loss_fn, _, _ = train_tiny.build(jax.devices()[:1])
+    _model, _, optimizer, _, loss_fn, _, _ = train_tiny.build(jax.devices()[:1])
     variables = train_tiny.initial_variables(0)
     state = create_train_state(variables["params"], optimizer, 1, variables["batch_stats"])
     n = 4
-    stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), state)
-    batch = {k: v.reshape((n, -1) + v.shape[1:]) for k, v in _global_batch().items()}
+    stacked = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), state)
+    batch = {k: v.reshape((n, -1, *v.shape[1:])) for k, v in _global_batch().items()}
     step = jax.pmap(make_per_device_train_step(loss_fn, optimizer, axis_name="data"), axis_name="data")
     for _ in range(STEPS):
         stacked, _ = step(stacked, batch)
@@ -106,7 +106,9 @@ def test_same_per_device_step_under_pmap(single_device_result):
 
 def test_dropout_keys_differ_per_device_and_step():
     mesh = make_data_mesh()
-    state = TrainState(step=jnp.int32(7), params={}, batch_stats={}, opt_state=(), rng=jax.random.key_data(jax.random.key(0)))
+    state = TrainState(
+        step=jnp.int32(7), params={}, batch_stats={}, opt_state=(), rng=jax.random.key_data(jax.random.key(0))
+    )
 
     def keys(state):
         return jax.random.key_data(step_rng(state, "data"))[None]
@@ -115,9 +117,17 @@ def test_dropout_keys_differ_per_device_and_step():
         jax.shard_map(keys, mesh=mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec("data"), check_vma=False)
     )(state)
     assert len({tuple(k) for k in np.asarray(per_device)}) == 4
-    again = np.asarray(jax.jit(jax.shard_map(keys, mesh=mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec("data"), check_vma=False))(state))
+    again = np.asarray(
+        jax.jit(
+            jax.shard_map(keys, mesh=mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec("data"), check_vma=False)
+        )(state)
+    )
     np.testing.assert_array_equal(again, per_device)  # a resumed run redraws the same keys
-    later = np.asarray(jax.jit(jax.shard_map(keys, mesh=mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec("data"), check_vma=False))(state.replace(step=jnp.int32(8))))
+    later = np.asarray(
+        jax.jit(
+            jax.shard_map(keys, mesh=mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec("data"), check_vma=False)
+        )(state.replace(step=jnp.int32(8)))
+    )
     assert not np.array_equal(later, per_device)
 
 
@@ -174,7 +184,9 @@ def test_angle_and_joint_losses_against_numpy():
         angle_l1(pred, target, mask[:, :1].repeat(20, 1))
     joints_p, joints_t = rng.normal(size=(4, 21, 3)), rng.normal(size=(4, 21, 3))
     valid = np.array([True, False, True, True])
-    np.testing.assert_allclose(joint_mse(joints_p, joints_t, valid, scale=10.0), (100 * (joints_p - joints_t) ** 2)[valid].mean(), rtol=1e-6)
+    np.testing.assert_allclose(
+        joint_mse(joints_p, joints_t, valid, scale=10.0), (100 * (joints_p - joints_t) ** 2)[valid].mean(), rtol=1e-6
+    )
     np.testing.assert_allclose(
         joint_distance(joints_p, joints_t, valid), np.linalg.norm(joints_p - joints_t, axis=-1)[valid].mean(), rtol=1e-6
     )
@@ -191,7 +203,7 @@ def test_fingertip_term_uses_the_given_forward_kinematics():
     lift = rng.normal(size=(20, 21 * 3))
 
     def fk(angles):  # a linear stand-in for forward kinematics: (..., 20) -> (..., 21, 3)
-        return (angles @ lift).reshape(angles.shape[:-1] + (21, 3))
+        return (angles @ lift).reshape((*angles.shape[:-1], 21, 3))
 
     pred, target = rng.normal(size=(2, 20, 5)), rng.normal(size=(2, 20, 5))
     mask = np.array([[1, 1, 0, 1, 0], [0, 0, 0, 1, 1]], bool)
@@ -210,7 +222,10 @@ def test_fingertip_term_uses_the_given_forward_kinematics():
 
 
 def _toy_params():
-    return {"encoder": {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)}, "head": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)}}
+    return {
+        "encoder": {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(4)},
+        "head": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)},
+    }
 
 
 def test_frozen_parameters_stay_bitwise_equal_and_have_no_optimizer_state():
@@ -249,7 +264,9 @@ def test_clipping_sees_only_trainable_gradients():
     huge = {"encoder": jax.tree_util.tree_map(lambda x: jnp.full_like(x, 1e6), params["encoder"]), "head": head_grads}
     updates_small, _ = tx.update(small, tx.init(params), params)
     updates_huge, _ = tx.update(huge, tx.init(params), params)
-    np.testing.assert_array_equal(np.asarray(updates_small["head"]["kernel"]), np.asarray(updates_huge["head"]["kernel"]))
+    np.testing.assert_array_equal(
+        np.asarray(updates_small["head"]["kernel"]), np.asarray(updates_huge["head"]["kernel"])
+    )
     # And clipping does act on the trainable norm: 100x the gradient gives the clipped (norm 1) step.
     big_head = jax.tree_util.tree_map(lambda g: g * 1e4, small)
     updates_big, _ = tx.update(big_head, tx.init(params), params)
@@ -261,7 +278,11 @@ def test_clipping_sees_only_trainable_gradients():
 def test_schedules():
     constant = make_schedule(OptimConfig(learning_rate=1e-3))
     assert float(constant(0)) == float(constant(10_000)) == pytest.approx(1e-3)
-    cosine = make_schedule(OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", warmup_steps=10, decay_steps=110, end_learning_rate=1e-5))
+    cosine = make_schedule(
+        OptimConfig(
+            learning_rate=1e-3, schedule="warmup_cosine", warmup_steps=10, decay_steps=110, end_learning_rate=1e-5
+        )
+    )
     assert float(cosine(0)) == 0.0
     assert float(cosine(5)) == pytest.approx(5e-4)
     assert float(cosine(10)) == pytest.approx(1e-3)
@@ -290,14 +311,19 @@ def test_warmup_cosine_without_decay_steps_decays_over_the_run():
     config = OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", grad_clip_norm=1.0, warmup_steps=10)
     assert config.decay_steps == 0
     over_run = make_schedule(config, total_steps=110)
-    explicit = make_schedule(OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", warmup_steps=10, decay_steps=110))
+    explicit = make_schedule(
+        OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", warmup_steps=10, decay_steps=110)
+    )
     steps = [0, 5, 10, 37, 60, 109, 110, 200]
     assert [float(over_run(s)) for s in steps] == pytest.approx([float(explicit(s)) for s in steps])
     assert float(over_run(60)) == pytest.approx(5e-4, rel=1e-4) and float(over_run(110)) == 0.0
     # An explicit decay_steps wins over the run length.
     fixed = make_schedule(OptimConfig(learning_rate=1e-3, schedule="warmup_cosine", decay_steps=50), total_steps=1000)
     assert float(fixed(50)) == 0.0
-    with pytest.raises(ValueError, match=r"decay_steps=0 decays over the run's total steps; expected make_optimizer\(\.\.\., total_steps=N\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"decay_steps=0 decays over the run's total steps; expected make_optimizer\(\.\.\., total_steps=N\)",
+    ):
         make_optimizer(config)
     with pytest.raises(ValueError, match="total_steps: expected an integer > warmup_steps=10"):
         make_schedule(config, total_steps=10)

@@ -45,18 +45,23 @@ from __future__ import annotations
 import collections
 import math
 import pathlib
-from collections import OrderedDict
-from typing import Any, Literal, Sequence
-
 import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-EXPERIMENTS = ("tracking_vemg2pose", "regression_vemg2pose", "tracking_emg2pose", "regression_emg2pose",
-               "regression_neuropose")
+EXPERIMENTS = (
+    "tracking_vemg2pose",
+    "regression_vemg2pose",
+    "tracking_emg2pose",
+    "regression_emg2pose",
+    "regression_neuropose",
+)
 
 EMG_SAMPLE_RATE = 2000.0
 NUM_JOINTS = 20
@@ -94,8 +99,15 @@ class Conv1dBlock(nn.Module):
     x: (B, in_channels, T) -> (B, out_channels, (T - kernel_size) // stride + 1)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
-                 norm_type: Literal["layer", "batch", "none"] = "layer", dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        norm_type: Literal["layer", "batch", "none"] = "layer",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if norm_type not in ("layer", "batch", "none"):
             raise ValueError(f"norm_type must be 'layer', 'batch' or 'none', got {norm_type!r}")
@@ -131,7 +143,7 @@ class TDSConv2dBlock(nn.Module):
         y = y.reshape(batch, features, -1)
         # The valid convolution drops kernel_width - 1 leading samples: the
         # residual keeps the input's last samples so both stay time-aligned.
-        y = y + x[..., x.shape[-1] - y.shape[-1]:]
+        y = y + x[..., x.shape[-1] - y.shape[-1] :]
         return _over_channels(self.layer_norm, y)
 
 
@@ -173,9 +185,17 @@ class TDSConvEncoder(nn.Module):
 class TdsStage(nn.Module):
     """Conv1dBlock (in -> channels*feature_width), TDS blocks, optional Linear to out_channels."""
 
-    def __init__(self, in_channels: int = 16, in_conv_kernel_width: int = 5, in_conv_stride: int = 1,
-                 num_blocks: int = 1, channels: int = 8, feature_width: int = 2, kernel_width: int = 1,
-                 out_channels: int | None = None):
+    def __init__(
+        self,
+        in_channels: int = 16,
+        in_conv_kernel_width: int = 5,
+        in_conv_stride: int = 1,
+        num_blocks: int = 1,
+        channels: int = 8,
+        feature_width: int = 2,
+        kernel_width: int = 1,
+        out_channels: int | None = None,
+    ):
         super().__init__()
         width = channels * feature_width
         parts: OrderedDict[str, nn.Module] = OrderedDict()
@@ -227,23 +247,33 @@ class TdsNetwork(nn.Module):
 # ----------------------------------------------------------------------------
 
 
-def _conv_bn_relu_dropout(cin: int, cout: int, kernel_size: Sequence[int],
-                          dropout_rate: float) -> list[nn.Module]:
+def _conv_bn_relu_dropout(cin: int, cout: int, kernel_size: Sequence[int], dropout_rate: float) -> list[nn.Module]:
     # padding="same" with an even kernel pads 0 before and 1 after, as the facts say.
-    return [nn.Conv2d(cin, cout, tuple(kernel_size), padding="same"), nn.BatchNorm2d(cout),
-            nn.ReLU(), nn.Dropout(dropout_rate)]
+    return [
+        nn.Conv2d(cin, cout, tuple(kernel_size), padding="same"),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+        nn.Dropout(dropout_rate),
+    ]
 
 
 class EncoderBlock(nn.Module):
     """(B, Cin, T, E) -> (B, Cout, T // p0, E // p1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Sequence[int],
-                 max_pool_size: Sequence[int], dropout_rate: float = 0.05):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Sequence[int],
+        max_pool_size: Sequence[int],
+        dropout_rate: float = 0.05,
+    ):
         super().__init__()
         pool = tuple(max_pool_size)
         self.network = nn.Sequential(
             *_conv_bn_relu_dropout(in_channels, out_channels, kernel_size, dropout_rate),
-            nn.MaxPool2d(pool, stride=pool))
+            nn.MaxPool2d(pool, stride=pool),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -252,13 +282,20 @@ class EncoderBlock(nn.Module):
 class ResidualBlock(nn.Module):
     """x + f(x), f = num_convs x (Conv2d same, BN, ReLU, Dropout)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Sequence[int], num_convs: int,
-                 dropout_rate: float = 0.05):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Sequence[int],
+        num_convs: int,
+        dropout_rate: float = 0.05,
+    ):
         super().__init__()
         parts: list[nn.Module] = []
         for i in range(num_convs):
-            parts += _conv_bn_relu_dropout(in_channels if i == 0 else out_channels, out_channels,
-                                           kernel_size, dropout_rate)
+            parts += _conv_bn_relu_dropout(
+                in_channels if i == 0 else out_channels, out_channels, kernel_size, dropout_rate
+            )
         self.network = nn.Sequential(*parts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -268,14 +305,21 @@ class ResidualBlock(nn.Module):
 class DecoderBlock(nn.Module):
     """(B, Cin, T, E) -> (B, Cout, T * u0, E * u1) by nearest upsampling."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Sequence[int],
-                 upsampling: Sequence[int], dropout_rate: float = 0.05):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Sequence[int],
+        upsampling: Sequence[int],
+        dropout_rate: float = 0.05,
+    ):
         super().__init__()
         self.out_channels = out_channels
         scale = (float(upsampling[0]), float(upsampling[1]))
         self.network = nn.Sequential(
             *_conv_bn_relu_dropout(in_channels, out_channels, kernel_size, dropout_rate),
-            nn.Upsample(scale_factor=scale, mode="nearest"))
+            nn.Upsample(scale_factor=scale, mode="nearest"),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -284,8 +328,14 @@ class DecoderBlock(nn.Module):
 class NeuroPose(nn.Module):
     """(B, 16, T) -> image (B, 1, T, 16) -> convs -> (B, T, linear_in) -> Linear -> (B, out, T)."""
 
-    def __init__(self, encoder_blocks: Sequence[nn.Module], residual_blocks: Sequence[nn.Module],
-                 decoder_blocks: Sequence[nn.Module], linear_in_channels: int, out_channels: int = 22):
+    def __init__(
+        self,
+        encoder_blocks: Sequence[nn.Module],
+        residual_blocks: Sequence[nn.Module],
+        decoder_blocks: Sequence[nn.Module],
+        linear_in_channels: int,
+        out_channels: int = 22,
+    ):
         super().__init__()
         self.network = nn.Sequential(*encoder_blocks, *residual_blocks, *decoder_blocks)
         self.linear = nn.Linear(linear_in_channels, out_channels)
@@ -293,14 +343,14 @@ class NeuroPose(nn.Module):
         self.right_context = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        image = x.unsqueeze(1).transpose(2, 3)          # (B, 1, T, E)
+        image = x.unsqueeze(1).transpose(2, 3)  # (B, 1, T, E)
         with warnings.catch_warnings():
             # Meta's (3, 2) kernels with padding="same": torch warns that an even
             # kernel needs a padded copy. Expected, so keep test output clean.
             warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
-            y = self.network(image)                      # (B, C', T, E')
-        y = y.permute(0, 2, 1, 3).flatten(2)             # (B, T, C' * E')
-        return self.linear(y).transpose(1, 2)            # (B, out, T)
+            y = self.network(image)  # (B, C', T, E')
+        y = y.permute(0, 2, 1, 3).flatten(2)  # (B, T, C' * E')
+        return self.linear(y).transpose(1, 2)  # (B, out, T)
 
 
 # ----------------------------------------------------------------------------
@@ -311,8 +361,14 @@ class NeuroPose(nn.Module):
 class MLP(nn.Module):
     """(B, in) -> (B, out): [Linear, (LayerNorm), LeakyReLU] per hidden size, Linear, times scale."""
 
-    def __init__(self, in_channels: int, layer_sizes: Sequence[int], out_channels: int,
-                 layer_norm: bool = False, scale: float = 1.0):
+    def __init__(
+        self,
+        in_channels: int,
+        layer_sizes: Sequence[int],
+        out_channels: int,
+        layer_norm: bool = False,
+        scale: float = 1.0,
+    ):
         super().__init__()
         parts: list[nn.Module] = []
         width = in_channels
@@ -333,8 +389,7 @@ class MLP(nn.Module):
 class SequentialLSTM(nn.Module):
     """One LSTM step per call: (B, in) -> (B, out); the (h, c) state persists until reset_state()."""
 
-    def __init__(self, in_channels: int, out_channels: int, hidden_size: int, num_layers: int = 1,
-                 scale: float = 1.0):
+    def __init__(self, in_channels: int, out_channels: int, hidden_size: int, num_layers: int = 1, scale: float = 1.0):
         super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -381,8 +436,8 @@ class BasePoseModule(nn.Module):
         pred = self._predict_pose(emg, initial_pos)
 
         stop = joint_angles.shape[-1] - self.right_context
-        target = joint_angles[..., self.left_context:stop]
-        mask = mask[..., self.left_context:stop]
+        target = joint_angles[..., self.left_context : stop]
+        mask = mask[..., self.left_context : stop]
         n_time = target.shape[-1]
         pred = F.interpolate(pred, size=n_time, mode="linear", align_corners=False)
         mask = F.interpolate(mask[:, None].float(), size=n_time, mode="nearest")[:, 0].bool()
@@ -414,8 +469,14 @@ class PoseModule(BasePoseModule):
 class StatePoseModule(BasePoseModule):
     """Autoregressive rollout: decoder(features_t ‖ previous pose) -> pose (or velocity)."""
 
-    def __init__(self, network: nn.Module, decoder: nn.Module, state_condition: bool = True,
-                 predict_vel: bool = False, rollout_freq: int = 50):
+    def __init__(
+        self,
+        network: nn.Module,
+        decoder: nn.Module,
+        state_condition: bool = True,
+        predict_vel: bool = False,
+        rollout_freq: int = 50,
+    ):
         super().__init__(network)
         self.decoder = decoder
         self.state_condition = state_condition
@@ -441,8 +502,14 @@ class StatePoseModule(BasePoseModule):
 class VEMG2PoseWithInitialState(BasePoseModule):
     """Rollout whose decoder emits position ‖ velocity: positions first, then integrated velocities."""
 
-    def __init__(self, network: nn.Module, decoder: nn.Module, num_position_steps: int,
-                 state_condition: bool = True, rollout_freq: int = 50):
+    def __init__(
+        self,
+        network: nn.Module,
+        decoder: nn.Module,
+        num_position_steps: int,
+        state_condition: bool = True,
+        rollout_freq: int = 50,
+    ):
         super().__init__(network)
         self.decoder = decoder
         self.num_position_steps = num_position_steps
@@ -472,9 +539,16 @@ class VEMG2PoseWithInitialState(BasePoseModule):
 # ----------------------------------------------------------------------------
 
 _DEFAULTS: dict[str, Any] = {
-    "tds_channels": 16, "feature_width": 16, "num_blocks": 2, "tds_out_channels": 64,
-    "hidden_size": 512, "num_layers": 2, "mlp_hidden": 512,
-    "neuropose_channels": (32, 128, 256), "num_residual_blocks": 5, "dropout": 0.05,
+    "tds_channels": 16,
+    "feature_width": 16,
+    "num_blocks": 2,
+    "tds_out_channels": 64,
+    "hidden_size": 512,
+    "num_layers": 2,
+    "mlp_hidden": 512,
+    "neuropose_channels": (32, 128, 256),
+    "num_residual_blocks": 5,
+    "dropout": 0.05,
 }
 
 
@@ -494,13 +568,25 @@ def _tds_conf(s: dict[str, Any]) -> dict[str, Any]:
     width = s["tds_channels"] * s["feature_width"]
 
     def conv(cin, k, stride):
-        return {"_target_": "emg2pose.networks.Conv1dBlock", "in_channels": cin, "out_channels": width,
-                "kernel_size": k, "stride": stride}
+        return {
+            "_target_": "emg2pose.networks.Conv1dBlock",
+            "in_channels": cin,
+            "out_channels": width,
+            "kernel_size": k,
+            "stride": stride,
+        }
 
     def stage(k, stride, tds_k, out=None):
-        conf = {"_target_": "emg2pose.networks.TdsStage", "in_channels": width, "in_conv_kernel_width": k,
-                "in_conv_stride": stride, "num_blocks": s["num_blocks"], "channels": s["tds_channels"],
-                "feature_width": s["feature_width"], "kernel_width": tds_k}
+        conf = {
+            "_target_": "emg2pose.networks.TdsStage",
+            "in_channels": width,
+            "in_conv_kernel_width": k,
+            "in_conv_stride": stride,
+            "num_blocks": s["num_blocks"],
+            "channels": s["tds_channels"],
+            "feature_width": s["feature_width"],
+            "kernel_width": tds_k,
+        }
         if out is not None:
             conf["out_channels"] = out
         return conf
@@ -513,9 +599,14 @@ def _tds_conf(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lstm_conf(s: dict[str, Any], out_channels: int) -> dict[str, Any]:
-    return {"_target_": "emg2pose.networks.SequentialLSTM",
-            "in_channels": s["tds_out_channels"] + NUM_JOINTS, "out_channels": out_channels,
-            "hidden_size": s["hidden_size"], "num_layers": s["num_layers"], "scale": 0.01}
+    return {
+        "_target_": "emg2pose.networks.SequentialLSTM",
+        "in_channels": s["tds_out_channels"] + NUM_JOINTS,
+        "out_channels": out_channels,
+        "hidden_size": s["hidden_size"],
+        "num_layers": s["num_layers"],
+        "scale": 0.01,
+    }
 
 
 def _neuropose_conf(s: dict[str, Any]) -> dict[str, Any]:
@@ -523,15 +614,33 @@ def _neuropose_conf(s: dict[str, Any]) -> dict[str, Any]:
     rate = s["dropout"]
 
     def enc(cin, cout, pool):
-        return {"_target_": "emg2pose.networks.EncoderBlock", "in_channels": cin, "out_channels": cout,
-                "kernel_size": [3, 2], "max_pool_size": pool, "dropout_rate": rate}
+        return {
+            "_target_": "emg2pose.networks.EncoderBlock",
+            "in_channels": cin,
+            "out_channels": cout,
+            "kernel_size": [3, 2],
+            "max_pool_size": pool,
+            "dropout_rate": rate,
+        }
 
     def dec(cin, cout, up):
-        return {"_target_": "emg2pose.networks.DecoderBlock", "in_channels": cin, "out_channels": cout,
-                "kernel_size": [3, 2], "upsampling": up, "dropout_rate": rate}
+        return {
+            "_target_": "emg2pose.networks.DecoderBlock",
+            "in_channels": cin,
+            "out_channels": cout,
+            "kernel_size": [3, 2],
+            "upsampling": up,
+            "dropout_rate": rate,
+        }
 
-    residual = {"_target_": "emg2pose.networks.ResidualBlock", "in_channels": c3, "out_channels": c3,
-                "kernel_size": [3, 2], "num_convs": 3, "dropout_rate": rate}
+    residual = {
+        "_target_": "emg2pose.networks.ResidualBlock",
+        "in_channels": c3,
+        "out_channels": c3,
+        "kernel_size": [3, 2],
+        "num_convs": 3,
+        "dropout_rate": rate,
+    }
     return {
         "_target_": "emg2pose.networks.NeuroPose",
         "encoder_blocks": [enc(1, c1, [10, 2]), enc(c1, c2, [8, 2]), enc(c2, c3, [4, 4])],
@@ -547,27 +656,50 @@ def hyper_parameters_for(experiment: str, **overrides: Any) -> dict:
     """The ``hyper_parameters`` a Meta emg2pose Lightning checkpoint carries (plain data)."""
     s = _settings(experiment, overrides)
     if experiment == "tracking_vemg2pose":
-        network_conf = {"_target_": "emg2pose.pose_modules.StatePoseModule", "network": _tds_conf(s),
-                        "decoder": _lstm_conf(s, NUM_JOINTS), "state_condition": True,
-                        "predict_vel": True, "rollout_freq": 50}
+        network_conf = {
+            "_target_": "emg2pose.pose_modules.StatePoseModule",
+            "network": _tds_conf(s),
+            "decoder": _lstm_conf(s, NUM_JOINTS),
+            "state_condition": True,
+            "predict_vel": True,
+            "rollout_freq": 50,
+        }
         provide_initial_pos = True
     elif experiment == "regression_vemg2pose":
-        network_conf = {"_target_": "emg2pose.pose_modules.VEMG2PoseWithInitialState",
-                        "network": _tds_conf(s), "decoder": _lstm_conf(s, 2 * NUM_JOINTS),
-                        "num_position_steps": 500, "state_condition": True, "rollout_freq": 50}
+        network_conf = {
+            "_target_": "emg2pose.pose_modules.VEMG2PoseWithInitialState",
+            "network": _tds_conf(s),
+            "decoder": _lstm_conf(s, 2 * NUM_JOINTS),
+            "num_position_steps": 500,
+            "state_condition": True,
+            "rollout_freq": 50,
+        }
         provide_initial_pos = False
     elif experiment in ("tracking_emg2pose", "regression_emg2pose"):
         # One network and decoder; only provide_initial_pos differs.
-        decoder = {"_target_": "emg2pose.networks.MLP", "in_channels": s["tds_out_channels"] + NUM_JOINTS,
-                   "layer_sizes": [s["mlp_hidden"], s["mlp_hidden"]], "out_channels": NUM_JOINTS,
-                   "layer_norm": True, "scale": 0.01}
-        network_conf = {"_target_": "emg2pose.pose_modules.StatePoseModule", "network": _tds_conf(s),
-                        "decoder": decoder, "state_condition": True, "predict_vel": False,
-                        "rollout_freq": 50}
+        decoder = {
+            "_target_": "emg2pose.networks.MLP",
+            "in_channels": s["tds_out_channels"] + NUM_JOINTS,
+            "layer_sizes": [s["mlp_hidden"], s["mlp_hidden"]],
+            "out_channels": NUM_JOINTS,
+            "layer_norm": True,
+            "scale": 0.01,
+        }
+        network_conf = {
+            "_target_": "emg2pose.pose_modules.StatePoseModule",
+            "network": _tds_conf(s),
+            "decoder": decoder,
+            "state_condition": True,
+            "predict_vel": False,
+            "rollout_freq": 50,
+        }
         provide_initial_pos = experiment == "tracking_emg2pose"
     else:  # regression_neuropose
-        network_conf = {"_target_": "emg2pose.pose_modules.PoseModule", "network": _neuropose_conf(s),
-                        "predict_vel": False}
+        network_conf = {
+            "_target_": "emg2pose.pose_modules.PoseModule",
+            "network": _neuropose_conf(s),
+            "predict_vel": False,
+        }
         provide_initial_pos = False
     return {
         "network_conf": network_conf,
@@ -670,14 +802,13 @@ def _as_dictconfig(hparams: dict, experiment: str) -> dict:
     """hyper_parameters as Lightning stores hydra configs: DictConfig children of one root config."""
     from omegaconf import OmegaConf
 
-    root = OmegaConf.create({"experiment": experiment, "module": hparams,
-                             "data_module": {"window_length": 11790, "padding": [0, 0]}})
-    return {key: (root.module[key] if isinstance(value, (dict, list)) else value)
-            for key, value in hparams.items()}
+    root = OmegaConf.create(
+        {"experiment": experiment, "module": hparams, "data_module": {"window_length": 11790, "padding": [0, 0]}}
+    )
+    return {key: (root.module[key] if isinstance(value, (dict, list)) else value) for key, value in hparams.items()}
 
 
-def save_lightning_checkpoint(model: nn.Module, path: str | pathlib.Path, experiment: str,
-                              **overrides: Any) -> None:
+def save_lightning_checkpoint(model: nn.Module, path: str | pathlib.Path, experiment: str, **overrides: Any) -> None:
     """Write `model` as a PyTorch Lightning checkpoint of `experiment` (``torch.save`` zip).
 
     Keys: epoch, global_step, pytorch-lightning_version, state_dict ("model."
@@ -708,10 +839,11 @@ def save_lightning_checkpoint(model: nn.Module, path: str | pathlib.Path, experi
             "fit_loop": {
                 "state_dict": {},
                 "epoch_loop.state_dict": {"_batches_that_stepped": 120},
-                "epoch_progress": {"total": {"ready": 4, "started": 4, "processed": 4, "completed": 3},
-                                   "current": {"ready": 4, "started": 4, "processed": 4, "completed": 3}},
-                "epoch_loop.batch_progress": {"total": {"ready": 120, "completed": 120},
-                                              "is_last_batch": True},
+                "epoch_progress": {
+                    "total": {"ready": 4, "started": 4, "processed": 4, "completed": 3},
+                    "current": {"ready": 4, "started": 4, "processed": 4, "completed": 3},
+                },
+                "epoch_loop.batch_progress": {"total": {"ready": 120, "completed": 120}, "is_last_batch": True},
             },
             "validate_loop": {"state_dict": {}, "dataloader_progress": {"total": {"ready": 4, "completed": 4}}},
             "test_loop": {"state_dict": {}},
@@ -720,13 +852,21 @@ def save_lightning_checkpoint(model: nn.Module, path: str | pathlib.Path, experi
         "callbacks": {
             "ModelCheckpoint{'monitor': 'val_loss', 'mode': 'min', 'every_n_train_steps': 0, "
             "'every_n_epochs': 1, 'train_time_interval': None}": {
-                "monitor": "val_loss", "best_model_score": score, "best_model_path": best_path,
-                "current_score": score, "dirpath": pathlib.PosixPath(f"/checkpoints/{experiment}"),
+                "monitor": "val_loss",
+                "best_model_score": score,
+                "best_model_path": best_path,
+                "current_score": score,
+                "dirpath": pathlib.PosixPath(f"/checkpoints/{experiment}"),
                 "best_k_models": collections.OrderedDict([(best_path, score)]),
-                "kth_best_model_path": best_path, "kth_value": score, "last_model_path": "",
+                "kth_best_model_path": best_path,
+                "kth_value": score,
+                "last_model_path": "",
             },
             "EarlyStopping{'monitor': 'val_loss', 'mode': 'min'}": {
-                "wait_count": 0, "stopped_epoch": 0, "best_score": score.clone(), "patience": 50,
+                "wait_count": 0,
+                "stopped_epoch": 0,
+                "best_score": score.clone(),
+                "patience": 50,
             },
         },
         "optimizer_states": [optimizer.state_dict()],
@@ -737,8 +877,9 @@ def save_lightning_checkpoint(model: nn.Module, path: str | pathlib.Path, experi
     torch.save(checkpoint, str(path))
 
 
-def torch_forward(model: nn.Module, emg: np.ndarray, joint_angles: np.ndarray, no_ik_failure: np.ndarray,
-                  provide_initial_pos: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def torch_forward(
+    model: nn.Module, emg: np.ndarray, joint_angles: np.ndarray, no_ik_failure: np.ndarray, provide_initial_pos: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eval-mode, no-grad forward of a pose module.
 
     emg: (B, 16, T), joint_angles: (B, 20, T), no_ik_failure: (B, T) bool.
@@ -756,12 +897,15 @@ def torch_forward(model: nn.Module, emg: np.ndarray, joint_angles: np.ndarray, n
     if no_ik_failure.shape != (batch, time):
         raise ValueError(f"expected no_ik_failure {(batch, time)}, got {no_ik_failure.shape}")
     if time <= model.left_context + model.right_context:
-        raise ValueError(f"expected more than {model.left_context + model.right_context} samples "
-                         f"(the model's context), got {time}")
+        raise ValueError(
+            f"expected more than {model.left_context + model.right_context} samples (the model's context), got {time}"
+        )
     model.eval()
     with torch.no_grad():
-        batch_in = {"emg": torch.from_numpy(np.ascontiguousarray(emg, dtype=np.float32)),
-                    "joint_angles": torch.from_numpy(np.ascontiguousarray(joint_angles, dtype=np.float32)),
-                    "no_ik_failure": torch.from_numpy(np.ascontiguousarray(no_ik_failure, dtype=bool))}
+        batch_in = {
+            "emg": torch.from_numpy(np.ascontiguousarray(emg, dtype=np.float32)),
+            "joint_angles": torch.from_numpy(np.ascontiguousarray(joint_angles, dtype=np.float32)),
+            "no_ik_failure": torch.from_numpy(np.ascontiguousarray(no_ik_failure, dtype=bool)),
+        }
         pred, target, mask = model(batch_in, provide_initial_pos)
     return pred.numpy(), target.numpy(), mask.numpy()

@@ -38,7 +38,7 @@ import json
 import math
 import pathlib
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emgjax.adapter import objectives as obj
+from emgjax.adapter.channel_adapter import ChannelAdapterConfig
 from emgjax.adapter.frozen import frozen_emg2pose, quick_emg2pose_config, tiny_emg2pose_config
 from emgjax.adapter.phases import (
     init_states,
@@ -55,7 +56,6 @@ from emgjax.adapter.phases import (
     stack_trees,
     unstack_tree,
 )
-from emgjax.adapter.channel_adapter import ChannelAdapterConfig
 from emgjax.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
 from emgjax.adapter.upsampler import UpsamplerConfig
 from emgjax.models.configs import EXPERIMENTS, PoseModelConfig
@@ -90,6 +90,8 @@ _ADAPTER_OPTIONS = {"conv": {"final_activation": False}}
 
 def _variant(name: str) -> PipelineConfig:
     return variant_config(name, adapter_options=_ADAPTER_OPTIONS.get(name.split("+")[0].strip()))
+
+
 FIXED_VARIANTS = ("interpolation+linear", "interpolation+sinc")
 MEASURED_CHANNELS = tuple(range(0, 16, 2))  # simulate_mindrove_view keeps every other electrode
 SYNTHESISED_CHANNELS = tuple(range(1, 16, 2))
@@ -139,8 +141,17 @@ class BenchmarkConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.mode not in ("quick", "tiny", "full"):
             raise ValueError(f"BenchmarkConfig.mode: expected 'quick', 'tiny' or 'full', found {self.mode!r}")
-        for name in ("steps", "batch_size", "n_train_sessions", "n_heldout_sessions", "emg2pose_steps",
-                     "eval_batch_size", "max_heldout_windows", "emg2pose_batch_size", "direct_hidden"):
+        for name in (
+            "steps",
+            "batch_size",
+            "n_train_sessions",
+            "n_heldout_sessions",
+            "emg2pose_steps",
+            "eval_batch_size",
+            "max_heldout_windows",
+            "emg2pose_batch_size",
+            "direct_hidden",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"BenchmarkConfig.{name}: expected a positive int, found {value!r}")
@@ -162,23 +173,55 @@ def quick_config(**changes) -> BenchmarkConfig:
 
 def tiny_config(**changes) -> BenchmarkConfig:
     """A seconds-long smoke run for tests (same code paths, toy sizes)."""
-    base = BenchmarkConfig(mode="tiny", variants=("linear+sinc",), objectives=("recon", "pose"), seeds=(0, 1),
-                           steps=4, batch_size=4, predict_seconds=0.25, n_train_sessions=2, n_heldout_sessions=1,
-                           session_seconds=4.0, emg2pose="tiny", emg2pose_steps=40, emg2pose_batch_size=8,
-                           emg2pose_min_gain=None, direct_hidden=16, eval_batch_size=8, max_heldout_windows=8)
+    base = BenchmarkConfig(
+        mode="tiny",
+        variants=("linear+sinc",),
+        objectives=("recon", "pose"),
+        seeds=(0, 1),
+        steps=4,
+        batch_size=4,
+        predict_seconds=0.25,
+        n_train_sessions=2,
+        n_heldout_sessions=1,
+        session_seconds=4.0,
+        emg2pose="tiny",
+        emg2pose_steps=40,
+        emg2pose_batch_size=8,
+        emg2pose_min_gain=None,
+        direct_hidden=16,
+        eval_batch_size=8,
+        max_heldout_windows=8,
+    )
     return dataclasses.replace(base, **changes)
 
 
 def full_config(**changes) -> BenchmarkConfig:
     """The full grid, meant for a GPU/TPU (every variant, objective and 3 seeds, phase 2 too)."""
-    variants = tuple(f"{a}+{u}" for a in ("interpolation", "linear", "conv")
-                     for u in ("linear", "sinc", "learned_residual", "subpixel")
-                     if not (a == "interpolation" and u in ("linear", "sinc")))
-    base = BenchmarkConfig(mode="full", variants=variants, objectives=("recon", "pose", "recon+pose", "pose+prior"),
-                           seeds=(0, 1, 2), steps=3000, phase2_steps=1000, batch_size=32, predict_seconds=2.0,
-                           n_train_sessions=16, n_heldout_sessions=4, session_seconds=120.0, emg2pose="quick",
-                           emg2pose_steps=6000, emg2pose_batch_size=32, eval_batch_size=32, max_heldout_windows=512,
-                           direct_hidden=256)
+    variants = tuple(
+        f"{a}+{u}"
+        for a in ("interpolation", "linear", "conv")
+        for u in ("linear", "sinc", "learned_residual", "subpixel")
+        if not (a == "interpolation" and u in ("linear", "sinc"))
+    )
+    base = BenchmarkConfig(
+        mode="full",
+        variants=variants,
+        objectives=("recon", "pose", "recon+pose", "pose+prior"),
+        seeds=(0, 1, 2),
+        steps=3000,
+        phase2_steps=1000,
+        batch_size=32,
+        predict_seconds=2.0,
+        n_train_sessions=16,
+        n_heldout_sessions=4,
+        session_seconds=120.0,
+        emg2pose="quick",
+        emg2pose_steps=6000,
+        emg2pose_batch_size=32,
+        eval_batch_size=32,
+        max_heldout_windows=512,
+        direct_hidden=256,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -205,8 +248,10 @@ def validate_benchmark(config: BenchmarkConfig, emg2pose_config: PoseModelConfig
     for name in config.objectives:
         obj.objective_weights(name)
         if obj.objective_weights(name).landmarks > 0 or obj.objective_weights(name).mano > 0:
-            raise ValueError(f"objective {name!r}: the benchmark's emg2pose-format data has joint angles and the true "
-                             "EMG, not landmark or MANO labels; use reconstruction/spectral/pose/prior terms")
+            raise ValueError(
+                f"objective {name!r}: the benchmark's emg2pose-format data has joint angles and the true "
+                "EMG, not landmark or MANO labels; use reconstruction/spectral/pose/prior terms"
+            )
     pipelines = []
     for name in (*FLOOR_VARIANTS, *FIXED_VARIANTS, *config.variants):
         pipeline_config = _variant(name)
@@ -214,8 +259,10 @@ def validate_benchmark(config: BenchmarkConfig, emg2pose_config: PoseModelConfig
         pipelines.append(pipeline_config)
     for name in config.variants:
         if _variant(name).is_fixed:
-            raise ValueError(f"variant {name!r} has no parameters to train; it is evaluated as a fixed row "
-                             f"(fixed rows: {FIXED_VARIANTS + FLOOR_VARIANTS})")
+            raise ValueError(
+                f"variant {name!r} has no parameters to train; it is evaluated as a fixed row "
+                f"(fixed rows: {FIXED_VARIANTS + FLOOR_VARIANTS})"
+            )
     if config.phase2_steps and emg2pose_config.decoder is None:
         raise ValueError("phase2_steps > 0 unfreezes the emg2pose decoder, but this emg2pose has none")
     return pipelines
@@ -253,8 +300,14 @@ def synthetic_sessions(n: int, seconds: float, first_seed: int) -> list[SessionA
     sessions = []
     for seed in range(first_seed, first_seed + n):
         s = generate_session(SyntheticConfig(duration_s=seconds), seed=seed)
-        sessions.append(SessionArrays(np.ascontiguousarray(s.emg_2k.T), np.ascontiguousarray(s.angles_2k.T),
-                                      np.asarray(s.no_ik_failure_2k), name=f"synthetic-{seed}"))
+        sessions.append(
+            SessionArrays(
+                np.ascontiguousarray(s.emg_2k.T),
+                np.ascontiguousarray(s.angles_2k.T),
+                np.asarray(s.no_ik_failure_2k),
+                name=f"synthetic-{seed}",
+            )
+        )
     return sessions
 
 
@@ -284,20 +337,38 @@ def prepare_sessions(sessions: Sequence[SessionArrays], norm: dict | None) -> li
             emg = (emg - np.asarray(norm["mean"], np.float32)[:, None]) / np.asarray(norm["std"], np.float32)[:, None]
         n = (emg.shape[1] // 4) * 4
         emg = np.ascontiguousarray(emg[:, :n])
-        out.append(SessionArrays(emg, s.joint_angles[:, :n], s.no_ik_failure[:n],
-                                 simulate_mindrove_view(emg).astype(np.float32), s.name))
+        out.append(
+            SessionArrays(
+                emg, s.joint_angles[:, :n], s.no_ik_failure[:n], simulate_mindrove_view(emg).astype(np.float32), s.name
+            )
+        )
     return out
 
 
 # The true input through a trainable 16x16 channel matrix (starts at the identity) and no resampling.
-CALIBRATED_CEILING = PipelineConfig(ChannelAdapterConfig(kind="linear", in_channels=16, out_channels=16),
-                                    UpsamplerConfig(kind="hold", factor=1, channels=16),
-                                    input_rate=2000.0, output_rate=2000.0)
+CALIBRATED_CEILING = PipelineConfig(
+    ChannelAdapterConfig(kind="linear", in_channels=16, out_channels=16),
+    UpsamplerConfig(kind="hold", factor=1, channels=16),
+    input_rate=2000.0,
+    output_rate=2000.0,
+)
 
 
-def _train_variant(config: BenchmarkConfig, pipeline_config: PipelineConfig, objectives: Sequence[str], optim,
-                   train, evaluator: _Evaluator, emg2pose_config, emg2pose_vars, window: int, log, *,
-                   row: str = "trained", input_key: str = "emg") -> list[dict]:
+def _train_variant(
+    config: BenchmarkConfig,
+    pipeline_config: PipelineConfig,
+    objectives: Sequence[str],
+    optim,
+    train,
+    evaluator: _Evaluator,
+    emg2pose_config,
+    emg2pose_vars,
+    window: int,
+    log,
+    *,
+    row: str = "trained",
+    input_key: str = "emg",
+) -> list[dict]:
     """Train every (objective, seed) model of one variant in one vmapped job; one table row per objective."""
     name = pipeline_config.name if input_key == "emg" else f"{pipeline_config.adapter.kind} 16x16 on true 16 ch / 2 kHz"
     start = time.perf_counter()
@@ -307,8 +378,9 @@ def _train_variant(config: BenchmarkConfig, pipeline_config: PipelineConfig, obj
     pipeline = AdapterPipeline(pipeline_config, emg2pose_config)
     template = pipeline.init(jax.random.key(0), emg2pose_vars, num_samples=num_inputs)
     optimizer = make_phase_optimizer(1, optim, template["params"], pipeline)
-    states = stack_trees(init_states(pipeline, emg2pose_vars, optimizer, [s for _, s in models],
-                                     num_samples=num_inputs))
+    states = stack_trees(
+        init_states(pipeline, emg2pose_vars, optimizer, [s for _, s in models], num_samples=num_inputs)
+    )
     loss_fn = make_adapter_loss_fn(pipeline, ("emg", "emg_2k", "joint_angles", "no_ik_failure"))
     step = make_multi_train_step(loss_fn, optimizer)
 
@@ -317,30 +389,36 @@ def _train_variant(config: BenchmarkConfig, pipeline_config: PipelineConfig, obj
         return batch if input_key == "emg" else dict(batch, emg=batch[input_key])
 
     rng = np.random.default_rng(1234)  # the same batches for every variant: a paired comparison
-    for i in range(config.steps):
+    for _i in range(config.steps):
         states, metrics = step(states, batches(rng), weights)
     if config.phase2_steps:
-        optimizer2 = make_phase_optimizer(2, dataclasses.replace(optim, decay_steps=config.phase2_steps + 1,
-                                                                 warmup_steps=1), template["params"], pipeline)
+        optimizer2 = make_phase_optimizer(
+            2,
+            dataclasses.replace(optim, decay_steps=config.phase2_steps + 1, warmup_steps=1),
+            template["params"],
+            pipeline,
+        )
         step2 = make_multi_train_step(loss_fn, optimizer2)
         states = states.replace(opt_state=jax.vmap(optimizer2.init)(states.params))
-        for i in range(config.phase2_steps):
+        for _i in range(config.phase2_steps):
             states, metrics = step2(states, batches(rng), weights)
     jax.block_until_ready(states.params)
     train_s = time.perf_counter() - start
-    log(f"trained {name}: {len(models)} models vmapped, {config.steps}+{config.phase2_steps} steps, "
-        f"{train_s:.1f} s; final losses {np.round(np.asarray(metrics['loss']), 4).tolist()}")
-    variables_list = [{"params": unstack_tree(states.params, i), "batch_stats": unstack_tree(states.batch_stats, i)}
-                      for i in range(len(models))]
+    log(
+        f"trained {name}: {len(models)} models vmapped, {config.steps}+{config.phase2_steps} steps, "
+        f"{train_s:.1f} s; final losses {np.round(np.asarray(metrics['loss']), 4).tolist()}"
+    )
+    variables_list = [
+        {"params": unstack_tree(states.params, i), "batch_stats": unstack_tree(states.batch_stats, i)}
+        for i in range(len(models))
+    ]
     results = _evaluate_pipeline(pipeline, variables_list, evaluator, input_key)
     rows = []
     phase = "phase 1" if not config.phase2_steps else "phase 1+2"
     for objective in objectives:
         per_seed = [r for (o, _), r in zip(models, results) if o == objective]
-        rows.append(_aggregate(row, name, objective, phase, per_seed, per_seed[0]["params"],
-                               train_s / len(objectives)))
-        log(f"  {name} / {objective}: MAE {rows[-1]['angle_mae_deg'][0]:.2f} deg, "
-            f"SNR {rows[-1]['snr_db'][0]:.2f} dB")
+        rows.append(_aggregate(row, name, objective, phase, per_seed, per_seed[0]["params"], train_s / len(objectives)))
+        log(f"  {name} / {objective}: MAE {rows[-1]['angle_mae_deg'][0]:.2f} deg, SNR {rows[-1]['snr_db'][0]:.2f} dB")
     return rows
 
 
@@ -359,9 +437,12 @@ def sample_batch(sessions: Sequence[SessionArrays], rng: np.random.Generator, ba
 
 
 def _window(s: SessionArrays, start: int, window: int) -> dict:
-    return {"emg": s.emg_500[:, start // 4:(start + window) // 4], "emg_2k": s.emg_2k[:, start:start + window],
-            "joint_angles": s.joint_angles[:, start:start + window],
-            "no_ik_failure": s.no_ik_failure[start:start + window]}
+    return {
+        "emg": s.emg_500[:, start // 4 : (start + window) // 4],
+        "emg_2k": s.emg_2k[:, start : start + window],
+        "joint_angles": s.joint_angles[:, start : start + window],
+        "no_ik_failure": s.no_ik_failure[start : start + window],
+    }
 
 
 def heldout_batches(sessions: Sequence[SessionArrays], window: int, batch: int, max_windows: int) -> list[dict]:
@@ -373,7 +454,7 @@ def heldout_batches(sessions: Sequence[SessionArrays], window: int, batch: int, 
     rows = rows[:max_windows]
     if not rows:
         raise ValueError(f"held-out sessions are shorter than one window of {window} samples")
-    return [{k: np.stack([r[k] for r in rows[i:i + batch]]) for k in rows[0]} for i in range(0, len(rows), batch)]
+    return [{k: np.stack([r[k] for r in rows[i : i + batch]]) for k in rows[0]} for i in range(0, len(rows), batch)]
 
 
 # ----------------------------------------------------------------------------- direct reference model
@@ -461,8 +542,8 @@ class _Evaluator:
         self.cfg = emg2pose_config
         self.hand = synthetic_hand_model()
         stop = batches[0]["joint_angles"].shape[-1] - emg2pose_config.right_context
-        self.target = np.concatenate([b["joint_angles"][..., emg2pose_config.left_context:stop] for b in batches])
-        self.mask = np.concatenate([b["no_ik_failure"][..., emg2pose_config.left_context:stop] for b in batches])
+        self.target = np.concatenate([b["joint_angles"][..., emg2pose_config.left_context : stop] for b in batches])
+        self.mask = np.concatenate([b["no_ik_failure"][..., emg2pose_config.left_context : stop] for b in batches])
         self.true_emg = np.concatenate([b["emg_2k"] for b in batches])
 
     def pose_metrics(self, angles: np.ndarray) -> dict:
@@ -470,20 +551,28 @@ class _Evaluator:
 
         weight = self.mask[:, None, :].astype(np.float64)
         mae = float(np.degrees(np.sum(np.abs(angles - self.target) * weight) / max(weight.sum() * 20, 1)))
-        landmarks = float(landmark_distance(jnp.asarray(angles, jnp.float32), jnp.asarray(self.target),
-                                            jnp.asarray(self.mask), self.hand))
+        landmarks = float(
+            landmark_distance(
+                jnp.asarray(angles, jnp.float32), jnp.asarray(self.target), jnp.asarray(self.mask), self.hand
+            )
+        )
         return {"angle_mae_deg": mae, "landmark_mm": landmarks}
 
     def recon_metrics(self, emg_2k: np.ndarray) -> dict:
         low, high = obj.band_snr_db(emg_2k, self.true_emg, 2000.0)
         corr = obj.channel_correlation(emg_2k, self.true_emg)
-        return {"snr_db": obj.snr_db(emg_2k, self.true_emg), "snr_0_250_db": low, "snr_250_1000_db": high,
-                "corr_measured": float(np.mean(corr[list(MEASURED_CHANNELS)])),
-                "corr_synthesised": float(np.mean(corr[list(SYNTHESISED_CHANNELS)]))}
+        return {
+            "snr_db": obj.snr_db(emg_2k, self.true_emg),
+            "snr_0_250_db": low,
+            "snr_250_1000_db": high,
+            "corr_measured": float(np.mean(corr[list(MEASURED_CHANNELS)])),
+            "corr_synthesised": float(np.mean(corr[list(SYNTHESISED_CHANNELS)])),
+        }
 
 
-def _evaluate_pipeline(pipeline: AdapterPipeline, variables_list: list[dict], evaluator: _Evaluator,
-                       input_key: str = "emg") -> list[dict]:
+def _evaluate_pipeline(
+    pipeline: AdapterPipeline, variables_list: list[dict], evaluator: _Evaluator, input_key: str = "emg"
+) -> list[dict]:
     """input_key: the batch entry fed to the pipeline ("emg": the 8 ch / 500 Hz view; "emg_2k": the truth)."""
     forward = jax.jit(lambda v, emg: pipeline(v, emg)[0])
     results = []
@@ -505,17 +594,47 @@ def _evaluate_pipeline(pipeline: AdapterPipeline, variables_list: list[dict], ev
 # ----------------------------------------------------------------------------- the job
 
 
-CSV_COLUMNS = ("row", "variant", "objective", "trained", "seeds", "params", "snr_db", "snr_0_250_db",
-               "snr_250_1000_db", "corr_measured", "corr_synthesised", "angle_mae_deg", "landmark_mm",
-               "windows_per_s", "train_s")
-_METRICS = ("snr_db", "snr_0_250_db", "snr_250_1000_db", "corr_measured", "corr_synthesised", "angle_mae_deg",
-            "landmark_mm", "windows_per_s")
+CSV_COLUMNS = (
+    "row",
+    "variant",
+    "objective",
+    "trained",
+    "seeds",
+    "params",
+    "snr_db",
+    "snr_0_250_db",
+    "snr_250_1000_db",
+    "corr_measured",
+    "corr_synthesised",
+    "angle_mae_deg",
+    "landmark_mm",
+    "windows_per_s",
+    "train_s",
+)
+_METRICS = (
+    "snr_db",
+    "snr_0_250_db",
+    "snr_250_1000_db",
+    "corr_measured",
+    "corr_synthesised",
+    "angle_mae_deg",
+    "landmark_mm",
+    "windows_per_s",
+)
 
 
-def _aggregate(row: str, variant: str, objective: str, trained: str, per_seed: list[dict], params: int,
-               train_s: float | None) -> dict:
-    out = {"row": row, "variant": variant, "objective": objective, "trained": trained, "seeds": len(per_seed),
-           "params": params, "train_s": train_s}
+def _aggregate(
+    row: str, variant: str, objective: str, trained: str, per_seed: list[dict], params: int, train_s: float | None
+) -> dict:
+    out = {
+        "row": row,
+        "variant": variant,
+        "objective": objective,
+        "trained": trained,
+        "seeds": len(per_seed),
+        "params": params,
+        "train_s": train_s,
+    }
     for key in _METRICS:
         values = [m[key] for m in per_seed if m.get(key) is not None]
         out[key] = (float(np.mean(values)), float(np.std(values))) if values else None
@@ -553,7 +672,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir, *, log: Callable[[str], None
     # Created only once the data has been read, so a bad --data leaves no output folder behind.
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    window = emg2pose_config.left_context + emg2pose_config.right_context + int(round(config.predict_seconds * 2000))
+    window = emg2pose_config.left_context + emg2pose_config.right_context + round(config.predict_seconds * 2000)
     window = max(window, emg2pose_config.min_window_length())
     window = -(-window // 4) * 4
 
@@ -575,14 +694,27 @@ def run_benchmark(config: BenchmarkConfig, out_dir, *, log: Callable[[str], None
     eval_batches = heldout_batches(heldout, window, config.eval_batch_size, config.max_heldout_windows)
     mean_pose = _mean_pose(train)
     if not config.emg2pose_dir:
-        fingerprint = {"emg2pose": emg2pose_config.to_dict(), "steps": config.emg2pose_steps,
-                       "batch": config.emg2pose_batch_size, "window": window, "data": config.data_dir,
-                       "sessions": [s.name for s in raw_train], "session_seconds": config.session_seconds}
+        fingerprint = {
+            "emg2pose": emg2pose_config.to_dict(),
+            "steps": config.emg2pose_steps,
+            "batch": config.emg2pose_batch_size,
+            "window": window,
+            "data": config.data_dir,
+            "sessions": [s.name for s in raw_train],
+            "session_seconds": config.session_seconds,
+        }
         model, frozen_report = frozen_emg2pose(
-            out_dir / "frozen_emg2pose", emg2pose_config,
+            out_dir / "frozen_emg2pose",
+            emg2pose_config,
             lambda rng: _emg2pose_batch(sample_batch(train, rng, config.emg2pose_batch_size, window)),
-            eval_batches, mean_pose, fingerprint=fingerprint, log=log, steps=config.emg2pose_steps,
-            min_gain=config.emg2pose_min_gain, extra_metadata={"emg_norm": norm})
+            eval_batches,
+            mean_pose,
+            fingerprint=fingerprint,
+            log=log,
+            steps=config.emg2pose_steps,
+            min_gain=config.emg2pose_min_gain,
+            extra_metadata={"emg_norm": norm},
+        )
     emg2pose_vars = model.params
     timings["emg2pose_s"] = time.perf_counter() - start
     log(f"frozen emg2pose: {json.dumps(frozen_report)}")
@@ -594,13 +726,16 @@ def run_benchmark(config: BenchmarkConfig, out_dir, *, log: Callable[[str], None
     mean_angles = np.broadcast_to(mean_pose[None, :, None], evaluator.target.shape).astype(np.float32)
     rows.append(_aggregate("mean pose", "-", "-", "no", [evaluator.pose_metrics(mean_angles)], 0, None))
     ceiling = AdapterPipeline(variant_config("interpolation+sinc"), emg2pose_config)
-    pose_fn = jax.jit(lambda v, emg_2k: ceiling.pose(v, emg_2k))
-    ceiling_vars = {"params": {"emg2pose": emg2pose_vars["params"]},
-                    "batch_stats": {"emg2pose": emg2pose_vars.get("batch_stats", {})}}
+    pose_fn = jax.jit(ceiling.pose)
+    ceiling_vars = {
+        "params": {"emg2pose": emg2pose_vars["params"]},
+        "batch_stats": {"emg2pose": emg2pose_vars.get("batch_stats", {})},
+    }
     angles = np.concatenate([np.asarray(pose_fn(ceiling_vars, b["emg_2k"])) for b in eval_batches])
     metrics = evaluator.pose_metrics(angles)
-    metrics["windows_per_s"] = _throughput(lambda: pose_fn(ceiling_vars, eval_batches[0]["emg_2k"]),
-                                           eval_batches[0]["emg_2k"].shape[0])
+    metrics["windows_per_s"] = _throughput(
+        lambda: pose_fn(ceiling_vars, eval_batches[0]["emg_2k"]), eval_batches[0]["emg_2k"].shape[0]
+    )
     rows.append(_aggregate("ceiling", "true 16 ch / 2 kHz", "-", "no", [metrics], 0, None))
 
     # -- floors and fixed rows (no parameters: evaluated untrained)
@@ -615,20 +750,51 @@ def run_benchmark(config: BenchmarkConfig, out_dir, *, log: Callable[[str], None
     timings["fixed_rows_s"] = time.perf_counter() - start
 
     # -- trained variants: all (objective, seed) models of a variant in one vmapped job
-    optim = OptimConfig(learning_rate=config.learning_rate, schedule="warmup_cosine",
-                        warmup_steps=max(1, config.steps // 10), decay_steps=config.steps + 1,
-                        end_learning_rate=config.learning_rate * 0.1, grad_clip_norm=1.0)
+    optim = OptimConfig(
+        learning_rate=config.learning_rate,
+        schedule="warmup_cosine",
+        warmup_steps=max(1, config.steps // 10),
+        decay_steps=config.steps + 1,
+        end_learning_rate=config.learning_rate * 0.1,
+        grad_clip_norm=1.0,
+    )
     for name in config.variants:
-        rows.extend(_train_variant(config, _variant(name), config.objectives, optim, train, evaluator, emg2pose_config,
-                                   emg2pose_vars, window, log))
+        rows.extend(
+            _train_variant(
+                config,
+                _variant(name),
+                config.objectives,
+                optim,
+                train,
+                evaluator,
+                emg2pose_config,
+                emg2pose_vars,
+                window,
+                log,
+            )
+        )
 
     # -- calibrated ceiling: the same trainable input stage (a learned 16x16 channel matrix), pose-trained with
     # the same budget and batches, but fed the true 16 ch / 2 kHz input. A pose-trained adapter also calibrates
     # the input for the frozen model; this row gives the true input the same chance, so "adapter vs ceiling"
     # compares information, not training.
     if config.calibrated_ceiling:
-        rows.extend(_train_variant(config, CALIBRATED_CEILING, ("pose",), optim, train, evaluator, emg2pose_config,
-                                   emg2pose_vars, window, log, row="ceiling", input_key="emg_2k"))
+        rows.extend(
+            _train_variant(
+                config,
+                CALIBRATED_CEILING,
+                ("pose",),
+                optim,
+                train,
+                evaluator,
+                emg2pose_config,
+                emg2pose_vars,
+                window,
+                log,
+                row="ceiling",
+                input_key="emg_2k",
+            )
+        )
 
     # -- direct model on the degraded input, same step budget
     if config.direct:
@@ -637,10 +803,19 @@ def run_benchmark(config: BenchmarkConfig, out_dir, *, log: Callable[[str], None
         rows[-1]["train_s"] = time.perf_counter() - start
 
     timings["total_s"] = time.perf_counter() - job_start
-    summary = {"config": config.to_dict(), "emg2pose": {"config": emg2pose_config.to_dict(), "report": frozen_report,
-               "window_samples": window, "left_context": emg2pose_config.left_context},
-               "heldout_windows": int(evaluator.target.shape[0]), "rows": rows, "timings": timings,
-               "devices": [str(d) for d in jax.devices()]}
+    summary = {
+        "config": config.to_dict(),
+        "emg2pose": {
+            "config": emg2pose_config.to_dict(),
+            "report": frozen_report,
+            "window_samples": window,
+            "left_context": emg2pose_config.left_context,
+        },
+        "heldout_windows": int(evaluator.target.shape[0]),
+        "rows": rows,
+        "timings": timings,
+        "devices": [str(d) for d in jax.devices()],
+    }
     write_outputs(summary, out_dir)
     log(f"wrote {out_dir}/results.md, results.csv, adapter_benchmark.png ({timings['total_s']:.0f} s)")
     return summary
@@ -661,19 +836,26 @@ def _emg2pose_batch(batch: dict) -> dict:
 
 def _train_direct(config: BenchmarkConfig, train, evaluator: _Evaluator, window: int, emg2pose_config, log) -> dict:
     """The direct Conv1D+LSTM reference, all seeds vmapped, same steps/batches/learning rate as the adapters."""
+    import optax
+
     from emgjax.train.losses import angle_l1
     from emgjax.train.step import step_rng
-
-    import optax
 
     direct_cfg = DirectAnglesConfig(lstm_hidden=config.direct_hidden)
     model = DirectAnglesModel(direct_cfg)
     num_input = window // 4
     alignment = _direct_alignment(num_input, direct_cfg.time_stride, emg2pose_config.left_context, window)
     left, stop = emg2pose_config.left_context, window - emg2pose_config.right_context
-    optimizer = make_optimizer(OptimConfig(learning_rate=config.learning_rate, schedule="warmup_cosine",
-                                           warmup_steps=max(1, config.steps // 10), decay_steps=config.steps + 1,
-                                           end_learning_rate=config.learning_rate * 0.1, grad_clip_norm=1.0))
+    optimizer = make_optimizer(
+        OptimConfig(
+            learning_rate=config.learning_rate,
+            schedule="warmup_cosine",
+            warmup_steps=max(1, config.steps // 10),
+            decay_steps=config.steps + 1,
+            end_learning_rate=config.learning_rate * 0.1,
+            grad_clip_norm=1.0,
+        )
+    )
     states = []
     for seed in config.seeds:
         key, dropout_key = jax.random.split(jax.random.key(seed))
@@ -685,19 +867,29 @@ def _train_direct(config: BenchmarkConfig, train, evaluator: _Evaluator, window:
         rng = step_rng(state)
 
         def loss_of(params):
-            pred, stats = _direct_predict(model, {"params": params, "batch_stats": state.batch_stats}, batch["emg"],
-                                          alignment, train=True, rng=rng)
+            pred, stats = _direct_predict(
+                model,
+                {"params": params, "batch_stats": state.batch_stats},
+                batch["emg"],
+                alignment,
+                train=True,
+                rng=rng,
+            )
             return angle_l1(pred, batch["joint_angles"][..., left:stop], batch["no_ik_failure"][..., left:stop]), stats
 
         (loss, stats), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                             batch_stats=stats, opt_state=opt_state), loss
+        return state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            batch_stats=stats,
+            opt_state=opt_state,
+        ), loss
 
     step = jax.jit(jax.vmap(one_step, in_axes=(0, None)))
     rng = np.random.default_rng(1234)
     for _ in range(config.steps + config.phase2_steps):
-        states, loss = step(states, sample_batch(train, rng, config.batch_size, window))
+        states, _loss = step(states, sample_batch(train, rng, config.batch_size, window))
     forward = jax.jit(lambda v, emg: _direct_predict(model, v, emg, alignment)[0])
     per_seed = []
     for i in range(len(config.seeds)):
@@ -707,8 +899,9 @@ def _train_direct(config: BenchmarkConfig, train, evaluator: _Evaluator, window:
         first = evaluator.batches[0]["emg"]
         metrics["windows_per_s"] = _throughput(lambda: forward(variables, first), first.shape[0])
         per_seed.append(metrics)
-    row = _aggregate("direct", f"Conv1D+LSTM on 8 ch / 500 Hz", "pose", "yes", per_seed,
-                     _count(unstack_tree(states.params, 0)), None)
+    row = _aggregate(
+        "direct", "Conv1D+LSTM on 8 ch / 500 Hz", "pose", "yes", per_seed, _count(unstack_tree(states.params, 0)), None
+    )
     log(f"direct model: MAE {row['angle_mae_deg'][0]:.2f} deg")
     return row
 
@@ -750,11 +943,23 @@ def write_outputs(summary: dict, out_dir) -> None:
                 else:
                     line.append("" if value is None else (f"{value:.1f}" if isinstance(value, float) else value))
             writer.writerow(line)
-    titles = {"row": "row", "variant": "variant", "objective": "objective", "trained": "trained", "seeds": "seeds",
-              "params": "adapter params", "snr_db": "SNR dB", "snr_0_250_db": "SNR 0–250 Hz",
-              "snr_250_1000_db": "SNR 250–1000 Hz", "corr_measured": "r measured", "corr_synthesised": "r synthesised",
-              "angle_mae_deg": "angle MAE °", "landmark_mm": "landmark mm", "windows_per_s": "windows/s",
-              "train_s": "train s"}
+    titles = {
+        "row": "row",
+        "variant": "variant",
+        "objective": "objective",
+        "trained": "trained",
+        "seeds": "seeds",
+        "params": "adapter params",
+        "snr_db": "SNR dB",
+        "snr_0_250_db": "SNR 0–250 Hz",
+        "snr_250_1000_db": "SNR 250–1000 Hz",
+        "corr_measured": "r measured",
+        "corr_synthesised": "r synthesised",
+        "angle_mae_deg": "angle MAE °",
+        "landmark_mm": "landmark mm",
+        "windows_per_s": "windows/s",
+        "train_s": "train s",
+    }
     lines = ["| " + " | ".join(titles[c] for c in CSV_COLUMNS) + " |", "|" + "---|" * len(CSV_COLUMNS)]
     for row in rows:
         cells = []
@@ -764,12 +969,16 @@ def write_outputs(summary: dict, out_dir) -> None:
             cells.append(_fmt(value, digits) if column != "train_s" else _fmt(value, 0))
         lines.append("| " + " | ".join(cells) + " |")
     report = summary["emg2pose"]["report"]
-    notes = [f"Held-out windows: {summary['heldout_windows']} (whole held-out sessions, never seen in training); "
-             f"window {summary['emg2pose']['window_samples']} samples at 2 kHz, emg2pose left context "
-             f"{summary['emg2pose']['left_context']}. Mean ± std over seeds."]
+    notes = [
+        f"Held-out windows: {summary['heldout_windows']} (whole held-out sessions, never seen in training); "
+        f"window {summary['emg2pose']['window_samples']} samples at 2 kHz, emg2pose left context "
+        f"{summary['emg2pose']['left_context']}. Mean ± std over seeds."
+    ]
     if "mae_deg" in report:
-        notes.append(f"Frozen emg2pose (trained here): held-out MAE {report['mae_deg']:.2f}° vs predict-the-mean "
-                     f"{report['mean_baseline_mae_deg']:.2f}°.")
+        notes.append(
+            f"Frozen emg2pose (trained here): held-out MAE {report['mae_deg']:.2f}° vs predict-the-mean "
+            f"{report['mean_baseline_mae_deg']:.2f}°."
+        )
     notes.append(f"Total wall time {summary['timings']['total_s']:.0f} s on {', '.join(summary['devices'])}.")
     (out_dir / "results.md").write_text("\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -785,10 +994,18 @@ def _plot(rows: list[dict], path) -> None:
     labels = [f"{r['row']}: {r['variant']}" + (f" [{r['objective']}]" if r["objective"] != "-" else "") for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(18, max(4, 0.35 * len(rows) + 1.5)), sharey=True)
     y = np.arange(len(rows))
-    colours = {"mean pose": "grey", "ceiling": "tab:green", "floor": "tab:red", "fixed": "tab:orange",
-               "trained": "tab:blue", "direct": "tab:purple"}
-    for ax, key, title in ((axes[0], "angle_mae_deg", "angle MAE (deg, lower is better)"),
-                           (axes[1], "landmark_mm", "landmark distance (mm, lower is better)")):
+    colours = {
+        "mean pose": "grey",
+        "ceiling": "tab:green",
+        "floor": "tab:red",
+        "fixed": "tab:orange",
+        "trained": "tab:blue",
+        "direct": "tab:purple",
+    }
+    for ax, key, title in (
+        (axes[0], "angle_mae_deg", "angle MAE (deg, lower is better)"),
+        (axes[1], "landmark_mm", "landmark distance (mm, lower is better)"),
+    ):
         values = [r[key] if r[key] is not None else (np.nan, 0.0) for r in rows]
         ax.barh(y, [v[0] for v in values], xerr=[v[1] for v in values], color=[colours[r["row"]] for r in rows])
         ax.set_title(title)

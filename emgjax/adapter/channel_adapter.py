@@ -94,7 +94,7 @@ class ChannelAdapterConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ChannelAdapterConfig":
+    def from_dict(cls, d: dict) -> ChannelAdapterConfig:
         return cls(**d)
 
 
@@ -108,9 +108,7 @@ def ring_interpolation_matrix(in_channels: int = 8, out_channels: int = 16) -> n
     Returns: (out_channels, in_channels) float32 matrix whose rows sum to 1.
     """
     if out_channels % in_channels != 0:
-        raise ValueError(
-            f"out_channels ({out_channels}) must be a multiple of in_channels ({in_channels})"
-        )
+        raise ValueError(f"out_channels ({out_channels}) must be a multiple of in_channels ({in_channels})")
     ratio = out_channels // in_channels
     matrix = np.zeros((out_channels, in_channels), np.float32)
     for j in range(out_channels):
@@ -158,9 +156,15 @@ class ChannelAdapter(nn.Module):
             )
         interpolation = ring_interpolation_matrix(cfg.in_channels, cfg.out_channels)
         if cfg.kind in FIXED_ADAPTER_KINDS:
-            return _apply_channel_matrix(jnp.asarray(fixed_adapter_matrix(cfg.kind, cfg.in_channels, cfg.out_channels)), emg)
+            return _apply_channel_matrix(
+                jnp.asarray(fixed_adapter_matrix(cfg.kind, cfg.in_channels, cfg.out_channels)), emg
+            )
         if cfg.kind == "linear":
-            init = (lambda key, shape, dtype=jnp.float32: jnp.asarray(interpolation, dtype)) if cfg.init == "interpolation" else nn.initializers.lecun_normal()
+            init = (
+                (lambda key, shape, dtype=jnp.float32: jnp.asarray(interpolation, dtype))
+                if cfg.init == "interpolation"
+                else nn.initializers.lecun_normal()
+            )
             matrix = self.param("matrix", init, (cfg.out_channels, cfg.in_channels))
             bias = self.param("bias", nn.initializers.zeros_init(), (cfg.out_channels,))
             return _apply_channel_matrix(matrix, emg) + bias[None, :, None]
@@ -169,9 +173,10 @@ class ChannelAdapter(nn.Module):
     def _conv(self, emg, interpolation, train):
         cfg = self.config
         x = jnp.swapaxes(emg, 1, 2)  # (batch, time, channels) for flax convs
-        batch_norm = lambda name: nn.BatchNorm(
-            use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name
-        )
+
+        def batch_norm(name):
+            return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+
         x = nn.Conv(cfg.hidden_channels, (cfg.kernel_size,), padding="SAME", name="conv_in")(x)
         x = batch_norm("norm_in")(x)
         x = nn.relu(x)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import pathlib
 import time
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -64,8 +64,7 @@ def quick_emg2pose_config() -> PoseModelConfig:
     """Reduced emg2pose for the quick CPU benchmark (about 80 k parameters, left context 590)."""
     network = TdsNetworkConfig(
         conv_blocks=(Conv1dBlockConfig(16, 32, 11, 5), Conv1dBlockConfig(32, 32, 5, 2)),
-        tds_stages=(TdsStageConfig(32, 9, 4, 1, 8, 8, 5),
-                    TdsStageConfig(64, 5, 2, 1, 8, 8, 3, out_channels=32)),
+        tds_stages=(TdsStageConfig(32, 9, 4, 1, 8, 8, 5), TdsStageConfig(64, 5, 2, 1, 8, 8, 3, out_channels=32)),
     )
     decoder = MLPDecoderConfig(32 + NUM_JOINTS, (64,), NUM_JOINTS, layer_norm=True, scale=1.0)
     return PoseModelConfig("state", network, decoder, predict_vel=False)
@@ -81,8 +80,15 @@ def tiny_emg2pose_config() -> PoseModelConfig:
     return PoseModelConfig("state", network, decoder, predict_vel=False)
 
 
-def save_pretrained(directory, config: PoseModelConfig, variables: Mapping, *, provide_initial_pos: bool,
-                    experiment: str | None = None, extra: Mapping | None = None) -> pathlib.Path:
+def save_pretrained(
+    directory,
+    config: PoseModelConfig,
+    variables: Mapping,
+    *,
+    provide_initial_pos: bool,
+    experiment: str | None = None,
+    extra: Mapping | None = None,
+) -> pathlib.Path:
     """Write ``variables`` in the format of ``emgjax convert`` (config.json + Orbax variables/).
 
     ``extra`` entries (e.g. EMG normalisation, training report) are added to config.json;
@@ -91,44 +97,69 @@ def save_pretrained(directory, config: PoseModelConfig, variables: Mapping, *, p
     from emgjax.pretrained import write_pretrained
 
     host = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), dict(variables))
-    return write_pretrained(directory, config, host, experiment=experiment, provide_initial_pos=provide_initial_pos,
-                            source={"file": None,
-                                    "trained_by": "emgjax.adapter.frozen (synthetic emg2pose-format data)"},
-                            extra=dict(extra or {}))
+    return write_pretrained(
+        directory,
+        config,
+        host,
+        experiment=experiment,
+        provide_initial_pos=provide_initial_pos,
+        source={"file": None, "trained_by": "emgjax.adapter.frozen (synthetic emg2pose-format data)"},
+        extra=dict(extra or {}),
+    )
 
 
 def _pose_loss(config: PoseModelConfig):
     def loss_fn(params, batch, rng):
-        pred, target, mask = pose_modules.pose_forward(config, {"params": params}, batch["emg_2k"],
-                                                       batch["joint_angles"], batch["no_ik_failure"], False,
-                                                       train=True, rngs={"dropout": rng})
+        pred, target, mask = pose_modules.pose_forward(
+            config,
+            {"params": params},
+            batch["emg_2k"],
+            batch["joint_angles"],
+            batch["no_ik_failure"],
+            False,
+            train=True,
+            rngs={"dropout": rng},
+        )
         return angle_l1(pred, target, mask)
 
     return loss_fn
 
 
-def evaluate_vs_mean(config: PoseModelConfig, variables: Mapping, batches: Iterable[Mapping],
-                     mean_pose: np.ndarray) -> dict[str, float]:
+def evaluate_vs_mean(
+    config: PoseModelConfig, variables: Mapping, batches: Iterable[Mapping], mean_pose: np.ndarray
+) -> dict[str, float]:
     """Held-out angle MAE (degrees) of the model and of predicting ``mean_pose`` (20,) everywhere."""
     forward = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
     model_sum = mean_sum = count = 0.0
     for batch in batches:
-        pred, target, mask = forward(config, dict(variables), batch["emg_2k"], batch["joint_angles"],
-                                     batch["no_ik_failure"], False)
+        pred, target, mask = forward(
+            config, dict(variables), batch["emg_2k"], batch["joint_angles"], batch["no_ik_failure"], False
+        )
         pred, target, mask = np.asarray(pred), np.asarray(target), np.asarray(mask)[:, None, :]
         model_sum += float(np.sum(np.abs(pred - target) * mask))
         mean_sum += float(np.sum(np.abs(mean_pose[None, :, None] - target) * mask))
         count += float(mask.sum()) * target.shape[1]
     if count == 0:
         raise ValueError("evaluate_vs_mean: expected held-out batches with valid (no IK failure) samples, found none")
-    return {"mae_deg": float(np.degrees(model_sum / count)), "mean_baseline_mae_deg": float(np.degrees(mean_sum / count))}
+    return {
+        "mae_deg": float(np.degrees(model_sum / count)),
+        "mean_baseline_mae_deg": float(np.degrees(mean_sum / count)),
+    }
 
 
-def train_frozen_emg2pose(config: PoseModelConfig, sample_batch: Callable[[np.random.Generator], Mapping],
-                          heldout_batches: list[Mapping], mean_pose: np.ndarray, *, steps: int = 600,
-                          learning_rate: float = 3e-3, seed: int = 0, min_gain: float | None = 0.15,
-                          rotate_channels: bool = True,
-                          log: Callable[[str], None] | None = None) -> tuple[dict, dict]:
+def train_frozen_emg2pose(
+    config: PoseModelConfig,
+    sample_batch: Callable[[np.random.Generator], Mapping],
+    heldout_batches: list[Mapping],
+    mean_pose: np.ndarray,
+    *,
+    steps: int = 600,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    min_gain: float | None = 0.15,
+    rotate_channels: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict, dict]:
     """Train emg2pose on 16 ch / 2 kHz windows; returns (variables, report).
 
     sample_batch(rng) -> {"emg_2k" (B, 16, T), "joint_angles" (B, 20, T), "no_ik_failure" (B, T)}.
@@ -143,8 +174,14 @@ def train_frozen_emg2pose(config: PoseModelConfig, sample_batch: Callable[[np.ra
     variables = pose_modules.init_variables(config, jax.random.key(seed))
     if "batch_stats" in variables:
         raise ValueError("train_frozen_emg2pose trains LayerNorm configs only; found BatchNorm statistics")
-    optim = OptimConfig(learning_rate=learning_rate, schedule="warmup_cosine", warmup_steps=min(50, steps // 10),
-                        decay_steps=steps, end_learning_rate=learning_rate * 0.05, grad_clip_norm=1.0)
+    optim = OptimConfig(
+        learning_rate=learning_rate,
+        schedule="warmup_cosine",
+        warmup_steps=min(50, steps // 10),
+        decay_steps=steps,
+        end_learning_rate=learning_rate * 0.05,
+        grad_clip_norm=1.0,
+    )
     optimizer = make_optimizer(optim)
     state = create_train_state(variables["params"], optimizer, jax.random.key(seed + 1))
     loss_fn = _pose_loss(config)
@@ -153,8 +190,9 @@ def train_frozen_emg2pose(config: PoseModelConfig, sample_batch: Callable[[np.ra
     def step(state, batch):
         loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, step_rng(state))
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                             opt_state=opt_state), loss
+        return state.replace(
+            step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
+        ), loss
 
     rng = np.random.default_rng(seed)
     losses = []
@@ -168,13 +206,17 @@ def train_frozen_emg2pose(config: PoseModelConfig, sample_batch: Callable[[np.ra
             log(f"emg2pose step {i + 1}/{steps}: train L1 {float(np.mean(losses[-20:])):.4f} rad")
     trained = {"params": state.params}
     report = evaluate_vs_mean(config, trained, heldout_batches, mean_pose)
-    report.update(steps=steps, train_seconds=time.perf_counter() - start,
-                  final_train_l1_rad=float(np.mean(jnp.stack(losses[-20:]))))
+    report.update(
+        steps=steps,
+        train_seconds=time.perf_counter() - start,
+        final_train_l1_rad=float(np.mean(jnp.stack(losses[-20:]))),
+    )
     report["beats_mean_baseline"] = bool(report["mae_deg"] < report["mean_baseline_mae_deg"])
     if min_gain is not None and not report["mae_deg"] <= (1.0 - min_gain) * report["mean_baseline_mae_deg"]:
         raise FrozenModelError(
             f"trained emg2pose held-out MAE {report['mae_deg']:.2f} deg does not beat the predict-the-mean baseline "
-            f"{report['mean_baseline_mae_deg']:.2f} deg by {min_gain:.0%}; not worth freezing (train longer)")
+            f"{report['mean_baseline_mae_deg']:.2f} deg by {min_gain:.0%}; not worth freezing (train longer)"
+        )
     return trained, report
 
 
@@ -184,9 +226,18 @@ def _rotate_ring(emg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.stack([np.roll(window, shift, axis=0) for window, shift in zip(emg, shifts)])
 
 
-def frozen_emg2pose(cache_dir, config: PoseModelConfig, sample_batch, heldout_batches, mean_pose, *,
-                    fingerprint: Mapping, log: Callable[[str], None] | None = None,
-                    extra_metadata: Mapping | None = None, **train_kwargs):
+def frozen_emg2pose(
+    cache_dir,
+    config: PoseModelConfig,
+    sample_batch,
+    heldout_batches,
+    mean_pose,
+    *,
+    fingerprint: Mapping,
+    log: Callable[[str], None] | None = None,
+    extra_metadata: Mapping | None = None,
+    **train_kwargs,
+):
     """Load the cached frozen emg2pose from ``cache_dir`` if its fingerprint matches, else train and cache it.
 
     fingerprint: JSON-able description of the data and settings (a changed one retrains).
@@ -212,7 +263,11 @@ def frozen_emg2pose(cache_dir, config: PoseModelConfig, sample_batch, heldout_ba
             if log:
                 log("cached emg2pose was trained with other settings; retraining")
     variables, report = train_frozen_emg2pose(config, sample_batch, heldout_batches, mean_pose, log=log, **train_kwargs)
-    save_pretrained(cache_dir, config, variables, provide_initial_pos=False,
-                    extra={**dict(extra_metadata or {}),
-                           "frozen_training": {"fingerprint": fingerprint, "report": report}})
+    save_pretrained(
+        cache_dir,
+        config,
+        variables,
+        provide_initial_pos=False,
+        extra={**dict(extra_metadata or {}), "frozen_training": {"fingerprint": fingerprint, "report": report}},
+    )
     return load_pretrained(cache_dir), dict(report, cached=False)

@@ -31,8 +31,10 @@ class ManoHeadConfig:
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.in_features < 1 or self.out_features < 1 or any(h < 1 for h in self.hidden):
-            raise ValueError(f"ManoHeadConfig: expected positive sizes, found in {self.in_features}, hidden "
-                             f"{self.hidden}, out {self.out_features}")
+            raise ValueError(
+                f"ManoHeadConfig: expected positive sizes, found in {self.in_features}, hidden "
+                f"{self.hidden}, out {self.out_features}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ManoHeadConfig.dropout: expected a rate in [0, 1), found {self.dropout}")
 
@@ -42,7 +44,7 @@ class ManoHeadConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ManoHeadConfig":
+    def from_dict(cls, d: dict) -> ManoHeadConfig:
         return cls(**d)
 
 
@@ -55,8 +57,9 @@ class AngleConverter(nn.Module):
     def __call__(self, angles: jax.Array, *, train: bool = False) -> jax.Array:
         cfg = self.config
         if angles.ndim != 3 or angles.shape[1] != cfg.in_features:
-            raise ValueError(f"AngleConverter expects angles shaped (batch, {cfg.in_features}, time); "
-                             f"found {tuple(angles.shape)}")
+            raise ValueError(
+                f"AngleConverter expects angles shaped (batch, {cfg.in_features}, time); found {tuple(angles.shape)}"
+            )
         x = jnp.swapaxes(angles, 1, 2)  # (B, T, 20)
         for i, width in enumerate(cfg.hidden):
             x = nn.Dense(width, name=f"dense_{i}")(x)

@@ -28,7 +28,8 @@ Arrays are channel-first: ``emg (B, C, T)``, ``angles (B, 20, T)``,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -104,10 +105,12 @@ class ObjectiveWeights:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ObjectiveWeights":
+    def from_dict(cls, d: Mapping[str, Any]) -> ObjectiveWeights:
         unknown = set(d) - set(OBJECTIVE_TERMS)
         if unknown:
-            raise ValueError(f"ObjectiveWeights.from_dict: expected keys among {list(OBJECTIVE_TERMS)}, found {sorted(unknown)}")
+            raise ValueError(
+                f"ObjectiveWeights.from_dict: expected keys among {list(OBJECTIVE_TERMS)}, found {sorted(unknown)}"
+            )
         return cls(**d)
 
 
@@ -132,12 +135,16 @@ def objective_weights(spec: str | ObjectiveWeights | Mapping[str, float]) -> Obj
     if isinstance(spec, Mapping):
         return ObjectiveWeights.from_dict(dict(spec))
     if not isinstance(spec, str):
-        raise ValueError(f"objective: expected a name, 'term=weight,...' or ObjectiveWeights, found {type(spec).__name__}")
+        raise ValueError(
+            f"objective: expected a name, 'term=weight,...' or ObjectiveWeights, found {type(spec).__name__}"
+        )
     if spec in NAMED_OBJECTIVES:
         return NAMED_OBJECTIVES[spec]
     if "=" not in spec:
-        raise ValueError(f"unknown objective {spec!r}; expected one of {sorted(NAMED_OBJECTIVES)} or 'term=weight,...' "
-                         f"with terms {list(OBJECTIVE_TERMS)}")
+        raise ValueError(
+            f"unknown objective {spec!r}; expected one of {sorted(NAMED_OBJECTIVES)} or 'term=weight,...' "
+            f"with terms {list(OBJECTIVE_TERMS)}"
+        )
     weights = {}
     for part in spec.split(","):
         name, _, value = part.partition("=")
@@ -172,8 +179,9 @@ def log_spectral_distance(pred: jax.Array, target: jax.Array, eps: float = 1e-3)
     return jnp.mean(jnp.abs(jnp.log(pred_mag + eps) - jnp.log(target_mag + eps)))
 
 
-def reconstruction_loss(pred: jax.Array, target: jax.Array, *, time_weight: float = 1.0,
-                        spectral_weight: float = 0.1) -> jax.Array:
+def reconstruction_loss(
+    pred: jax.Array, target: jax.Array, *, time_weight: float = 1.0, spectral_weight: float = 0.1
+) -> jax.Array:
     """time_weight * MSE + spectral_weight * log-spectral distance. pred, target: (B, C, T) -> ()."""
     return time_weight * time_mse(pred, target) + spectral_weight * log_spectral_distance(pred, target)
 
@@ -198,8 +206,9 @@ def angle_pose_loss(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.
     return angle_l1(pred, target, mask)
 
 
-def landmark_pose_loss(pred_angles: jax.Array, target_landmarks: jax.Array, mask: jax.Array, hand,
-                       every: int = 40) -> jax.Array:
+def landmark_pose_loss(
+    pred_angles: jax.Array, target_landmarks: jax.Array, mask: jax.Array, hand, every: int = 40
+) -> jax.Array:
     """Mean landmark distance (mm) of FK(pred) in MediaPipe order to MediaPipe landmark labels.
 
     pred_angles: (B, 20, T) radians; target_landmarks: (B, T // every rounded up, 21, 3) mm in
@@ -211,7 +220,8 @@ def landmark_pose_loss(pred_angles: jax.Array, target_landmarks: jax.Array, mask
     if target_landmarks.shape[1:] != (sampled.shape[-1], 21, 3) or target_landmarks.shape[0] != pred_angles.shape[0]:
         raise ValueError(
             f"target_landmarks: expected shape ({pred_angles.shape[0]}, {sampled.shape[-1]}, 21, 3) "
-            f"(landmarks at every {every}th of {pred_angles.shape[-1]} samples), found {tuple(target_landmarks.shape)}")
+            f"(landmarks at every {every}th of {pred_angles.shape[-1]} samples), found {tuple(target_landmarks.shape)}"
+        )
     landmarks = hand_model_to_mediapipe(forward_kinematics(jnp.swapaxes(sampled, 1, 2), hand), hand)
     return landmark_distance_loss(landmarks, target_landmarks, mask[:, ::every])
 
@@ -236,8 +246,9 @@ def mano_theta_loss(pred_theta: jax.Array, target_theta: jax.Array, mask: jax.Ar
 def _check_pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
     pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
     if pred.shape != target.shape or pred.ndim != 3:
-        raise ValueError(f"expected pred and target of the same shape (batch, channels, time), found "
-                         f"{pred.shape} and {target.shape}")
+        raise ValueError(
+            f"expected pred and target of the same shape (batch, channels, time), found {pred.shape} and {target.shape}"
+        )
     return pred, target
 
 
@@ -248,7 +259,9 @@ def snr_db(pred, target) -> float:
     return float(10.0 * np.log10(np.sum(np.square(target)) / max(error, 1e-30)))
 
 
-def band_snr_db(pred, target, sample_rate: float, bands: Sequence[tuple[float, float]] = DEFAULT_BANDS_HZ) -> list[float]:
+def band_snr_db(
+    pred, target, sample_rate: float, bands: Sequence[tuple[float, float]] = DEFAULT_BANDS_HZ
+) -> list[float]:
     """SNR (dB) inside each frequency band [low, high) Hz, from FFT power (Parseval).
 
     pred, target: (B, C, T). A band holds the FFT bins with low <= f < high (the

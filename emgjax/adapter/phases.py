@@ -25,8 +25,8 @@ Batch (dict of arrays, channel-first):
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -55,14 +55,19 @@ __all__ = [
 PHASES = (1, 2)
 
 _BATCH_KEYS = {
-    "reconstruction": ("emg_2k",), "spectral": ("emg_2k",), "pose": ("joint_angles", "no_ik_failure"),
-    "landmarks": ("landmarks", "no_ik_failure"), "mano": ("mano_theta", "mano_mask"),
-    "amplitude_prior": (), "smoothness_prior": (),
+    "reconstruction": ("emg_2k",),
+    "spectral": ("emg_2k",),
+    "pose": ("joint_angles", "no_ik_failure"),
+    "landmarks": ("landmarks", "no_ik_failure"),
+    "mano": ("mano_theta", "mano_mask"),
+    "amplitude_prior": (),
+    "smoothness_prior": (),
 }
 
 
-def trainable_predicate(phase: int, pipeline: AdapterPipeline, *, unfreeze_last_tds_stage: bool = False
-                        ) -> Callable[[tuple[str, ...], Any], bool]:
+def trainable_predicate(
+    phase: int, pipeline: AdapterPipeline, *, unfreeze_last_tds_stage: bool = False
+) -> Callable[[tuple[str, ...], Any], bool]:
     """fn(path, leaf) -> True for the leaves a phase trains (paths as tuples of strings, params-relative)."""
     if phase not in PHASES:
         raise ValueError(f"phase: expected one of {PHASES}, found {phase!r}")
@@ -73,13 +78,16 @@ def trainable_predicate(phase: int, pipeline: AdapterPipeline, *, unfreeze_last_
     if unfreeze_last_tds_stage:
         stages = getattr(network, "tds_stages", None)
         if not stages:
-            raise ValueError(f"unfreeze_last_tds_stage: expected a TDS network with stages, found "
-                             f"{type(network).__name__}")
+            raise ValueError(
+                f"unfreeze_last_tds_stage: expected a TDS network with stages, found {type(network).__name__}"
+            )
         # TdsNetwork names its layers layers_0.. (conv blocks first, then the stages).
         last_stage = f"layers_{len(network.conv_blocks) + len(stages) - 1}"
     if phase == 2 and pipeline.emg2pose_config.decoder is None:
-        raise ValueError(f"phase 2 unfreezes the emg2pose decoder, but this emg2pose model (kind "
-                         f"{pipeline.emg2pose_config.kind!r}) has none")
+        raise ValueError(
+            f"phase 2 unfreezes the emg2pose decoder, but this emg2pose model (kind "
+            f"{pipeline.emg2pose_config.kind!r}) has none"
+        )
 
     def predicate(path: tuple[str, ...], leaf) -> bool:
         if path[0] in ("adapter", "mano_head"):
@@ -94,13 +102,16 @@ def trainable_predicate(phase: int, pipeline: AdapterPipeline, *, unfreeze_last_
     return predicate
 
 
-def make_phase_optimizer(phase: int, optim: OptimConfig, params, pipeline: AdapterPipeline, *,
-                         unfreeze_last_tds_stage: bool = False) -> optax.GradientTransformation:
+def make_phase_optimizer(
+    phase: int, optim: OptimConfig, params, pipeline: AdapterPipeline, *, unfreeze_last_tds_stage: bool = False
+) -> optax.GradientTransformation:
     """The optax transformation of a phase: ``make_optimizer`` with the phase's trainable mask."""
     predicate = trainable_predicate(phase, pipeline, unfreeze_last_tds_stage=unfreeze_last_tds_stage)
     if not any(predicate(tuple(_names(p)), x) for p, x in jax.tree_util.tree_leaves_with_path(params)):
-        raise ValueError(f"phase {phase}: expected something to train, found no trainable parameter (variant "
-                         f"{pipeline.config.name} has no parameters; evaluate it without training)")
+        raise ValueError(
+            f"phase {phase}: expected something to train, found no trainable parameter (variant "
+            f"{pipeline.config.name} has no parameters; evaluate it without training)"
+        )
     return make_optimizer(optim, params, trainable=predicate)
 
 
@@ -116,10 +127,14 @@ def check_objective_batch(weights: obj.ObjectiveWeights, batch: Mapping[str, Any
         if getattr(weights, term) > 0:
             missing = [k for k in _BATCH_KEYS[term] if k not in batch]
             if missing:
-                raise ValueError(f"objective term {term!r} has weight {getattr(weights, term)} but the batch lacks "
-                                 f"{missing}; found keys {sorted(batch)}")
+                raise ValueError(
+                    f"objective term {term!r} has weight {getattr(weights, term)} but the batch lacks "
+                    f"{missing}; found keys {sorted(batch)}"
+                )
     if weights.mano > 0 and pipeline.mano_head is None:
-        raise ValueError("objective term 'mano' needs a pipeline with a MANO head (PipelineConfig.mano_head), found none")
+        raise ValueError(
+            "objective term 'mano' needs a pipeline with a MANO head (PipelineConfig.mano_head), found none"
+        )
     emg = batch.get("emg")
     if emg is None:
         raise ValueError(f"batch: expected an 'emg' entry, found keys {sorted(batch)}")
@@ -127,11 +142,14 @@ def check_objective_batch(weights: obj.ObjectiveWeights, batch: Mapping[str, Any
     t2 = pipeline.factor * np.shape(emg)[2]
     for key in ("emg_2k", "joint_angles", "mano_theta"):
         if key in batch and np.shape(batch[key])[-1] != t2:
-            raise ValueError(f"batch[{key!r}]: expected {t2} samples (4 x the 500 Hz window), found "
-                             f"{np.shape(batch[key])[-1]}")
+            raise ValueError(
+                f"batch[{key!r}]: expected {t2} samples (4 x the 500 Hz window), found {np.shape(batch[key])[-1]}"
+            )
     if "emg_2k" in batch and np.shape(batch["emg_2k"])[1] != pipeline.config.adapter.out_channels:
-        raise ValueError(f"batch['emg_2k']: expected {pipeline.config.adapter.out_channels} channels, found "
-                         f"{np.shape(batch['emg_2k'])[1]}")
+        raise ValueError(
+            f"batch['emg_2k']: expected {pipeline.config.adapter.out_channels} channels, found "
+            f"{np.shape(batch['emg_2k'])[1]}"
+        )
 
 
 def make_adapter_loss_fn(pipeline: AdapterPipeline, batch_keys: Sequence[str], *, hand=None, landmark_every: int = 40):
@@ -147,8 +165,14 @@ def make_adapter_loss_fn(pipeline: AdapterPipeline, batch_keys: Sequence[str], *
 
     def loss_fn(params, batch_stats, batch, rng, weights, train: bool):
         variables = {"params": params, "batch_stats": batch_stats}
-        outputs, new_stats = pipeline(variables, batch["emg"], hand=hand if "landmarks" in keys else None,
-                                      landmark_every=landmark_every, train=train, rng=rng)
+        outputs, new_stats = pipeline(
+            variables,
+            batch["emg"],
+            hand=hand if "landmarks" in keys else None,
+            landmark_every=landmark_every,
+            train=train,
+            rng=rng,
+        )
         emg_2k = outputs["emg_2k"]
         terms = {
             "amplitude_prior": obj.amplitude_prior(emg_2k),
@@ -159,17 +183,19 @@ def make_adapter_loss_fn(pipeline: AdapterPipeline, batch_keys: Sequence[str], *
             terms["spectral"] = obj.log_spectral_distance(emg_2k, batch["emg_2k"])
         stop = batch["emg"].shape[-1] * pipeline.factor - cfg.right_context
         if "joint_angles" in keys:
-            target = batch["joint_angles"][..., cfg.left_context:stop]
-            mask = batch["no_ik_failure"][..., cfg.left_context:stop]
+            target = batch["joint_angles"][..., cfg.left_context : stop]
+            mask = batch["no_ik_failure"][..., cfg.left_context : stop]
             terms["pose"] = obj.angle_pose_loss(outputs["angles"], target, mask)
         if "landmarks" in keys:
-            mask = batch["no_ik_failure"][..., cfg.left_context:stop]
-            terms["landmarks"] = obj.landmark_distance_loss(outputs["landmarks"], batch["landmarks"],
-                                                            mask[:, ::landmark_every])
+            mask = batch["no_ik_failure"][..., cfg.left_context : stop]
+            terms["landmarks"] = obj.landmark_distance_loss(
+                outputs["landmarks"], batch["landmarks"], mask[:, ::landmark_every]
+            )
         if "mano_theta" in keys and "mano_theta" in outputs:
-            target = batch["mano_theta"][..., cfg.left_context:stop]
-            terms["mano"] = obj.mano_theta_loss(outputs["mano_theta"], target,
-                                                batch["mano_mask"][..., cfg.left_context:stop])
+            target = batch["mano_theta"][..., cfg.left_context : stop]
+            terms["mano"] = obj.mano_theta_loss(
+                outputs["mano_theta"], target, batch["mano_mask"][..., cfg.left_context : stop]
+            )
         loss = sum(weights[name] * value for name, value in terms.items())
         metrics = dict(terms, loss=loss)
         return loss, (metrics, new_stats)
@@ -184,7 +210,7 @@ def _train_step(loss_fn, optimizer):
         def objective(params):
             return loss_fn(params, state.batch_stats, batch, rng, weights, True)
 
-        (loss, (metrics, new_stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (_loss, (metrics, new_stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return state.replace(step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state), metrics
@@ -215,8 +241,14 @@ def unstack_tree(tree: Any, index: int) -> Any:
     return jax.tree_util.tree_map(lambda x: x[index], tree)
 
 
-def init_states(pipeline: AdapterPipeline, emg2pose_variables: dict, optimizer: optax.GradientTransformation,
-                seeds: Sequence[int], *, num_samples: int | None = None) -> list[TrainState]:
+def init_states(
+    pipeline: AdapterPipeline,
+    emg2pose_variables: dict,
+    optimizer: optax.GradientTransformation,
+    seeds: Sequence[int],
+    *,
+    num_samples: int | None = None,
+) -> list[TrainState]:
     """One fresh TrainState per seed (the seed draws the adapter's initial parameters and the dropout keys)."""
     states = []
     for seed in seeds:

@@ -76,18 +76,30 @@ class PipelineConfig:
     def is_fixed(self) -> bool:
         """True when neither the adapter nor the upsampler has parameters (nothing to train)."""
         return self.adapter.kind in ("zero_fill", "duplicate", "interpolation") and self.upsampler.kind in (
-            "zero_stuff", "hold", "linear", "sinc")
+            "zero_stuff",
+            "hold",
+            "linear",
+            "sinc",
+        )
 
     def to_dict(self) -> dict:
-        return {"adapter": self.adapter.to_dict(), "upsampler": self.upsampler.to_dict(),
-                "input_rate": self.input_rate, "output_rate": self.output_rate,
-                "mano_head": None if self.mano_head is None else self.mano_head.to_dict()}
+        return {
+            "adapter": self.adapter.to_dict(),
+            "upsampler": self.upsampler.to_dict(),
+            "input_rate": self.input_rate,
+            "output_rate": self.output_rate,
+            "mano_head": None if self.mano_head is None else self.mano_head.to_dict(),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PipelineConfig":
-        return cls(ChannelAdapterConfig.from_dict(d["adapter"]), UpsamplerConfig.from_dict(d["upsampler"]),
-                   float(d["input_rate"]), float(d["output_rate"]),
-                   None if d.get("mano_head") is None else ManoHeadConfig.from_dict(d["mano_head"]))
+    def from_dict(cls, d: dict) -> PipelineConfig:
+        return cls(
+            ChannelAdapterConfig.from_dict(d["adapter"]),
+            UpsamplerConfig.from_dict(d["upsampler"]),
+            float(d["input_rate"]),
+            float(d["output_rate"]),
+            None if d.get("mano_head") is None else ManoHeadConfig.from_dict(d["mano_head"]),
+        )
 
 
 def parse_variant(name: str) -> tuple[str, str]:
@@ -102,9 +114,17 @@ def parse_variant(name: str) -> tuple[str, str]:
     return adapter, upsampler
 
 
-def variant_config(name: str, *, in_channels: int = 8, out_channels: int = 16, input_rate: float = MINDROVE_RATE_HZ,
-                   output_rate: float = EMG2POSE_RATE_HZ, adapter_options: dict | None = None,
-                   upsampler_options: dict | None = None, mano_head: ManoHeadConfig | None = None) -> PipelineConfig:
+def variant_config(
+    name: str,
+    *,
+    in_channels: int = 8,
+    out_channels: int = 16,
+    input_rate: float = MINDROVE_RATE_HZ,
+    output_rate: float = EMG2POSE_RATE_HZ,
+    adapter_options: dict | None = None,
+    upsampler_options: dict | None = None,
+    mano_head: ManoHeadConfig | None = None,
+) -> PipelineConfig:
     """A ``PipelineConfig`` from a variant name such as ``"conv+subpixel"``.
 
     The upsampling factor is derived from the rates; it must be a whole number.
@@ -112,17 +132,29 @@ def variant_config(name: str, *, in_channels: int = 8, out_channels: int = 16, i
     adapter, upsampler = parse_variant(name)
     ratio = output_rate / input_rate if input_rate > 0 else float("nan")
     if not np.isfinite(ratio) or ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
-        raise ValueError(f"variant {name!r}: expected output_rate / input_rate to be a whole number >= 1, found "
-                         f"{output_rate:g} / {input_rate:g} = {ratio:g}")
+        raise ValueError(
+            f"variant {name!r}: expected output_rate / input_rate to be a whole number >= 1, found "
+            f"{output_rate:g} / {input_rate:g} = {ratio:g}"
+        )
     config = PipelineConfig(
-        ChannelAdapterConfig(kind=adapter, in_channels=in_channels, out_channels=out_channels, **(adapter_options or {})),
-        UpsamplerConfig(kind=upsampler, factor=int(round(ratio)), channels=out_channels, **(upsampler_options or {})),
-        input_rate, output_rate, mano_head)
+        ChannelAdapterConfig(
+            kind=adapter, in_channels=in_channels, out_channels=out_channels, **(adapter_options or {})
+        ),
+        UpsamplerConfig(kind=upsampler, factor=round(ratio), channels=out_channels, **(upsampler_options or {})),
+        input_rate,
+        output_rate,
+        mano_head,
+    )
     return config
 
 
-def validate_pipeline(config: PipelineConfig, emg2pose_config: PoseModelConfig | None = None, *,
-                      input_channels: int | None = None, input_rate: float | None = None) -> None:
+def validate_pipeline(
+    config: PipelineConfig,
+    emg2pose_config: PoseModelConfig | None = None,
+    *,
+    input_channels: int | None = None,
+    input_rate: float | None = None,
+) -> None:
     """Raise a ValueError naming expected vs found for any mismatch. Host-only: call before compiling.
 
     input_channels / input_rate: those of the data that will be fed (e.g. 8 and 500 Hz for MindRove).
@@ -131,26 +163,35 @@ def validate_pipeline(config: PipelineConfig, emg2pose_config: PoseModelConfig |
         raise ValueError(f"expected a PipelineConfig, found {type(config).__name__}")
     adapter, upsampler = config.adapter, config.upsampler
     if adapter.out_channels != upsampler.channels:
-        raise ValueError(f"channel adapter outputs {adapter.out_channels} channels but the upsampler expects "
-                         f"{upsampler.channels}; they must match")
+        raise ValueError(
+            f"channel adapter outputs {adapter.out_channels} channels but the upsampler expects "
+            f"{upsampler.channels}; they must match"
+        )
     check_rates(config.input_rate, config.output_rate, upsampler.factor)
     if input_channels is not None and input_channels != adapter.in_channels:
-        raise ValueError(f"input EMG has {input_channels} channels but the channel adapter expects "
-                         f"{adapter.in_channels}")
+        raise ValueError(
+            f"input EMG has {input_channels} channels but the channel adapter expects {adapter.in_channels}"
+        )
     if input_rate is not None and abs(float(input_rate) - config.input_rate) > 1e-6 * config.input_rate:
         raise ValueError(f"input EMG is sampled at {input_rate:g} Hz but the pipeline expects {config.input_rate:g} Hz")
     if emg2pose_config is not None:
         if not isinstance(emg2pose_config, PoseModelConfig):
             raise ValueError(f"emg2pose config: expected a PoseModelConfig, found {type(emg2pose_config).__name__}")
         if emg2pose_config.in_channels != adapter.out_channels:
-            raise ValueError(f"emg2pose expects {emg2pose_config.in_channels} input channels but the adapter "
-                             f"outputs {adapter.out_channels}")
+            raise ValueError(
+                f"emg2pose expects {emg2pose_config.in_channels} input channels but the adapter "
+                f"outputs {adapter.out_channels}"
+            )
         if abs(emg2pose_config.sample_rate - config.output_rate) > 1e-6 * config.output_rate:
-            raise ValueError(f"emg2pose expects EMG at {emg2pose_config.sample_rate:g} Hz but the upsampler "
-                             f"outputs {config.output_rate:g} Hz")
+            raise ValueError(
+                f"emg2pose expects EMG at {emg2pose_config.sample_rate:g} Hz but the upsampler "
+                f"outputs {config.output_rate:g} Hz"
+            )
         if config.mano_head is not None and config.mano_head.in_features != emg2pose_config.num_joints:
-            raise ValueError(f"MANO head expects {config.mano_head.in_features} angles but emg2pose predicts "
-                             f"{emg2pose_config.num_joints}")
+            raise ValueError(
+                f"MANO head expects {config.mano_head.in_features} angles but emg2pose predicts "
+                f"{emg2pose_config.num_joints}"
+            )
 
 
 class AdapterFrontEnd(nn.Module):
@@ -206,9 +247,13 @@ class AdapterPipeline:
         errors.check_float_dtype("emg", emg)
         errors.check_axis_size("emg", emg, 1, self.config.adapter.in_channels, "channels", layout)
         errors.check_min_length(
-            "emg", emg, 2, self.min_input_length(),
+            "emg",
+            emg,
+            2,
+            self.min_input_length(),
             f"at {self.config.input_rate:g} Hz: emg2pose left context {self.emg2pose_config.left_context} at "
-            f"{self.config.output_rate:g} Hz + one output step")
+            f"{self.config.output_rate:g} Hz + one output step",
+        )
         if not isinstance(emg, jax.core.Tracer):
             errors.check_finite("emg", emg)
 
@@ -223,8 +268,10 @@ class AdapterPipeline:
         if self.mano_head is not None:
             angles = jnp.zeros((1, self.emg2pose_config.num_joints, 1), jnp.float32)
             params["mano_head"] = dict(self.mano_head.init({"params": head_key}, angles)["params"])
-        batch_stats = {"adapter": dict(front.get("batch_stats", {})),
-                       "emg2pose": dict(emg2pose_variables.get("batch_stats", {}))}
+        batch_stats = {
+            "adapter": dict(front.get("batch_stats", {})),
+            "emg2pose": dict(emg2pose_variables.get("batch_stats", {})),
+        }
         return {"params": params, "batch_stats": batch_stats}
 
     # ------------------------------------------------------------------ forward
@@ -252,9 +299,18 @@ class AdapterPipeline:
         raw = pose_modules.predict_pose(cfg, emg2pose_vars, emg_2k, initial_pos)
         return pose_modules.align_predictions(raw, emg_2k.shape[-1] - cfg.left_context - cfg.right_context)
 
-    def __call__(self, variables: dict, emg: jax.Array, initial_pos: jax.Array | None = None, *,
-                 hand=None, landmark_order: str = "mediapipe", landmark_every: int = 40,
-                 train: bool = False, rng: jax.Array | None = None) -> tuple[dict, dict]:
+    def __call__(
+        self,
+        variables: dict,
+        emg: jax.Array,
+        initial_pos: jax.Array | None = None,
+        *,
+        hand=None,
+        landmark_order: str = "mediapipe",
+        landmark_every: int = 40,
+        train: bool = False,
+        rng: jax.Array | None = None,
+    ) -> tuple[dict, dict]:
         """Run the whole pipeline.
 
         emg: (B, 8, T) at 500 Hz; initial_pos: (B, 20) rollout start (zeros if None).
@@ -274,11 +330,14 @@ class AdapterPipeline:
         outputs = {"emg_2k": emg_2k, "angles": angles}
         if hand is not None:
             landmarks = forward_kinematics(jnp.swapaxes(angles[..., ::landmark_every], 1, 2), hand)
-            outputs["landmarks"] = hand_model_to_mediapipe(landmarks, hand) if landmark_order == "mediapipe" else landmarks
+            outputs["landmarks"] = (
+                hand_model_to_mediapipe(landmarks, hand) if landmark_order == "mediapipe" else landmarks
+            )
         if self.mano_head is not None:
             rngs = {"dropout": head_rng} if (train and head_rng is not None) else None
-            outputs["mano_theta"] = self.mano_head.apply({"params": variables["params"]["mano_head"]}, angles,
-                                                         train=train, rngs=rngs)
+            outputs["mano_theta"] = self.mano_head.apply(
+                {"params": variables["params"]["mano_head"]}, angles, train=train, rngs=rngs
+            )
         new_stats = dict(variables.get("batch_stats", {}))
         new_stats["adapter"] = adapter_stats
         return outputs, new_stats

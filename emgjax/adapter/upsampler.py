@@ -100,7 +100,7 @@ class UpsamplerConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "UpsamplerConfig":
+    def from_dict(cls, d: dict) -> UpsamplerConfig:
         return cls(**d)
 
 
@@ -157,7 +157,7 @@ def _interleave_phases(phases: jnp.ndarray) -> jnp.ndarray:
 
 def _polyphase_apply(x_btc: jnp.ndarray, kernels: jnp.ndarray) -> jnp.ndarray:
     """Depthwise polyphase interpolation. x: (batch, time, channels); kernels (factor, width)."""
-    factor, width = kernels.shape
+    _factor, width = kernels.shape
     half = (width - 1) // 2
     padded = jnp.pad(x_btc, ((0, 0), (half, half), (0, 0)))
     # Stack shifted copies: (batch, time, channels, width), then contract with each phase kernel.
@@ -224,8 +224,13 @@ class FrequencyUpsampler(nn.Module):
         cfg = self.config
         h = nn.Conv(cfg.hidden_channels, (cfg.kernel_size,), padding="SAME", name=f"{name}_in")(x)
         h = nn.gelu(h)
-        return nn.Conv(x.shape[-1], (cfg.kernel_size,), padding="SAME",
-                       kernel_init=nn.initializers.zeros_init(), name=f"{name}_out")(h)
+        return nn.Conv(
+            x.shape[-1],
+            (cfg.kernel_size,),
+            padding="SAME",
+            kernel_init=nn.initializers.zeros_init(),
+            name=f"{name}_out",
+        )(h)
 
     def _subpixel(self, x):
         cfg = self.config
@@ -240,11 +245,17 @@ class FrequencyUpsampler(nn.Module):
             return jnp.asarray(init, dtype)
 
         init = phase_init if cfg.init == "sinc" else nn.initializers.lecun_normal()
-        linear = nn.Conv(channels * factor, (width,), padding="SAME", use_bias=False,
-                         kernel_init=init, name="phases")(x)
+        linear = nn.Conv(channels * factor, (width,), padding="SAME", use_bias=False, kernel_init=init, name="phases")(
+            x
+        )
         h = nn.gelu(nn.Conv(cfg.hidden_channels, (cfg.kernel_size,), padding="SAME", name="branch_in")(x))
-        branch = nn.Conv(channels * factor, (cfg.kernel_size,), padding="SAME",
-                         kernel_init=nn.initializers.zeros_init(), name="branch_out")(h)
+        branch = nn.Conv(
+            channels * factor,
+            (cfg.kernel_size,),
+            padding="SAME",
+            kernel_init=nn.initializers.zeros_init(),
+            name="branch_out",
+        )(h)
         phases = (linear + branch).reshape(x.shape[0], x.shape[1], channels, factor)
         return _interleave_phases(phases)
 

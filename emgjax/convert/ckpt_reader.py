@@ -174,16 +174,37 @@ _STORAGE_CLASSES: dict[str, str] = {
 # Unsupported ones are still allowed as *names* (optimizer states may hold them);
 # materialising a tensor of such a dtype raises.
 _TORCH_DTYPE_ALIASES: dict[str, str] = {
-    "float": "float32", "double": "float64", "half": "float16", "long": "int64",
-    "int": "int32", "short": "int16", "cfloat": "complex64", "cdouble": "complex128",
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "long": "int64",
+    "int": "int32",
+    "short": "int16",
+    "cfloat": "complex64",
+    "cdouble": "complex128",
     "chalf": "complex32",
 }
-_OTHER_TORCH_DTYPES = frozenset({
-    "complex32", "float8_e4m3fn", "float8_e5m2",
-    "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2",
-    "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "bits8", "bits16",
-    "bits1x8", "bits2x4", "bits4x2",
-})
+_OTHER_TORCH_DTYPES = frozenset(
+    {
+        "complex32",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+        "float4_e2m1fn_x2",
+        "qint8",
+        "quint8",
+        "qint32",
+        "quint4x2",
+        "quint2x4",
+        "bits8",
+        "bits16",
+        "bits1x8",
+        "bits2x4",
+        "bits4x2",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -249,8 +270,9 @@ class _Archive:
         for name in self.zf.namelist():
             parts = name.replace("\\", "/").split("/")
             if name.startswith(("/", "\\")) or ".." in parts or name[1:2] == ":":
-                raise self.error(f"expected zip entry names inside the archive, found {_short(name)} "
-                                 "(an absolute or '..' path)")
+                raise self.error(
+                    f"expected zip entry names inside the archive, found {_short(name)} (an absolute or '..' path)"
+                )
 
     def _find_root(self) -> str:
         roots = sorted(
@@ -294,8 +316,10 @@ class _Archive:
         elif info.compress_type == zipfile.ZIP_DEFLATED:
             limit, how = _MAX_DEFLATE_RATIO * min(info.compress_size, self.file_size), "deflated"
         else:
-            raise self.error(f"'{info.filename}': expected a stored or deflated zip entry, found compression "
-                             f"method {info.compress_type}")
+            raise self.error(
+                f"'{info.filename}': expected a stored or deflated zip entry, found compression "
+                f"method {info.compress_type}"
+            )
         if info.file_size > limit:
             raise self.error(
                 f"'{info.filename}' declares {info.file_size} bytes but, {how} with {info.compress_size} "
@@ -308,9 +332,7 @@ class _Archive:
             with self.zf.open(info) as f:
                 data = f.read(nbytes)
             if len(data) < nbytes:
-                raise self.error(
-                    f"storage {_short(key)} is truncated: expected {nbytes} bytes, found {len(data)}"
-                )
+                raise self.error(f"storage {_short(key)} is truncated: expected {nbytes} bytes, found {len(data)}")
             self._cache[key] = data
         return self._cache[key]
 
@@ -358,9 +380,7 @@ class _TensorRef:
         count = math.prod(self.size)  # exact Python ints: no overflow on hostile sizes
         if count == 0:
             return np.zeros(self.size, dtype=_output_dtype(self.dtype))
-        storage_nbytes = (
-            self.storage.nbytes if self.storage.dtype in _NUMPY_DTYPES else self.storage.numel
-        )
+        storage_nbytes = self.storage.nbytes if self.storage.dtype in _NUMPY_DTYPES else self.storage.numel
         available = storage_nbytes // dtype.itemsize
         last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
         if last >= available:
@@ -379,7 +399,7 @@ class _TensorRef:
         flat = np.frombuffer(raw, dtype=dtype, count=available)
         # Bounds were checked above, so this strided view stays inside `flat`.
         view = np.lib.stride_tricks.as_strided(
-            flat[self.offset:],
+            flat[self.offset :],
             shape=self.size,
             strides=tuple(s * dtype.itemsize for s in self.stride),
             writeable=False,
@@ -423,16 +443,24 @@ def _is_int(x: Any) -> bool:
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, dtype=None) -> _TensorRef:
-    _require(isinstance(storage, _StorageRef),
-             f"expected a storage as the first argument of a tensor rebuild, found {type(storage).__name__}")
-    _require(_is_int(storage_offset) and storage_offset >= 0,
-             lambda: f"expected a non-negative int storage offset, found {_short(storage_offset)}")
-    _require(isinstance(size, tuple) and len(size) <= _MAX_TENSOR_DIMS and all(_is_int(n) and n >= 0 for n in size),
-             lambda: f"expected a tuple of at most {_MAX_TENSOR_DIMS} non-negative ints as tensor size, "
-                     f"found {_short(size)}")
-    _require(isinstance(stride, tuple) and len(stride) == len(size)
-             and all(_is_int(s) and s >= 0 for s in stride),
-             lambda: f"expected {len(size)} non-negative int strides, found {_short(stride)}")
+    _require(
+        isinstance(storage, _StorageRef),
+        f"expected a storage as the first argument of a tensor rebuild, found {type(storage).__name__}",
+    )
+    _require(
+        _is_int(storage_offset) and storage_offset >= 0,
+        lambda: f"expected a non-negative int storage offset, found {_short(storage_offset)}",
+    )
+    _require(
+        isinstance(size, tuple) and len(size) <= _MAX_TENSOR_DIMS and all(_is_int(n) and n >= 0 for n in size),
+        lambda: (
+            f"expected a tuple of at most {_MAX_TENSOR_DIMS} non-negative ints as tensor size, found {_short(size)}"
+        ),
+    )
+    _require(
+        isinstance(stride, tuple) and len(stride) == len(size) and all(_is_int(s) and s >= 0 for s in stride),
+        lambda: f"expected {len(size)} non-negative int strides, found {_short(stride)}",
+    )
     name = storage.dtype if dtype is None else dtype.name
     return _TensorRef(storage, storage_offset, size, stride, name)
 
@@ -441,20 +469,17 @@ def _rebuild_tensor_v1(storage, storage_offset, size, stride):
     return _rebuild_tensor(storage, storage_offset, size, stride)
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     return _rebuild_tensor(storage, storage_offset, size, stride)
 
 
-def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
-                       dtype, metadata=None):
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None):
     _require(isinstance(dtype, _TorchDtype), f"expected a torch dtype, found {_short(dtype)}")
     return _rebuild_tensor(storage, storage_offset, size, stride, dtype=dtype)
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
-    _require(isinstance(data, _TensorRef),
-             f"expected a tensor inside a Parameter, found {type(data).__name__}")
+    _require(isinstance(data, _TensorRef), f"expected a tensor inside a Parameter, found {type(data).__name__}")
     return data
 
 
@@ -506,20 +531,26 @@ def _get_layout(name):
 
 def _codecs_encode(obj, encoding="utf-8"):
     # Protocol-2 pickles store bytes as _codecs.encode(str, 'latin1'); nothing else.
-    _require(isinstance(obj, str) and encoding in ("latin1", "latin-1"),
-             f"refused _codecs.encode with encoding {_short(encoding)}")
+    _require(
+        isinstance(obj, str) and encoding in ("latin1", "latin-1"),
+        f"refused _codecs.encode with encoding {_short(encoding)}",
+    )
     return obj.encode("latin1")
 
 
 def _bytes_like(kind):
     def build(*args):
         # bytes(n) / bytearray(n) would allocate n zero bytes: only accept data.
-        _require(len(args) <= 2 and (not args or isinstance(args[0], (bytes, bytearray, str))),
-                 f"refused {kind.__name__}() with arguments {_short(args, 80)}")
+        _require(
+            len(args) <= 2 and (not args or isinstance(args[0], (bytes, bytearray, str))),
+            f"refused {kind.__name__}() with arguments {_short(args, 80)}",
+        )
         if args and isinstance(args[0], str):
             encoding = args[1] if len(args) > 1 else "latin1"
-            _require(encoding in ("latin1", "latin-1", "utf-8", "utf8", "ascii"),
-                     f"refused {kind.__name__}() with encoding {_short(encoding, 40)}")
+            _require(
+                encoding in ("latin1", "latin-1", "utf-8", "utf8", "ascii"),
+                f"refused {kind.__name__}() with encoding {_short(encoding, 40)}",
+            )
             return kind(args[0], encoding)
         _require(len(args) <= 1, f"refused {kind.__name__}() with arguments {_short(args, 80)}")
         return kind(*args)
@@ -554,8 +585,10 @@ class _NumpyDtype:
 
 
 def _numpy_scalar(dtype, data=None):
-    _require(isinstance(dtype, _NumpyDtype) and isinstance(data, bytes)
-             and len(data) == dtype.dtype.itemsize, "bad numpy scalar")
+    _require(
+        isinstance(dtype, _NumpyDtype) and isinstance(data, bytes) and len(data) == dtype.dtype.itemsize,
+        "bad numpy scalar",
+    )
     return np.frombuffer(data, dtype=dtype.dtype)[0].item()
 
 
@@ -573,8 +606,9 @@ class _OmegaObject:
     state: dict = {}  # replaced (never mutated) by __setstate__
 
     def __setstate__(self, state):
-        _require(isinstance(state, dict),
-                 f"expected a state dict for an OmegaConf object, found {type(state).__name__}")
+        _require(
+            isinstance(state, dict), f"expected a state dict for an OmegaConf object, found {type(state).__name__}"
+        )
         self.state = state
 
 
@@ -604,18 +638,28 @@ _PURE_PATHS = {
 # Fully qualified name -> the object find_class returns for it.
 _ALLOWED: dict[str, Any] = {
     # plain data
-    "builtins.dict": dict, "builtins.list": list, "builtins.tuple": tuple,
-    "builtins.set": set, "builtins.frozenset": frozenset, "builtins.int": int,
-    "builtins.float": float, "builtins.complex": complex, "builtins.str": str,
-    "builtins.bool": bool, "builtins.slice": slice,
-    "builtins.bytes": _bytes_like(bytes), "builtins.bytearray": _bytes_like(bytearray),
+    "builtins.dict": dict,
+    "builtins.list": list,
+    "builtins.tuple": tuple,
+    "builtins.set": set,
+    "builtins.frozenset": frozenset,
+    "builtins.int": int,
+    "builtins.float": float,
+    "builtins.complex": complex,
+    "builtins.str": str,
+    "builtins.bool": bool,
+    "builtins.slice": slice,
+    "builtins.bytes": _bytes_like(bytes),
+    "builtins.bytearray": _bytes_like(bytearray),
     "builtins.object": object,  # only as an OmegaConf type annotation value
     "_codecs.encode": _codecs_encode,
     "collections.OrderedDict": collections.OrderedDict,
     "collections.defaultdict": _empty_dict,
     "collections.Counter": collections.Counter,
-    "datetime.datetime": datetime.datetime, "datetime.date": datetime.date,
-    "datetime.time": datetime.time, "datetime.timedelta": datetime.timedelta,
+    "datetime.datetime": datetime.datetime,
+    "datetime.date": datetime.date,
+    "datetime.time": datetime.time,
+    "datetime.timedelta": datetime.timedelta,
     "datetime.timezone": datetime.timezone,
     "typing.Any": _Sentinel("typing.Any"),
     **{f"pathlib.{name}": cls for name, cls in _PURE_PATHS.items()},
@@ -640,10 +684,20 @@ _ALLOWED: dict[str, Any] = {
     "omegaconf.listconfig.ListConfig": _OmegaList,
     "omegaconf.base.ContainerMetadata": _OmegaMetadata,
     "omegaconf.base.Metadata": _OmegaMetadata,
-    **{f"omegaconf.nodes.{name}": _OmegaValue for name in (
-        "AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode",
-        "BytesNode", "PathNode", "InterpolationResultNode", "ValueNode",
-    )},
+    **{
+        f"omegaconf.nodes.{name}": _OmegaValue
+        for name in (
+            "AnyNode",
+            "StringNode",
+            "IntegerNode",
+            "FloatNode",
+            "BooleanNode",
+            "BytesNode",
+            "PathNode",
+            "InterpolationResultNode",
+            "ValueNode",
+        )
+    },
 }
 
 
@@ -677,8 +731,10 @@ def _key_elements(obj: Any, memo: dict[int, int], depth: int) -> int:
     if known is not None:
         return known
     if depth >= _MAX_DEPTH:
-        raise CheckpointError(f"expected a dict key or set element nested at most {_MAX_DEPTH} levels deep, "
-                              "found a deeper one (the file may be a pickle bomb)")
+        raise CheckpointError(
+            f"expected a dict key or set element nested at most {_MAX_DEPTH} levels deep, "
+            "found a deeper one (the file may be a pickle bomb)"
+        )
     count = 1
     for item in obj:
         count += _key_elements(item, memo, depth + 1)
@@ -712,8 +768,10 @@ def _check_call(func: Any, args: Any) -> None:
         raise CheckpointError(f"expected a tuple of call arguments, found {type(args).__name__}")
     if func is str:
         # str(x) of a container is its repr: exponential for a list nested in itself by shared reference.
-        _require(all(isinstance(a, _SCALARS) for a in args),
-                 lambda: f"refused str() of {', '.join(type(a).__name__ for a in args)[:80]}")
+        _require(
+            all(isinstance(a, _SCALARS) for a in args),
+            lambda: f"refused str() of {', '.join(type(a).__name__ for a in args)[:80]}",
+        )
     elif isinstance(func, type) and issubclass(func, _HASHING_CALLABLES):
         for arg in args:
             if isinstance(arg, (list, tuple, set, frozenset)):
@@ -740,9 +798,20 @@ def _counted(op: Callable[[Any], None]) -> Callable[[Any], None]:
 # Classes that NEWOBJ may instantiate (cls.__new__(cls, *args)) and objects BUILD
 # may set state on. Everything else is refused: BUILD on an arbitrary object
 # could overwrite attributes of the stand-ins (or of functions) after checks.
-_NEWOBJ_CLASSES = (dict, list, tuple, set, frozenset, collections.OrderedDict,
-                   collections.Counter, _AttributeDict, _OmegaDict, _OmegaList,
-                   _OmegaValue, _OmegaMetadata)
+_NEWOBJ_CLASSES = (
+    dict,
+    list,
+    tuple,
+    set,
+    frozenset,
+    collections.OrderedDict,
+    collections.Counter,
+    _AttributeDict,
+    _OmegaDict,
+    _OmegaList,
+    _OmegaValue,
+    _OmegaMetadata,
+)
 _DICT_STATE_CLASSES = (collections.OrderedDict, collections.Counter, _AttributeDict)
 
 
@@ -857,14 +926,20 @@ class _RestrictedUnpickler(pickle._Unpickler):
     def persistent_load(self, pid: Any) -> _StorageRef:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise self.archive.error(
-                "expected persistent ids ('storage', class, key, location, numel), "
-                f"found {_short(pid, 120)}"
+                f"expected persistent ids ('storage', class, key, location, numel), found {_short(pid, 120)}"
             )
         _, storage_class, key, _location, numel = pid
         if not isinstance(storage_class, _StorageClass):
             raise self.archive.error(f"expected a torch storage class, found {_short(storage_class, 80)}")
-        if (not isinstance(key, str) or not key or key in (".", "..") or "/" in key or "\\" in key
-                or not _is_int(numel) or numel < 0):
+        if (
+            not isinstance(key, str)
+            or not key
+            or key in (".", "..")
+            or "/" in key
+            or "\\" in key
+            or not _is_int(numel)
+            or numel < 0
+        ):
             raise self.archive.error(f"bad storage reference key={_short(key, 40)} numel={_short(numel, 40)}")
         storage = _StorageRef(self.archive, key, storage_class.dtype, numel)
         info = self.archive.storage_entry(key)
@@ -955,14 +1030,18 @@ class _PlainConverter:
         if isinstance(obj, _SCALARS):
             return obj, 1
         if depth > _MAX_DEPTH:
-            raise CheckpointError(f"expected hyper_parameters nested at most {_MAX_DEPTH} levels deep, found deeper "
-                                  "nesting (or a cyclic interpolation)")
+            raise CheckpointError(
+                f"expected hyper_parameters nested at most {_MAX_DEPTH} levels deep, found deeper "
+                "nesting (or a cyclic interpolation)"
+            )
         key = id(obj)
         if key in self.memo:
             return self.memo[key]
         if key in self.active:
-            raise CheckpointError("expected hyper_parameters without cycles, found an object that contains itself "
-                                  "(or a cyclic interpolation)")
+            raise CheckpointError(
+                "expected hyper_parameters without cycles, found an object that contains itself "
+                "(or a cyclic interpolation)"
+            )
         self.active.add(key)
         try:
             value, elements = self._convert(obj, depth)
@@ -1090,9 +1169,7 @@ def _load_object(path: str) -> tuple[Any, _Archive]:
         info = zf.getinfo(f"{archive.root}/data.pkl")
         archive.check_entry_size(info)
         if info.file_size > _MAX_PICKLE_BYTES:
-            raise archive.error(
-                f"data.pkl is {info.file_size} bytes; expected at most {_MAX_PICKLE_BYTES}"
-            )
+            raise archive.error(f"data.pkl is {info.file_size} bytes; expected at most {_MAX_PICKLE_BYTES}")
         data = archive.read_pickle_bytes()
         obj = _RestrictedUnpickler(data, archive).load()
     except CheckpointError as exc:
@@ -1103,8 +1180,9 @@ def _load_object(path: str) -> tuple[Any, _Archive]:
         raise CheckpointError(f"{path}: damaged or truncated archive: {exc}") from exc
     except Exception as exc:
         zf.close()
-        raise CheckpointError(f"{path}: data.pkl is not a valid checkpoint pickle: "
-                              f"{type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"{path}: data.pkl is not a valid checkpoint pickle: {type(exc).__name__}: {exc}"
+        ) from exc
     return obj, archive
 
 
@@ -1114,8 +1192,11 @@ def _with_path(exc: CheckpointError, path: str) -> CheckpointError:
 
 
 def _is_state_dict(obj: Any) -> bool:
-    return (isinstance(obj, dict) and len(obj) > 0
-            and all(isinstance(k, str) and isinstance(v, _TensorRef) for k, v in obj.items()))
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, _TensorRef) for k, v in obj.items())
+    )
 
 
 def read_lightning_checkpoint(path: str | os.PathLike) -> LightningCheckpoint:
@@ -1176,9 +1257,7 @@ def _assemble(obj: Any, archive: _Archive) -> LightningCheckpoint:
         if not isinstance(key, str):
             raise archive.error(f"expected str state_dict keys, found {_short(key, 60)}")
         if not isinstance(value, _TensorRef):
-            raise archive.error(
-                f"state_dict entry {_short(key)} is a {type(value).__name__}, expected a tensor"
-            )
+            raise archive.error(f"state_dict entry {_short(key)} is a {type(value).__name__}, expected a tensor")
         state_dict[key] = value.materialize(f"state_dict entry {_short(key)}")
 
     plain = _to_plain(hparams) if hparams is not None else {}

@@ -35,8 +35,10 @@ FORMAT_NAME = "emgjax-emg2pose"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 VARIABLES_DIR = "variables"
-LICENSE_NOTE = ("Converted from Meta's emg2pose weights, which are licensed CC-BY-NC-SA-4.0; "
-                "the converted parameters keep that licence.")
+LICENSE_NOTE = (
+    "Converted from Meta's emg2pose weights, which are licensed CC-BY-NC-SA-4.0; "
+    "the converted parameters keep that licence."
+)
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -47,7 +49,9 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def resolve_model(hyper_parameters: dict, experiment: str | None, source: str) -> tuple[PoseModelConfig, str | None, bool]:
+def resolve_model(
+    hyper_parameters: dict, experiment: str | None, source: str
+) -> tuple[PoseModelConfig, str | None, bool]:
     """(model config, experiment name, provide_initial_pos) from a checkpoint's hyper_parameters and --experiment."""
     from emgjax.convert import emg2pose_map as mapping
 
@@ -57,19 +61,26 @@ def resolve_model(hyper_parameters: dict, experiment: str | None, source: str) -
         config = mapping.model_config_from_hyper_parameters(hyper_parameters)
         recognised = mapping.experiment_name_from_hyper_parameters(hyper_parameters)
         if experiment is not None and recognised is not None and experiment != recognised:
-            raise ValueError(f"{source}: --experiment {experiment} does not match the checkpoint, whose network_conf "
-                             f"describes {recognised}")
+            raise ValueError(
+                f"{source}: --experiment {experiment} does not match the checkpoint, whose network_conf "
+                f"describes {recognised}"
+            )
         name = experiment or recognised
         if name is None:
-            LOG.warning("%s: network_conf matches no published experiment; converting it as a custom %r model",
-                        source, config.kind)
+            LOG.warning(
+                "%s: network_conf matches no published experiment; converting it as a custom %r model",
+                source,
+                config.kind,
+            )
     elif experiment is not None:
         LOG.info("%s: no network_conf in hyper_parameters; using the published %s config", source, experiment)
         config, name = EXPERIMENTS[experiment].model, experiment
     else:
-        raise ValueError(f"{source}: expected hyper_parameters with a 'network_conf' (Meta's Hydra config), found "
-                         f"{sorted(hyper_parameters) if isinstance(hyper_parameters, dict) else 'none'}; "
-                         f"pass --experiment NAME (one of {sorted(EXPERIMENTS)}) to use a published config")
+        raise ValueError(
+            f"{source}: expected hyper_parameters with a 'network_conf' (Meta's Hydra config), found "
+            f"{sorted(hyper_parameters) if isinstance(hyper_parameters, dict) else 'none'}; "
+            f"pass --experiment NAME (one of {sorted(EXPERIMENTS)}) to use a published config"
+        )
     provide_initial_pos = mapping.provide_initial_pos_from_hyper_parameters(hyper_parameters, name)
     return config, name, provide_initial_pos
 
@@ -80,8 +91,10 @@ def check_output_dir(out_dir: pathlib.Path, overwrite: bool) -> None:
         raise ValueError(f"{out_dir}: expected an output directory, found a file")
     if out_dir.is_dir():
         if any(out_dir.iterdir()) and not overwrite:
-            raise ValueError(f"{out_dir}: expected a new or empty output directory, found existing files "
-                             f"(pass --overwrite to replace them)")
+            raise ValueError(
+                f"{out_dir}: expected a new or empty output directory, found existing files "
+                f"(pass --overwrite to replace them)"
+            )
         if not os.access(out_dir, os.W_OK):
             raise ValueError(f"{out_dir}: expected a writable output directory, found a read-only one")
     parent = out_dir.parent
@@ -99,8 +112,9 @@ def _staging_dir(out_dir: pathlib.Path) -> pathlib.Path:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         return pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     except OSError as exc:
-        raise ValueError(f"{out_dir}: cannot write the output directory ({exc.strerror or exc} in "
-                         f"{out_dir.parent})") from exc
+        raise ValueError(
+            f"{out_dir}: cannot write the output directory ({exc.strerror or exc} in {out_dir.parent})"
+        ) from exc
 
 
 def _publish(staging: pathlib.Path, out_dir: pathlib.Path) -> None:
@@ -119,8 +133,13 @@ def _publish(staging: pathlib.Path, out_dir: pathlib.Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def convert_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.PathLike,
-                       experiment: str | None = None, *, overwrite: bool = False) -> pathlib.Path:
+def convert_checkpoint(
+    checkpoint_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    experiment: str | None = None,
+    *,
+    overwrite: bool = False,
+) -> pathlib.Path:
     """Convert one Lightning .ckpt into an emgjax pretrained directory; returns the directory.
 
     The output is written into a hidden directory beside OUT_DIR and renamed into place
@@ -148,16 +167,30 @@ def convert_checkpoint(checkpoint_path: str | os.PathLike, out_dir: str | os.Pat
 
     staging = _staging_dir(out_dir)
     try:
-        write_pretrained(staging, config, variables, experiment=name, provide_initial_pos=provide_initial_pos,
-                         source={"file": checkpoint_path.name, "sha256": sha256_of(checkpoint_path),
-                                 "top_level_keys": list(checkpoint.top_level_keys)},
-                         extra={"license": LICENSE_NOTE})
+        write_pretrained(
+            staging,
+            config,
+            variables,
+            experiment=name,
+            provide_initial_pos=provide_initial_pos,
+            source={
+                "file": checkpoint_path.name,
+                "sha256": sha256_of(checkpoint_path),
+                "top_level_keys": list(checkpoint.top_level_keys),
+            },
+            extra={"license": LICENSE_NOTE},
+        )
         _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already unless something failed
     num_params = sum(int(v.size) for v in jax.tree_util.tree_leaves(variables.get("params", {})))
-    LOG.info("wrote %s (%s, %d parameters, provide_initial_pos=%s)", out_dir, name or "custom", num_params,
-             provide_initial_pos)
+    LOG.info(
+        "wrote %s (%s, %d parameters, provide_initial_pos=%s)",
+        out_dir,
+        name or "custom",
+        num_params,
+        provide_initial_pos,
+    )
     return out_dir
 
 
@@ -165,12 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emgjax convert",
         description="Convert a PyTorch Lightning emg2pose checkpoint (.ckpt) into emgjax parameters "
-                    "(no torch needed). Load the result with emgjax.load_pretrained(OUT_DIR).")
+        "(no torch needed). Load the result with emgjax.load_pretrained(OUT_DIR).",
+    )
     parser.add_argument("checkpoint", help="input Lightning .ckpt file")
     parser.add_argument("out_dir", help="output directory (new or empty)")
-    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS),
-                        help="published experiment; required when the checkpoint has no hyper_parameters, "
-                             "otherwise checked against them")
+    parser.add_argument(
+        "--experiment",
+        choices=sorted(EXPERIMENTS),
+        help="published experiment; required when the checkpoint has no hyper_parameters, "
+        "otherwise checked against them",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty OUT_DIR")
     return parser
 

@@ -19,8 +19,9 @@ when momentum is None, which emg2pose never sets).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,9 @@ class _Table:
         self.ignored: list[str] = []  # accepted if present (num_batches_tracked)
 
     def add(self, torch_key, shape, path, layout, collection="params"):
-        self.entries.append(MapEntry(self.prefix + torch_key, tuple(int(s) for s in shape), collection, tuple(path), layout))
+        self.entries.append(
+            MapEntry(self.prefix + torch_key, tuple(int(s) for s in shape), collection, tuple(path), layout)
+        )
 
     def linear(self, torch_key, in_f, out_f, path):
         self.add(f"{torch_key}.weight", (out_f, in_f), (*path, "kernel"), "linear")
@@ -106,7 +109,12 @@ class _Table:
 
 
 def _conv1d_block(t: _Table, key: str, cfg: Conv1dBlockConfig, path: tuple[str, ...]):
-    t.add(f"{key}.conv.0.weight", (cfg.out_channels, cfg.in_channels, cfg.kernel_size), (*path, "conv", "kernel"), "conv1d")
+    t.add(
+        f"{key}.conv.0.weight",
+        (cfg.out_channels, cfg.in_channels, cfg.kernel_size),
+        (*path, "conv", "kernel"),
+        "conv1d",
+    )
     t.add(f"{key}.conv.0.bias", (cfg.out_channels,), (*path, "conv", "bias"), "vector")
     if cfg.norm_type == "batch":
         t.batch_norm(f"{key}.conv.1.bn", cfg.out_channels, (*path, "bn"))
@@ -126,7 +134,12 @@ def _tds_network(t: _Table, cfg: TdsNetworkConfig):
         for k in range(stage.num_blocks):
             conv_key = f"{key}.layers.tds_block.tds_conv_blocks.{2 * k}"
             conv_path = (*path, f"tds_conv_blocks_{2 * k}")
-            t.add(f"{conv_key}.conv2d.weight", (ch, ch, 1, stage.kernel_width), (*conv_path, "conv2d", "kernel"), "tdsconv")
+            t.add(
+                f"{conv_key}.conv2d.weight",
+                (ch, ch, 1, stage.kernel_width),
+                (*conv_path, "conv2d", "kernel"),
+                "tdsconv",
+            )
             t.add(f"{conv_key}.conv2d.bias", (ch,), (*conv_path, "conv2d", "bias"), "vector")
             t.layer_norm(f"{conv_key}.layer_norm", c, (*conv_path, "layer_norm"))
             fc_key = f"{key}.layers.tds_block.tds_conv_blocks.{2 * k + 1}"
@@ -146,7 +159,12 @@ def _neuropose(t: _Table, cfg: NeuroPoseConfig):
             in_ch = block.in_channels if i == 0 else block.out_channels
             kh, kw = block.kernel_size
             key, path = f"network.network.{j}.network", ("network", f"network_{j}")
-            t.add(f"{key}.{4 * i}.weight", (block.out_channels, in_ch, kh, kw), (*path, f"network_{4 * i}", "kernel"), "conv2d")
+            t.add(
+                f"{key}.{4 * i}.weight",
+                (block.out_channels, in_ch, kh, kw),
+                (*path, f"network_{4 * i}", "kernel"),
+                "conv2d",
+            )
             t.add(f"{key}.{4 * i}.bias", (block.out_channels,), (*path, f"network_{4 * i}", "bias"), "vector")
             t.batch_norm(f"{key}.{4 * i + 1}", block.out_channels, (*path, f"network_{4 * i + 1}"))
     t.linear("network.linear", cfg.linear_in_channels, cfg.out_channels, ("network", "linear"))
@@ -184,7 +202,9 @@ def mapping_table(config: PoseModelConfig, prefix: str = DEFAULT_PREFIX) -> tupl
     elif isinstance(config.network, NeuroPoseConfig):
         _neuropose(table, config.network)
     else:
-        raise ValueError(f"network config: expected TdsNetworkConfig or NeuroPoseConfig, found {type(config.network).__name__}")
+        raise ValueError(
+            f"network config: expected TdsNetworkConfig or NeuroPoseConfig, found {type(config.network).__name__}"
+        )
     if isinstance(config.decoder, LSTMDecoderConfig):
         _lstm_decoder(table, config.decoder)
     elif isinstance(config.decoder, MLPDecoderConfig):
@@ -212,8 +232,13 @@ def _limited(items: list[str], limit: int = 60) -> str:
     return shown + (f"\n    ... and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def convert_state_dict(state_dict: dict[str, np.ndarray], config: PoseModelConfig, *, prefix: str = DEFAULT_PREFIX,
-                       source: str = "state_dict") -> dict:
+def convert_state_dict(
+    state_dict: dict[str, np.ndarray],
+    config: PoseModelConfig,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    source: str = "state_dict",
+) -> dict:
     """Meta's emg2pose state_dict -> emgjax variables {"params": …, ["batch_stats": …]} (float32 numpy).
 
     Raises `StateDictMismatchError` (a ValueError) listing every missing, unexpected, misshapen,
@@ -225,7 +250,8 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], config: PoseModelConfi
     missing = [f"{e.torch_key} (expected shape {e.torch_shape})" for e in entries if e.torch_key not in state_dict]
     unexpected = [
         f"{key} (shape {tuple(np.shape(value))})"
-        for key, value in state_dict.items() if key not in expected and key not in ignorable
+        for key, value in state_dict.items()
+        if key not in expected and key not in ignorable
     ]
     misshapen, bad_values = [], []
     variables: dict = {}
@@ -240,7 +266,9 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], config: PoseModelConfi
             bad_values.append(f"{e.torch_key}: expected a floating-point tensor, found dtype {value.dtype}")
             continue
         if not np.isfinite(value).all():
-            bad_values.append(f"{e.torch_key}: expected finite values, found {int((~np.isfinite(value)).sum())} NaN/Inf")
+            bad_values.append(
+                f"{e.torch_key}: expected finite values, found {int((~np.isfinite(value)).sum())} NaN/Inf"
+            )
             continue
         converted = np.ascontiguousarray(_TO_FLAX[e.layout](value.astype(np.float32)))
         _set(variables.setdefault(e.collection, {}), e.path, converted)
@@ -258,7 +286,9 @@ def convert_state_dict(state_dict: dict[str, np.ndarray], config: PoseModelConfi
     return variables
 
 
-def variables_to_state_dict(variables: dict, config: PoseModelConfig, *, prefix: str = DEFAULT_PREFIX) -> dict[str, np.ndarray]:
+def variables_to_state_dict(
+    variables: dict, config: PoseModelConfig, *, prefix: str = DEFAULT_PREFIX
+) -> dict[str, np.ndarray]:
     """Inverse of `convert_state_dict`: emgjax variables -> PyTorch-layout float32 arrays
     (plus int64 `num_batches_tracked` = 0 for each BatchNorm, so torch's strict loading accepts it)."""
     entries, ignored = mapping_table(config, prefix)
@@ -267,7 +297,9 @@ def variables_to_state_dict(variables: dict, config: PoseModelConfig, *, prefix:
         try:
             value = np.asarray(_get(variables[e.collection], e.path), dtype=np.float32)
         except KeyError as exc:
-            raise ValueError(f"variables: expected {e.collection}/{'/'.join(e.path)} for {e.torch_key}, found none") from exc
+            raise ValueError(
+                f"variables: expected {e.collection}/{'/'.join(e.path)} for {e.torch_key}, found none"
+            ) from exc
         out[e.torch_key] = np.ascontiguousarray(_TO_TORCH[e.layout](value))
     for key in ignored:
         out[key] = np.zeros((), np.int64)
@@ -303,7 +335,8 @@ def _kwargs(node: dict, where: str, required: tuple[str, ...], optional: tuple[s
             f"hyper_parameters {where} ({node.get('_target_')}): expected arguments {list(required)}"
             f"{' and optionally ' + str(list(optional)) if optional else ''}, found "
             f"{'unknown ' + str(unknown) if unknown else ''}{' and ' if unknown and missing else ''}"
-            f"{'missing ' + str(missing) if missing else ''}")
+            f"{'missing ' + str(missing) if missing else ''}"
+        )
     return args
 
 
@@ -331,13 +364,29 @@ def _network_from_node(node: Any, where: str):
             w = f"{where}.tds_stages[{i}]"
             if _target(stage, w) != "TdsStage":
                 raise ValueError(f"hyper_parameters {w}: expected a TdsStage, found {stage.get('_target_')}")
-            a = _kwargs(stage, w, ("in_channels", "in_conv_kernel_width", "in_conv_stride", "num_blocks", "channels",
-                                   "feature_width", "kernel_width"), ("out_channels",))
+            a = _kwargs(
+                stage,
+                w,
+                (
+                    "in_channels",
+                    "in_conv_kernel_width",
+                    "in_conv_stride",
+                    "num_blocks",
+                    "channels",
+                    "feature_width",
+                    "kernel_width",
+                ),
+                ("out_channels",),
+            )
             stages.append(TdsStageConfig(**a))
         return TdsNetworkConfig(tuple(conv_blocks), tuple(stages))
     if name == "NeuroPose":
-        args = _kwargs(node, where, ("encoder_blocks", "residual_blocks", "decoder_blocks", "linear_in_channels"),
-                       ("out_channels",))
+        args = _kwargs(
+            node,
+            where,
+            ("encoder_blocks", "residual_blocks", "decoder_blocks", "linear_in_channels"),
+            ("out_channels",),
+        )
         kinds = {
             "encoder_blocks": ("EncoderBlock", EncoderBlockConfig, "max_pool_size"),
             "residual_blocks": ("ResidualBlock", ResidualBlockConfig, "num_convs"),
@@ -358,7 +407,9 @@ def _network_from_node(node: Any, where: str):
             blocks[field_name] = tuple(parsed)
         extra_args = {"out_channels": args["out_channels"]} if "out_channels" in args else {}
         return NeuroPoseConfig(linear_in_channels=args["linear_in_channels"], **blocks, **extra_args)
-    raise ValueError(f"hyper_parameters {where}: expected network TdsNetwork or NeuroPose, found {node.get('_target_')}")
+    raise ValueError(
+        f"hyper_parameters {where}: expected network TdsNetwork or NeuroPose, found {node.get('_target_')}"
+    )
 
 
 def _decoder_from_node(node: Any, where: str):
@@ -381,19 +432,38 @@ def model_config_from_hyper_parameters(hyper_parameters: dict) -> PoseModelConfi
     node = hyper_parameters["network_conf"]
     name = _target(node, "network_conf")
     if name not in _POSE_KINDS:
-        raise ValueError(f"hyper_parameters network_conf: expected one of {sorted(_POSE_KINDS)}, found {node.get('_target_')}")
+        raise ValueError(
+            f"hyper_parameters network_conf: expected one of {sorted(_POSE_KINDS)}, found {node.get('_target_')}"
+        )
     kind = _POSE_KINDS[name]
     if kind == "pose":
         a = _kwargs(node, "network_conf", ("network",), ("predict_vel", "out_channels"))
-        return PoseModelConfig("pose", _network_from_node(a["network"], "network_conf.network"),
-                               predict_vel=bool(a.get("predict_vel", False)))
+        return PoseModelConfig(
+            "pose",
+            _network_from_node(a["network"], "network_conf.network"),
+            predict_vel=bool(a.get("predict_vel", False)),
+        )
     if kind == "state":
-        a = _kwargs(node, "network_conf", ("network", "decoder"), ("state_condition", "predict_vel", "rollout_freq", "out_channels"))
+        a = _kwargs(
+            node,
+            "network_conf",
+            ("network", "decoder"),
+            ("state_condition", "predict_vel", "rollout_freq", "out_channels"),
+        )
     else:
-        a = _kwargs(node, "network_conf", ("network", "decoder"), ("num_position_steps", "state_condition", "rollout_freq", "out_channels"))
+        a = _kwargs(
+            node,
+            "network_conf",
+            ("network", "decoder"),
+            ("num_position_steps", "state_condition", "rollout_freq", "out_channels"),
+        )
     optional = {k: a[k] for k in ("state_condition", "predict_vel", "rollout_freq", "num_position_steps") if k in a}
-    return PoseModelConfig(kind, _network_from_node(a["network"], "network_conf.network"),
-                           _decoder_from_node(a["decoder"], "network_conf.decoder"), **optional)
+    return PoseModelConfig(
+        kind,
+        _network_from_node(a["network"], "network_conf.network"),
+        _decoder_from_node(a["decoder"], "network_conf.decoder"),
+        **optional,
+    )
 
 
 def experiment_name_for_config(config: PoseModelConfig, provide_initial_pos: bool | None = None) -> str | None:
@@ -418,8 +488,9 @@ def experiment_name_from_hyper_parameters(hyper_parameters: dict) -> str | None:
     """Recognise which published experiment a checkpoint's hyper_parameters describe (None if none fits):
     the structure of its ``network_conf`` and, where that is ambiguous, its ``provide_initial_pos``."""
     flag = hyper_parameters.get("provide_initial_pos") if isinstance(hyper_parameters, dict) else None
-    return experiment_name_for_config(model_config_from_hyper_parameters(hyper_parameters),
-                                      flag if isinstance(flag, bool) else None)
+    return experiment_name_for_config(
+        model_config_from_hyper_parameters(hyper_parameters), flag if isinstance(flag, bool) else None
+    )
 
 
 def provide_initial_pos_from_hyper_parameters(hyper_parameters: dict, experiment: str | None) -> bool:
@@ -429,12 +500,20 @@ def provide_initial_pos_from_hyper_parameters(hyper_parameters: dict, experiment
         return value
     if experiment is not None:
         return EXPERIMENTS[experiment].provide_initial_pos
-    raise ValueError("hyper_parameters: expected a boolean 'provide_initial_pos' (or a known experiment), found "
-                     f"{value!r}")
+    raise ValueError(
+        f"hyper_parameters: expected a boolean 'provide_initial_pos' (or a known experiment), found {value!r}"
+    )
 
 
 __all__ = [
-    "MapEntry", "StateDictMismatchError", "mapping_table", "convert_state_dict", "variables_to_state_dict",
-    "model_config_from_hyper_parameters", "experiment_name_from_hyper_parameters", "experiment_name_for_config",
-    "provide_initial_pos_from_hyper_parameters", "DEFAULT_PREFIX",
+    "MapEntry",
+    "StateDictMismatchError",
+    "mapping_table",
+    "convert_state_dict",
+    "variables_to_state_dict",
+    "model_config_from_hyper_parameters",
+    "experiment_name_from_hyper_parameters",
+    "experiment_name_for_config",
+    "provide_initial_pos_from_hyper_parameters",
+    "DEFAULT_PREFIX",
 ]

@@ -9,6 +9,7 @@
 Signal processing (`emgjax.data.signal`) and the synthetic generator
 (`emgjax.data.synthetic`) are imported from their own modules.
 """
+
 from emgjax.data.emg2pose import (
     Emg2PoseSession,
     SessionFormatError,

@@ -18,6 +18,7 @@ reads the whole file from disk.)
 
 Public arrays are channel-first: ``emg (C, T)``, ``joint_angles (20, T)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,11 +53,26 @@ SAMPLE_RATE = 2000.0
 # emg2pose joint order: thumb (CMC FE/AA, MCP FE, IP FE), then for each of
 # index, middle, ring, pinky: MCP AA, MCP FE, PIP FE, DIP FE.
 JOINT_NAMES = (
-    "THUMB_CMC_FE", "THUMB_CMC_AA", "THUMB_MCP_FE", "THUMB_IP_FE",
-    "INDEX_MCP_AA", "INDEX_MCP_FE", "INDEX_PIP_FE", "INDEX_DIP_FE",
-    "MIDDLE_MCP_AA", "MIDDLE_MCP_FE", "MIDDLE_PIP_FE", "MIDDLE_DIP_FE",
-    "RING_MCP_AA", "RING_MCP_FE", "RING_PIP_FE", "RING_DIP_FE",
-    "PINKY_MCP_AA", "PINKY_MCP_FE", "PINKY_PIP_FE", "PINKY_DIP_FE",
+    "THUMB_CMC_FE",
+    "THUMB_CMC_AA",
+    "THUMB_MCP_FE",
+    "THUMB_IP_FE",
+    "INDEX_MCP_AA",
+    "INDEX_MCP_FE",
+    "INDEX_PIP_FE",
+    "INDEX_DIP_FE",
+    "MIDDLE_MCP_AA",
+    "MIDDLE_MCP_FE",
+    "MIDDLE_PIP_FE",
+    "MIDDLE_DIP_FE",
+    "RING_MCP_AA",
+    "RING_MCP_FE",
+    "RING_PIP_FE",
+    "RING_DIP_FE",
+    "PINKY_MCP_AA",
+    "PINKY_MCP_FE",
+    "PINKY_PIP_FE",
+    "PINKY_DIP_FE",
 )
 
 # Relative tolerance between the sample_rate attribute and the rate implied by
@@ -290,9 +306,7 @@ class Emg2PoseSession:
     def _validate(self, expected_sample_rate, expected_num_channels) -> None:
         group = self._file.get(EMG2POSE_GROUP)
         if not isinstance(group, h5py.Group):
-            raise self._fail(
-                f"expected a group '{EMG2POSE_GROUP}', found top-level keys {sorted(self._file.keys())}"
-            )
+            raise self._fail(f"expected a group '{EMG2POSE_GROUP}', found top-level keys {sorted(self._file.keys())}")
         dataset = group.get(TIMESERIES_DATASET)
         if not isinstance(dataset, h5py.Dataset):
             raise self._fail(
@@ -309,7 +323,11 @@ class Emg2PoseSession:
         missing = [name for name in ("time", "joint_angles", "emg") if name not in fields]
         if missing:
             raise self._fail(f"'{TIMESERIES_DATASET}' lacks fields {missing}; found {list(fields)}")
-        for name, field_dtype in (("time", fields["time"][0]), ("joint_angles", fields["joint_angles"][0]), ("emg", fields["emg"][0])):
+        for name, field_dtype in (
+            ("time", fields["time"][0]),
+            ("joint_angles", fields["joint_angles"][0]),
+            ("emg", fields["emg"][0]),
+        ):
             if field_dtype.base.kind != "f":
                 raise self._fail(f"field '{name}': expected floating point, found {field_dtype}")
         if fields["time"][0].shape != ():
@@ -373,7 +391,7 @@ class Emg2PoseSession:
                 first = max(begin - 1, 0)
                 block = self._read_time(first, min(begin + _SCAN_BLOCK, n))
                 self._check_time(first, block)
-                time[first:first + block.size] = block
+                time[first : first + block.size] = block
             self._time = time
         return self._time
 
@@ -466,7 +484,9 @@ class Emg2PoseSession:
                 try:
                     mask[begin:end] = ik_failure_free(column[begin:end], axis=-1)
                 except (OSError, RuntimeError) as err:
-                    raise self._fail(f"cannot read joint_angles [{begin}, {end}) (truncated or corrupt?): {err}") from None
+                    raise self._fail(
+                        f"cannot read joint_angles [{begin}, {end}) (truncated or corrupt?): {err}"
+                    ) from None
             self._no_ik_failure = mask
         return self._no_ik_failure
 
@@ -517,7 +537,7 @@ class Emg2PoseSession:
         if file is not None and file.id.valid:
             file.close()
 
-    def __enter__(self) -> "Emg2PoseSession":
+    def __enter__(self) -> Emg2PoseSession:
         return self
 
     def __exit__(self, *exc) -> None:

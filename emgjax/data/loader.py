@@ -28,6 +28,7 @@ calls themselves, but the numpy work after them (transposes, casts, masks,
 augmentation) runs in parallel. Results keep their order, so batches do not
 depend on the number of workers.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -35,7 +36,8 @@ import inspect
 import math
 import queue
 import threading
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +143,9 @@ class Loader:
         state: Mapping[str, int] | None = None,
     ):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-            raise ValueError(f"dataset: expected an object with __len__ and __getitem__, found {type(dataset).__name__}")
+            raise ValueError(
+                f"dataset: expected an object with __len__ and __getitem__, found {type(dataset).__name__}"
+            )
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(f"batch_size: expected a positive integer, found {batch_size!r}")
         self.dataset = dataset
@@ -211,7 +215,9 @@ class Loader:
         """(S,) window indices this process visits in ``epoch``, in order."""
         n = len(self.dataset)
         if self.shuffle:
-            order = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, _PERMUTATION_STREAM])).permutation(n)
+            order = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, _PERMUTATION_STREAM])).permutation(
+                n
+            )
         else:
             order = np.arange(n)
         if self.drop_remainder:

@@ -50,6 +50,7 @@ interpolation with validity masks). The importer `import_original_recording`
 converts the original project's files (metres, shared pose clock) into this
 schema.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,8 +59,9 @@ import json
 import logging
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -93,11 +95,26 @@ SAMPLE_RATE = 500.0
 NUM_LANDMARKS = 21
 LANDMARK_NAMES = (
     "WRIST",
-    "THUMB_CMC", "THUMB_MCP", "THUMB_IP", "THUMB_TIP",
-    "INDEX_MCP", "INDEX_PIP", "INDEX_DIP", "INDEX_TIP",
-    "MIDDLE_MCP", "MIDDLE_PIP", "MIDDLE_DIP", "MIDDLE_TIP",
-    "RING_MCP", "RING_PIP", "RING_DIP", "RING_TIP",
-    "PINKY_MCP", "PINKY_PIP", "PINKY_DIP", "PINKY_TIP",
+    "THUMB_CMC",
+    "THUMB_MCP",
+    "THUMB_IP",
+    "THUMB_TIP",
+    "INDEX_MCP",
+    "INDEX_PIP",
+    "INDEX_DIP",
+    "INDEX_TIP",
+    "MIDDLE_MCP",
+    "MIDDLE_PIP",
+    "MIDDLE_DIP",
+    "MIDDLE_TIP",
+    "RING_MCP",
+    "RING_PIP",
+    "RING_DIP",
+    "RING_TIP",
+    "PINKY_MCP",
+    "PINKY_PIP",
+    "PINKY_DIP",
+    "PINKY_TIP",
 )
 LABEL_KINDS = ("landmarks", "joint_angles", "mano_theta")
 
@@ -171,7 +188,9 @@ def _normalise_board(board: Mapping[str, Any] | None) -> dict[str, Any]:
     if board is None:
         return {"name": "unknown"}
     if not isinstance(board, Mapping):
-        raise ValueError(f"board: expected a mapping (name, board_id, emg_channel_rows, gain, sdk_version), found {type(board).__name__}")
+        raise ValueError(
+            f"board: expected a mapping (name, board_id, emg_channel_rows, gain, sdk_version), found {type(board).__name__}"
+        )
     try:
         # Round trip through JSON so what we store is exactly what we read back.
         return json.loads(json.dumps(dict(board), default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
@@ -214,7 +233,7 @@ class MindRoveSessionWriter:
         if hand not in ("left", "right"):
             raise ValueError(f"hand: expected 'left' or 'right', found {hand!r}")
         if date is None:
-            date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         elif isinstance(date, _dt.datetime):
             date = date.isoformat()
         self.path = Path(path)
@@ -241,15 +260,26 @@ class MindRoveSessionWriter:
     def _create(self, stream: str) -> None:
         spec = STREAMS[stream]
         self._file.create_dataset(
-            spec.values, shape=(0, *spec.shape), maxshape=(None, *spec.shape),
-            dtype=np.float32, chunks=(spec.chunk_rows, *spec.shape),
+            spec.values,
+            shape=(0, *spec.shape),
+            maxshape=(None, *spec.shape),
+            dtype=np.float32,
+            chunks=(spec.chunk_rows, *spec.shape),
         )
         self._file.create_dataset(
-            spec.timestamps, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(max(spec.chunk_rows, 256),),
+            spec.timestamps,
+            shape=(0,),
+            maxshape=(None,),
+            dtype=np.float64,
+            chunks=(max(spec.chunk_rows, 256),),
         )
         for _, extra_path in spec.extras:
             self._file.create_dataset(
-                extra_path, shape=(0,), maxshape=(None,), dtype=np.float32, chunks=(max(spec.chunk_rows, 256),),
+                extra_path,
+                shape=(0,),
+                maxshape=(None,),
+                dtype=np.float32,
+                chunks=(max(spec.chunk_rows, 256),),
             )
 
     def append(self, stream: str, values: np.ndarray, timestamps: np.ndarray, **extras: np.ndarray) -> None:
@@ -320,7 +350,7 @@ class MindRoveSessionWriter:
         if self._file.id.valid:
             self._file.close()
 
-    def __enter__(self) -> "MindRoveSessionWriter":
+    def __enter__(self) -> MindRoveSessionWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -404,8 +434,13 @@ def write_mindrove_session(
     # half-written file under the final name.
     try:
         with MindRoveSessionWriter(
-            tmp, sample_rate=sample_rate, board=board, subject_id=subject_id,
-            session_id=session_id, hand=hand, date=date,
+            tmp,
+            sample_rate=sample_rate,
+            board=board,
+            subject_id=subject_id,
+            session_id=session_id,
+            hand=hand,
+            date=date,
         ) as writer:
             writer.append("emg", emg, emg_timestamps_arr)
             if imu is not None:
@@ -495,17 +530,13 @@ def interpolate_labels(
     weight = np.where(span > 0, (query_times - t_left) / np.where(span > 0, span, 1.0), 0.0)
     weight = np.clip(weight, 0.0, 1.0).reshape((-1,) + (1,) * len(tail))
     values = (1.0 - weight) * label_values[left] + weight * label_values[right]
-    valid = (
-        inside
-        & (query_times - t_left <= max_gap_s)
-        & (t_right - query_times <= max_gap_s)
-        & ok[left]
-        & ok[right]
-    )
+    valid = inside & (query_times - t_left <= max_gap_s) & (t_right - query_times <= max_gap_s) & ok[left] & ok[right]
     return values.astype(np.float32), valid
 
 
-def _nearest(times: np.ndarray, values: np.ndarray, query: np.ndarray, max_gap_s: float) -> tuple[np.ndarray, np.ndarray]:
+def _nearest(
+    times: np.ndarray, values: np.ndarray, query: np.ndarray, max_gap_s: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Value of the nearest frame of a scalar stream; found=False beyond max_gap_s."""
     if times.size == 0:
         return np.zeros(query.shape, values.dtype), np.zeros(query.shape, bool)
@@ -536,7 +567,9 @@ class MindRoveSession:
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as err:
-            raise SessionFormatError(self.path, f"not a readable HDF5 file (expected a MindRove session): {err}") from None
+            raise SessionFormatError(
+                self.path, f"not a readable HDF5 file (expected a MindRove session): {err}"
+            ) from None
         try:
             self._validate(expected_sample_rate)
         except BaseException:
@@ -585,8 +618,14 @@ class MindRoveSession:
         attrs = self._file.attrs
         schema = _attr_to_python(attrs.get("emgjax_schema"))
         if schema != SCHEMA_NAME:
-            hint = " (an original-project recording? use import_original_recording)" if "pose" in self._file or "emg/filtered" in self._file else ""
-            raise self._fail(f"expected attr emgjax_schema={SCHEMA_NAME!r}, found {schema!r}: not a MindRove session{hint}")
+            hint = (
+                " (an original-project recording? use import_original_recording)"
+                if "pose" in self._file or "emg/filtered" in self._file
+                else ""
+            )
+            raise self._fail(
+                f"expected attr emgjax_schema={SCHEMA_NAME!r}, found {schema!r}: not a MindRove session{hint}"
+            )
         version = _attr_to_python(attrs.get("schema_version"))
         if not isinstance(version, int) or version < 1:
             raise self._fail(f"expected an integer schema_version >= 1, found {version!r}")
@@ -623,7 +662,9 @@ class MindRoveSession:
             rows = values.shape[0]
             for member in members[1:]:
                 if self._file[member].shape != (rows,):
-                    raise self._fail(f"'{member}': expected shape ({rows},) to match '{spec.values}', found {self._file[member].shape}")
+                    raise self._fail(
+                        f"'{member}': expected shape ({rows},) to match '{spec.values}', found {self._file[member].shape}"
+                    )
             self._streams.append(stream)
 
         self._emg = self._file[STREAMS["emg"].values]
@@ -694,15 +735,19 @@ class MindRoveSession:
         stop = n if stop is None else stop
         if not 0 <= int(start) <= int(stop) <= n:
             raise ValueError(f"{self.path}: expected 0 <= start <= stop <= {n}, found start={start}, stop={stop}")
-        self._check_fits_in_memory(STREAMS["emg"].values, (int(stop) - int(start), NUM_CHANNELS), 8)  # read + float32 copy
+        self._check_fits_in_memory(
+            STREAMS["emg"].values, (int(stop) - int(start), NUM_CHANNELS), 8
+        )  # read + float32 copy
         try:
-            block = self._emg[int(start):int(stop)]
+            block = self._emg[int(start) : int(stop)]
         except (OSError, RuntimeError) as err:
             raise self._fail(f"cannot read emg/raw [{start}, {stop}) (truncated or corrupt?): {err}") from None
         bad = np.argwhere(~np.isfinite(block))
         if bad.size:
-            raise self._fail(f"emg/raw has NaN/inf values in samples [{start}, {stop}): expected finite values, found "
-                             f"{len(bad)}, first at sample {int(start) + int(bad[0, 0])} channel {int(bad[0, 1])}")
+            raise self._fail(
+                f"emg/raw has NaN/inf values in samples [{start}, {stop}): expected finite values, found "
+                f"{len(bad)}, first at sample {int(start) + int(bad[0, 0])} channel {int(bad[0, 1])}"
+            )
         return np.ascontiguousarray(block.T, dtype=np.float32)
 
     def read_imu(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -794,8 +839,12 @@ class MindRoveSession:
           label frame on either side, or either neighbouring frame is bad (see
           `label_stream`).
         """
-        stream = self.label_stream(kind, max_gap_s=max_gap_s, min_confidence=min_confidence, max_ik_error_mm=max_ik_error_mm)
-        return interpolate_labels(stream.timestamps, stream.values, emg_times, frame_ok=stream.frame_ok, max_gap_s=max_gap_s)
+        stream = self.label_stream(
+            kind, max_gap_s=max_gap_s, min_confidence=min_confidence, max_ik_error_mm=max_ik_error_mm
+        )
+        return interpolate_labels(
+            stream.timestamps, stream.values, emg_times, frame_ok=stream.frame_ok, max_gap_s=max_gap_s
+        )
 
     def gestures(self) -> dict[str, np.ndarray]:
         """``labels/gestures/*`` datasets as arrays (empty dict when absent)."""
@@ -811,7 +860,7 @@ class MindRoveSession:
         if file is not None and file.id.valid:
             file.close()
 
-    def __enter__(self) -> "MindRoveSession":
+    def __enter__(self) -> MindRoveSession:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -848,13 +897,18 @@ def import_original_recording(src: str | os.PathLike, dst: str | os.PathLike, *,
     try:
         f = h5py.File(src, "r")
     except OSError as err:
-        raise SessionFormatError(src, f"not a readable HDF5 file (expected an original-project recording): {err}") from None
+        raise SessionFormatError(
+            src, f"not a readable HDF5 file (expected an original-project recording): {err}"
+        ) from None
     with f:
+
         def read(name: str) -> np.ndarray:
             try:
                 return f[name][()]
             except KeyError:
-                raise SessionFormatError(src, f"missing dataset '{name}'; found top-level keys {sorted(f.keys())}") from None
+                raise SessionFormatError(
+                    src, f"missing dataset '{name}'; found top-level keys {sorted(f.keys())}"
+                ) from None
             except (OSError, RuntimeError) as err:
                 raise SessionFormatError(src, f"cannot read '{name}' (truncated or corrupt?): {err}") from None
 
@@ -863,7 +917,10 @@ def import_original_recording(src: str | os.PathLike, dst: str | os.PathLike, *,
         emg_times = read("emg/timestamps")
         channels = attrs.get("emg_channels", NUM_CHANNELS)
         if int(channels) != NUM_CHANNELS or emg.ndim != 2 or emg.shape[1] != NUM_CHANNELS:
-            raise SessionFormatError(src, f"expected {NUM_CHANNELS} EMG channels, found attr emg_channels={channels} and emg/raw shape {emg.shape}")
+            raise SessionFormatError(
+                src,
+                f"expected {NUM_CHANNELS} EMG channels, found attr emg_channels={channels} and emg/raw shape {emg.shape}",
+            )
         if "emg_sampling_rate" not in attrs:
             raise SessionFormatError(src, "missing attr 'emg_sampling_rate'")
         kwargs: dict[str, Any] = {}
@@ -876,12 +933,20 @@ def import_original_recording(src: str | os.PathLike, dst: str | os.PathLike, *,
                 if f"pose/{name}" in f:
                     pose[name] = np.asarray(read(f"pose/{name}"), np.float64)
                     if pose[name].shape[:1] != pose_times.shape:
-                        raise SessionFormatError(src, f"'pose/{name}' has {pose[name].shape[0]} frames, pose/timestamps has {pose_times.shape[0]}")
+                        raise SessionFormatError(
+                            src,
+                            f"'pose/{name}' has {pose[name].shape[0]} frames, pose/timestamps has {pose_times.shape[0]}",
+                        )
             keep = np.isfinite(pose_times)
             for array in pose.values():
                 keep &= np.all(np.isfinite(array.reshape(array.shape[0], -1)), axis=1)
             if not np.all(keep):
-                logger.warning("%s: dropping %d of %d pose frames with NaN/inf values", src, int(np.count_nonzero(~keep)), keep.size)
+                logger.warning(
+                    "%s: dropping %d of %d pose frames with NaN/inf values",
+                    src,
+                    int(np.count_nonzero(~keep)),
+                    keep.size,
+                )
             pose_times = pose_times[keep]
             pose = {name: array[keep] for name, array in pose.items()}
             if "joints_3d" in pose:
@@ -900,7 +965,11 @@ def import_original_recording(src: str | os.PathLike, dst: str | os.PathLike, *,
                 emg=emg,
                 emg_timestamps=emg_times,
                 sample_rate=float(attrs["emg_sampling_rate"]),
-                board={"name": "MINDROVE_WIFI_BOARD", "board_id": 0, "note": f"imported from the original layout ({src.name})"},
+                board={
+                    "name": "MINDROVE_WIFI_BOARD",
+                    "board_id": 0,
+                    "note": f"imported from the original layout ({src.name})",
+                },
                 subject_id=str(attrs.get("subject_id", "unknown")),
                 session_id=str(attrs.get("session_id", src.stem)),
                 hand=str(attrs.get("hand", "right")),

@@ -34,7 +34,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import scipy.interpolate
@@ -330,7 +331,7 @@ def filter_causal(x, sos, axis: int = -1, *, steady_state: bool = False) -> np.n
     xf = x.astype(np.float64, copy=False)
     if steady_state and x.shape[ax] > 0:
         first = np.take(xf, 0, axis=ax)
-        zi_shape = (sos2.shape[0],) + first.shape + (2,)
+        zi_shape = (sos2.shape[0], *first.shape, 2)
         zi = scipy.signal.sosfilt_zi(sos2).reshape((sos2.shape[0],) + (1,) * first.ndim + (2,)) * first[None, ..., None]
         y, _ = scipy.signal.sosfilt(sos2, xf, axis=ax, zi=np.broadcast_to(zi, zi_shape))
     else:
@@ -390,9 +391,7 @@ class NormStats:
         if not isinstance(other, NormStats):
             return NotImplemented
         return (
-            self.count == other.count
-            and np.array_equal(self.mean, other.mean)
-            and np.array_equal(self.std, other.std)
+            self.count == other.count and np.array_equal(self.mean, other.mean) and np.array_equal(self.std, other.std)
         )
 
     __hash__ = None  # mutable-looking array fields: not hashable
@@ -402,7 +401,7 @@ class NormStats:
         return {"mean": self.mean.tolist(), "std": self.std.tolist(), "count": self.count}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NormStats":
+    def from_dict(cls, d: dict) -> NormStats:
         if not isinstance(d, dict):
             raise ValueError(f"NormStats.from_dict expects a dict with keys mean, std, count; found {type(d).__name__}")
         missing = {"mean", "std"} - set(d)
@@ -613,7 +612,9 @@ def decimate_channels(x, factor: int, axis: int = -1) -> np.ndarray:
     ax = _normalize_axis(axis, x.ndim)
     n_out = x.shape[ax] // factor
     if n_out < 1:
-        raise ValueError(f"decimating by {factor} needs at least {factor} samples along axis {axis}, found {x.shape[ax]}")
+        raise ValueError(
+            f"decimating by {factor} needs at least {factor} samples along axis {axis}, found {x.shape[ax]}"
+        )
     if factor == 1:
         return x.astype(_output_dtype(x))
     x = np.take(x, np.arange(n_out * factor), axis=ax)
@@ -652,12 +653,12 @@ def simulate_mindrove_view(
     if cax == ax:
         raise ValueError(f"channel_axis and the time axis are both axis {ax}; pass distinct axes")
     if x.shape[cax] != 16:
-        raise ValueError(
-            f"simulate_mindrove_view expects 16 emg2pose channels on axis {cax}, found shape {x.shape}"
-        )
+        raise ValueError(f"simulate_mindrove_view expects 16 emg2pose channels on axis {cax}, found shape {x.shape}")
     keep = list(keep_channels)
-    if not keep or len(set(keep)) != len(keep) or not all(
-        isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < 16 for c in keep
+    if (
+        not keep
+        or len(set(keep)) != len(keep)
+        or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < 16 for c in keep)
     ):
         raise ValueError(f"keep_channels must be distinct integers in [0, 16), found {tuple(keep_channels)!r}")
     kept = np.take(x, np.asarray(keep, dtype=np.intp), axis=cax)

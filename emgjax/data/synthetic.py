@@ -43,8 +43,9 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.signal
@@ -69,11 +70,26 @@ __all__ = [
 
 # emg2pose joint order (see emgjax.data.emg2pose.JOINT_NAMES).
 JOINT_NAMES: tuple[str, ...] = (
-    "THUMB_CMC_FE", "THUMB_CMC_AA", "THUMB_MCP_FE", "THUMB_IP_FE",
-    "INDEX_MCP_AA", "INDEX_MCP_FE", "INDEX_PIP_FE", "INDEX_DIP_FE",
-    "MIDDLE_MCP_AA", "MIDDLE_MCP_FE", "MIDDLE_PIP_FE", "MIDDLE_DIP_FE",
-    "RING_MCP_AA", "RING_MCP_FE", "RING_PIP_FE", "RING_DIP_FE",
-    "PINKY_MCP_AA", "PINKY_MCP_FE", "PINKY_PIP_FE", "PINKY_DIP_FE",
+    "THUMB_CMC_FE",
+    "THUMB_CMC_AA",
+    "THUMB_MCP_FE",
+    "THUMB_IP_FE",
+    "INDEX_MCP_AA",
+    "INDEX_MCP_FE",
+    "INDEX_PIP_FE",
+    "INDEX_DIP_FE",
+    "MIDDLE_MCP_AA",
+    "MIDDLE_MCP_FE",
+    "MIDDLE_PIP_FE",
+    "MIDDLE_DIP_FE",
+    "RING_MCP_AA",
+    "RING_MCP_FE",
+    "RING_PIP_FE",
+    "RING_DIP_FE",
+    "PINKY_MCP_AA",
+    "PINKY_MCP_FE",
+    "PINKY_PIP_FE",
+    "PINKY_DIP_FE",
 )
 
 # Plausible ranges of motion (radians) the generator stays within; each lies
@@ -181,18 +197,37 @@ class SyntheticConfig:
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"SyntheticConfig.{name} must be a finite number >= 0, found {v!r}")
 
-        for name in ("duration_s", "emg_rate_hz", "mindrove_rate_hz", "camera_fps", "activation_tau_s", "emg_amplitude_uv"):
+        for name in (
+            "duration_s",
+            "emg_rate_hz",
+            "mindrove_rate_hz",
+            "camera_fps",
+            "activation_tau_s",
+            "emg_amplitude_uv",
+        ):
             positive(name)
         for name in (
-            "camera_jitter_s", "sensor_noise_uv", "mindrove_noise_uv", "hum_uv", "electrode_gain_sigma",
-            "electrode_offset_uv", "ring_rotation_max_deg", "mindrove_rotation_max_deg", "tremor_rad",
-            "ik_failure_fraction", "low_confidence_fraction", "landmark_noise_mm", "start_time_unix",
+            "camera_jitter_s",
+            "sensor_noise_uv",
+            "mindrove_noise_uv",
+            "hum_uv",
+            "electrode_gain_sigma",
+            "electrode_offset_uv",
+            "ring_rotation_max_deg",
+            "mindrove_rotation_max_deg",
+            "tremor_rad",
+            "ik_failure_fraction",
+            "low_confidence_fraction",
+            "landmark_noise_mm",
+            "start_time_unix",
         ):
             non_negative(name)
         for name in ("n_muscles", "hidden_units", "model_seed"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "model_seed" else 1):
-                raise ValueError(f"SyntheticConfig.{name} must be a {'non-negative' if name == 'model_seed' else 'positive'} integer, found {v!r}")
+                raise ValueError(
+                    f"SyntheticConfig.{name} must be a {'non-negative' if name == 'model_seed' else 'positive'} integer, found {v!r}"
+                )
         ratio = self.emg_rate_hz / self.mindrove_rate_hz
         if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
             raise ValueError(
@@ -200,11 +235,15 @@ class SyntheticConfig:
                 f"{self.emg_rate_hz:g} / {self.mindrove_rate_hz:g} = {ratio:g}"
             )
         if self.emg_rate_hz < 1000.0:
-            raise ValueError(f"SyntheticConfig.emg_rate_hz must be >= 1000 Hz to hold 20-450 Hz EMG, found {self.emg_rate_hz:g}")
+            raise ValueError(
+                f"SyntheticConfig.emg_rate_hz must be >= 1000 Hz to hold 20-450 Hz EMG, found {self.emg_rate_hz:g}"
+            )
         if self.hum_hz is not None:
             positive("hum_hz")
             if self.hum_hz >= self.mindrove_rate_hz / 2:
-                raise ValueError(f"SyntheticConfig.hum_hz must be below {self.mindrove_rate_hz / 2:g} Hz, found {self.hum_hz:g}")
+                raise ValueError(
+                    f"SyntheticConfig.hum_hz must be below {self.mindrove_rate_hz / 2:g} Hz, found {self.hum_hz:g}"
+                )
         if self.ik_failure_fraction > 0.5 or self.low_confidence_fraction > 0.5:
             raise ValueError(
                 "SyntheticConfig.ik_failure_fraction and low_confidence_fraction must be <= 0.5, found "
@@ -217,16 +256,16 @@ class SyntheticConfig:
 
     @property
     def decimation(self) -> int:
-        return int(round(self.emg_rate_hz / self.mindrove_rate_hz))
+        return round(self.emg_rate_hz / self.mindrove_rate_hz)
 
-    def replace(self, **changes) -> "SyntheticConfig":
+    def replace(self, **changes) -> SyntheticConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SyntheticConfig":
+    def from_dict(cls, d: dict) -> SyntheticConfig:
         if not isinstance(d, dict):
             raise ValueError(f"SyntheticConfig.from_dict expects a dict, found {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -316,7 +355,10 @@ def _jittered(name: str, rng: np.random.Generator) -> np.ndarray:
     else:
         thumb, aa, mcp, pip = (np.asarray(v) for v in GESTURES[name])
         pose = _gesture_pose(
-            thumb + rng.normal(0, 0.05, 4), aa + rng.normal(0, 0.03, 4), mcp + rng.normal(0, 0.05, 4), pip + rng.normal(0, 0.05, 4)
+            thumb + rng.normal(0, 0.05, 4),
+            aa + rng.normal(0, 0.03, 4),
+            mcp + rng.normal(0, 0.05, 4),
+            pip + rng.normal(0, 0.05, 4),
         )
     pose[_DIP] += rng.normal(0.0, 0.03, size=4)  # DIP follows PIP only approximately
     return _clip_to_limits(pose, margin=0.02)
@@ -400,13 +442,13 @@ _CONTROL_RATE_HZ = 200.0  # rate of the slow parts: tremor, muscle drive, activa
 
 
 def _control_step(fs: float) -> int:
-    return max(1, int(round(fs / _CONTROL_RATE_HZ)))
+    return max(1, round(fs / _CONTROL_RATE_HZ))
 
 
 def _segments_mask(n: int, fraction: float, min_len: int, max_len: int, rng: np.random.Generator) -> np.ndarray:
     """(n,) bool with random non-overlapping True segments covering round(fraction * n) samples."""
     mask = np.zeros(n, dtype=bool)
-    target = int(round(fraction * n))
+    target = round(fraction * n)
     if target == 0:
         return mask
     lengths = []
@@ -553,7 +595,7 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
     """Every array of a session, including the separate EMG components (float64)."""
     fs = config.emg_rate_hz
     factor = config.decimation
-    n = int(round(config.duration_s * fs))
+    n = round(config.duration_s * fs)
     n = max(n - n % factor, factor)  # whole MindRove periods: both views cover the same span
     t = np.arange(n) / fs
     start = config.start_time_unix + 3600.0 * (seed % 100_000)
@@ -608,11 +650,27 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
 
     frames = _camera(config, seed, t, angles)
     return {
-        "t": t, "start": start, "angles": angles, "labels": labels, "ik_failure": ik_failure,
-        "activations": activations, "sources": sources, "muscle16": muscle16, "noise16": noise16,
-        "interference16": interference16, "emg16": emg16, "muscle8": muscle8, "noise8": noise8,
-        "interference8": interference8, "emg8": emg8, "t500": t500, "w16": w16, "w8": w8,
-        "rot16": rot16, "rot8": rot8, **frames,
+        "t": t,
+        "start": start,
+        "angles": angles,
+        "labels": labels,
+        "ik_failure": ik_failure,
+        "activations": activations,
+        "sources": sources,
+        "muscle16": muscle16,
+        "noise16": noise16,
+        "interference16": interference16,
+        "emg16": emg16,
+        "muscle8": muscle8,
+        "noise8": noise8,
+        "interference8": interference8,
+        "emg8": emg8,
+        "t500": t500,
+        "w16": w16,
+        "w8": w8,
+        "rot16": rot16,
+        "rot8": rot8,
+        **frames,
     }
 
 
@@ -651,7 +709,7 @@ def landmarks_from_angles(angles: np.ndarray) -> np.ndarray:
 def _camera(config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarray) -> dict[str, np.ndarray]:
     rng = _rng(seed, _STREAM_CAMERA)
     period = 1.0 / config.camera_fps
-    n_frames = int(math.floor(t[-1] * config.camera_fps)) + 1
+    n_frames = math.floor(t[-1] * config.camera_fps) + 1
     jitter = np.clip(rng.normal(0.0, config.camera_jitter_s, n_frames), -0.4 * period, 0.4 * period)
     frame_t = np.clip(np.arange(n_frames) * period + jitter, t[0], t[-1])
     frame_t = np.unique(frame_t)  # sorted, strictly increasing even where clipping met an edge
@@ -762,7 +820,7 @@ def _rms_features(emg: np.ndarray, fs: float, window_s: float, times: np.ndarray
     sos = _signal.design_emg_filter(fs, notch_hz=hum_hz, band=band, order=2)
     power = _signal.filter_offline(emg.T.astype(np.float64), sos) ** 2  # (C, N)
     cumulative = np.concatenate([np.zeros((power.shape[0], 1)), np.cumsum(power, axis=1)], axis=1)
-    win = int(round(window_s * fs))
+    win = round(window_s * fs)
     end = np.clip(np.round(times * fs).astype(int), win, power.shape[1])
     mean_power = (cumulative[:, end] - cumulative[:, end - win]) / win
     return np.log(np.sqrt(mean_power) + 1e-3).T
@@ -814,8 +872,12 @@ def learnability_report(
             "16ch_2k": _rms_features(sess.emg_2k, fs, window_s, times, (20.0, 450.0), config.hum_hz),
             "16ch_2k_lowband": _rms_features(sess.emg_2k, fs, window_s, times, (20.0, 200.0), config.hum_hz),
             "8of16_500": _rms_features(
-                _signal.simulate_mindrove_view(sess.emg_2k, axis=0, factor=config.decimation), fs500, window_s, times,
-                (20.0, 200.0), config.hum_hz,
+                _signal.simulate_mindrove_view(sess.emg_2k, axis=0, factor=config.decimation),
+                fs500,
+                window_s,
+                times,
+                (20.0, 200.0),
+                config.hum_hz,
             ),
             "mindrove_500": _rms_features(sess.emg_500, fs500, window_s, times, (20.0, 200.0), config.hum_hz),
         }
@@ -872,10 +934,24 @@ _FORMATS = ("emg2pose", "mindrove")
 # emg2pose file without its suffix, as in emg2pose (the MindRove file when only that format is written);
 # ``emg2pose_file`` / ``mindrove_file`` name each format's file (empty when not written).
 METADATA_COLUMNS = (
-    "filename", "user", "session", "stage", "side", "split",
-    "session_seed", "model_seed", "duration_s", "emg2pose_file", "mindrove_file",
-    "n_samples_2k", "n_samples_500", "n_frames", "ik_failure_fraction", "ring_rotation_deg",
-    "mindrove_rotation_deg", "hum_hz",
+    "filename",
+    "user",
+    "session",
+    "stage",
+    "side",
+    "split",
+    "session_seed",
+    "model_seed",
+    "duration_s",
+    "emg2pose_file",
+    "mindrove_file",
+    "n_samples_2k",
+    "n_samples_500",
+    "n_frames",
+    "ik_failure_fraction",
+    "ring_rotation_deg",
+    "mindrove_rotation_deg",
+    "hum_hz",
 )
 
 # Sane limits, checked before anything is generated: 10,000 sessions of up to 10 minutes. A 10-minute
@@ -1017,7 +1093,11 @@ def write_synthetic_dataset(
         raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
     n_sessions = _check_count("sessions", n_sessions, 1, MAX_SESSIONS)
     if duration_s is not None:
-        if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not 0 < duration_s <= MAX_DURATION_S:
+        if (
+            isinstance(duration_s, bool)
+            or not isinstance(duration_s, (int, float))
+            or not 0 < duration_s <= MAX_DURATION_S
+        ):
             raise ValueError(f"duration: expected seconds in (0, {MAX_DURATION_S:g}], found {duration_s!r}")
         config = config.replace(duration_s=duration_s)  # validates duration_s
     elif not config.duration_s <= MAX_DURATION_S:
@@ -1048,11 +1128,19 @@ def write_synthetic_dataset(
         sess = generate_session(config, session_seed)
         row = {
             "filename": f"{'emg2pose' if 'emg2pose' in formats else 'mindrove'}/{name}",
-            "stage": "stage0", "side": "right",
-            "session": name, "user": f"synthetic{config.model_seed}", "split": split,
-            "session_seed": session_seed, "model_seed": config.model_seed, "duration_s": config.duration_s,
-            "emg2pose_file": "", "mindrove_file": "", "n_samples_2k": sess.emg_2k.shape[0],
-            "n_samples_500": sess.emg_500.shape[0], "n_frames": sess.frame_times.shape[0],
+            "stage": "stage0",
+            "side": "right",
+            "session": name,
+            "user": f"synthetic{config.model_seed}",
+            "split": split,
+            "session_seed": session_seed,
+            "model_seed": config.model_seed,
+            "duration_s": config.duration_s,
+            "emg2pose_file": "",
+            "mindrove_file": "",
+            "n_samples_2k": sess.emg_2k.shape[0],
+            "n_samples_500": sess.emg_500.shape[0],
+            "n_frames": sess.frame_times.shape[0],
             "ik_failure_fraction": f"{sess.info['ik_failure_fraction']:.6f}",
             "ring_rotation_deg": f"{sess.info['ring_rotation_deg']:.3f}",
             "mindrove_rotation_deg": f"{sess.info['mindrove_rotation_deg']:.3f}",
@@ -1060,20 +1148,34 @@ def write_synthetic_dataset(
         }
         if "emg2pose" in formats:
             path = write_emg2pose_session(
-                out / "emg2pose" / f"{name}.hdf5", emg=sess.emg_2k, joint_angles=sess.angles_2k, time=sess.time_2k,
-                user=row["user"], session=name, stage="stage0", side="right", sample_rate=config.emg_rate_hz,
+                out / "emg2pose" / f"{name}.hdf5",
+                emg=sess.emg_2k,
+                joint_angles=sess.angles_2k,
+                time=sess.time_2k,
+                user=row["user"],
+                session=name,
+                stage="stage0",
+                side="right",
+                sample_rate=config.emg_rate_hz,
             )
             result["emg2pose"].append(path)
             row["emg2pose_file"] = f"emg2pose/{name}.hdf5"
         if "mindrove" in formats:
             path = write_mindrove_session(
-                out / "mindrove" / f"{name}.hdf5", emg=sess.emg_500, emg_timestamps=sess.time_500,
+                out / "mindrove" / f"{name}.hdf5",
+                emg=sess.emg_500,
+                emg_timestamps=sess.time_500,
                 sample_rate=config.mindrove_rate_hz,
                 board={"name": "emgjax synthetic MindRove view", "board_id": None, "gain": None, "sdk_version": None},
-                landmarks=sess.landmarks_frames, landmark_confidence=sess.confidence,
-                landmark_timestamps=sess.frame_times, joint_angles=sess.angles_frames,
-                joint_angle_timestamps=sess.frame_times, subject_id=row["user"], session_id=name, hand="right",
-                date=_dt.datetime.fromtimestamp(float(sess.time_2k[0]), _dt.timezone.utc).isoformat(),
+                landmarks=sess.landmarks_frames,
+                landmark_confidence=sess.confidence,
+                landmark_timestamps=sess.frame_times,
+                joint_angles=sess.angles_frames,
+                joint_angle_timestamps=sess.frame_times,
+                subject_id=row["user"],
+                session_id=name,
+                hand="right",
+                date=_dt.datetime.fromtimestamp(float(sess.time_2k[0]), _dt.UTC).isoformat(),
             )
             result["mindrove"].append(path)
             row["mindrove_file"] = f"mindrove/{name}.hdf5"
@@ -1105,15 +1207,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "is refused.",
     )
     parser.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output: replaced)")
-    parser.add_argument("--sessions", type=int, default=6, help=f"number of sessions, 1 to {MAX_SESSIONS:,} (default 6)")
-    parser.add_argument("--duration", type=float, default=60.0,
-                        help=f"seconds per session, up to {MAX_DURATION_S:g} (default 60)")
+    parser.add_argument(
+        "--sessions", type=int, default=6, help=f"number of sessions, 1 to {MAX_SESSIONS:,} (default 6)"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=60.0, help=f"seconds per session, up to {MAX_DURATION_S:g} (default 60)"
+    )
     parser.add_argument("--seed", type=int, default=0, help=f"dataset seed, 0 to {MAX_SEED} (default 0)")
     parser.add_argument("--model-seed", type=int, default=0, help="physiology seed shared by all sessions (default 0)")
     parser.add_argument("--formats", nargs="+", default=list(_FORMATS), choices=_FORMATS, help="formats to write")
     parser.add_argument("--hum-hz", type=float, default=60.0, help="powerline frequency, 0 for none (default 60)")
     parser.add_argument(
-        "--ik-failure-fraction", type=float, default=SyntheticConfig.ik_failure_fraction,
+        "--ik-failure-fraction",
+        type=float,
+        default=SyntheticConfig.ik_failure_fraction,
         help="fraction of emg2pose samples with injected IK failures (default 0.02)",
     )
     args = parser.parse_args(argv)
@@ -1121,11 +1228,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         config = SyntheticConfig(
             duration_s=args.duration if 0 < args.duration <= MAX_DURATION_S else SyntheticConfig.duration_s,
-            model_seed=args.model_seed, hum_hz=args.hum_hz or None, ik_failure_fraction=args.ik_failure_fraction,
+            model_seed=args.model_seed,
+            hum_hz=args.hum_hz or None,
+            ik_failure_fraction=args.ik_failure_fraction,
         )
         result = write_synthetic_dataset(
-            args.out, n_sessions=args.sessions, duration_s=args.duration, seed=args.seed,
-            formats=tuple(args.formats), config=config,
+            args.out,
+            n_sessions=args.sessions,
+            duration_s=args.duration,
+            seed=args.seed,
+            formats=tuple(args.formats),
+            config=config,
         )
         counts = ", ".join(f"{len(result[f])} {f}" for f in _FORMATS if result[f])
         print(f"wrote {counts} session(s) of {args.duration:g} s to {args.out} (splits in {result['metadata']})")

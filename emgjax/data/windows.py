@@ -15,6 +15,7 @@ split over overlapping windows leaked validation data into training).
 Only a bounded number of files is open at a time (``max_open_files``, least
 recently used closed first), so a dataset can span all 25k emg2pose files.
 """
+
 from __future__ import annotations
 
 import collections
@@ -26,8 +27,9 @@ import operator
 import os
 import threading
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +62,6 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 # -- augmentations ---------------------------------------------------------
-
 
 
 def rotate_channels(emg: np.ndarray, rng: np.random.Generator, offsets: Sequence[int] = (-1, 0, 1)) -> np.ndarray:
@@ -362,7 +363,9 @@ class Emg2PoseWindows(_WindowedBase):
 
     def _make_cache(self) -> _OpenSessions:
         rate = self.expected_sample_rate
-        return _OpenSessions(self.sessions, lambda p: Emg2PoseSession(p, expected_sample_rate=rate), self.max_open_files)
+        return _OpenSessions(
+            self.sessions, lambda p: Emg2PoseSession(p, expected_sample_rate=rate), self.max_open_files
+        )
 
     @property
     def needs_rng(self) -> bool:
@@ -510,8 +513,11 @@ class MindRoveWindows(_WindowedBase):
             starts = np.arange(0, n - self.window_length + 1, self.stride, dtype=np.int64)
             if mode == "last":
                 values, valid = interpolate_labels(
-                    stream.timestamps, stream.values, timestamps[starts + self.window_length - 1],
-                    frame_ok=stream.frame_ok, max_gap_s=self.max_gap_s,
+                    stream.timestamps,
+                    stream.values,
+                    timestamps[starts + self.window_length - 1],
+                    frame_ok=stream.frame_ok,
+                    max_gap_s=self.max_gap_s,
                 )
                 starts, values = starts[valid], values[valid]
                 if starts.size == 0:
@@ -536,7 +542,9 @@ class MindRoveWindows(_WindowedBase):
 
     def _make_cache(self) -> _OpenSessions:
         rate = self.expected_sample_rate
-        return _OpenSessions(self.sessions, lambda p: MindRoveSession(p, expected_sample_rate=rate), self.max_open_files)
+        return _OpenSessions(
+            self.sessions, lambda p: MindRoveSession(p, expected_sample_rate=rate), self.max_open_files
+        )
 
     @property
     def needs_rng(self) -> bool:
@@ -572,8 +580,11 @@ class MindRoveWindows(_WindowedBase):
             return {"emg": emg, "target": self._targets[index], "valid": np.bool_(True)}
         stream = self._streams[session_index]
         target, valid = interpolate_labels(
-            stream.timestamps, stream.values, self._timestamps[session_index][start:stop],
-            frame_ok=stream.frame_ok, max_gap_s=self.max_gap_s,
+            stream.timestamps,
+            stream.values,
+            self._timestamps[session_index][start:stop],
+            frame_ok=stream.frame_ok,
+            max_gap_s=self.max_gap_s,
         )
         return {"emg": emg, "target": target, "valid": valid}
 
@@ -588,7 +599,9 @@ def check_disjoint_splits(splits: Mapping[str, Sequence[str | os.PathLike]]) -> 
         for path in paths:
             key = Path(path)
             if key in owner and owner[key] != name:
-                raise ValueError(f"session {key} is in both split '{owner[key]}' and split '{name}': splits must be disjoint by session")
+                raise ValueError(
+                    f"session {key} is in both split '{owner[key]}' and split '{name}': splits must be disjoint by session"
+                )
             owner[key] = name
 
 
@@ -617,7 +630,9 @@ def split_sessions(
         if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
             raise ValueError(f"{name}: expected a number in [0, 1), found {fraction!r}")
     if val_fraction + test_fraction >= 1:
-        raise ValueError(f"val_fraction + test_fraction must be < 1 to leave training data, found {val_fraction + test_fraction}")
+        raise ValueError(
+            f"val_fraction + test_fraction must be < 1 to leave training data, found {val_fraction + test_fraction}"
+        )
     groups: dict[str, list[Path]] = collections.defaultdict(list)
     for path in paths:
         groups[str(path if group_by is None else group_by(path))].append(path)
@@ -635,7 +650,7 @@ def split_sessions(
         )
     order = np.random.default_rng(seed).permutation(n)
     shuffled = [keys[i] for i in order]
-    chosen = {"test": shuffled[:n_test], "val": shuffled[n_test:n_test + n_val], "train": shuffled[n_test + n_val:]}
+    chosen = {"test": shuffled[:n_test], "val": shuffled[n_test : n_test + n_val], "train": shuffled[n_test + n_val :]}
     return {name: sorted(p for key in chosen[name] for p in groups[key]) for name in SPLIT_NAMES}
 
 

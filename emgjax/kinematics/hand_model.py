@@ -88,9 +88,7 @@ FINGER_JOINT_INDICES: dict[str, tuple[int, ...]] = {
 }
 # emg2pose's proximal / mid / distal groups: first two joints of each finger,
 # then the third, then the fourth.
-PROXIMAL_JOINT_INDICES: tuple[int, ...] = tuple(
-    j for f in range(5) for j in (4 * f, 4 * f + 1)
-)
+PROXIMAL_JOINT_INDICES: tuple[int, ...] = tuple(j for f in range(5) for j in (4 * f, 4 * f + 1))
 MID_JOINT_INDICES: tuple[int, ...] = tuple(4 * f + 2 for f in range(5))
 DISTAL_JOINT_INDICES: tuple[int, ...] = tuple(4 * f + 3 for f in range(5))
 
@@ -123,9 +121,7 @@ PALM_CENTER_INDEX = 20
 # The proximal frames of index..pinky sit on the MCP rotation centres, so FK
 # never moves them; emg2pose's landmark distance leaves them out.
 PROXIMAL_LANDMARK_INDICES: tuple[int, ...] = (8, 11, 14, 17)
-MOVING_LANDMARK_INDICES: tuple[int, ...] = tuple(
-    i for i in range(NUM_LANDMARKS) if i not in PROXIMAL_LANDMARK_INDICES
-)
+MOVING_LANDMARK_INDICES: tuple[int, ...] = tuple(i for i in range(NUM_LANDMARKS) if i not in PROXIMAL_LANDMARK_INDICES)
 
 
 def finger_frame_index(finger: int, segment: int) -> int:
@@ -220,10 +216,7 @@ def _shape_text(shape: tuple[int | str | None, ...]) -> str:
 
 def _as_array(data: Mapping[str, Any], field: str, source: str) -> np.ndarray:
     if field not in data:
-        raise HandModelError(
-            f"{source}: required field '{field}' is missing "
-            f"(found fields: {sorted(data)[:20]})"
-        )
+        raise HandModelError(f"{source}: required field '{field}' is missing (found fields: {sorted(data)[:20]})")
     try:
         array = np.asarray(data[field], dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -235,22 +228,17 @@ def _as_array(data: Mapping[str, Any], field: str, source: str) -> np.ndarray:
 
 
 def _check_shape(array: np.ndarray, expected: tuple[int | str | None, ...], field: str, source: str) -> None:
-    ok = array.ndim == len(expected) and all(
-        not isinstance(e, int) or e == s for e, s in zip(expected, array.shape)
-    )
+    ok = array.ndim == len(expected) and all(not isinstance(e, int) or e == s for e, s in zip(expected, array.shape))
     if not ok or any(s == 0 for s in array.shape):
         raise HandModelError(
-            f"{source}: field '{field}' should have shape {_shape_text(expected)}, "
-            f"found {tuple(array.shape)}"
+            f"{source}: field '{field}' should have shape {_shape_text(expected)}, found {tuple(array.shape)}"
         )
 
 
 def _check_finite(array: np.ndarray, field: str, source: str) -> None:
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise HandModelError(
-            f"{source}: field '{field}' should contain finite numbers, found {bad} NaN/inf value(s)"
-        )
+        raise HandModelError(f"{source}: field '{field}' should contain finite numbers, found {bad} NaN/inf value(s)")
 
 
 def _as_indices(
@@ -302,9 +290,7 @@ def _check_mesh(data: Mapping[str, Any], source: str) -> None:
         num_vertices = vertices.shape[0]
     if "mesh_triangles" in present:
         if num_vertices is None:
-            raise HandModelError(
-                f"{source}: field 'mesh_triangles' indexes 'mesh_vertices', found no 'mesh_vertices'"
-            )
+            raise HandModelError(f"{source}: field 'mesh_triangles' indexes 'mesh_vertices', found no 'mesh_vertices'")
         triangles = _as_array(present, "mesh_triangles", source)
         _check_shape(triangles, ("F", 3), "mesh_triangles", source)
         _as_indices(triangles, "mesh_triangles", source, num_vertices, "vertex")
@@ -331,9 +317,7 @@ def hand_model_from_dict(data: Mapping[str, Any], source: str = "hand model dict
         where indices are expected, or out of range.
     """
     if not isinstance(data, Mapping):
-        raise HandModelError(
-            f"{source}: expected a JSON object with hand model fields, found {type(data).__name__}"
-        )
+        raise HandModelError(f"{source}: expected a JSON object with hand model fields, found {type(data).__name__}")
     floats = {}
     for field, shape in _FLOAT_FIELDS.items():
         array = _as_array(data, field, source)
@@ -368,9 +352,7 @@ def hand_model_from_dict(data: Mapping[str, Any], source: str = "hand model dict
     if data.get("hand_scale") is not None:
         scale_array = _as_array(data, "hand_scale", source).reshape(-1)
         if scale_array.shape != (1,):
-            raise HandModelError(
-                f"{source}: field 'hand_scale' should be one number, found shape {scale_array.shape}"
-            )
+            raise HandModelError(f"{source}: field 'hand_scale' should be one number, found shape {scale_array.shape}")
         _check_finite(scale_array, "hand_scale", source)
         if scale_array[0] <= 0:
             raise HandModelError(f"{source}: field 'hand_scale' should be > 0, found {scale_array[0]}")
@@ -380,9 +362,7 @@ def hand_model_from_dict(data: Mapping[str, Any], source: str = "hand model dict
     if data.get("joint_limits") is not None:
         limits = _as_array(data, "joint_limits", source)
         if limits.ndim != 2 or limits.shape[0] < NUM_JOINT_ANGLES or limits.shape[1] != 2:
-            raise HandModelError(
-                f"{source}: field 'joint_limits' should have shape (>=20, 2), found {limits.shape}"
-            )
+            raise HandModelError(f"{source}: field 'joint_limits' should have shape (>=20, 2), found {limits.shape}")
         limits = limits[:NUM_JOINT_ANGLES]
         if np.any(np.isnan(limits)):
             raise HandModelError(f"{source}: field 'joint_limits' should not contain NaN")

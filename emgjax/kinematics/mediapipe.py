@@ -123,8 +123,7 @@ def hand_model_to_mediapipe(landmarks: jax.Array, hand: HandModel | None = None)
     landmarks = jnp.asarray(landmarks)
     if landmarks.ndim < 2 or landmarks.shape[-2:] != (NUM_LANDMARKS, 3):
         raise ValueError(
-            f"landmarks: expected shape (..., {NUM_LANDMARKS}, 3) in hand-model order, "
-            f"found {tuple(landmarks.shape)}"
+            f"landmarks: expected shape (..., {NUM_LANDMARKS}, 3) in hand-model order, found {tuple(landmarks.shape)}"
         )
     reordered = landmarks[..., np.asarray(HAND_MODEL_TO_MEDIAPIPE), :]
     if hand is not None:

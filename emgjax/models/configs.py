@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, Union
 
 EMG_SAMPLE_RATE = 2000.0  # Hz, emg2pose's wrist bands
 NUM_JOINTS = 20  # joint angles predicted per sample
@@ -49,10 +49,14 @@ class Conv1dBlockConfig:
     dropout: float = 0.0
 
     def __post_init__(self):
-        _require(self.norm_type in ("layer", "batch", "none"),
-                 f"Conv1dBlockConfig.norm_type: expected 'layer', 'batch' or 'none', found {self.norm_type!r}")
-        _require(self.kernel_size >= 1 and self.stride >= 1,
-                 f"Conv1dBlockConfig: expected kernel_size >= 1 and stride >= 1, found {self.kernel_size}, {self.stride}")
+        _require(
+            self.norm_type in ("layer", "batch", "none"),
+            f"Conv1dBlockConfig.norm_type: expected 'layer', 'batch' or 'none', found {self.norm_type!r}",
+        )
+        _require(
+            self.kernel_size >= 1 and self.stride >= 1,
+            f"Conv1dBlockConfig: expected kernel_size >= 1 and stride >= 1, found {self.kernel_size}, {self.stride}",
+        )
 
 
 @dataclass(frozen=True)
@@ -91,15 +95,22 @@ class TdsNetworkConfig:
     tds_stages: tuple[TdsStageConfig, ...]
 
     def __post_init__(self):
-        _require(len(self.conv_blocks) + len(self.tds_stages) > 0, "TdsNetworkConfig: expected at least one layer, found none")
+        _require(
+            len(self.conv_blocks) + len(self.tds_stages) > 0,
+            "TdsNetworkConfig: expected at least one layer, found none",
+        )
         channels = self.in_channels
         for i, block in enumerate(self.conv_blocks):
-            _require(block.in_channels == channels,
-                     f"TdsNetworkConfig.conv_blocks[{i}].in_channels: expected {channels}, found {block.in_channels}")
+            _require(
+                block.in_channels == channels,
+                f"TdsNetworkConfig.conv_blocks[{i}].in_channels: expected {channels}, found {block.in_channels}",
+            )
             channels = block.out_channels
         for i, stage in enumerate(self.tds_stages):
-            _require(stage.in_channels == channels,
-                     f"TdsNetworkConfig.tds_stages[{i}].in_channels: expected {channels}, found {stage.in_channels}")
+            _require(
+                stage.in_channels == channels,
+                f"TdsNetworkConfig.tds_stages[{i}].in_channels: expected {channels}, found {stage.in_channels}",
+            )
             channels = stage.output_channels
 
     @property
@@ -170,8 +181,10 @@ class ResidualBlockConfig:
     dropout_rate: float = 0.05
 
     def __post_init__(self):
-        _require(self.in_channels == self.out_channels,
-                 f"ResidualBlockConfig: expected in_channels == out_channels for the residual add, found {self.in_channels} != {self.out_channels}")
+        _require(
+            self.in_channels == self.out_channels,
+            f"ResidualBlockConfig: expected in_channels == out_channels for the residual add, found {self.in_channels} != {self.out_channels}",
+        )
 
 
 @dataclass(frozen=True)
@@ -202,13 +215,17 @@ class NeuroPoseConfig:
         _require(len(blocks) > 0, "NeuroPoseConfig: expected at least one block, found none")
         channels = 1
         for i, block in enumerate(blocks):
-            _require(block.in_channels == channels,
-                     f"NeuroPoseConfig block {i} in_channels: expected {channels}, found {block.in_channels}")
+            _require(
+                block.in_channels == channels,
+                f"NeuroPoseConfig block {i} in_channels: expected {channels}, found {block.in_channels}",
+            )
             channels = block.out_channels
         _require(channels == 1, f"NeuroPoseConfig: expected the last block to output 1 image channel, found {channels}")
         width = self.output_width
-        _require(width == self.linear_in_channels,
-                 f"NeuroPoseConfig.linear_in_channels: expected {width} (image width after the blocks), found {self.linear_in_channels}")
+        _require(
+            width == self.linear_in_channels,
+            f"NeuroPoseConfig.linear_in_channels: expected {width} (image width after the blocks), found {self.linear_in_channels}",
+        )
 
     @property
     def blocks(self) -> tuple:
@@ -297,17 +314,23 @@ class PoseModelConfig:
         _require(self.kind in POSE_KINDS, f"PoseModelConfig.kind: expected one of {POSE_KINDS}, found {self.kind!r}")
         if self.kind == "pose":
             _require(self.decoder is None, "PoseModelConfig: kind 'pose' takes no decoder, found one")
-            _require(self.network.out_channels == self.num_joints,
-                     f"PoseModelConfig: kind 'pose' expects the network to output {self.num_joints} channels, found {self.network.out_channels}")
+            _require(
+                self.network.out_channels == self.num_joints,
+                f"PoseModelConfig: kind 'pose' expects the network to output {self.num_joints} channels, found {self.network.out_channels}",
+            )
             return
         _require(self.decoder is not None, f"PoseModelConfig: kind {self.kind!r} needs a decoder, found None")
         expected_in = self.network.out_channels + (self.num_joints if self.state_condition else 0)
-        _require(self.decoder.in_channels == expected_in,
-                 f"PoseModelConfig: expected decoder in_channels {expected_in} (network out {self.network.out_channels}"
-                 f"{' + ' + str(self.num_joints) + ' state' if self.state_condition else ''}), found {self.decoder.in_channels}")
+        _require(
+            self.decoder.in_channels == expected_in,
+            f"PoseModelConfig: expected decoder in_channels {expected_in} (network out {self.network.out_channels}"
+            f"{' + ' + str(self.num_joints) + ' state' if self.state_condition else ''}), found {self.decoder.in_channels}",
+        )
         expected_out = 2 * self.num_joints if self.kind == "vemg2pose" else self.num_joints
-        _require(self.decoder.out_channels == expected_out,
-                 f"PoseModelConfig: kind {self.kind!r} expects decoder out_channels {expected_out}, found {self.decoder.out_channels}")
+        _require(
+            self.decoder.out_channels == expected_out,
+            f"PoseModelConfig: kind {self.kind!r} expects decoder out_channels {expected_out}, found {self.decoder.out_channels}",
+        )
 
     @property
     def in_channels(self) -> int:
@@ -385,9 +408,18 @@ class Emg2PoseExperiment:
 _CONFIG_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
-        Conv1dBlockConfig, TdsStageConfig, TdsNetworkConfig, EncoderBlockConfig, ResidualBlockConfig,
-        DecoderBlockConfig, NeuroPoseConfig, LSTMDecoderConfig, MLPDecoderConfig, PoseModelConfig,
-        LossWeights, Emg2PoseExperiment,
+        Conv1dBlockConfig,
+        TdsStageConfig,
+        TdsNetworkConfig,
+        EncoderBlockConfig,
+        ResidualBlockConfig,
+        DecoderBlockConfig,
+        NeuroPoseConfig,
+        LSTMDecoderConfig,
+        MLPDecoderConfig,
+        PoseModelConfig,
+        LossWeights,
+        Emg2PoseExperiment,
     )
 }
 
@@ -408,7 +440,9 @@ def config_from_dict(data: Any) -> Any:
     """Inverse of `config_to_dict` (lists become tuples so configs stay hashable)."""
     if isinstance(data, dict):
         if "type" not in data:
-            raise ValueError(f"config dict: expected a 'type' key naming one of {sorted(_CONFIG_TYPES)}, found keys {sorted(data)}")
+            raise ValueError(
+                f"config dict: expected a 'type' key naming one of {sorted(_CONFIG_TYPES)}, found keys {sorted(data)}"
+            )
         type_name = data["type"]
         if type_name not in _CONFIG_TYPES:
             raise ValueError(f"config dict: expected 'type' in {sorted(_CONFIG_TYPES)}, found {type_name!r}")
@@ -424,12 +458,14 @@ def config_from_dict(data: Any) -> Any:
 
 
 def _add_dict_methods(cls: type) -> None:
-    cls.to_dict = lambda self: config_to_dict(self)  # type: ignore[attr-defined]
+    cls.to_dict = config_to_dict  # type: ignore[attr-defined]
 
     def from_dict(klass, data: dict):
         config = config_from_dict(data)
         if not isinstance(config, klass):
-            raise ValueError(f"{klass.__name__}.from_dict: expected a {klass.__name__} dict, found type {type(config).__name__}")
+            raise ValueError(
+                f"{klass.__name__}.from_dict: expected a {klass.__name__} dict, found type {type(config).__name__}"
+            )
         return config
 
     cls.from_dict = classmethod(from_dict)  # type: ignore[attr-defined]
@@ -450,10 +486,25 @@ def tds_network(out_channels: int = 64, in_channels: int = 16) -> TdsNetworkConf
             Conv1dBlockConfig(256, 256, kernel_size=5, stride=2),
         ),
         tds_stages=(
-            TdsStageConfig(256, in_conv_kernel_width=17, in_conv_stride=4, num_blocks=2, channels=16,
-                           feature_width=16, kernel_width=9),
-            TdsStageConfig(256, in_conv_kernel_width=9, in_conv_stride=2, num_blocks=2, channels=16,
-                           feature_width=16, kernel_width=5, out_channels=out_channels),
+            TdsStageConfig(
+                256,
+                in_conv_kernel_width=17,
+                in_conv_stride=4,
+                num_blocks=2,
+                channels=16,
+                feature_width=16,
+                kernel_width=9,
+            ),
+            TdsStageConfig(
+                256,
+                in_conv_kernel_width=9,
+                in_conv_stride=2,
+                num_blocks=2,
+                channels=16,
+                feature_width=16,
+                kernel_width=5,
+                out_channels=out_channels,
+            ),
         ),
     )
 
@@ -487,25 +538,49 @@ def _published() -> dict[str, Emg2PoseExperiment]:
         "tracking_vemg2pose": Emg2PoseExperiment(
             "tracking_vemg2pose",
             PoseModelConfig("state", tds, lstm, predict_vel=True),
-            provide_initial_pos=True, window_length=11_790, gradient_clip_val=1.0),
+            provide_initial_pos=True,
+            window_length=11_790,
+            gradient_clip_val=1.0,
+        ),
         "regression_vemg2pose": Emg2PoseExperiment(
             "regression_vemg2pose",
             PoseModelConfig("vemg2pose", tds, dataclasses.replace(lstm, out_channels=2 * NUM_JOINTS)),
-            provide_initial_pos=False, window_length=11_790, gradient_clip_val=0.0),
+            provide_initial_pos=False,
+            window_length=11_790,
+            gradient_clip_val=0.0,
+        ),
         "tracking_emg2pose": Emg2PoseExperiment(
             "tracking_emg2pose",
-            PoseModelConfig("state", tds, MLPDecoderConfig(features, (512, 512), NUM_JOINTS, layer_norm=True, scale=0.01),
-                            predict_vel=False),
-            provide_initial_pos=True, window_length=5_790, gradient_clip_val=1.0),
+            PoseModelConfig(
+                "state",
+                tds,
+                MLPDecoderConfig(features, (512, 512), NUM_JOINTS, layer_norm=True, scale=0.01),
+                predict_vel=False,
+            ),
+            provide_initial_pos=True,
+            window_length=5_790,
+            gradient_clip_val=1.0,
+        ),
         "regression_emg2pose": Emg2PoseExperiment(
             "regression_emg2pose",
-            PoseModelConfig("state", tds, MLPDecoderConfig(features, (512, 512), NUM_JOINTS, layer_norm=True, scale=0.01),
-                            predict_vel=False),
-            provide_initial_pos=False, window_length=5_790, gradient_clip_val=1.0),
+            PoseModelConfig(
+                "state",
+                tds,
+                MLPDecoderConfig(features, (512, 512), NUM_JOINTS, layer_norm=True, scale=0.01),
+                predict_vel=False,
+            ),
+            provide_initial_pos=False,
+            window_length=5_790,
+            gradient_clip_val=1.0,
+        ),
         "regression_neuropose": Emg2PoseExperiment(
             "regression_neuropose",
             PoseModelConfig("pose", neuropose_network()),
-            provide_initial_pos=False, window_length=4_000, val_window_length=10_000, gradient_clip_val=0.0),
+            provide_initial_pos=False,
+            window_length=4_000,
+            val_window_length=10_000,
+            gradient_clip_val=0.0,
+        ),
     }
 
 
@@ -519,8 +594,24 @@ def get_experiment(name: str) -> Emg2PoseExperiment:
 
 
 __all__ = [
-    "EMG_SAMPLE_RATE", "NUM_JOINTS", "Conv1dBlockConfig", "TdsStageConfig", "TdsNetworkConfig",
-    "EncoderBlockConfig", "ResidualBlockConfig", "DecoderBlockConfig", "NeuroPoseConfig",
-    "LSTMDecoderConfig", "MLPDecoderConfig", "PoseModelConfig", "LossWeights", "Emg2PoseExperiment",
-    "EXPERIMENTS", "get_experiment", "tds_network", "neuropose_network", "config_to_dict", "config_from_dict",
+    "EMG_SAMPLE_RATE",
+    "NUM_JOINTS",
+    "Conv1dBlockConfig",
+    "TdsStageConfig",
+    "TdsNetworkConfig",
+    "EncoderBlockConfig",
+    "ResidualBlockConfig",
+    "DecoderBlockConfig",
+    "NeuroPoseConfig",
+    "LSTMDecoderConfig",
+    "MLPDecoderConfig",
+    "PoseModelConfig",
+    "LossWeights",
+    "Emg2PoseExperiment",
+    "EXPERIMENTS",
+    "get_experiment",
+    "tds_network",
+    "neuropose_network",
+    "config_to_dict",
+    "config_from_dict",
 ]

@@ -191,7 +191,9 @@ class MLP(nn.Module):
         kernel, bias = first_dense.weights()
         feature_kernel, state_kernel = _split_input_kernel(kernel, self.feature_channels)
         projected = _project_features(features, feature_kernel, bias)
-        hidden = tuple((*dense.weights(), *(norm.weights() if norm is not None else (None, None))) for dense, norm in rest)
+        hidden = tuple(
+            (*dense.weights(), *(norm.weights() if norm is not None else (None, None))) for dense, norm in rest
+        )
         first_norm_weights = first_norm.weights() if first_norm is not None else None
         return projected, MLPStepWeights(state_kernel, first_norm_weights, hidden, last.weights(), self.config.scale)
 

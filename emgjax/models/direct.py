@@ -110,11 +110,13 @@ class DirectConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DirectConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DirectConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"DirectConfig.from_dict: expected keys among {sorted(known)}, found unknown {sorted(unknown)}")
+            raise ValueError(
+                f"DirectConfig.from_dict: expected keys among {sorted(known)}, found unknown {sorted(unknown)}"
+            )
         return cls(**d)
 
 
@@ -230,9 +232,7 @@ class LSTMStack(nn.Module):
                 h = jax.nn.sigmoid(o) * jnp.tanh(c)
                 return (h, c), h
 
-            (h_last, c_last), outputs = jax.lax.scan(
-                cell, (h0[layer], c0[layer]), jnp.swapaxes(projected, 0, 1)
-            )
+            (h_last, c_last), outputs = jax.lax.scan(cell, (h0[layer], c0[layer]), jnp.swapaxes(projected, 0, 1))
             x = jnp.swapaxes(outputs, 0, 1)  # (B, T, H)
             final_h.append(h_last)
             final_c.append(c_last)
@@ -294,9 +294,7 @@ class DirectModel(nn.Module):
             )(x)
             x = nn.relu(x)
             x = nn.max_pool(x, (cfg.pool_size,), strides=(cfg.pool_size,), padding="VALID")
-        x, carry = LSTMStack(cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, name="lstm")(
-            x, initial_carry, train=train
-        )
+        x, carry = LSTMStack(cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, name="lstm")(x, initial_carry, train=train)
         if cfg.mode == "last":
             x = x[:, -1]  # (B, H)
         x = nn.relu(self._dense(cfg.head_hidden, x.shape[-1], "head_hidden")(x))
@@ -355,9 +353,7 @@ def make_direct_loss_fn(
         emg, target = batch["emg"], batch["target"]
         variables = {"params": params, "batch_stats": batch_stats}
         if train:
-            (pred, _), updates = model.apply(
-                variables, emg, train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
-            )
+            (pred, _), updates = model.apply(variables, emg, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
             new_batch_stats = updates["batch_stats"]
         else:
             pred, _ = model.apply(variables, emg, train=False)

@@ -58,7 +58,9 @@ def lstm_layer_scan(
     # Hoisted: the input projection of every step at once (one matmul), both biases folded in.
     projected = jnp.dot(x, weights.kernel_ih) + (weights.bias_ih + weights.bias_hh)
 
-    def step(carry: tuple[jax.Array, jax.Array], projected_t: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    def step(
+        carry: tuple[jax.Array, jax.Array], projected_t: jax.Array
+    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         h, c = carry
         h, c = lstm_cell(projected_t + jnp.dot(h, weights.kernel_hh), c)
         return (h, c), h

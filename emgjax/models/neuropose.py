@@ -44,8 +44,9 @@ class Conv2dSame(nn.Module):
         init = torch_uniform_init(self.in_channels * kh * kw)
         kernel = self.param("kernel", init, (kh, kw, self.in_channels, self.out_channels))
         bias = self.param("bias", init, (self.out_channels,))
-        y = lax.conv_general_dilated(x, kernel, (1, 1), same_padding(self.kernel_size),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = lax.conv_general_dilated(
+            x, kernel, (1, 1), same_padding(self.kernel_size), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
         return y + bias
 
 
@@ -83,8 +84,9 @@ class ResidualBlock(nn.Module):
         c = self.config
         h = x
         for i in range(c.num_convs):
-            h = _conv_bn_relu_dropout(h, train, c.in_channels if i == 0 else c.out_channels, c.out_channels,
-                                      c.kernel_size, c.dropout_rate, i)
+            h = _conv_bn_relu_dropout(
+                h, train, c.in_channels if i == 0 else c.out_channels, c.out_channels, c.kernel_size, c.dropout_rate, i
+            )
         return x + h
 
 

@@ -145,7 +145,8 @@ class Emg2PoseNet(nn.Module):
         if n_steps < 1:
             raise ValueError(
                 f"emg: expected a window giving at least one rollout step (>= {cfg.min_window_length()} samples), "
-                f"found {num_samples} samples")
+                f"found {num_samples} samples"
+            )
         feats = resample_linear(feats, n_steps, axis=1, align_corners=True)  # (B, n, F)
         projected, weights = self.decoder.prepare_rollout(feats)  # (n, B, P)
         # The decoder kind fixes both the weights type and its step function; they travel together.
@@ -186,14 +187,19 @@ def check_emg(config: PoseModelConfig, emg: Any, *, check_values: bool = True) -
     errors.check_float_dtype("emg", emg)
     errors.check_axis_size("emg", emg, 1, config.in_channels, "channels", layout)
     errors.check_min_length(
-        "emg", emg, 2, config.min_window_length(),
-        f"left context {config.left_context} + right context {config.right_context} + one output step")
+        "emg",
+        emg,
+        2,
+        config.min_window_length(),
+        f"left context {config.left_context} + right context {config.right_context} + one output step",
+    )
     if check_values and not _is_traced(emg):
         errors.check_finite("emg", emg)
 
 
-def check_pose_inputs(config: PoseModelConfig, emg: Any, joint_angles: Any, no_ik_failure: Any,
-                      *, check_values: bool = True) -> None:
+def check_pose_inputs(
+    config: PoseModelConfig, emg: Any, joint_angles: Any, no_ik_failure: Any, *, check_values: bool = True
+) -> None:
     """Shapes, dtypes and (unless traced or check_values=False) finiteness of one emg2pose batch."""
     check_emg(config, emg, check_values=check_values)
     layout = "(batch, joints, time)"
@@ -222,8 +228,9 @@ def init_variables(config: PoseModelConfig, rng: jax.Array, batch: int = 1) -> d
     return dict(variables)
 
 
-def features(config: PoseModelConfig, variables: dict, emg: jax.Array, *, train: bool = False,
-             rngs: dict | None = None) -> jax.Array:
+def features(
+    config: PoseModelConfig, variables: dict, emg: jax.Array, *, train: bool = False, rngs: dict | None = None
+) -> jax.Array:
     """Network features. emg: (B, C, T) -> (B, F, T') channel-first."""
     check_emg(config, emg, check_values=False)
     feats = Emg2PoseNet(config).apply(variables, jnp.asarray(emg), train, rngs=rngs, method=Emg2PoseNet.features)
@@ -241,8 +248,15 @@ def initial_pose(config: PoseModelConfig, joint_angles: jax.Array, provide_initi
     return jnp.where(jnp.asarray(provide_initial_pos, bool), start, jnp.zeros_like(start))
 
 
-def predict_pose(config: PoseModelConfig, variables: dict, emg: jax.Array, initial_pos: jax.Array, *,
-                 train: bool = False, rngs: dict | None = None) -> jax.Array:
+def predict_pose(
+    config: PoseModelConfig,
+    variables: dict,
+    emg: jax.Array,
+    initial_pos: jax.Array,
+    *,
+    train: bool = False,
+    rngs: dict | None = None,
+) -> jax.Array:
     """Raw predictions before alignment. emg: (B, C, T), initial_pos: (B, 20) -> (B, 20, n)."""
     check_emg(config, emg, check_values=False)
     out = Emg2PoseNet(config).apply(variables, jnp.asarray(emg), jnp.asarray(initial_pos), train, rngs=rngs)
@@ -251,15 +265,23 @@ def predict_pose(config: PoseModelConfig, variables: dict, emg: jax.Array, initi
 
 def _align_outputs(config: PoseModelConfig, pred, joint_angles, no_ik_failure):
     stop = joint_angles.shape[-1] - config.right_context
-    target = joint_angles[..., config.left_context:stop]
-    mask = no_ik_failure[..., config.left_context:stop]
+    target = joint_angles[..., config.left_context : stop]
+    mask = no_ik_failure[..., config.left_context : stop]
     n_time = target.shape[-1]
     return align_predictions(pred, n_time), target, align_mask(mask, n_time)
 
 
-def pose_forward(config: PoseModelConfig, variables: dict, emg: jax.Array, joint_angles: jax.Array,
-                 no_ik_failure: jax.Array, provide_initial_pos: bool, *, train: bool = False,
-                 rngs: dict | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+def pose_forward(
+    config: PoseModelConfig,
+    variables: dict,
+    emg: jax.Array,
+    joint_angles: jax.Array,
+    no_ik_failure: jax.Array,
+    provide_initial_pos: bool,
+    *,
+    train: bool = False,
+    rngs: dict | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Meta's BasePoseModule.forward.
 
     emg (B, C, T), joint_angles (B, 20, T), no_ik_failure (B, T) bool ->
@@ -271,16 +293,26 @@ def pose_forward(config: PoseModelConfig, variables: dict, emg: jax.Array, joint
     """
     check_pose_inputs(config, emg, joint_angles, no_ik_failure, check_values=False)
     if train and "batch_stats" in variables:
-        raise ValueError("pose_forward: expected train=False for a model with BatchNorm statistics, found train=True; "
-                         "use pose_forward_train, which returns the updated batch_stats")
+        raise ValueError(
+            "pose_forward: expected train=False for a model with BatchNorm statistics, found train=True; "
+            "use pose_forward_train, which returns the updated batch_stats"
+        )
     joint_angles = jnp.asarray(joint_angles)
-    pred = Emg2PoseNet(config).apply(variables, jnp.asarray(emg), initial_pose(config, joint_angles, provide_initial_pos),
-                                     train, rngs=rngs)
+    pred = Emg2PoseNet(config).apply(
+        variables, jnp.asarray(emg), initial_pose(config, joint_angles, provide_initial_pos), train, rngs=rngs
+    )
     return _align_outputs(config, pred, joint_angles, jnp.asarray(no_ik_failure))
 
 
-def pose_forward_train(config: PoseModelConfig, variables: dict, emg: jax.Array, joint_angles: jax.Array,
-                       no_ik_failure: jax.Array, provide_initial_pos: bool, rngs: dict | None = None):
+def pose_forward_train(
+    config: PoseModelConfig,
+    variables: dict,
+    emg: jax.Array,
+    joint_angles: jax.Array,
+    no_ik_failure: jax.Array,
+    provide_initial_pos: bool,
+    rngs: dict | None = None,
+):
     """Training-mode forward: returns ((pred, target, mask), updated batch_stats or {})."""
     check_pose_inputs(config, emg, joint_angles, no_ik_failure, check_values=False)
     joint_angles = jnp.asarray(joint_angles)
@@ -295,7 +327,18 @@ def pose_forward_train(config: PoseModelConfig, variables: dict, emg: jax.Array,
 
 
 __all__ = [
-    "Emg2PoseNet", "init_variables", "features", "predict_pose", "pose_forward", "pose_forward_train",
-    "initial_pose", "align_predictions", "align_mask", "resample_linear", "linear_interp_indices",
-    "nearest_interp_indices", "check_emg", "check_pose_inputs",
+    "Emg2PoseNet",
+    "init_variables",
+    "features",
+    "predict_pose",
+    "pose_forward",
+    "pose_forward_train",
+    "initial_pose",
+    "align_predictions",
+    "align_mask",
+    "resample_linear",
+    "linear_interp_indices",
+    "nearest_interp_indices",
+    "check_emg",
+    "check_pose_inputs",
 ]

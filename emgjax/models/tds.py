@@ -178,7 +178,9 @@ class Conv1dBlock(nn.Module):
         x = _conv1d(x, kernel, cfg.stride) + bias
         if cfg.norm_type == "batch":
             if self.out_order is not None:
-                raise ValueError("Conv1dBlock: a channel order is only supported with LayerNorm, found norm_type 'batch'")
+                raise ValueError(
+                    "Conv1dBlock: a channel order is only supported with LayerNorm, found norm_type 'batch'"
+                )
             x = BatchNorm(cfg.out_channels, name="bn")(x, train)
         x = jax.nn.relu(x)
         if cfg.dropout > 0:
@@ -224,10 +226,11 @@ class TDSConv2dBlock(nn.Module):
         kernel, bias = _ConvParams(k, ch, ch, init, name="conv2d")()
         # Free reshape thanks to the width-major order: (B, T, width, channels) is NHWC.
         image = x.reshape(batch, time, width, ch)
-        out = lax.conv_general_dilated(image, kernel[:, None], (1, 1), "VALID",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        out = lax.conv_general_dilated(
+            image, kernel[:, None], (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
         out = jax.nn.relu(out + bias).reshape(batch, time - k + 1, num_features)
-        out = out + x[:, time - out.shape[1]:]  # residual over the last T_out samples
+        out = out + x[:, time - out.shape[1] :]  # residual over the last T_out samples
         return LayerNorm(num_features, order=width_major_order(ch, width), name="layer_norm")(out)
 
 
@@ -290,6 +293,15 @@ class TdsNetwork(nn.Module):
 
 
 __all__ = [
-    "LayerNorm", "Dense", "BatchNorm", "layer_norm", "torch_uniform_init", "width_major_order",
-    "Conv1dBlock", "TDSConv2dBlock", "TDSFullyConnectedBlock", "TdsStage", "TdsNetwork",
+    "LayerNorm",
+    "Dense",
+    "BatchNorm",
+    "layer_norm",
+    "torch_uniform_init",
+    "width_major_order",
+    "Conv1dBlock",
+    "TDSConv2dBlock",
+    "TDSFullyConnectedBlock",
+    "TdsStage",
+    "TdsNetwork",
 ]

@@ -38,8 +38,9 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = [
     "SessionsConfig",
@@ -144,7 +145,9 @@ def resolve_sessions(config: SessionsConfig, kind: str) -> dict[str, list[Path]]
     elif config.data_dir:
         metadata = Path(config.data_dir) / "metadata.csv"
         if not metadata.is_file():
-            raise FileNotFoundError(f"{metadata}: expected a metadata.csv listing the sessions and their split, found none")
+            raise FileNotFoundError(
+                f"{metadata}: expected a metadata.csv listing the sessions and their split, found none"
+            )
         with open(metadata, newline="") as handle:
             header = next(csv.reader(handle), [])
         column = f"{kind}_file"
@@ -205,7 +208,12 @@ class LoopConfig:
 
 # Fields a rerun may change without starting over: how long to train and how to show it.
 _RESUMABLE_CHANGES = (
-    "loop.num_epochs", "loop.max_steps", "loop.progress", "loop.num_workers", "loop.eval_every_steps", "loop.overwrite",
+    "loop.num_epochs",
+    "loop.max_steps",
+    "loop.progress",
+    "loop.num_workers",
+    "loop.eval_every_steps",
+    "loop.overwrite",
 )
 
 
@@ -300,7 +308,9 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "config.json"
     if saved is not None and (out / "checkpoints").is_dir():
-        changed = {k: v for k, v in config_diff(saved, config).items() if k not in _RESUMABLE_CHANGES and k != "out_dir"}
+        changed = {
+            k: v for k, v in config_diff(saved, config).items() if k not in _RESUMABLE_CHANGES and k != "out_dir"
+        }
         if changed:
             lines = "\n  ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(
@@ -345,7 +355,7 @@ def load_variables(directory: str | os.PathLike, template: Mapping[str, Any]) ->
     found = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), dict(restored))
     if expected != found:
         raise ValueError(f"{directory}: the saved variables do not match the model config in model.json")
-    return jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x), dict(restored))
+    return jax.tree_util.tree_map(jax.numpy.asarray, dict(restored))
 
 
 def check_batch_size(loop: LoopConfig, devices: int | None = None) -> None:
@@ -430,7 +440,9 @@ def run_fit(
         eval_step = _eval_step(loss_fn, mesh)
 
         def make_eval_loader():
-            return Loader(val_dataset, loop.batch_size, shuffle=False, drop_remainder=False, num_workers=loop.num_workers)
+            return Loader(
+                val_dataset, loop.batch_size, shuffle=False, drop_remainder=False, num_workers=loop.num_workers
+            )
 
     early = None
     if loop.early_stopping_patience and val_dataset is not None:

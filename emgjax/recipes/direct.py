@@ -37,27 +37,27 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from emgjax.errors import check_finite, check_nonempty
 from emgjax.models.direct import DirectConfig
-from emgjax.recipes.overrides import config_to_dict
 from emgjax.recipes import (
     LoopConfig,
     SessionsConfig,
+    check_batch_size,
     export_variables,
     load_variables,
-    check_batch_size,
     prepare_run_dir,
-    run_length,
     read_json,
     resolve_sessions,
     run_fit,
+    run_length,
     write_json,
 )
+from emgjax.recipes.overrides import config_to_dict
 from emgjax.train.optim import OptimConfig
 
 __all__ = [
@@ -170,7 +170,9 @@ class FinetuneExperiment:
 
     def __post_init__(self):
         if not self.calibration_seconds > 0:
-            raise ValueError(f"FinetuneExperiment.calibration_seconds: expected > 0, found {self.calibration_seconds!r}")
+            raise ValueError(
+                f"FinetuneExperiment.calibration_seconds: expected > 0, found {self.calibration_seconds!r}"
+            )
         if self.stride < 1:
             raise ValueError(f"FinetuneExperiment.stride: expected a positive integer, found {self.stride!r}")
 
@@ -269,7 +271,9 @@ class _Windows:
     step, at ``sequence_sample_index``); ``valid`` () or (T',) bool.
     """
 
-    def __init__(self, windows, model: DirectConfig, target: dict, warmup_steps: int, indices: np.ndarray | None = None):
+    def __init__(
+        self, windows, model: DirectConfig, target: dict, warmup_steps: int, indices: np.ndarray | None = None
+    ):
         from emgjax.models.direct import output_steps, sequence_sample_index
 
         self.windows = windows
@@ -316,7 +320,10 @@ def _make_windows(paths, info: dict, *, stride: int, transforms=(), rate: float 
     data = info["data"]
     norm = info["normalisation"]
     preprocess = _SessionPreprocess(
-        data["notch_hz"], None if data["band_hz"] is None else tuple(data["band_hz"]), tuple(norm["mean"]), tuple(norm["std"])
+        data["notch_hz"],
+        None if data["band_hz"] is None else tuple(data["band_hz"]),
+        tuple(norm["mean"]),
+        tuple(norm["std"]),
     )
     model = DirectConfig.from_dict(info["model"])
     windows = MindRoveWindows(
@@ -462,8 +469,15 @@ def _init_variables(config: DirectConfig, num_samples: int, seed: int) -> dict:
 
 
 @functools.lru_cache(maxsize=8)
-def _training_functions(model_cfg: DirectConfig, num_samples: int, target_scale: float, optim: OptimConfig,
-                        train_last_lstm_layer: bool | None, keep_batch_stats: bool, total_steps: int | None = None):
+def _training_functions(
+    model_cfg: DirectConfig,
+    num_samples: int,
+    target_scale: float,
+    optim: OptimConfig,
+    train_last_lstm_layer: bool | None,
+    keep_batch_stats: bool,
+    total_steps: int | None = None,
+):
     """(loss_fn, optimizer), cached by their settings so the jitted steps built on them are reused.
 
     ``train_last_lstm_layer`` None trains everything; a bool freezes the
@@ -479,7 +493,7 @@ def _training_functions(model_cfg: DirectConfig, num_samples: int, target_scale:
     if keep_batch_stats:
         inner = loss_fn
 
-        def loss_fn(params, batch_stats, batch, rng, train):  # noqa: F811 - frozen running statistics
+        def loss_fn(params, batch_stats, batch, rng, train):
             loss, (metrics, _) = inner(params, batch_stats, batch, rng, train)
             return loss, (metrics, batch_stats)
 
@@ -490,16 +504,25 @@ def _training_functions(model_cfg: DirectConfig, num_samples: int, target_scale:
     return loss_fn, make_optimizer(optim, params, trainable=trainable, total_steps=total_steps)
 
 
-def _setup_training(model_cfg: DirectConfig, num_samples: int, target_scale: float, optim: OptimConfig, variables,
-                    seed: int, train_last_lstm_layer: bool | None = None, keep_batch_stats: bool = False,
-                    total_steps: int | None = None):
+def _setup_training(
+    model_cfg: DirectConfig,
+    num_samples: int,
+    target_scale: float,
+    optim: OptimConfig,
+    variables,
+    seed: int,
+    train_last_lstm_layer: bool | None = None,
+    keep_batch_stats: bool = False,
+    total_steps: int | None = None,
+):
     import jax
 
     from emgjax.train import create_train_state, make_data_mesh, replicate
 
     mesh = make_data_mesh()
-    loss_fn, optimizer = _training_functions(model_cfg, num_samples, float(target_scale), optim, train_last_lstm_layer,
-                                             keep_batch_stats, total_steps)
+    loss_fn, optimizer = _training_functions(
+        model_cfg, num_samples, float(target_scale), optim, train_last_lstm_layer, keep_batch_stats, total_steps
+    )
     state = create_train_state(variables["params"], optimizer, jax.random.key(seed), variables.get("batch_stats", {}))
     return mesh, loss_fn, optimizer, replicate(state, mesh)
 
@@ -520,7 +543,6 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
     split, else the last state.
     """
     import jax
-
 
     out = prepare_run_dir(exp.out_dir, exp)
     splits = resolve_sessions(exp.sessions, "mindrove")
@@ -550,13 +572,35 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
 
     variables = _init_variables(exp.model, exp.data.window_length, exp.loop.seed)
     mesh, loss_fn, optimizer, state = _setup_training(
-        exp.model, exp.data.window_length, info["target"]["scale"], exp.optim, variables, exp.loop.seed + 1,
+        exp.model,
+        exp.data.window_length,
+        info["target"]["scale"],
+        exp.optim,
+        variables,
+        exp.loop.seed + 1,
         total_steps=run_length(exp.loop, train_ds, val_ds),
     )
-    result, seconds = _fit_and_export(out, exp, info, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh,
-                                      train_ds=train_ds, val_ds=val_ds, verbose=verbose)
-    return DirectRun(out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)),
-                     seconds, load_direct(out))
+    result, seconds = _fit_and_export(
+        out,
+        exp,
+        info,
+        state=state,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        mesh=mesh,
+        train_ds=train_ds,
+        val_ds=val_ds,
+        verbose=verbose,
+    )
+    return DirectRun(
+        out,
+        splits,
+        result.history,
+        result.resumed_from_step,
+        int(jax.device_get(result.state.step)),
+        seconds,
+        load_direct(out),
+    )
 
 
 def _fit_and_export(out: Path, exp, info: dict, *, state, loss_fn, optimizer, mesh, train_ds, val_ds, verbose):
@@ -565,11 +609,20 @@ def _fit_and_export(out: Path, exp, info: dict, *, state, loss_fn, optimizer, me
     Returns (FitResult, training seconds).
     """
     import jax
+
     extra = {"normalisation": info["normalisation"], "target": info["target"], "config": config_to_dict(exp)}
     started = time.perf_counter()
     result, best = run_fit(
-        out, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh, train_dataset=train_ds,
-        val_dataset=val_ds, loop=exp.loop, extra=extra, verbose=verbose,
+        out,
+        state=state,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        mesh=mesh,
+        train_dataset=train_ds,
+        val_dataset=val_ds,
+        loop=exp.loop,
+        extra=extra,
+        verbose=verbose,
     )
     seconds = time.perf_counter() - started
     export_variables(out / "model", {"params": best.params, "batch_stats": best.batch_stats})
@@ -598,7 +651,6 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
     """
     import jax
 
-
     if Path(exp.out_dir).resolve() == Path(exp.pretrained_dir).resolve():
         raise ValueError(f"out_dir: expected a directory other than the pretrained model's, found {exp.out_dir}")
     pretrained = load_direct(exp.pretrained_dir)
@@ -614,10 +666,15 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
         info["normalisation"] = _norm_stats(splits["train"], preprocess).to_dict()
     all_windows = _make_windows(splits["train"], info, stride=exp.stride)
     rate = float(info["sample_rate"])
-    limit = int(round(exp.calibration_seconds * rate))
+    limit = round(exp.calibration_seconds * rate)
     stops = np.array([all_windows.window_bounds(i)[2] for i in range(len(all_windows))])
-    calibration = _Windows(all_windows.windows, pretrained.config, info["target"], info["data"]["warmup_steps"],
-                           np.flatnonzero(stops <= limit))
+    calibration = _Windows(
+        all_windows.windows,
+        pretrained.config,
+        info["target"],
+        info["data"]["warmup_steps"],
+        np.flatnonzero(stops <= limit),
+    )
     if len(calibration) < exp.loop.batch_size:
         raise ValueError(
             f"calibration: expected at least one batch ({exp.loop.batch_size} windows) in the first "
@@ -630,22 +687,49 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
     val_ds = _make_windows(splits["val"], info, stride=info["data"]["eval_stride"]) if splits["val"] else None
 
     mesh, loss_fn, optimizer, state = _setup_training(
-        pretrained.config, info["data"]["window_length"], info["target"]["scale"], exp.optim, pretrained.variables,
-        exp.loop.seed + 1, train_last_lstm_layer=exp.train_last_lstm_layer, keep_batch_stats=not exp.adapt_batch_norm,
+        pretrained.config,
+        info["data"]["window_length"],
+        info["target"]["scale"],
+        exp.optim,
+        pretrained.variables,
+        exp.loop.seed + 1,
+        train_last_lstm_layer=exp.train_last_lstm_layer,
+        keep_batch_stats=not exp.adapt_batch_norm,
         total_steps=run_length(exp.loop, calibration, val_ds),
     )
     info = {
         **info,
         "finetuned_from": str(Path(exp.pretrained_dir).resolve()),
-        "finetune": {"calibration_seconds": exp.calibration_seconds, "train_last_lstm_layer": exp.train_last_lstm_layer,
-                     "adapt_batch_norm": exp.adapt_batch_norm, "renormalise": exp.renormalise,
-                     "calibration_sessions": [str(p) for p in splits["train"]]},
+        "finetune": {
+            "calibration_seconds": exp.calibration_seconds,
+            "train_last_lstm_layer": exp.train_last_lstm_layer,
+            "adapt_batch_norm": exp.adapt_batch_norm,
+            "renormalise": exp.renormalise,
+            "calibration_sessions": [str(p) for p in splits["train"]],
+        },
     }
     write_json(out / "model.json", info)
-    result, seconds = _fit_and_export(out, exp, info, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh,
-                                      train_ds=calibration, val_ds=val_ds, verbose=verbose)
-    run = DirectRun(out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)),
-                    seconds, load_direct(out))
+    result, seconds = _fit_and_export(
+        out,
+        exp,
+        info,
+        state=state,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        mesh=mesh,
+        train_ds=calibration,
+        val_ds=val_ds,
+        verbose=verbose,
+    )
+    run = DirectRun(
+        out,
+        splits,
+        result.history,
+        result.resumed_from_step,
+        int(jax.device_get(result.state.step)),
+        seconds,
+        load_direct(out),
+    )
     before = evaluate_direct(exp.pretrained_dir, **held_out)
     after = evaluate_direct(out, **held_out)
     write_json(out / "finetune_evaluation.json", {"before": before.summary(), "after": after.summary()})
@@ -730,7 +814,7 @@ def evaluate_direct(
     bounds = [data.window_bounds(i) for i in range(len(data))]
     keep = np.arange(len(data))
     if after_seconds is not None:
-        keep = np.flatnonzero(np.array([start for _, start, _ in bounds]) >= int(round(after_seconds * rate)))
+        keep = np.flatnonzero(np.array([start for _, start, _ in bounds]) >= round(after_seconds * rate))
         if keep.size == 0:
             raise ValueError(f"evaluate_direct: no window starts after {after_seconds:g} s in {sessions}")
     session_of = {str(p): i for i, p in enumerate(data.windows.sessions)}
@@ -774,14 +858,22 @@ def evaluate_direct(
         for m in (model_metrics, base_metrics):
             m["mae_deg"] = math.degrees(m["mae_rad"])
         per_landmark = None
-    result = DirectEvaluation(sessions, int(pred.shape[0]), model_metrics, base_metrics, per_landmark, pred, true, times, owner)
+    result = DirectEvaluation(
+        sessions, int(pred.shape[0]), model_metrics, base_metrics, per_landmark, pred, true, times, owner
+    )
     if plot_dir is not None and loaded.config.output == "joints":
         result.pngs.append(plot_trajectories(result, Path(plot_dir) / "trajectories.png"))
     return result
 
 
-def plot_trajectories(evaluation: DirectEvaluation, png: str | Path, *, landmarks: Sequence[int] = (4, 8, 20),
-                      session: int = 0, max_seconds: float = 30.0) -> Path:
+def plot_trajectories(
+    evaluation: DirectEvaluation,
+    png: str | Path,
+    *,
+    landmarks: Sequence[int] = (4, 8, 20),
+    session: int = 0,
+    max_seconds: float = 30.0,
+) -> Path:
     """Predicted vs true trajectory of a few landmarks on one held-out session (PNG).
 
     For each landmark, the coordinate that moves most in the truth is drawn

@@ -44,8 +44,8 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -149,11 +149,15 @@ class Emg2PoseTraining:
     learning_rate: float | None = None
     gradient_clip: float | None = None
     fingertip_weight: float = 0.01
-    loop: LoopConfig = LoopConfig(batch_size=64, num_epochs=500, early_stopping_patience=50, checkpoint_every_steps=1000)
+    loop: LoopConfig = LoopConfig(
+        batch_size=64, num_epochs=500, early_stopping_patience=50, checkpoint_every_steps=1000
+    )
 
     def __post_init__(self):
         if self.experiment not in EXPERIMENTS:
-            raise ValueError(f"Emg2PoseTraining.experiment: expected one of {sorted(EXPERIMENTS)}, found {self.experiment!r}")
+            raise ValueError(
+                f"Emg2PoseTraining.experiment: expected one of {sorted(EXPERIMENTS)}, found {self.experiment!r}"
+            )
         for name in ("window_length", "stride", "val_window_length"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -174,16 +178,28 @@ def build_pose_config(experiment: str, size: ModelSize = ModelSize()) -> PoseMod
         conv_blocks=(Conv1dBlockConfig(16, width, 11, 5), Conv1dBlockConfig(width, width, 5, 2)),
         tds_stages=(
             TdsStageConfig(width, 17, 4, size.num_blocks, size.tds_channels, size.feature_width, 9),
-            TdsStageConfig(width, 9, 2, size.num_blocks, size.tds_channels, size.feature_width, 5,
-                           out_channels=size.tds_out_channels),
+            TdsStageConfig(
+                width,
+                9,
+                2,
+                size.num_blocks,
+                size.tds_channels,
+                size.feature_width,
+                5,
+                out_channels=size.tds_out_channels,
+            ),
         ),
     )
     decoder_in = size.tds_out_channels + NUM_JOINTS
     decoder = published.decoder
     if isinstance(decoder, LSTMDecoderConfig):
-        decoder = dataclasses.replace(decoder, in_channels=decoder_in, hidden_size=size.hidden_size, num_layers=size.num_layers)
+        decoder = dataclasses.replace(
+            decoder, in_channels=decoder_in, hidden_size=size.hidden_size, num_layers=size.num_layers
+        )
     elif isinstance(decoder, MLPDecoderConfig):
-        decoder = dataclasses.replace(decoder, in_channels=decoder_in, layer_sizes=(size.mlp_hidden,) * len(decoder.layer_sizes))
+        decoder = dataclasses.replace(
+            decoder, in_channels=decoder_in, layer_sizes=(size.mlp_hidden,) * len(decoder.layer_sizes)
+        )
     return dataclasses.replace(published, network=network, decoder=decoder)
 
 
@@ -205,7 +221,7 @@ def mask_missing_initial_state(no_ik_failure, left_context: int, provide_initial
         raise ValueError(f"provide_initial_pos: expected a bool, found {type(provide_initial_pos).__name__}")
     if not provide_initial_pos:
         return no_ik_failure
-    return no_ik_failure & no_ik_failure[:, left_context:left_context + 1]
+    return no_ik_failure & no_ik_failure[:, left_context : left_context + 1]
 
 
 def _warn_all_masked() -> None:
@@ -264,7 +280,12 @@ def make_emg2pose_loss_fn(
         else:
             (pred, target, mask), new_stats = pose_forward(*args, train=False), batch_stats
         loss, metrics = emg2pose_loss(
-            pred, target, mask, fk_fn=fk_fn, fingertip_weight=fingertip_weight, fingertips=FINGERTIP_INDICES,
+            pred,
+            target,
+            mask,
+            fk_fn=fk_fn,
+            fingertip_weight=fingertip_weight,
+            fingertips=FINGERTIP_INDICES,
             axis_name=axis_name,
         )
         return loss, (metrics, new_stats if new_stats else batch_stats)
@@ -292,7 +313,11 @@ def _windows(paths, info: dict, *, window_length: int, stride: int, jitter: bool
     if info.get("normalisation") is not None:
         transforms = (_ZScore(tuple(info["normalisation"]["mean"]), tuple(info["normalisation"]["std"])),)
     return Emg2PoseWindows(
-        [str(p) for p in paths], window_length, stride=stride, jitter=jitter, skip_ik_failures=skip_ik_failures,
+        [str(p) for p in paths],
+        window_length,
+        stride=stride,
+        jitter=jitter,
+        skip_ik_failures=skip_ik_failures,
         transforms=transforms,
     )
 
@@ -382,12 +407,24 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
             "trained_on": [str(p) for p in splits["train"]],
         }
         write_json(model_json, info)
-    train_ds = _windows(splits["train"], info, window_length=window, stride=exp.stride or window, jitter=exp.jitter,
-                        skip_ik_failures=exp.skip_ik_failures)
+    train_ds = _windows(
+        splits["train"],
+        info,
+        window_length=window,
+        stride=exp.stride or window,
+        jitter=exp.jitter,
+        skip_ik_failures=exp.skip_ik_failures,
+    )
     val_ds = None
     if splits["val"]:
-        val_ds = _windows(splits["val"], info, window_length=val_window, stride=val_window, jitter=False,
-                          skip_ik_failures=exp.skip_ik_failures)
+        val_ds = _windows(
+            splits["val"],
+            info,
+            window_length=val_window,
+            stride=val_window,
+            jitter=False,
+            skip_ik_failures=exp.skip_ik_failures,
+        )
 
     optim = OptimConfig(
         learning_rate=exp.learning_rate if exp.learning_rate is not None else published.learning_rate,
@@ -397,15 +434,25 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
     variables = init_variables(config, jax.random.key(exp.loop.seed))
     mesh = make_data_mesh()
     state = replicate(
-        create_train_state(variables["params"], optimizer, jax.random.key(exp.loop.seed + 1), variables.get("batch_stats")),
+        create_train_state(
+            variables["params"], optimizer, jax.random.key(exp.loop.seed + 1), variables.get("batch_stats")
+        ),
         mesh,
     )
     loss_fn = make_emg2pose_loss_fn(config, published.provide_initial_pos, fingertip_weight=exp.fingertip_weight)
     extra = {"normalisation": info["normalisation"], "config": config_to_dict(exp)}
     started = time.perf_counter()
     result, best = run_fit(
-        out, state=state, loss_fn=loss_fn, optimizer=optimizer, mesh=mesh, train_dataset=train_ds, val_dataset=val_ds,
-        loop=exp.loop, extra=extra, verbose=verbose,
+        out,
+        state=state,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        mesh=mesh,
+        train_dataset=train_ds,
+        val_dataset=val_ds,
+        loop=exp.loop,
+        extra=extra,
+        verbose=verbose,
     )
     seconds = time.perf_counter() - started
     exported = {"params": best.params}
@@ -413,7 +460,9 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
         exported["batch_stats"] = best.batch_stats
     export_variables(out / "model", exported)
     write_json(model_json, {**info, "exported_step": int(jax.device_get(best.step))})
-    return Emg2PoseRun(out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)), seconds)
+    return Emg2PoseRun(
+        out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)), seconds
+    )
 
 
 def load_emg2pose(run_dir: str | Path) -> tuple[PoseModelConfig, dict, dict]:
@@ -435,7 +484,11 @@ def load_emg2pose(run_dir: str | Path) -> tuple[PoseModelConfig, dict, dict]:
 
 
 def evaluate_emg2pose(
-    run_dir: str | Path, sessions: Sequence[str | Path], *, window_length: int | None = None, batch_size: int = 8,
+    run_dir: str | Path,
+    sessions: Sequence[str | Path],
+    *,
+    window_length: int | None = None,
+    batch_size: int = 8,
     skip_ik_failures: bool = True,
 ) -> dict[str, dict[str, float]]:
     """emg2pose's metrics on held-out ``sessions``, model vs predict-the-mean-angles baseline.
@@ -458,8 +511,9 @@ def evaluate_emg2pose(
     if not sessions:
         raise ValueError("evaluate_emg2pose: expected at least one held-out session, found none")
     window = window_length or int(info["val_window_length"])
-    data = _windows(sessions, info, window_length=window, stride=window, jitter=False,
-                    skip_ik_failures=skip_ik_failures)
+    data = _windows(
+        sessions, info, window_length=window, stride=window, jitter=False, skip_ik_failures=skip_ik_failures
+    )
     provide_initial_pos = bool(info["provide_initial_pos"])
     forward = jax.jit(functools.partial(pose_forward, config), static_argnums=(4,))
     hand = _hand()
@@ -473,8 +527,7 @@ def evaluate_emg2pose(
         if not no_ik_failure.any():
             _warn_all_masked()
             continue
-        pred, target, mask = forward(variables, batch["emg"], batch["joint_angles"], no_ik_failure,
-                                     provide_initial_pos)
+        pred, target, mask = forward(variables, batch["emg"], batch["joint_angles"], no_ik_failure, provide_initial_pos)
         weight = float(np.asarray(mask).sum())
         if weight == 0:
             continue

@@ -34,7 +34,8 @@ import json
 import math
 import types
 import typing
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "ConfigError",
@@ -63,7 +64,7 @@ def _is_config(obj: Any) -> bool:
     return dataclasses.is_dataclass(obj)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     """Resolved annotations of a dataclass's fields (``from __future__`` strings evaluated)."""
     hints = typing.get_type_hints(cls)
@@ -325,7 +326,9 @@ def apply_overrides(config: Any, assignments: Iterable[str]) -> Any:
 def config_diff(a: Any, b: Any) -> dict[str, tuple[Any, Any]]:
     """{dotted name: (value in a, value in b)} for every leaf that differs."""
     flat_a, flat_b = _flatten(config_to_dict(a)), _flatten(config_to_dict(b))
-    return {k: (flat_a.get(k), flat_b.get(k)) for k in sorted(set(flat_a) | set(flat_b)) if flat_a.get(k) != flat_b.get(k)}
+    return {
+        k: (flat_a.get(k), flat_b.get(k)) for k in sorted(set(flat_a) | set(flat_b)) if flat_a.get(k) != flat_b.get(k)
+    }
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -353,14 +356,22 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: Any) -> argpa
     Option values stay strings here; ``config_from_args`` parses them.
     """
     group = parser.add_argument_group(
-        "config", "every field of the experiment config (also settable as --set KEY=VALUE; run with --show-config to print it)"
+        "config",
+        "every field of the experiment config (also settable as --set KEY=VALUE; run with --show-config to print it)",
     )
     group.add_argument(
-        "--set", dest=_DEST_PREFIX + "set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest=_DEST_PREFIX + "set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="set a config field by its dotted name, e.g. --set optim.learning_rate=3e-3 (repeatable)",
     )
     group.add_argument(
-        "--show-config", dest=_DEST_PREFIX + "show", action="store_true", help="print the resolved config as JSON and exit",
+        "--show-config",
+        dest=_DEST_PREFIX + "show",
+        action="store_true",
+        help="print the resolved config as JSON and exit",
     )
     leaves = leaf_fields(default)
     short_counts: dict[str, int] = {}
@@ -382,10 +393,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: Any) -> argpa
         shown = json.dumps(config_to_dict(current))
         if tp is bool:
             # A bare boolean option means true (``--overwrite``); ``--overwrite false`` still works.
-            group.add_argument(*names, dest=_dest(path), default=None, metavar="V", nargs="?", const="true",
-                               help=f"bool, alone means true (default {shown})")
+            group.add_argument(
+                *names,
+                dest=_dest(path),
+                default=None,
+                metavar="V",
+                nargs="?",
+                const="true",
+                help=f"bool, alone means true (default {shown})",
+            )
         else:
-            group.add_argument(*names, dest=_dest(path), default=None, metavar="V", help=f"{_type_name(tp)} (default {shown})")
+            group.add_argument(
+                *names, dest=_dest(path), default=None, metavar="V", help=f"{_type_name(tp)} (default {shown})"
+            )
     return parser
 
 
@@ -400,7 +420,11 @@ def config_from_args(default: Any, namespace: argparse.Namespace) -> Any:
 
 
 def parse_config(
-    default: Any, argv: Sequence[str] | None = None, *, prog: str | None = None, description: str | None = None,
+    default: Any,
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str | None = None,
+    description: str | None = None,
     parser: argparse.ArgumentParser | None = None,
 ) -> tuple[Any, argparse.Namespace]:
     """Parse ``argv`` into ``(config, namespace)``; exits with status 2 on a bad option (argparse style).
@@ -409,7 +433,10 @@ def parse_config(
     """
     if parser is None:
         parser = argparse.ArgumentParser(
-            prog=prog, description=description, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+            prog=prog,
+            description=description,
+            allow_abbrev=False,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
             usage="%(prog)s [-h] [--show-config] [--set KEY=VALUE ...] [--<field> VALUE ...]",
         )
     add_config_arguments(parser, default)

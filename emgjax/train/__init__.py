@@ -7,7 +7,15 @@ resolved lazily on first use, so ``import emgjax.train.losses`` stays cheap.
 
 from typing import Any
 
-from emgjax.train.losses import angle_l1, emg2pose_loss, fingertip_distance, joint_distance, joint_l1, joint_mse, masked_mean
+from emgjax.train.losses import (
+    angle_l1,
+    emg2pose_loss,
+    fingertip_distance,
+    joint_distance,
+    joint_l1,
+    joint_mse,
+    masked_mean,
+)
 from emgjax.train.mesh import (
     DATA_AXIS,
     initialize_distributed,

@@ -23,12 +23,14 @@ import json
 import logging
 import math
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
 __all__ = ["Checkpointer", "EarlyStopping", "abstract_like"]
+
 
 class _DropUnrankedWarning(logging.Filter):
     """Orbax warns on every save without metrics when a best metric is tracked;
@@ -56,7 +58,9 @@ def _check_json(extra: Mapping[str, Any]) -> dict:
         # Round trip so what we restore is exactly what JSON can represent.
         return json.loads(json.dumps(dict(extra), allow_nan=False))
     except (TypeError, ValueError) as err:
-        raise ValueError(f"checkpoint extra: expected JSON-able values (no arrays, NaN or objects), found: {err}") from None
+        raise ValueError(
+            f"checkpoint extra: expected JSON-able values (no arrays, NaN or objects), found: {err}"
+        ) from None
 
 
 class Checkpointer:
@@ -227,7 +231,7 @@ class Checkpointer:
         finally:
             manager.close()
 
-    def __enter__(self) -> "Checkpointer":
+    def __enter__(self) -> Checkpointer:
         return self
 
     def __exit__(self, *exc) -> None:

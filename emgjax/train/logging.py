@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 __all__ = ["MetricsLog", "read_metrics", "plot_curves", "curves_figure"]
 
@@ -64,7 +65,9 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {number}: expected a JSON object, found invalid JSON ({err.msg})") from None
+                raise ValueError(
+                    f"{path}: line {number}: expected a JSON object, found invalid JSON ({err.msg})"
+                ) from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}: line {number}: expected a JSON object, found {type(record).__name__}")
             records.append(record)
@@ -116,8 +119,13 @@ def curves_figure(records: Iterable[Mapping[str, Any]] | str | os.PathLike):
         for label in sorted(series[name], key=lambda lab: (order.index(lab) if lab in order else len(order), lab)):
             points = sorted(series[name][label])
             few = len(points) < 50
-            axis.plot([p[0] for p in points], [p[1] for p in points], marker="." if few else None, label=label,
-                      linestyle=":" if label.endswith("steps)") else "-")
+            axis.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker="." if few else None,
+                label=label,
+                linestyle=":" if label.endswith("steps)") else "-",
+            )
         axis.set_title(name)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)

@@ -27,7 +27,8 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -160,7 +161,11 @@ def fit(
     """
     if num_epochs < 1:
         raise ValueError(f"fit num_epochs: expected >= 1, found {num_epochs}")
-    for name, value in (("eval_every_steps", eval_every_steps), ("checkpoint_every_steps", checkpoint_every_steps), ("max_steps", max_steps)):
+    for name, value in (
+        ("eval_every_steps", eval_every_steps),
+        ("checkpoint_every_steps", checkpoint_every_steps),
+        ("max_steps", max_steps),
+    ):
         if value is not None and value < 1:
             raise ValueError(f"fit {name}: expected None or >= 1, found {value}")
     if (eval_step is None) != (make_eval_loader is None):
@@ -205,7 +210,9 @@ def fit(
                 return False
             return not (record.get("kind") == "epoch" and record.get("epoch", 0) > restored_epoch)
 
-        log = MetricsLog(os.path.join(os.fspath(log_dir), "metrics.jsonl"), keep=keep if resumed_from is not None else None)
+        log = MetricsLog(
+            os.path.join(os.fspath(log_dir), "metrics.jsonl"), keep=keep if resumed_from is not None else None
+        )
 
     step = int(_to_float(state.step))
     last_saved = resumed_from
@@ -288,7 +295,11 @@ def fit(
         position = None
         running = _RunningMeans()
         if checkpointer is not None:
-            ranked = {k: v for k, v in record.items() if k.startswith(("train_", "val_")) and v is not None and math.isfinite(v)}
+            ranked = {
+                k: v
+                for k, v in record.items()
+                if k.startswith(("train_", "val_")) and v is not None and math.isfinite(v)
+            }
             if checkpointer.best_metric is not None and checkpointer.best_metric not in ranked:
                 ranked = None  # cannot rank this one (e.g. no evaluation): keep it as a "latest" only
             save(None, epoch, ranked)
@@ -297,4 +308,6 @@ def fit(
             break
     if checkpointer is not None:
         checkpointer.wait_until_finished()
-    return FitResult(state=state, history=history, stopped_early=stopped_early, resumed_from_step=resumed_from, extra=user_extra)
+    return FitResult(
+        state=state, history=history, stopped_early=stopped_early, resumed_from_step=resumed_from, extra=user_extra
+    )

@@ -14,7 +14,7 @@ joints are ``(..., J, 3)`` with a mask of the leading shape ``(...)``.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -62,10 +62,14 @@ def masked_mean(values: jax.Array, mask: jax.Array | None = None, *, axis_name: 
 
 def _check_same_shape(name: str, pred: jax.Array, target: jax.Array) -> None:
     if pred.shape != target.shape:
-        raise ValueError(f"{name}: expected pred and target of the same shape, found {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"{name}: expected pred and target of the same shape, found {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
 
 
-def angle_l1(pred: jax.Array, target: jax.Array, mask: jax.Array | None = None, *, axis_name: str | None = None) -> jax.Array:
+def angle_l1(
+    pred: jax.Array, target: jax.Array, mask: jax.Array | None = None, *, axis_name: str | None = None
+) -> jax.Array:
     """Masked mean absolute angle error (radians).
 
     pred, target: (B, A, T) channel-first; mask: (B, T) (True = valid sample),

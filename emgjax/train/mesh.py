@@ -9,7 +9,8 @@ the global batch, e.g. from a loader that shards by process) and
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -119,7 +120,7 @@ def pad_batch(
     padded = {}
     for key, value in batch.items():
         value = np.asarray(value)
-        filler = np.zeros((extra,) + value.shape[1:], value.dtype)
+        filler = np.zeros((extra, *value.shape[1:]), value.dtype)
         padded[key] = np.concatenate([value, filler], axis=0)
     return padded, n
 
@@ -132,7 +133,9 @@ def initialize_distributed(coordinator_address: str, num_processes: int, process
     RuntimeError naming the coordinator if the connection fails.
     """
     if not isinstance(coordinator_address, str) or ":" not in coordinator_address:
-        raise ValueError(f"initialize_distributed: expected coordinator_address 'host:port', found {coordinator_address!r}")
+        raise ValueError(
+            f"initialize_distributed: expected coordinator_address 'host:port', found {coordinator_address!r}"
+        )
     if num_processes < 1:
         raise ValueError(f"initialize_distributed: expected num_processes >= 1, found {num_processes}")
     if not 0 <= process_id < num_processes:
@@ -141,7 +144,7 @@ def initialize_distributed(coordinator_address: str, num_processes: int, process
         jax.distributed.initialize(
             coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id, **kwargs
         )
-    except Exception as err:  # noqa: BLE001 - re-raised with the context a user needs
+    except Exception as err:
         raise RuntimeError(
             f"initialize_distributed: process {process_id}/{num_processes} could not join the coordinator at "
             f"{coordinator_address}: {err}"

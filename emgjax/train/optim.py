@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -72,17 +73,21 @@ class OptimConfig:
                 f"(or 0 for the run's length), found decay_steps={self.decay_steps}, warmup_steps={self.warmup_steps}"
             )
         if self.schedule == "step" and self.decay_steps <= 0:
-            raise ValueError(f"OptimConfig.decay_steps: the step schedule needs decay_steps > 0, found {self.decay_steps}")
+            raise ValueError(
+                f"OptimConfig.decay_steps: the step schedule needs decay_steps > 0, found {self.decay_steps}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "OptimConfig":
+    def from_dict(cls, d: dict[str, Any]) -> OptimConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"OptimConfig.from_dict: expected keys among {sorted(known)}, found unknown {sorted(unknown)}")
+            raise ValueError(
+                f"OptimConfig.from_dict: expected keys among {sorted(known)}, found unknown {sorted(unknown)}"
+            )
         return cls(**d)
 
 
@@ -103,7 +108,11 @@ def make_schedule(config: OptimConfig, total_steps: int | None = None) -> optax.
                     "OptimConfig.decay_steps: warmup_cosine with decay_steps=0 decays over the run's total steps; "
                     "expected make_optimizer(..., total_steps=N) or decay_steps > 0, found neither"
                 )
-            if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps <= config.warmup_steps:
+            if (
+                isinstance(total_steps, bool)
+                or not isinstance(total_steps, (int, np.integer))
+                or total_steps <= config.warmup_steps
+            ):
                 raise ValueError(
                     f"total_steps: expected an integer > warmup_steps={config.warmup_steps} for the warmup_cosine "
                     f"schedule, found {total_steps!r}"
@@ -116,7 +125,9 @@ def make_schedule(config: OptimConfig, total_steps: int | None = None) -> optax.
             decay_steps=decay_steps,
             end_value=config.end_learning_rate,
         )
-    decay = optax.exponential_decay(lr, transition_steps=config.decay_steps, decay_rate=config.decay_rate, staircase=True)
+    decay = optax.exponential_decay(
+        lr, transition_steps=config.decay_steps, decay_rate=config.decay_rate, staircase=True
+    )
     if config.warmup_steps == 0:
         return decay
     warmup = optax.linear_schedule(0.0, lr, config.warmup_steps)
@@ -150,7 +161,9 @@ def trainable_mask(params, trainable) -> Any:
         return jax.tree_util.tree_map_with_path(lambda p, leaf: bool(trainable(path_names(p), leaf)), params)
     try:
         # Broadcast a prefix tree of bools over params' leaves.
-        return jax.tree_util.tree_map(lambda flag, sub: jax.tree_util.tree_map(lambda _: bool(flag), sub), trainable, params)
+        return jax.tree_util.tree_map(
+            lambda flag, sub: jax.tree_util.tree_map(lambda _: bool(flag), sub), trainable, params
+        )
     except (ValueError, TypeError) as err:
         raise ValueError(
             "trainable: expected None, a predicate fn(path, leaf) -> bool or a pytree of bools matching the "
@@ -158,7 +171,9 @@ def trainable_mask(params, trainable) -> Any:
         ) from None
 
 
-def make_optimizer(config: OptimConfig, params=None, trainable=None, *, total_steps: int | None = None) -> optax.GradientTransformation:
+def make_optimizer(
+    config: OptimConfig, params=None, trainable=None, *, total_steps: int | None = None
+) -> optax.GradientTransformation:
     """Build the optax transformation for ``params``.
 
     ``total_steps``: the run's number of updates (see `make_schedule`;

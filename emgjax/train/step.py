@@ -36,7 +36,8 @@ same per-device function therefore also runs under
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import optax
@@ -90,9 +91,7 @@ def make_per_device_train_step(loss_fn: LossFn, optimizer: optax.GradientTransfo
         new_batch_stats = jax.lax.pmean(new_batch_stats, axis_name)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(
-            step=state.step + 1, params=params, batch_stats=new_batch_stats, opt_state=opt_state
-        )
+        new_state = state.replace(step=state.step + 1, params=params, batch_stats=new_batch_stats, opt_state=opt_state)
         return new_state, metrics
 
     return per_device_step

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def main():
@@ -31,7 +31,6 @@ def main():
     initialize_distributed(f"127.0.0.1:{args.port}", args.num_processes, args.process_id)
 
     import jax
-
     import train_tiny
 
     assert jax.process_count() == args.num_processes, jax.process_count()
@@ -45,9 +44,14 @@ def main():
     for _ in range(args.steps):
         state, metrics = train_step(state, sharded)
         losses.append(float(np.asarray(metrics["loss"].addressable_data(0))))
-    local = jax.tree_util.tree_map(lambda x: np.asarray(x.addressable_data(0)), {"params": state.params, "batch_stats": state.batch_stats})
+    local = jax.tree_util.tree_map(
+        lambda x: np.asarray(x.addressable_data(0)), {"params": state.params, "batch_stats": state.batch_stats}
+    )
     np.savez(args.out, losses=np.array(losses), **train_tiny.flat_params(local))
-    print(f"process {args.process_id}: devices {jax.device_count()} local {jax.local_device_count()} losses {losses}", flush=True)
+    print(
+        f"process {args.process_id}: devices {jax.device_count()} local {jax.local_device_count()} losses {losses}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

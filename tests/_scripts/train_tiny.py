@@ -91,7 +91,9 @@ def initial_variables(seed: int = 0):
         model = DirectModel(tiny_config())
         path = os.environ.get(INIT_ENV)
         if path and seed == 0:
-            skeleton = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 8, WINDOW)), train=False))
+            skeleton = jax.eval_shape(
+                lambda: model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 8, WINDOW)), train=False)
+            )
             with np.load(path) as saved:
                 leaves = [saved[f"arr_{i}"] for i in range(len(saved.files))]
             _VARIABLES[seed] = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(skeleton), leaves)
@@ -116,11 +118,17 @@ def build(devices, *, dropout: float = 0.0, learning_rate: float = 1e-2, seed: i
 
     Memoised per process: tests that share a setup also share its compiled steps.
     """
-    import jax
 
     from emgjax.models.direct import DirectModel, make_direct_loss_fn
-    from emgjax.train import OptimConfig, create_train_state, make_data_mesh, make_eval_step, make_optimizer
-    from emgjax.train import make_train_step, replicate
+    from emgjax.train import (
+        OptimConfig,
+        create_train_state,
+        make_data_mesh,
+        make_eval_step,
+        make_optimizer,
+        make_train_step,
+        replicate,
+    )
 
     key = (tuple(d.id for d in devices), dropout, learning_rate, seed)
     if key not in _BUILDS:
@@ -131,7 +139,13 @@ def build(devices, *, dropout: float = 0.0, learning_rate: float = 1e-2, seed: i
         state = replicate(create_train_state(variables["params"], optimizer, seed + 1, variables["batch_stats"]), mesh)
         loss_fn = make_direct_loss_fn(model, scale=10.0)
         _BUILDS[key] = (
-            model, mesh, optimizer, state, loss_fn, make_train_step(loss_fn, optimizer, mesh), make_eval_step(loss_fn, mesh)
+            model,
+            mesh,
+            optimizer,
+            state,
+            loss_fn,
+            make_train_step(loss_fn, optimizer, mesh),
+            make_eval_step(loss_fn, mesh),
         )
     return _BUILDS[key]
 
