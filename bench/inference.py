@@ -122,7 +122,7 @@ def main(argv=None) -> int:
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
 
-        def run_jax():
+        def run_jax(compiled=compiled, emg_j=emg_j, angles_j=angles_j, mask_j=mask_j):
             jax.block_until_ready(compiled(variables, emg_j, angles_j, mask_j))
 
         run_jax()  # warm-up
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
             "no_ik_failure": torch.from_numpy(mask),
         }
 
-        def run_torch():
+        def run_torch(torch_batch=torch_batch):
             with torch.no_grad():
                 return model(torch_batch, True)
 
@@ -151,7 +151,8 @@ def main(argv=None) -> int:
         for name, median, best in (("jax", jax_s, jax_best), ("torch", torch_s, torch_best)):
             print(
                 f"  {name:5s} median {median * 1e3:9.1f} ms/call  {batch / median:7.2f} windows/s  "
-                f"{flops / median / 1e9:6.1f} GFLOP/s   (best {batch / best:7.2f} windows/s, {flops / best / 1e9:6.1f} GFLOP/s)"
+                f"{flops / median / 1e9:6.1f} GFLOP/s   "
+                f"(best {batch / best:7.2f} windows/s, {flops / best / 1e9:6.1f} GFLOP/s)"
             )
         print(
             f"  speed-up jax/torch: median {torch_s / jax_s:.2f}x, best {torch_best / jax_best:.2f}x   "

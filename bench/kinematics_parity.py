@@ -38,18 +38,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import jax
-import jax.numpy as jnp
-
 jax.config.update("jax_default_matmul_precision", "highest")  # no reduced-precision matmuls on accelerators
 
-from emgjax.kinematics import forward_kinematics, load_hand_model
-from emgjax.metrics import EMG2POSE_METRIC_KEYS, emg2pose_metrics
+# emgjax is imported from this checkout: these must follow the sys.path insert (and the precision setting).
+from emgjax.kinematics import forward_kinematics, load_hand_model  # noqa: E402
+from emgjax.metrics import EMG2POSE_METRIC_KEYS, emg2pose_metrics  # noqa: E402
 
 LANDMARK_GOAL_MM = 1e-3
 METRIC_GOAL_REL = 1e-3  # 0.1 %

@@ -193,7 +193,10 @@ def main(argv=None) -> int:
             row["torch"] = bench_torch(model, batch, args.steps, args.warmup)
             row["ratio_jax_over_torch"] = row["jax"]["windows_per_s"] / row["torch"]["windows_per_s"]
         results.append(row)
-        jax_part = f"JAX {row['jax']['windows_per_s']:9.1f} win/s ({row['jax']['step_ms']:8.1f} ms/step, compile {row['jax']['compile_s']:.1f} s)"
+        jax_part = (
+            f"JAX {row['jax']['windows_per_s']:9.1f} win/s "
+            f"({row['jax']['step_ms']:8.1f} ms/step, compile {row['jax']['compile_s']:.1f} s)"
+        )
         torch_part = ""
         if "torch" in row:
             torch_part = (

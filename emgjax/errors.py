@@ -70,7 +70,8 @@ def check_finite(name: str, value: Any) -> None:
     if not finite.all():
         bad = np.argwhere(~finite)
         raise ValueError(
-            f"{name}: expected only finite values, found {len(bad)} NaN/Inf value(s), first at index {tuple(int(i) for i in bad[0])}"
+            f"{name}: expected only finite values, found {len(bad)} NaN/Inf value(s), "
+            f"first at index {tuple(int(i) for i in bad[0])}"
         )
 
 

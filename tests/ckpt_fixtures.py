@@ -32,7 +32,7 @@ import pathlib
 import pickle
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -55,7 +55,7 @@ STORAGE_CLASSES = {
 class Global:
     """A pickled global ``module.name`` (written as GLOBAL, never imported); interned so the pickle memoises it."""
 
-    _interned: dict[tuple[str, str], Global] = {}
+    _interned: ClassVar[dict[tuple[str, str], Global]] = {}
 
     def __new__(cls, module: str, name: str) -> Global:
         key = (module, name)
@@ -90,7 +90,10 @@ class Storage:
 
 @dataclass(eq=False)
 class Tensor:
-    """A tensor view of a storage: written as ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)``."""
+    """A tensor view of a storage.
+
+    Written as ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)``.
+    """
 
     storage: Storage
     offset: int
@@ -109,7 +112,10 @@ class Parameter:
 
 @dataclass(eq=False)
 class Reduce:
-    """Any ``func(*args)`` call in the pickle (REDUCE), e.g. a hostile ``Reduce(Global("posix", "system"), ("ls",))``."""
+    """Any ``func(*args)`` call in the pickle (REDUCE).
+
+    E.g. a hostile ``Reduce(Global("posix", "system"), ("ls",))``.
+    """
 
     func: Global
     args: tuple
@@ -162,7 +168,7 @@ class Storages:
 class TorchLikePickler(pickle._Pickler):
     """Pure-Python protocol-2 pickler writing the stand-ins above as torch.save writes the real objects."""
 
-    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch: ClassVar[dict[type, Any]] = dict(pickle._Pickler.dispatch)
 
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, Storage):

@@ -125,9 +125,9 @@ def test_config_errors_before_compile(monkeypatch):
         ValueError, match=r"emg: expected only finite values, found 1 NaN/Inf value\(s\), first at index \(0, 0, 3\)"
     ):
         pipeline.check_emg(bad)
-    with pytest.raises(ValueError, match="emg: expected a floating-point array.*found dtype int32"):
+    with pytest.raises(ValueError, match=r"emg: expected a floating-point array.*found dtype int32"):
         pipeline.check_emg(np.zeros((2, 8, 40), np.int32))
-    with pytest.raises(ValueError, match="emg: expected a NumPy or JAX array, found builtins.list"):
+    with pytest.raises(ValueError, match=r"emg: expected a NumPy or JAX array, found builtins\.list"):
         pipeline.check_emg([[[0.0] * 40] * 8])
     with pytest.raises(ValueError, match="unknown objective 'psnr'"):
         obj.objective_weights("psnr")
@@ -152,7 +152,9 @@ def _run_phase(phase, emg2pose_vars, *, unfreeze_last=False, steps=3, variant="l
 
 
 def _same(a, b) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    return all(
+        np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    )
 
 
 def test_phase1_freezes_emg2pose_bitwise(emg2pose_vars):
@@ -201,7 +203,7 @@ def test_vmapped_seeds_equal_per_seed_training(emg2pose_vars):
         for batch in batches:
             state, _ = single(state, batch, weights[i])
         vmapped = jax.tree_util.tree_leaves(unstack_tree(stacked.params, i))
-        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(state.params), vmapped):
+        for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(state.params), vmapped, strict=True):
             if "conv_in" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path):
                 # conv_in's bias feeds BatchNorm: its true gradient is 0, so Adam's steps on it are pure
                 # rounding noise (batched vs single) -- bounded by the learning rate, not comparable.

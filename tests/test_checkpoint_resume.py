@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import queue
 import subprocess
 import sys
@@ -12,11 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "_scripts")
-sys.path.insert(0, SCRIPTS)
-import train_tiny  # noqa: E402
-
-from emgjax.train import (  # noqa: E402
+from emgjax.train import (
     Checkpointer,
     EarlyStopping,
     OptimConfig,
@@ -25,7 +22,12 @@ from emgjax.train import (  # noqa: E402
     make_optimizer,
     read_metrics,
 )
-from emgjax.train.logging import MetricsLog, plot_curves  # noqa: E402
+from emgjax.train.logging import MetricsLog, plot_curves
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_scripts"))
+import train_tiny
+
+SCRIPTS = os.path.dirname(os.path.abspath(train_tiny.__file__))  # tests/_scripts
 
 
 def _small_state(trainable=None):
@@ -52,7 +54,7 @@ def test_checkpoint_round_trip_with_frozen_optimizer_state_and_extras(tmp_path):
         restored, restored_extra = checkpointer.restore_latest(template)
     assert restored_extra == extra
     assert int(restored.step) == 5
-    for a, b in zip(jax.tree_util.tree_leaves(restored), jax.tree_util.tree_leaves(state)):
+    for a, b in zip(jax.tree_util.tree_leaves(restored), jax.tree_util.tree_leaves(state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert jax.tree_util.tree_structure(restored.opt_state) == jax.tree_util.tree_structure(state.opt_state)
 
@@ -156,7 +158,7 @@ def test_metrics_log_and_plot(tmp_path):
     resumed = MetricsLog(path, keep=lambda r: r["step"] <= 20)
     assert [r["step"] for r in resumed.records] == [10, 20] and len(read_metrics(path)) == 2
     png = plot_curves(path, tmp_path / "curves.png")
-    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert pathlib.Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     path.write_text('{"step": 1}\nnot json\n')
     with pytest.raises(ValueError, match=r"metrics.jsonl: line 2: expected a JSON object"):
         read_metrics(path)
@@ -185,7 +187,7 @@ def test_curves_plot_periodic_and_epoch_validation_as_separate_lines(tmp_path):
     }
     assert [t.get_text() for t in axis.get_legend().get_texts()] == list(lines)
     png = plot_curves(records, tmp_path / "curves.png")
-    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert pathlib.Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_failing_early_prints_one_error_not_orbax_thread_tracebacks(tmp_path):
@@ -209,6 +211,7 @@ def test_failing_early_prints_one_error_not_orbax_thread_tracebacks(tmp_path):
             text=True,
             env=env,
             timeout=120,
+            check=False,
         )
         assert proc.returncode == 2
         assert proc.stderr == "prog: error: no batches: the data is too short\n", proc.stderr

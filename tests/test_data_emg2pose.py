@@ -167,7 +167,7 @@ def test_writer_rejects_bad_input(tmp_path, change, message):
 
 
 def test_reader_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.hdf5"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.hdf5"):
         Emg2PoseSession(tmp_path / "nope.hdf5")
 
 
@@ -225,7 +225,7 @@ def test_reader_wrong_field_shapes(tmp_path):
 
 def test_reader_sample_rate(tmp_path):
     path = write_raw(tmp_path / "r.hdf5", good_records(), attrs={"sample_rate": 1000.0})
-    with pytest.raises(SessionFormatError, match="expected sample_rate 2000.0 Hz, found 1000.0 Hz"):
+    with pytest.raises(SessionFormatError, match=r"expected sample_rate 2000\.0 Hz, found 1000\.0 Hz"):
         Emg2PoseSession(path)
     # Accepting any attr still catches a clock that contradicts it.
     with pytest.raises(SessionFormatError, match="timestamps imply 2000 Hz but sample_rate is 1000 Hz"):
@@ -263,13 +263,15 @@ def test_reader_checks_clock_lazily_beyond_the_head(tmp_path):
         with pytest.raises(SessionFormatError, match=r"late\.hdf5: time: expected strictly increasing.*t\[6000\]"):
             session.read(5990, 6010)
         with pytest.raises(SessionFormatError, match=r"t\[6000\]"):
-            session.time
+            _ = session.time
     # Block edges are covered by the full scan (block size 65,536).
     records = good_records(70_000)
     records["time"][65_536] = records["time"][65_535]
-    with Emg2PoseSession(write_raw(tmp_path / "edge.hdf5", records)) as session:
-        with pytest.raises(SessionFormatError, match=r"t\[65536\]"):
-            session.time
+    with (
+        Emg2PoseSession(write_raw(tmp_path / "edge.hdf5", records)) as session,
+        pytest.raises(SessionFormatError, match=r"t\[65536\]"),
+    ):
+        _ = session.time
     with Emg2PoseSession(write_raw(tmp_path / "fine.hdf5", good_records(70_000))) as session:
         np.testing.assert_array_equal(session.time, good_records(70_000)["time"])
 
@@ -390,7 +392,10 @@ def test_windows_short_sessions_warn(tmp_path):
     broken = write_session(tmp_path / "broken.hdf5", 100, ik_failures=[(10, 90)])
     with pytest.warns(UserWarning, match=r"broken\.hdf5: no run of 20 samples without IK failure"):
         Emg2PoseWindows([long, broken], window_length=20, skip_ik_failures=True)
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no windows: every session was skipped"):
+    with (
+        pytest.warns(UserWarning, match=r"short\.hdf5: 19 samples, shorter than one window \(0 \+ 20 \+ 0\)"),
+        pytest.raises(ValueError, match="no windows: every session was skipped"),
+    ):
         Emg2PoseWindows([short], window_length=20)
 
 
@@ -439,7 +444,7 @@ def test_windows_skip_drops_bad_samples_at_build_time(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="emgjax.data.windows"):
         ds = Emg2PoseWindows(paths, window_length=10_000, on_error="skip")
     assert ds.sessions == [good]
-    skipped = dict((p.name, reason) for p, reason in ds.skipped)
+    skipped = {p.name: reason for p, reason in ds.skipped}
     assert sorted(skipped) == sorted(bad)
     for name, (_, message) in bad.items():
         assert re.search(message, skipped[name]), (name, skipped[name])
@@ -470,7 +475,7 @@ def test_windows_transforms_and_args(tmp_path):
             Emg2PoseWindows([path], **kwargs)
     with pytest.raises(ValueError, match="at least one session"):
         Emg2PoseWindows([], window_length=10)
-    with pytest.raises(SessionFormatError, match="expected sample_rate 1000.0 Hz"):
+    with pytest.raises(SessionFormatError, match=r"expected sample_rate 1000\.0 Hz"):
         Emg2PoseWindows([path], window_length=10, expected_sample_rate=1000.0)
 
 
@@ -592,5 +597,5 @@ def test_load_splits_csv_json_and_lists(tmp_path):
     bad_json.write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"bad\.json: expected a JSON object"):
         load_splits(bad_json)
-    with pytest.raises(FileNotFoundError, match="none.csv"):
+    with pytest.raises(FileNotFoundError, match=r"none\.csv"):
         load_splits(tmp_path / "none.csv")

@@ -70,8 +70,10 @@ def test_demo_help_lists_the_options_and_the_default_folder(capsys):
         # The reported failure: a raw "no batches" traceback after generating the data.
         (
             ["--sessions", "3", "--duration", "1"],
-            "--sessions 3 --duration 1: expected at least one training batch of 64 windows (100 ms every 50 ms), found 19 "
-            "in 1 training session(s); use --duration 3.45 or more, or more --sessions",
+            (
+                "--sessions 3 --duration 1: expected at least one training batch of 64 windows (100 ms every 50 ms), "
+                "found 19 in 1 training session(s); use --duration 3.45 or more, or more --sessions"
+            ),
         ),
         (["--quick", "--duration", "0.05"], "--sessions 3 --duration 0.05: expected at least one training batch of 16"),
     ],

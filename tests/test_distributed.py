@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-SCRIPTS = os.path.join(os.path.dirname(__file__), "_scripts")
-sys.path.insert(0, SCRIPTS)
-import train_tiny  # noqa: E402
+from emgjax.train import initialize_distributed
 
-from emgjax.train import initialize_distributed  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_scripts"))
+import train_tiny
+
+SCRIPTS = os.path.dirname(os.path.abspath(train_tiny.__file__))  # tests/_scripts
 
 STEPS = 3
 
@@ -67,7 +68,7 @@ def test_two_process_training_equals_single_process(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    for proc, out in zip(procs, outputs):
+    for proc, out in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out[-4000:]
     assert "devices 4 local 2" in outputs[0] and "devices 4 local 2" in outputs[1]
 
@@ -84,7 +85,7 @@ def test_two_process_training_equals_single_process(tmp_path):
 
 
 def test_initialize_distributed_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="'host:port', found '127.0.0.1'"):
+    with pytest.raises(ValueError, match=r"'host:port', found '127\.0\.0\.1'"):
         initialize_distributed("127.0.0.1", 2, 0)
     with pytest.raises(ValueError, match="0 <= process_id < 2, found 2"):
         initialize_distributed("127.0.0.1:1234", 2, 2)

@@ -301,7 +301,7 @@ def test_save_load_round_trip(tmp_path, monkeypatch):
     path = tmp_path / "hand.json"
     save_hand_model(hand, path)
     loaded = load_hand_model(path)
-    for a, b in zip(jax.tree_util.tree_leaves(hand), jax.tree_util.tree_leaves(loaded)):
+    for a, b in zip(jax.tree_util.tree_leaves(hand), jax.tree_util.tree_leaves(loaded), strict=True):
         np.testing.assert_array_equal(a, b)
     assert loaded.landmark_rest_bone_indices == hand.landmark_rest_bone_indices
     assert loaded.joint_parent == hand.joint_parent and loaded.joint_frame_index == hand.joint_frame_index
@@ -314,16 +314,16 @@ def test_save_load_round_trip(tmp_path, monkeypatch):
 
 def test_no_path_and_no_env_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("EMGJAX_HAND_MODEL", raising=False)
-    with pytest.raises(ValueError, match="EMGJAX_HAND_MODEL.*synthetic_hand_model"):
+    with pytest.raises(ValueError, match=r"EMGJAX_HAND_MODEL.*synthetic_hand_model"):
         load_hand_model()
 
 
 def test_missing_file_names_path_and_origin(tmp_path, monkeypatch):
     missing = tmp_path / "nope.json"
-    with pytest.raises(FileNotFoundError, match="nope.json"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.json"):
         load_hand_model(missing)
     monkeypatch.setenv("EMGJAX_HAND_MODEL", str(missing))
-    with pytest.raises(FileNotFoundError, match="nope.json.*EMGJAX_HAND_MODEL"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.json.*EMGJAX_HAND_MODEL"):
         load_hand_model()
 
 
@@ -370,13 +370,13 @@ def test_bad_files_give_errors_naming_file_and_field(tmp_path, content, pattern)
 
 def test_nan_and_truncated_files(tmp_path):
     text = json.dumps(straight_hand_dict())
-    with pytest.raises(HandModelError, match="bad_hand.json.*invalid JSON"):
+    with pytest.raises(HandModelError, match=r"bad_hand\.json.*invalid JSON"):
         load_hand_model(_write(tmp_path, text[: len(text) // 2]))
     nan_text = text.replace("185.0", "NaN", 1)
-    with pytest.raises(HandModelError, match="'landmark_rest_positions'.*NaN"):
+    with pytest.raises(HandModelError, match=r"'landmark_rest_positions'.*NaN"):
         load_hand_model(_write(tmp_path, nan_text))
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(HandModelError, match="binary.json"):
+    with pytest.raises(HandModelError, match=r"binary\.json"):
         load_hand_model(tmp_path / "binary.json")
     with pytest.raises(HandModelError, match="directory"):
         load_hand_model(tmp_path)
@@ -425,7 +425,7 @@ def test_released_encoding_fixture_has_the_encoding(released_file):
 def test_released_encoding_loads_as_the_synthetic_hand(released_file):
     loaded = load_hand_model(released_file)
     hand = synthetic_hand_model()
-    for a, b in zip(jax.tree_util.tree_leaves(hand), jax.tree_util.tree_leaves(loaded)):
+    for a, b in zip(jax.tree_util.tree_leaves(hand), jax.tree_util.tree_leaves(loaded), strict=True):
         np.testing.assert_array_equal(a, b)
     raw = json.loads(released_file.read_text())
     for field in TOPOLOGY_FIELDS:

@@ -40,7 +40,7 @@ def batches(loader):
 
 
 def same(a, b):
-    return len(a) == len(b) and all(x[0] == y[0] and np.array_equal(x[1], y[1]) for x, y in zip(a, b))
+    return len(a) == len(b) and all(x[0] == y[0] and np.array_equal(x[1], y[1]) for x, y in zip(a, b, strict=True))
 
 
 def make(n=23, **kwargs):
@@ -162,7 +162,7 @@ def test_emg2pose_windows_resume_with_jitter_and_augmentation(tmp_path):
         process_count=1,
     )
     tail = [b for _ in range(2) for b in resumed][: len(full) - 3]
-    for a, b in zip(head + tail, full):
+    for a, b in zip(head + tail, full, strict=True):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
     # Jitter actually varies across epochs.

@@ -102,7 +102,7 @@ def test_vel_acc_jerk_ramp_and_masked_jumps():
     pred = rng.normal(size=(3, 20, 15)).astype(np.float32)
     mask = rng.random((3, 15)) > 0.2
     got = motion_magnitudes(pred, mask, sample_rate=500.0)
-    for order, value in zip((1, 2, 3), got):
+    for order, value in zip((1, 2, 3), got, strict=True):
         assert float(value) == pytest.approx(_reference_motion(pred, mask, order, 500.0), rel=1e-4)
 
 

@@ -70,7 +70,8 @@ def test_published_parameter_counts(name, expected):
 
 
 # emg2pose's config/experiment/*.yaml (+ config/datamodule/default.yaml: skip_ik_failures True), field by field:
-# (pose module kind, decoder, predict_vel, provide_initial_pos, window_length, val_test_window_length, gradient_clip_val)
+# (pose module kind, decoder, predict_vel, provide_initial_pos, window_length, val_test_window_length,
+#  gradient_clip_val)
 PUBLISHED_YAML = {
     "tracking_vemg2pose": ("state", C.LSTMDecoderConfig, True, True, 11_790, 11_790, 1.0),
     "regression_vemg2pose": ("vemg2pose", C.LSTMDecoderConfig, False, False, 11_790, 11_790, 0.0),
@@ -430,7 +431,7 @@ def test_dropout_uses_explicit_rng_and_train_flag():
     # BatchNorm statistics moved, and pose_forward refuses train=True for a BatchNorm model.
     before = jax.tree_util.tree_leaves(variables["batch_stats"])
     after = jax.tree_util.tree_leaves(stats_a)
-    assert any(not np.allclose(b, a) for b, a in zip(before, after))
+    assert any(not np.allclose(b, a) for b, a in zip(before, after, strict=True))
     with pytest.raises(ValueError, match="use pose_forward_train"):
         pm.pose_forward(config, variables, emg, angles, mask, False, train=True, rngs={"dropout": jax.random.key(0)})
 

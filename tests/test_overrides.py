@@ -137,7 +137,7 @@ def test_json_round_trip_and_strict_loading():
         config_from_dict(Outer, {"inner": {"steps": "x"}})
     with pytest.raises(ConfigError, match=r"widths: expected a list"):
         config_from_dict(Outer, {"widths": 3})
-    with pytest.raises(ConfigError, match="Inner.rate: expected > 0"):
+    with pytest.raises(ConfigError, match=r"Inner\.rate: expected > 0"):
         config_from_dict(Outer, {"inner": {"rate": -2.0}})
 
 
@@ -197,8 +197,8 @@ def test_real_experiment_configs_are_fully_overridable():
         DirectExperiment(), ["model.conv_channels=16,32", "optim.learning_rate=2e-3", "data.band_hz=none"]
     )
     assert exp.model.conv_channels == (16, 32) and exp.optim.learning_rate == 2e-3 and exp.data.band_hz is None
-    with pytest.raises(ConfigError, match="DirectConfig.mode"):
+    with pytest.raises(ConfigError, match=r"DirectConfig\.mode"):
         apply_overrides(DirectExperiment(), ["model.mode=all"])
-    with pytest.raises(ConfigError, match="Emg2PoseTraining.experiment"):
+    with pytest.raises(ConfigError, match=r"Emg2PoseTraining\.experiment"):
         apply_overrides(Emg2PoseTraining(), ["experiment=foo"])
     assert apply_overrides(Emg2PoseTraining(), ["size.hidden_size=32"]).size.hidden_size == 32

@@ -33,14 +33,15 @@ import contextlib
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-import torch_reference as tr  # noqa: E402  (our own module: an ImportError must fail, not skip)
+from emgjax.convert import emg2pose_map
+from emgjax.convert.ckpt_reader import read_lightning_checkpoint
+from emgjax.convert.command import main as convert_main
+from emgjax.models import pose_modules as pm
+from emgjax.pretrained import Emg2PoseModel, load_pretrained
 
-from emgjax.convert import emg2pose_map  # noqa: E402
-from emgjax.convert.ckpt_reader import read_lightning_checkpoint  # noqa: E402
-from emgjax.convert.command import main as convert_main  # noqa: E402
-from emgjax.models import pose_modules as pm  # noqa: E402
-from emgjax.pretrained import Emg2PoseModel, load_pretrained  # noqa: E402
+torch = pytest.importorskip("torch")
+# torch_reference imports torch, so it comes after the skip gate; an ImportError of our own module must fail, not skip.
+import torch_reference as tr  # noqa: E402
 
 FEATURE_RTOL = 1e-5
 POSE_ATOL = 1e-4  # radians

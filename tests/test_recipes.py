@@ -114,7 +114,7 @@ def test_evaluate_direct_against_the_mean_baseline(trained, tmp_path):
 def test_evaluation_uses_the_saved_normalisation(trained):
     run = trained
     saved = run.model.info["normalisation"]
-    shifted = {**saved, "mean": [m + 3 * s for m, s in zip(saved["mean"], saved["std"])]}
+    shifted = {**saved, "mean": [m + 3 * s for m, s in zip(saved["mean"], saved["std"], strict=True)]}
     a = evaluate_direct(run.out_dir, run.splits["test"])
     b = evaluate_direct(run.out_dir, run.splits["test"], normalisation=shifted)
     c = evaluate_direct(run.out_dir, run.splits["test"])
@@ -206,22 +206,22 @@ def test_input_errors(mindrove_data, tmp_path):
         resolve_sessions(SessionsConfig(), "mindrove")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         resolve_sessions(SessionsConfig(train=(str(tmp_path / "x.hdf5"),)), "mindrove")
+    path = str(next((mindrove_data / "mindrove").glob("*.hdf5")))
     with pytest.raises(ValueError, match="both split"):
-        path = str(next((mindrove_data / "mindrove").glob("*.hdf5")))
         resolve_sessions(SessionsConfig(train=(path,), test=(path,)), "mindrove")
     with pytest.raises(ValueError, match="multiple of the 4 devices"):
         train_direct(
             dataclasses.replace(_experiment(tmp_path / "c", mindrove_data), loop=LoopConfig(batch_size=6)),
             verbose=False,
         )
+    exp = _experiment(tmp_path / "d", mindrove_data)
     with pytest.raises(ValueError, match="no 'mano_theta' labels in this session"):
-        exp = _experiment(tmp_path / "d", mindrove_data)
         train_direct(dataclasses.replace(exp, model=dataclasses.replace(TINY_MODEL, output="mano")), verbose=False)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "model.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ValueError, match="expected format 'emgjax-direct'"):
         load_direct(tmp_path / "bad")
-    with pytest.raises(FileNotFoundError, match="model.json"):
+    with pytest.raises(FileNotFoundError, match=r"model\.json"):
         load_direct(tmp_path / "nothing")
 
 
@@ -365,7 +365,7 @@ def test_window_without_initial_state_contributes_nothing_to_loss_and_metrics():
     # Gradients too: the training path (train=True) sees the same masked loss.
     grad = jax.jit(jax.grad(lambda p, b: loss_fn(p, {}, b, jax.random.key(0), True)[0]))
     g_bad, g_good = grad(variables["params"], scrambled), grad(variables["params"], good_only)
-    for a, b in zip(jax.tree_util.tree_leaves(g_bad), jax.tree_util.tree_leaves(g_good)):
+    for a, b in zip(jax.tree_util.tree_leaves(g_bad), jax.tree_util.tree_leaves(g_good), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-7)
 
 

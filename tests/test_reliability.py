@@ -1411,7 +1411,8 @@ def _(env):
 @row(
     MR,
     "hostile header: 10^12 EMG rows declared, never written",
-    "ValueError naming file and dataset: expected data that fits in memory, found shape (10^12, ...); nothing allocated",
+    "ValueError naming file and dataset: expected data that fits in memory, found shape (10^12, ...); "
+    "nothing allocated",
 )
 def _(env):
     import h5py

@@ -142,6 +142,7 @@ def test_training_refuses_a_converted_model_folder(tmp_path):
         cwd=tmp_path,
         env={**_env(), "PYTHONPATH": str(ROOT)},
         timeout=300,
+        check=False,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

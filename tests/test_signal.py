@@ -224,7 +224,7 @@ def test_normalize_and_round_trip():
     assert batch.shape == (3, 4, 100)
     restored = NormStats.from_dict(json.loads(json.dumps(stats.to_dict())))
     assert restored == stats
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="assignment destination is read-only"):
         restored.mean[0] = 1.0  # read-only: statistics cannot drift after saving
 
 
@@ -240,7 +240,7 @@ def test_norm_errors():
     with pytest.raises(ValueError, match="std must be > 0"):
         NormStats(mean=np.zeros(2), std=np.array([1.0, 0.0]))
     stats = NormStats(mean=np.zeros(8), std=np.ones(8))
-    with pytest.raises(ValueError, match="7 channels.*8"):
+    with pytest.raises(ValueError, match=r"7 channels.*8"):
         normalize(np.zeros((7, 10)), stats)
     with pytest.raises(ValueError, match="missing"):
         NormStats.from_dict({"mean": [0.0]})
@@ -272,7 +272,7 @@ def test_interpolate_to_times():
     np.testing.assert_allclose(chan_first, [[0.5], [15.0]])
     with pytest.raises(ValueError, match="strictly increasing"):
         interpolate_to_times(values, np.array([0.0, 1.0, 1.0]), np.array([0.5]))
-    with pytest.raises(ValueError, match="3 entries.*2 samples"):
+    with pytest.raises(ValueError, match=r"3 entries.*2 samples"):
         interpolate_to_times(values[:2], times, np.array([0.5]))
     with pytest.raises(ValueError, match="outside the sampled range"):
         interpolate_to_times(values, times, np.array([4.0]), outside="error")

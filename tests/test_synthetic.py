@@ -366,7 +366,7 @@ def test_metadata_is_emg2pose_format_read_by_load_splits(tmp_path):
     assert header[:6] == ["filename", "user", "session", "stage", "side", "split"]
     splits = load_splits(out / "metadata.csv", data_dir=out)
     expected = {
-        name: [p for p, s in zip(written["emg2pose"], written["splits"]) if s == name]
+        name: [p for p, s in zip(written["emg2pose"], written["splits"], strict=True) if s == name]
         for name in ("train", "val", "test")
     }
     assert splits == expected and [len(splits[k]) for k in ("train", "val", "test")] == [4, 1, 1]

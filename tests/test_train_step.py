@@ -55,7 +55,7 @@ def single_device_result():
 
 
 def _assert_trees_close(a, b, atol):
-    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves(b)):
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves(b), strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=atol, err_msg=jax.tree_util.keystr(path))
 
 
@@ -67,7 +67,7 @@ def test_four_device_shard_map_step_equals_single_device(single_device_result):
     assert int(state4.step) == int(state1.step) == STEPS
     _assert_trees_close(state4.params, state1.params, 1e-5)
     _assert_trees_close(state4.batch_stats, state1.batch_stats, 1e-5)
-    for m4, m1 in zip([*history4, eval4], [*history1, eval1]):
+    for m4, m1 in zip([*history4, eval4], [*history1, eval1], strict=True):
         assert set(m4) == set(m1) == {"loss", "joint_distance"}
         for key in m1:
             np.testing.assert_allclose(m4[key], m1[key], rtol=1e-5, atol=1e-5)
@@ -96,7 +96,7 @@ def test_same_per_device_step_under_pmap(single_device_result):
     per_device = jax.device_get(stacked)
     state1 = single_device_result[0]
     for d in range(n):
-        replica = jax.tree_util.tree_map(lambda x: x[d], per_device)
+        replica = jax.tree_util.tree_map(lambda x, d=d: x[d], per_device)
         _assert_trees_close(replica.params, state1.params, 1e-5)
         _assert_trees_close(replica.batch_stats, state1.batch_stats, 1e-5)
     evaluate = jax.pmap(make_per_device_eval_step(loss_fn, axis_name="data"), axis_name="data")

@@ -34,6 +34,7 @@ Outputs in ``out_dir``: ``results.csv``, ``results.md``, ``adapter_benchmark.png
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import pathlib
@@ -416,7 +417,7 @@ def _train_variant(
     rows = []
     phase = "phase 1" if not config.phase2_steps else "phase 1+2"
     for objective in objectives:
-        per_seed = [r for (o, _), r in zip(models, results) if o == objective]
+        per_seed = [r for (o, _), r in zip(models, results, strict=True) if o == objective]
         rows.append(_aggregate(row, name, objective, phase, per_seed, per_seed[0]["params"], train_s / len(objectives)))
         log(f"  {name} / {objective}: MAE {rows[-1]['angle_mae_deg'][0]:.2f} deg, SNR {rows[-1]['snr_db'][0]:.2f} dB")
     return rows
@@ -497,7 +498,8 @@ class DirectAnglesModel(nn.Module):
 def _direct_alignment(num_input: int, stride: int, left_context: int, window: int):
     """Static linear-interpolation weights from per-step predictions to 2 kHz samples [left_context, window)."""
     steps = num_input // stride
-    # Step i pools 500 Hz samples [i*stride, (i+1)*stride): it is aligned with the last, i.e. 2 kHz sample 4*((i+1)*stride - 1).
+    # Step i pools 500 Hz samples [i*stride, (i+1)*stride): it is aligned with the last,
+    # i.e. 2 kHz sample 4*((i+1)*stride - 1).
     step_2k = 4 * ((np.arange(steps) + 1) * stride - 1)
     position = np.interp(np.arange(left_context, window), step_2k, np.arange(steps))
     i0 = np.floor(position).astype(np.int32)
@@ -585,7 +587,8 @@ def _evaluate_pipeline(
         metrics = evaluator.recon_metrics(np.concatenate(emg_out))
         metrics.update(evaluator.pose_metrics(np.concatenate(angles)))
         first = evaluator.batches[0]
-        metrics["windows_per_s"] = _throughput(lambda: forward(variables, first[input_key]), first[input_key].shape[0])
+        inputs = first[input_key]
+        metrics["windows_per_s"] = _throughput(functools.partial(forward, variables, inputs), inputs.shape[0])
         metrics["params"] = _count(variables["params"]["adapter"]) + _count(variables["params"].get("mano_head", {}))
         results.append(metrics)
     return results
@@ -897,7 +900,7 @@ def _train_direct(config: BenchmarkConfig, train, evaluator: _Evaluator, window:
         angles = np.concatenate([np.asarray(forward(variables, b["emg"])) for b in evaluator.batches])
         metrics = evaluator.pose_metrics(angles)
         first = evaluator.batches[0]["emg"]
-        metrics["windows_per_s"] = _throughput(lambda: forward(variables, first), first.shape[0])
+        metrics["windows_per_s"] = _throughput(functools.partial(forward, variables, first), first.shape[0])
         per_seed.append(metrics)
     row = _aggregate(
         "direct", "Conv1D+LSTM on 8 ch / 500 Hz", "pose", "yes", per_seed, _count(unstack_tree(states.params, 0)), None
@@ -970,9 +973,11 @@ def write_outputs(summary: dict, out_dir) -> None:
         lines.append("| " + " | ".join(cells) + " |")
     report = summary["emg2pose"]["report"]
     notes = [
-        f"Held-out windows: {summary['heldout_windows']} (whole held-out sessions, never seen in training); "
-        f"window {summary['emg2pose']['window_samples']} samples at 2 kHz, emg2pose left context "
-        f"{summary['emg2pose']['left_context']}. Mean ± std over seeds."
+        (
+            f"Held-out windows: {summary['heldout_windows']} (whole held-out sessions, never seen in training); "
+            f"window {summary['emg2pose']['window_samples']} samples at 2 kHz, emg2pose left context "
+            f"{summary['emg2pose']['left_context']}. Mean ± std over seeds."
+        )
     ]
     if "mae_deg" in report:
         notes.append(

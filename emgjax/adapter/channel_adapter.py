@@ -64,7 +64,8 @@ class ChannelAdapterConfig:
             raise ValueError(f"unknown channel adapter kind {self.kind!r}; expected one of {ADAPTER_KINDS}")
         if self.in_channels < 1 or self.out_channels < 1:
             raise ValueError(
-                f"channel counts must be positive; found in_channels={self.in_channels}, out_channels={self.out_channels}"
+                "channel counts must be positive; "
+                f"found in_channels={self.in_channels}, out_channels={self.out_channels}"
             )
         if self.out_channels % self.in_channels != 0:
             raise ValueError(

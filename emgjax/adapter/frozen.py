@@ -223,7 +223,7 @@ def train_frozen_emg2pose(
 def _rotate_ring(emg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Roll each window's electrodes around the ring by -1, 0 or +1. emg: (B, C, T)."""
     shifts = rng.integers(-1, 2, size=emg.shape[0])
-    return np.stack([np.roll(window, shift, axis=0) for window, shift in zip(emg, shifts)])
+    return np.stack([np.roll(window, shift, axis=0) for window, shift in zip(emg, shifts, strict=True)])
 
 
 def frozen_emg2pose(

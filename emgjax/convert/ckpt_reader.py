@@ -65,11 +65,12 @@ import pathlib
 import pickle
 import re
 import reprlib
+import types
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -382,7 +383,7 @@ class _TensorRef:
             return np.zeros(self.size, dtype=_output_dtype(self.dtype))
         storage_nbytes = self.storage.nbytes if self.storage.dtype in _NUMPY_DTYPES else self.storage.numel
         available = storage_nbytes // dtype.itemsize
-        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride, strict=True))
         if last >= available:
             raise archive.error(
                 f"{what} (size {list(self.size)}, stride {list(self.stride)}, offset "
@@ -579,9 +580,8 @@ class _NumpyDtype:
 
     def __setstate__(self, state):
         # state = (version, byteorder, ...): only the byte order matters here.
-        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "=", "|"):
-            if state[1] in "<>":
-                self.dtype = self.dtype.newbyteorder(state[1])
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">"):
+            self.dtype = self.dtype.newbyteorder(state[1])
 
 
 def _numpy_scalar(dtype, data=None):
@@ -603,7 +603,7 @@ class _Sentinel:
 class _OmegaObject:
     """Stand-in for an OmegaConf object: keeps only its pickled state dict."""
 
-    state: dict = {}  # replaced (never mutated) by __setstate__
+    state: Mapping[str, Any] = types.MappingProxyType({})  # replaced (never mutated) by __setstate__
 
     def __setstate__(self, state):
         _require(
@@ -823,7 +823,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
     structure (storages are separate), so speed does not matter here.
     """
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch: ClassVar[dict[int, Callable[..., Any]]] = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, data: bytes, archive: _Archive):
         super().__init__(io.BytesIO(data), encoding="utf-8")

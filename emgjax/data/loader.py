@@ -166,7 +166,8 @@ class Loader:
         self.process_index = _non_negative_int("process_index", process_index)
         if self.process_count == 0 or self.process_index >= self.process_count:
             raise ValueError(
-                f"expected 0 <= process_index < process_count, found process_index={process_index}, process_count={process_count}"
+                "expected 0 <= process_index < process_count, "
+                f"found process_index={process_index}, process_count={process_count}"
             )
         self._takes_rng = self._accepts_rng(dataset) and bool(getattr(dataset, "needs_rng", True))
 

@@ -189,7 +189,8 @@ def _normalise_board(board: Mapping[str, Any] | None) -> dict[str, Any]:
         return {"name": "unknown"}
     if not isinstance(board, Mapping):
         raise ValueError(
-            f"board: expected a mapping (name, board_id, emg_channel_rows, gain, sdk_version), found {type(board).__name__}"
+            "board: expected a mapping (name, board_id, emg_channel_rows, gain, sdk_version), "
+            f"found {type(board).__name__}"
         )
     try:
         # Round trip through JSON so what we store is exactly what we read back.
@@ -389,20 +390,33 @@ def write_mindrove_session(
     """Write a whole schema-v1 MindRove session in one go (overwrites ``path``).
 
     Args:
-      emg: (N, 8) µV; emg_timestamps: (N,) seconds, strictly increasing and
-        within 5 % of ``sample_rate``.
+      path: the session file to write (replaced if it exists).
+      emg: (N, 8) µV.
+      emg_timestamps: (N,) seconds, strictly increasing and within 5 % of
+        ``sample_rate``.
+      sample_rate: the nominal EMG rate in Hz.
       board: dict with name, board_id, emg_channel_rows, gain, sdk_version.
-      landmarks: (M, 21, 3) millimetres, MediaPipe order; landmark_confidence
-        (M,) (default 1.0); landmark_timestamps (M,).
-      joint_angles: (M2, 20) radians; joint_angle_timestamps (M2,).
-      mano_theta: (M3, 45); mano_theta_timestamps (M3,).
+      landmarks: (M, 21, 3) millimetres, MediaPipe order.
+      landmark_confidence: (M,) (default 1.0).
+      landmark_timestamps: (M,) seconds.
+      joint_angles: (M2, 20) radians.
+      joint_angle_timestamps: (M2,) seconds.
+      mano_theta: (M3, 45).
+      mano_theta_timestamps: (M3,) seconds.
       ik_error_mm: (M4,) IK fit error per fit frame. Its timestamps are
         ``ik_error_timestamps`` if given, else those of ``mano_theta`` when the
         lengths match, else those of ``joint_angles``.
-      imu: (K, 6); imu_timestamps (K,).
-      subject_id, session_id, hand ('left'|'right'), date (ISO; default now).
+      imu: (K, 6).
+      imu_timestamps: (K,) seconds.
+      subject_id: the subject's id.
+      session_id: the session's id.
+      hand: 'left' or 'right'.
+      date: ISO date or datetime (default now).
+      ik_error_timestamps: (M4,) seconds; see ``ik_error_mm``.
+
     Returns:
       the path written.
+
     Raises:
       ValueError: wrong shapes, NaN/inf, non-increasing timestamps, a rate
         mismatch, or values without timestamps.
@@ -645,12 +659,12 @@ class MindRoveSession:
             members = [spec.values, spec.timestamps] + [p for _, p in spec.extras]
             present = [isinstance(self._file.get(m), h5py.Dataset) for m in members]
             if stream == "emg" and not all(present):
-                missing = [m for m, p in zip(members, present) if not p]
+                missing = [m for m, p in zip(members, present, strict=True) if not p]
                 raise self._fail(f"missing required datasets {missing}")
             if not any(present):
                 continue
             if not all(present):
-                missing = [m for m, p in zip(members, present) if not p]
+                missing = [m for m, p in zip(members, present, strict=True) if not p]
                 raise self._fail(f"stream '{stream}' is incomplete: missing {missing}")
             values = self._file[spec.values]
             if values.shape[1:] != spec.shape:
@@ -663,7 +677,8 @@ class MindRoveSession:
             for member in members[1:]:
                 if self._file[member].shape != (rows,):
                     raise self._fail(
-                        f"'{member}': expected shape ({rows},) to match '{spec.values}', found {self._file[member].shape}"
+                        f"'{member}': expected shape ({rows},) to match '{spec.values}', "
+                        f"found {self._file[member].shape}"
                     )
             self._streams.append(stream)
 
@@ -919,7 +934,8 @@ def import_original_recording(src: str | os.PathLike, dst: str | os.PathLike, *,
         if int(channels) != NUM_CHANNELS or emg.ndim != 2 or emg.shape[1] != NUM_CHANNELS:
             raise SessionFormatError(
                 src,
-                f"expected {NUM_CHANNELS} EMG channels, found attr emg_channels={channels} and emg/raw shape {emg.shape}",
+                f"expected {NUM_CHANNELS} EMG channels, "
+                f"found attr emg_channels={channels} and emg/raw shape {emg.shape}",
             )
         if "emg_sampling_rate" not in attrs:
             raise SessionFormatError(src, "missing attr 'emg_sampling_rate'")
@@ -935,7 +951,8 @@ def import_original_recording(src: str | os.PathLike, dst: str | os.PathLike, *,
                     if pose[name].shape[:1] != pose_times.shape:
                         raise SessionFormatError(
                             src,
-                            f"'pose/{name}' has {pose[name].shape[0]} frames, pose/timestamps has {pose_times.shape[0]}",
+                            f"'pose/{name}' has {pose[name].shape[0]} frames, "
+                            f"pose/timestamps has {pose_times.shape[0]}",
                         )
             keep = np.isfinite(pose_times)
             for array in pose.values():

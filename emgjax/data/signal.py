@@ -285,7 +285,8 @@ def causal_filter_init(sos, channels: int, *, steady_state_from=None) -> CausalF
             first = first[:, 0]
         if first.shape != (int(channels),):
             raise ValueError(
-                f"steady_state_from must have shape ({channels},) or ({channels}, T), found {np.shape(steady_state_from)}"
+                f"steady_state_from must have shape ({channels},) or ({channels}, T), "
+                f"found {np.shape(steady_state_from)}"
             )
         # sosfilt_zi: (n, 2) state for a unit step, already scaled by the DC gain
         # of the preceding sections; scale per channel by the starting value.

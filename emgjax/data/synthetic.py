@@ -226,7 +226,8 @@ class SyntheticConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if name == "model_seed" else 1):
                 raise ValueError(
-                    f"SyntheticConfig.{name} must be a {'non-negative' if name == 'model_seed' else 'positive'} integer, found {v!r}"
+                    f"SyntheticConfig.{name} must be a {'non-negative' if name == 'model_seed' else 'positive'} "
+                    f"integer, found {v!r}"
                 )
         ratio = self.emg_rate_hz / self.mindrove_rate_hz
         if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
@@ -285,7 +286,7 @@ class SyntheticSession(NamedTuple):
       time_2k: (N,) float64 unix seconds.
       emg_500: (M, 8) float32 µV, MindRove view, M = N // 4.
       angles_500: (M, 20) float32 rad, true angles at the MindRove samples.
-      time_500: (M,) float64, equal to time_2k[::4][:M].
+      time_500: (M,) float64, equal to `time_2k[::4][:M]`.
       landmarks_frames: (F, 21, 3) float32 mm, MediaPipe order (camera frames, with noise).
       angles_frames: (F, 20) float32 rad, true angles at the frame times.
       frame_times: (F,) float64, ~30 fps with jitter.
@@ -459,7 +460,8 @@ def _segments_mask(n: int, fraction: float, min_len: int, max_len: int, rng: np.
     free = n - target
     gaps = np.floor(rng.dirichlet(np.ones(len(lengths) + 1)) * free).astype(int)
     pos = 0
-    for gap, length in zip(gaps, lengths):
+    # len(gaps) == len(lengths) + 1: the last gap is the free space after the final run, never placed.
+    for gap, length in zip(gaps, lengths, strict=False):
         pos += gap
         mask[pos : pos + length] = True
         pos += length
@@ -1086,7 +1088,7 @@ def write_synthetic_dataset(
 
     Returns:
       {"emg2pose": [Path, ...], "mindrove": [Path, ...], "metadata": Path,
-       "splits": [str, ...]} (a format not asked for has an empty list).
+          "splits": [str, ...]} (a format not asked for has an empty list).
     """
     config = SyntheticConfig() if config is None else config
     if not isinstance(config, SyntheticConfig):

@@ -600,7 +600,8 @@ def check_disjoint_splits(splits: Mapping[str, Sequence[str | os.PathLike]]) -> 
             key = Path(path)
             if key in owner and owner[key] != name:
                 raise ValueError(
-                    f"session {key} is in both split '{owner[key]}' and split '{name}': splits must be disjoint by session"
+                    f"session {key} is in both split '{owner[key]}' and split '{name}': "
+                    "splits must be disjoint by session"
                 )
             owner[key] = name
 

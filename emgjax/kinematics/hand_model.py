@@ -228,7 +228,9 @@ def _as_array(data: Mapping[str, Any], field: str, source: str) -> np.ndarray:
 
 
 def _check_shape(array: np.ndarray, expected: tuple[int | str | None, ...], field: str, source: str) -> None:
-    ok = array.ndim == len(expected) and all(not isinstance(e, int) or e == s for e, s in zip(expected, array.shape))
+    ok = array.ndim == len(expected) and all(
+        not isinstance(e, int) or e == s for e, s in zip(expected, array.shape, strict=True)
+    )
     if not ok or any(s == 0 for s in array.shape):
         raise HandModelError(
             f"{source}: field '{field}' should have shape {_shape_text(expected)}, found {tuple(array.shape)}"
@@ -312,9 +314,9 @@ def hand_model_from_dict(data: Mapping[str, Any], source: str = "hand model dict
         source: what to call the data in error messages (e.g. the file path).
 
     Raises:
-        HandModelError (a ValueError) naming the source and the field when a
-        field is missing, misshapen, non-numeric, non-finite, non-integer
-        where indices are expected, or out of range.
+        HandModelError: (a ValueError) naming the source and the field when a
+            field is missing, misshapen, non-numeric, non-finite, non-integer
+            where indices are expected, or out of range.
     """
     if not isinstance(data, Mapping):
         raise HandModelError(f"{source}: expected a JSON object with hand model fields, found {type(data).__name__}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 EMG_SAMPLE_RATE = 2000.0  # Hz, emg2pose's wrist bands
 NUM_JOINTS = 20  # joint angles predicted per sample
@@ -183,7 +183,8 @@ class ResidualBlockConfig:
     def __post_init__(self):
         _require(
             self.in_channels == self.out_channels,
-            f"ResidualBlockConfig: expected in_channels == out_channels for the residual add, found {self.in_channels} != {self.out_channels}",
+            "ResidualBlockConfig: expected in_channels == out_channels for the residual add, "
+            f"found {self.in_channels} != {self.out_channels}",
         )
 
 
@@ -224,7 +225,8 @@ class NeuroPoseConfig:
         width = self.output_width
         _require(
             width == self.linear_in_channels,
-            f"NeuroPoseConfig.linear_in_channels: expected {width} (image width after the blocks), found {self.linear_in_channels}",
+            f"NeuroPoseConfig.linear_in_channels: expected {width} (image width after the blocks), "
+            f"found {self.linear_in_channels}",
         )
 
     @property
@@ -282,8 +284,8 @@ class MLPDecoderConfig:
     scale: float = 1.0
 
 
-NetworkConfig = Union[TdsNetworkConfig, NeuroPoseConfig]
-DecoderConfig = Union[LSTMDecoderConfig, MLPDecoderConfig]
+NetworkConfig = TdsNetworkConfig | NeuroPoseConfig
+DecoderConfig = LSTMDecoderConfig | MLPDecoderConfig
 
 POSE_KINDS = ("pose", "state", "vemg2pose")
 
@@ -316,7 +318,8 @@ class PoseModelConfig:
             _require(self.decoder is None, "PoseModelConfig: kind 'pose' takes no decoder, found one")
             _require(
                 self.network.out_channels == self.num_joints,
-                f"PoseModelConfig: kind 'pose' expects the network to output {self.num_joints} channels, found {self.network.out_channels}",
+                f"PoseModelConfig: kind 'pose' expects the network to output {self.num_joints} channels, "
+                f"found {self.network.out_channels}",
             )
             return
         _require(self.decoder is not None, f"PoseModelConfig: kind {self.kind!r} needs a decoder, found None")
@@ -324,12 +327,14 @@ class PoseModelConfig:
         _require(
             self.decoder.in_channels == expected_in,
             f"PoseModelConfig: expected decoder in_channels {expected_in} (network out {self.network.out_channels}"
-            f"{' + ' + str(self.num_joints) + ' state' if self.state_condition else ''}), found {self.decoder.in_channels}",
+            f"{' + ' + str(self.num_joints) + ' state' if self.state_condition else ''}), "
+            f"found {self.decoder.in_channels}",
         )
         expected_out = 2 * self.num_joints if self.kind == "vemg2pose" else self.num_joints
         _require(
             self.decoder.out_channels == expected_out,
-            f"PoseModelConfig: kind {self.kind!r} expects decoder out_channels {expected_out}, found {self.decoder.out_channels}",
+            f"PoseModelConfig: kind {self.kind!r} expects decoder out_channels {expected_out}, "
+            f"found {self.decoder.out_channels}",
         )
 
     @property

@@ -366,7 +366,8 @@ def check_batch_size(loop: LoopConfig, devices: int | None = None) -> None:
         devices = jax.device_count()
     if loop.batch_size % devices:
         raise ValueError(
-            f"loop.batch_size: expected a multiple of the {devices} devices the batch is split over, found {loop.batch_size}"
+            f"loop.batch_size: expected a multiple of the {devices} devices the batch is split over, "
+            f"found {loop.batch_size}"
         )
 
 

@@ -893,7 +893,7 @@ def plot_trajectories(
     figure = Figure(figsize=(10, 2.4 * len(landmarks)), constrained_layout=True)
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(landmarks), 1, squeeze=False)[:, 0]
-    for axis, landmark in zip(axes, landmarks):
+    for axis, landmark in zip(axes, landmarks, strict=True):
         true = evaluation.true[rows, landmark]
         pred = evaluation.pred[rows, landmark]
         coord = int(np.argmax(true.std(axis=0)))

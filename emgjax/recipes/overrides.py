@@ -159,7 +159,7 @@ def parse_value(text: str, tp: Any, *, name: str = "value") -> Any:
             return tuple(parse_value(p, inner[0], name=f"{name}[{i}]") for i, p in enumerate(parts))
         if len(parts) != len(inner):
             raise ConfigError(f"{name}: expected {len(inner)} comma-separated values, found {len(parts)} in {text!r}")
-        return tuple(parse_value(p, t, name=f"{name}[{i}]") for i, (p, t) in enumerate(zip(parts, inner)))
+        return tuple(parse_value(p, t, name=f"{name}[{i}]") for i, (p, t) in enumerate(zip(parts, inner, strict=True)))
     if tp is Any:
         return text
     raise ConfigError(f"{name}: fields of type {_type_name(tp)} cannot be set from the command line")
@@ -208,7 +208,7 @@ def _check_json_value(value: Any, tp: Any, name: str) -> Any:
             return tuple(_check_json_value(v, inner[0], f"{name}[{i}]") for i, v in enumerate(value))
         if len(value) != len(inner):
             raise ConfigError(f"{name}: expected a list of {len(inner)} values, found {len(value)}")
-        return tuple(_check_json_value(v, t, f"{name}[{i}]") for i, (v, t) in enumerate(zip(value, inner)))
+        return tuple(_check_json_value(v, t, f"{name}[{i}]") for i, (v, t) in enumerate(zip(value, inner, strict=True)))
     return value
 
 

@@ -166,7 +166,8 @@ class Checkpointer:
                 raise ValueError(f"Checkpointer.save metrics: expected finite values, found {bad}")
             if self.best_metric is not None and self.best_metric not in metrics_json:
                 raise ValueError(
-                    f"Checkpointer.save metrics: expected the best metric {self.best_metric!r}, found {sorted(metrics_json)}"
+                    f"Checkpointer.save metrics: expected the best metric {self.best_metric!r}, "
+                    f"found {sorted(metrics_json)}"
                 )
         if step in self._manager.all_steps():
             if not overwrite:
@@ -184,7 +185,8 @@ class Checkpointer:
         """
         if step not in self._manager.all_steps():
             raise ValueError(
-                f"Checkpointer.restore: expected one of the saved steps {self.all_steps()} in {self.directory}, found {step}"
+                f"Checkpointer.restore: expected one of the saved steps {self.all_steps()} in {self.directory}, "
+                f"found {step}"
             )
         abstract = abstract_like(abstract_state)
         try:

@@ -13,7 +13,10 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["MetricsLog", "read_metrics", "plot_curves", "curves_figure"]
 
@@ -84,7 +87,7 @@ _SERIES_LABELS = {
 }
 
 
-def curves_figure(records: Iterable[Mapping[str, Any]] | str | os.PathLike):
+def curves_figure(records: Iterable[Mapping[str, Any]] | str | os.PathLike) -> Figure:
     """The matplotlib ``Figure`` of `plot_curves`: one panel per metric name, one line per series.
 
     Series: ``train (epoch mean)``, ``val (epoch end)`` and ``val (every N
@@ -115,7 +118,7 @@ def curves_figure(records: Iterable[Mapping[str, Any]] | str | os.PathLike):
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(names), squeeze=False)[0]
     order = list(_SERIES_LABELS.values())
-    for axis, name in zip(axes, names):
+    for axis, name in zip(axes, names, strict=True):
         for label in sorted(series[name], key=lambda lab: (order.index(lab) if lab in order else len(order), lab)):
             points = sorted(series[name][label])
             few = len(points) < 50

@@ -154,7 +154,10 @@ _REFERENCE = {}
 
 
 def single_device_reference(steps: int = 3):
-    """``steps`` updates of the tiny model on ``global_batch()`` on one device: (state, metrics per step, eval metrics)."""
+    """``steps`` updates of the tiny model on ``global_batch()`` on one device.
+
+    Returns (state, metrics per step, eval metrics).
+    """
     import jax
 
     from emgjax.train import shard_batch
