@@ -51,6 +51,7 @@ import numpy as np
 import scipy.signal
 
 from emgjax.data import signal as _signal
+from emgjax.data.emg2pose import JOINT_NAMES  # the one definition of emg2pose's joint order
 
 __all__ = [
     "JOINT_NAMES",
@@ -68,29 +69,6 @@ __all__ = [
     "main",
 ]
 
-# emg2pose joint order (see emgjax.data.emg2pose.JOINT_NAMES).
-JOINT_NAMES: tuple[str, ...] = (
-    "THUMB_CMC_FE",
-    "THUMB_CMC_AA",
-    "THUMB_MCP_FE",
-    "THUMB_IP_FE",
-    "INDEX_MCP_AA",
-    "INDEX_MCP_FE",
-    "INDEX_PIP_FE",
-    "INDEX_DIP_FE",
-    "MIDDLE_MCP_AA",
-    "MIDDLE_MCP_FE",
-    "MIDDLE_PIP_FE",
-    "MIDDLE_DIP_FE",
-    "RING_MCP_AA",
-    "RING_MCP_FE",
-    "RING_PIP_FE",
-    "RING_DIP_FE",
-    "PINKY_MCP_AA",
-    "PINKY_MCP_FE",
-    "PINKY_PIP_FE",
-    "PINKY_DIP_FE",
-)
 
 # Plausible ranges of motion (radians) the generator stays within; each lies
 # inside the synthetic hand model's own limits. Sign conventions follow

@@ -5,6 +5,7 @@ emgjax ships no third-party hand model: load yours with ``load_hand_model(path)`
 made-up right hand.
 """
 
+from emgjax.data.emg2pose import JOINT_NAMES  # emg2pose's joint order, defined once
 from emgjax.kinematics.fk import (
     axis_angle_rotation,
     forward_kinematics,
@@ -17,7 +18,6 @@ from emgjax.kinematics.hand_model import (
     FINGER_NAMES,
     FINGERTIP_INDICES,
     HAND_MODEL_ENV,
-    JOINT_NAMES,
     LANDMARK_NAMES,
     MID_JOINT_INDICES,
     MOVING_LANDMARK_INDICES,

@@ -55,28 +55,6 @@ from flax import struct
 
 FINGER_NAMES: tuple[str, ...] = ("thumb", "index", "middle", "ring", "pinky")
 
-JOINT_NAMES: tuple[str, ...] = (
-    "THUMB_CMC_FE",
-    "THUMB_CMC_AA",
-    "THUMB_MCP_FE",
-    "THUMB_IP_FE",
-    "INDEX_MCP_AA",
-    "INDEX_MCP_FE",
-    "INDEX_PIP_FE",
-    "INDEX_DIP_FE",
-    "MIDDLE_MCP_AA",
-    "MIDDLE_MCP_FE",
-    "MIDDLE_PIP_FE",
-    "MIDDLE_DIP_FE",
-    "RING_MCP_AA",
-    "RING_MCP_FE",
-    "RING_PIP_FE",
-    "RING_DIP_FE",
-    "PINKY_MCP_AA",
-    "PINKY_MCP_FE",
-    "PINKY_PIP_FE",
-    "PINKY_DIP_FE",
-)
 NUM_JOINT_ANGLES = 20  # the angles emg2pose predicts
 NUM_MODEL_JOINTS = 22  # + two wrist joints, always at zero
 NUM_LANDMARKS = 21
