@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,9 @@ from emgjax.kinematics.hand_model import (
     PROXIMAL_JOINT_INDICES,
     HandModel,
 )
+
+# Forward kinematics as a function: angles (..., 20) -> landmarks (..., L, 3).
+ForwardKinematics = Callable[[jax.Array], jax.Array]
 
 EMG2POSE_SAMPLE_RATE = 2000.0
 LANDMARK_EVERY = 40  # emg2pose runs FK on every 40th sample (50 Hz at 2 kHz)
@@ -80,7 +84,7 @@ def masked_sum_and_count(x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.
         mask = jnp.broadcast_to(mask, x.shape)
     except ValueError:
         raise ValueError(
-            f"mask: expected a shape broadcastable to {tuple(x.shape)}, found {tuple(mask.shape)}"
+            f"mask: expected a shape broadcastable to values {tuple(x.shape)}, found {tuple(mask.shape)}"
         ) from None
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
     total = jnp.sum(jnp.where(mask, x, 0), dtype=dtype)
@@ -88,18 +92,29 @@ def masked_sum_and_count(x: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.
     return total, count
 
 
-def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+def masked_mean(x: jax.Array, mask: jax.Array | None = None, *, axis_name: str | None = None) -> jax.Array:
     """Mean of ``x`` over the valid elements; 0 when none is valid.
+
+    The one masked mean of the package: the metrics here and the losses of
+    `emgjax.train.losses` are built on it.
 
     Args:
         x: any shape.
-        mask: broadcastable to ``x.shape`` (see :func:`masked_sum_and_count`).
+        mask: broadcastable to ``x.shape`` (see :func:`masked_sum_and_count`), or None for all elements.
+        axis_name: inside a data-parallel step (``shard_map``/``pmap`` over this named
+            axis), the count is averaged over the axis (``local_sum / pmean(local_count)``),
+            so that the ``pmean`` of the result over devices is exactly the global masked
+            mean, however the valid elements are spread. None: an ordinary masked mean.
 
     Returns:
-        () scalar ``sum(x[mask]) / max(count, 1)``.
+        () scalar ``sum(x[mask]) / count``, 0 when count is 0.
     """
-    total, count = masked_sum_and_count(x, mask)
-    return total / jnp.maximum(count, 1)
+    total, count = masked_sum_and_count(x, jnp.ones((), bool) if mask is None else mask)
+    if axis_name is not None:
+        # The averaged count may be fractional (e.g. 0.5), so no max(count, 1) floor.
+        count = jax.lax.pmean(count, axis_name)
+    valid = count > 0
+    return jnp.where(valid, total / jnp.where(valid, count, 1), 0)
 
 
 def _safe_norm(x: jax.Array) -> jax.Array:
@@ -243,14 +258,16 @@ def _motion_magnitudes_jit(pred, mask, sample_rate):
 # ---------------------------------------------------------------------------
 
 
-def _landmark_errors(pred, target, mask, hand: HandModel, every: int) -> tuple[jax.Array, jax.Array]:
-    """Per-landmark distances (B, T', 21) on every `every`-th sample, and the mask (B, T')."""
+def _landmark_errors(
+    pred, target, mask, hand: HandModel | ForwardKinematics, every: int
+) -> tuple[jax.Array, jax.Array]:
+    """Per-landmark distances (B, T', L) on every `every`-th sample, and the mask (B, T')."""
     pred, target, mask = _check_angles_and_mask(pred, target, mask)
     every = _check_every(every)
     # One FK call for both (a smaller program to compile); (2, B, 20, T') ->
     # (2, B, T', 20) since FK wants the angles last.
-    both = jnp.stack([pred[..., ::every], target[..., ::every]])
-    landmarks = forward_kinematics(jnp.swapaxes(both, -1, -2), hand)
+    both = jnp.swapaxes(jnp.stack([pred[..., ::every], target[..., ::every]]), -1, -2)
+    landmarks = forward_kinematics(both, hand) if isinstance(hand, HandModel) else hand(both)
     return _safe_norm(landmarks[0] - landmarks[1]), mask[:, ::every]
 
 
@@ -270,28 +287,48 @@ def landmark_distance(
         () distance.
     """
     pred, target, mask = _check_angles_and_mask(pred, target, mask)
-    return _landmark_mean_jit(pred, target, mask, hand, _check_every(every), MOVING_LANDMARK_INDICES)
+    return _landmark_mean_jit(pred, target, mask, hand, _check_every(every), MOVING_LANDMARK_INDICES, None)
 
 
 def fingertip_distance(
-    pred: jax.Array, target: jax.Array, mask: jax.Array, hand: HandModel, every: int = LANDMARK_EVERY
+    pred: jax.Array,
+    target: jax.Array,
+    mask: jax.Array,
+    hand: HandModel | ForwardKinematics,
+    every: int = LANDMARK_EVERY,
+    *,
+    fingertips: Sequence[int] = FINGERTIP_INDICES,
+    axis_name: str | None = None,
 ) -> jax.Array:
     """Mean Euclidean distance of the 5 fingertips (mm) via FK on every `every`-th sample.
 
+    emg2pose's evaluation metric with the defaults, and its training term (the
+    loss of `emgjax.train.losses.emg2pose_loss`) with ``every=1``.
+
     Args:
-        pred, target: (B, 20, T) radians; mask: (B, T) bool; hand: the hand model.
+        pred, target: (B, 20, T) radians; mask: (B, T) bool.
+        hand: the hand model, or any jittable forward kinematics
+            ``fk(angles (..., 20)) -> landmarks (..., L, 3)`` (in mm for a distance in mm).
+        every: FK sample step (the mask is sampled at the same steps).
+        fingertips: landmark indices of the fingertips in FK's output (default: the hand model's).
+        axis_name: data-parallel axis for an exact global mean (see :func:`masked_mean`).
 
     Returns:
         () distance.
     """
     pred, target, mask = _check_angles_and_mask(pred, target, mask)
-    return _landmark_mean_jit(pred, target, mask, hand, _check_every(every), FINGERTIP_INDICES)
+    args = (pred, target, mask, hand, _check_every(every), tuple(int(i) for i in fingertips), axis_name)
+    # A hand model is traced data, so one compiled program serves every hand; an FK function
+    # is compiled into the caller's program instead.
+    return _landmark_mean_jit(*args) if isinstance(hand, HandModel) else _landmark_mean(*args)
 
 
-@functools.partial(jax.jit, static_argnums=(4, 5))
-def _landmark_mean_jit(pred, target, mask, hand, every, landmark_indices):
+def _landmark_mean(pred, target, mask, hand, every, landmark_indices, axis_name=None):
     distances, sampled_mask = _landmark_errors(pred, target, mask, hand, every)
-    return masked_mean(distances[..., jnp.asarray(landmark_indices)], sampled_mask[..., None])
+    return masked_mean(distances[..., jnp.asarray(landmark_indices)], sampled_mask[..., None], axis_name=axis_name)
+
+
+_landmark_mean_jit = jax.jit(_landmark_mean, static_argnums=(4, 5, 6))
 
 
 # ---------------------------------------------------------------------------

@@ -28,6 +28,13 @@ from emgjax import errors
 from emgjax.models import pose_modules
 from emgjax.models.configs import PoseModelConfig
 
+# The on-disk format (written by `write_pretrained`, read by `load_pretrained`): DIR/config.json
+# (format name and version, model config, metadata) and DIR/variables/ (an Orbax checkpoint).
+FORMAT_NAME = "emgjax-emg2pose"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+VARIABLES_DIR = "variables"
+
 # Shared by all models: the config is a static (hashable) argument, so models with equal configs reuse
 # the same compiled executables; jit keeps one per input shape.
 _FORWARD = jax.jit(pose_modules.pose_forward, static_argnums=(0,))
@@ -145,7 +152,6 @@ def write_pretrained(
     import orbax.checkpoint as ocp
 
     from emgjax import __version__
-    from emgjax.convert.command import CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, VARIABLES_DIR
 
     directory = pathlib.Path(directory).absolute()
     if directory.exists() and not directory.is_dir():
@@ -234,8 +240,6 @@ def _orbax_failure(variables_path: pathlib.Path, exc: BaseException) -> Pretrain
 def load_pretrained(directory: str | os.PathLike) -> Emg2PoseModel:
     """Load `directory` written by `emgjax convert` (config.json + Orbax variables/)."""
     import orbax.checkpoint as ocp
-
-    from emgjax.convert.command import CONFIG_FILE, FORMAT_NAME, FORMAT_VERSION, VARIABLES_DIR
 
     directory = pathlib.Path(directory).absolute()
     if not directory.exists():

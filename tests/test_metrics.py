@@ -1,5 +1,6 @@
 """Tests for emgjax.metrics against hand-computed values."""
 
+import functools
 import math
 
 import jax
@@ -38,7 +39,7 @@ def test_masked_mean_hand_computed_and_all_masked():
     total, count = masked_sum_and_count(x, mask)
     assert float(total) == 8.0 and float(count) == 3.0
     assert float(masked_mean(x, jnp.zeros_like(mask))) == 0.0  # all masked: 0, not NaN
-    with pytest.raises(ValueError, match=r"broadcastable to \(2, 3\).*found \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"broadcastable to values \(2, 3\), found \(3, 2\)"):
         masked_mean(x, jnp.ones((3, 2), bool))
 
 
@@ -135,6 +136,33 @@ def test_landmark_and_fingertip_distance_hand_computed():
     assert float(landmark_distance(pred, target, mask, HAND)) == pytest.approx(expected_landmarks, rel=1e-4)
     # With every=1 the unsampled, large errors would dominate.
     assert float(fingertip_distance(pred, target, mask, HAND, every=1)) > 10 * expected_tips
+
+
+def test_fingertip_distance_takes_a_hand_or_an_fk_function():
+    # The one fingertip distance serves the metric (a hand model, every 40th sample) and the
+    # training term (any FK function, every sample): both forms agree on the same FK.
+    rng = np.random.default_rng(3)
+    pred = rng.normal(scale=0.3, size=(2, 20, 9)).astype(np.float32)
+    target = rng.normal(scale=0.3, size=(2, 20, 9)).astype(np.float32)
+    mask = rng.random((2, 9)) > 0.3
+    fk = functools.partial(forward_kinematics, hand=HAND)
+    for every in (1, 4):
+        by_hand = float(fingertip_distance(pred, target, mask, HAND, every=every))
+        by_fk = float(jax.jit(lambda p, t, m, e=every: fingertip_distance(p, t, m, fk, every=e))(pred, target, mask))
+        assert by_fk == pytest.approx(by_hand, rel=1e-5)
+    # Hand-computed with every=1 and two chosen landmarks.
+    tips = (5, 20)
+    xyz_p = np.asarray(forward_kinematics(jnp.swapaxes(pred, 1, 2), HAND))[:, :, tips]
+    xyz_t = np.asarray(forward_kinematics(jnp.swapaxes(target, 1, 2), HAND))[:, :, tips]
+    expected = np.linalg.norm(xyz_p - xyz_t, axis=-1)[mask].mean()
+    got = fingertip_distance(pred, target, mask, HAND, every=1, fingertips=tips)
+    assert float(got) == pytest.approx(expected, rel=1e-4)
+
+
+def test_masked_mean_without_mask_is_the_plain_mean():
+    x = jnp.array([[1.0, 2.0], [3.0, 6.0]])
+    assert float(masked_mean(x)) == pytest.approx(3.0)
+    assert float(masked_mean(x, jnp.array([True, False]))) == pytest.approx(2.0)  # broadcast over rows
 
 
 def test_landmark_distance_leaves_out_proximal_frames():

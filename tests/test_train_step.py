@@ -211,7 +211,10 @@ def test_fingertip_term_uses_the_given_forward_kinematics():
     p = (pred.transpose(0, 2, 1) @ lift).reshape(2, 5, 21, 3)[:, :, tips]
     t = (target.transpose(0, 2, 1) @ lift).reshape(2, 5, 21, 3)[:, :, tips]
     expected_tip = np.linalg.norm(p - t, axis=-1)[mask].mean()
-    np.testing.assert_allclose(fingertip_distance(pred, target, mask, fk), expected_tip, rtol=1e-5)
+    # The training term: every sample (every=1), MediaPipe's fingertip indices in fk's output.
+    np.testing.assert_allclose(
+        fingertip_distance(pred, target, mask, fk, every=1, fingertips=tips), expected_tip, rtol=1e-5
+    )
     loss, metrics = emg2pose_loss(pred, target, mask, fk_fn=fk, fingertip_weight=0.01)
     np.testing.assert_allclose(loss, metrics["angle_l1"] + 0.01 * expected_tip, rtol=1e-5)
     loss_only_l1, metrics_l1 = emg2pose_loss(pred, target, mask)

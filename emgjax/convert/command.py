@@ -31,10 +31,6 @@ from emgjax.models.configs import EXPERIMENTS, PoseModelConfig
 
 LOG = logging.getLogger("emgjax.convert")
 
-FORMAT_NAME = "emgjax-emg2pose"
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-VARIABLES_DIR = "variables"
 LICENSE_NOTE = (
     "Converted from Meta's emg2pose weights, which are licensed CC-BY-NC-SA-4.0; "
     "the converted parameters keep that licence."

@@ -20,7 +20,7 @@ from flax import linen as nn
 from jax import lax
 
 from emgjax.models.configs import DecoderBlockConfig, EncoderBlockConfig, NeuroPoseConfig, ResidualBlockConfig
-from emgjax.models.tds import BatchNorm, Dense, torch_uniform_init
+from emgjax.models.layers import BatchNorm, Dense, torch_uniform_init
 
 
 def same_padding(kernel_size: tuple[int, ...]) -> list[tuple[int, int]]:

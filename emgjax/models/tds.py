@@ -13,134 +13,23 @@ channels) view a free reshape, so the conv2d runs as an NHWC convolution with
 no activation transposes. The stage permutes its *weights* (cheap, 256-wide)
 instead; LayerNorm over all channels is order-invariant.
 
-Also holds the small PyTorch-convention layers shared by the emg2pose modules
-(LayerNorm eps 1e-5 with a two-pass variance, BatchNorm with PyTorch's
-unbiased running variance, PyTorch default initialisers).
+The PyTorch-convention layers it builds on (LayerNorm, Dense, BatchNorm,
+conv parameters, initialisers) live in `emgjax.models.layers`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from typing import Any
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 from jax import lax
 
 from emgjax.models.configs import Conv1dBlockConfig, TdsNetworkConfig, TdsStageConfig
+from emgjax.models.layers import BatchNorm, ConvParams, Dense, LayerNorm, conv1d, torch_uniform_init
 
-TORCH_NORM_EPS = 1e-5
-TORCH_BN_MOMENTUM = 0.1  # PyTorch convention: new = (1 − m)·old + m·batch
-
-
-# ----------------------------------------------------------------------------- PyTorch-convention layers
-
-
-def torch_uniform_init(fan_in: int) -> Callable[..., jax.Array]:
-    """PyTorch's default Linear/Conv init: U(−1/√fan_in, 1/√fan_in) (kaiming_uniform with a=√5)."""
-    bound = 1.0 / math.sqrt(max(fan_in, 1))
-
-    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
-
-
-def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = TORCH_NORM_EPS) -> jax.Array:
-    """LayerNorm over the last axis with PyTorch's biased, two-pass variance."""
-    mean = jnp.mean(x, axis=-1, keepdims=True)
-    centered = x - mean
-    var = jnp.mean(centered * centered, axis=-1, keepdims=True)
-    return centered * lax.rsqrt(var + eps) * scale + bias
-
-
-class LayerNorm(nn.Module):
-    """LayerNorm over the last axis, params `scale`, `bias` (PyTorch `weight`, `bias`).
-
-    `order` optionally permutes the stored parameters (see TdsStage).
-    """
-
-    features: int
-    order: tuple[int, ...] | None = None
-
-    def setup(self) -> None:
-        self.scale = self.param("scale", nn.initializers.ones, (self.features,))
-        self.bias = self.param("bias", nn.initializers.zeros, (self.features,))
-
-    def weights(self) -> tuple[jax.Array, jax.Array]:
-        """(scale, bias), permuted to `order`."""
-        if self.order is None:
-            return self.scale, self.bias
-        order = np.asarray(self.order)
-        return self.scale[order], self.bias[order]
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return layer_norm(x, *self.weights())
-
-
-class Dense(nn.Module):
-    """Linear over the last axis; `kernel` is (in, out) = PyTorch weight.T.
-
-    `in_order`/`out_order` optionally permute the stored kernel's rows/columns (see TdsStage).
-    """
-
-    in_features: int
-    out_features: int
-    in_order: tuple[int, ...] | None = None
-    out_order: tuple[int, ...] | None = None
-
-    def setup(self) -> None:
-        init = torch_uniform_init(self.in_features)
-        self.kernel = self.param("kernel", init, (self.in_features, self.out_features))
-        self.bias = self.param("bias", init, (self.out_features,))
-
-    def weights(self) -> tuple[jax.Array, jax.Array]:
-        """(kernel (in, out), bias (out,)), permuted to `in_order`/`out_order`."""
-        kernel, bias = self.kernel, self.bias
-        if self.in_order is not None:
-            kernel = kernel[np.asarray(self.in_order)]
-        if self.out_order is not None:
-            kernel, bias = kernel[:, np.asarray(self.out_order)], bias[np.asarray(self.out_order)]
-        return kernel, bias
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kernel, bias = self.weights()
-        return jnp.dot(x, kernel) + bias
-
-
-class BatchNorm(nn.Module):
-    """BatchNorm over all axes but the last, with PyTorch's numerics.
-
-    Params `scale`, `bias`; batch_stats `mean`, `var`. Training normalises
-    with the biased batch variance and updates the running variance with the
-    *unbiased* one, momentum 0.1 — as torch.nn.BatchNorm does (Flax's own
-    BatchNorm keeps the biased one).
-    """
-
-    features: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        scale = self.param("scale", nn.initializers.ones, (self.features,))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        running_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((self.features,), jnp.float32))
-        running_var = self.variable("batch_stats", "var", lambda: jnp.ones((self.features,), jnp.float32))
-        if train:
-            axes = tuple(range(x.ndim - 1))
-            mean = jnp.mean(x, axis=axes)
-            var = jnp.mean(jnp.square(x - mean), axis=axes)
-            count = math.prod(x.shape[:-1])
-            if not self.is_initializing():
-                unbiased = var * (count / max(count - 1, 1))
-                running_mean.value = (1 - TORCH_BN_MOMENTUM) * running_mean.value + TORCH_BN_MOMENTUM * mean
-                running_var.value = (1 - TORCH_BN_MOMENTUM) * running_var.value + TORCH_BN_MOMENTUM * unbiased
-        else:
-            mean, var = running_mean.value, running_var.value
-        return (x - mean) * (lax.rsqrt(var + TORCH_NORM_EPS) * scale) + bias
-
+# Re-exported for the modules that still import these from here (decoders.py, lstm.py,
+# tests/test_models.py); they move to `from emgjax.models.layers import ...` (issue 9), then drop this.
+from emgjax.models.layers import layer_norm as layer_norm
 
 # ----------------------------------------------------------------------------- TDS blocks
 
@@ -148,11 +37,6 @@ class BatchNorm(nn.Module):
 def width_major_order(channels: int, width: int) -> tuple[int, ...]:
     """order[w·channels + i] = i·width + w: PyTorch channel index of each width-major position."""
     return tuple(int(i * width + w) for w in range(width) for i in range(channels))
-
-
-def _conv1d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """Valid strided conv. x: (B, T, Cin), kernel: (k, Cin, Cout) -> (B, T_out, Cout)."""
-    return lax.conv_general_dilated(x, kernel, (stride,), "VALID", dimension_numbers=("NWC", "WIO", "NWC"))
 
 
 class Conv1dBlock(nn.Module):
@@ -170,12 +54,12 @@ class Conv1dBlock(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         cfg = self.config
         init = torch_uniform_init(cfg.in_channels * cfg.kernel_size)
-        conv = _ConvParams(cfg.kernel_size, cfg.in_channels, cfg.out_channels, init, name="conv")
+        conv = ConvParams(cfg.kernel_size, cfg.in_channels, cfg.out_channels, init, name="conv")
         kernel, bias = conv()
         if self.out_order is not None:
             order = np.asarray(self.out_order)
             kernel, bias = kernel[..., order], bias[order]
-        x = _conv1d(x, kernel, cfg.stride) + bias
+        x = conv1d(x, kernel, cfg.stride) + bias
         if cfg.norm_type == "batch":
             if self.out_order is not None:
                 raise ValueError(
@@ -188,22 +72,6 @@ class Conv1dBlock(nn.Module):
         if cfg.norm_type == "layer":
             x = LayerNorm(cfg.out_channels, order=self.out_order, name="norm")(x)
         return x
-
-
-class _ConvParams(nn.Module):
-    """Holds a conv kernel (k, in, out) and bias (out,) under one name, like nn.Conv does."""
-
-    kernel_size: int
-    in_channels: int
-    out_channels: int
-    # Not named `init`: a field of that name would shadow nn.Module.init.
-    initializer: Callable[..., jax.Array]
-
-    @nn.compact
-    def __call__(self) -> tuple[jax.Array, jax.Array]:
-        kernel = self.param("kernel", self.initializer, (self.kernel_size, self.in_channels, self.out_channels))
-        bias = self.param("bias", self.initializer, (self.out_channels,))
-        return kernel, bias
 
 
 class TDSConv2dBlock(nn.Module):
@@ -223,7 +91,7 @@ class TDSConv2dBlock(nn.Module):
         batch, time, num_features = x.shape
         ch, width, k = self.channels, self.width, self.kernel_width
         init = torch_uniform_init(ch * k)
-        kernel, bias = _ConvParams(k, ch, ch, init, name="conv2d")()
+        kernel, bias = ConvParams(k, ch, ch, init, name="conv2d")()
         # Free reshape thanks to the width-major order: (B, T, width, channels) is NHWC.
         image = x.reshape(batch, time, width, ch)
         out = lax.conv_general_dilated(
@@ -293,11 +161,6 @@ class TdsNetwork(nn.Module):
 
 
 __all__ = [
-    "LayerNorm",
-    "Dense",
-    "BatchNorm",
-    "layer_norm",
-    "torch_uniform_init",
     "width_major_order",
     "Conv1dBlock",
     "TDSConv2dBlock",

@@ -1,7 +1,8 @@
 """Masked losses whose data-parallel mean equals the single-device mean exactly.
 
-Every loss here is a masked mean. Inside a data-parallel step (``shard_map``
-or ``pmap`` over a named axis) pass ``axis_name``: the per-device value is then
+Every loss here is a masked mean (`emgjax.metrics.masked_mean`). Inside a
+data-parallel step (``shard_map`` or ``pmap`` over a named axis) pass
+``axis_name``: the per-device value is then
 ``local_sum / pmean(local_count)``, so that the step's ``pmean`` over devices
 gives ``global_sum / global_count`` -- exactly the single-device loss on the
 whole batch, however the mask is spread across devices -- and the ``pmean`` of
@@ -19,6 +20,10 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+# The package's one masked mean and fingertip distance live with the metrics (which never
+# import the training package); re-exported here as part of the losses' API.
+from emgjax.metrics import fingertip_distance, masked_mean
+
 __all__ = [
     "masked_mean",
     "angle_l1",
@@ -32,32 +37,6 @@ __all__ = [
 
 # Landmark indices of the five fingertips in the MediaPipe 21-point layout.
 MEDIAPIPE_FINGERTIPS = (4, 8, 12, 16, 20)
-
-
-def masked_mean(values: jax.Array, mask: jax.Array | None = None, *, axis_name: str | None = None) -> jax.Array:
-    """Mean of ``values`` over the entries where ``mask`` is True.
-
-    values: any shape; mask: None or broadcastable to ``values`` (bool or 0/1).
-    With ``axis_name`` the count is averaged over the named axis (see module
-    docstring) so that ``pmean`` of the result is the global masked mean.
-    An all-False mask gives 0, not NaN.
-    """
-    values = jnp.asarray(values)
-    if mask is None:
-        weights = jnp.ones(values.shape, values.dtype)
-    else:
-        mask = jnp.asarray(mask)
-        try:
-            weights = jnp.broadcast_to(mask, values.shape).astype(values.dtype)
-        except ValueError:
-            raise ValueError(
-                f"masked_mean: expected a mask broadcastable to values {tuple(values.shape)}, found {tuple(mask.shape)}"
-            ) from None
-    total = jnp.sum(jnp.where(weights > 0, values, 0.0) * weights)
-    count = jnp.sum(weights)
-    if axis_name is not None:
-        count = jax.lax.pmean(count, axis_name)
-    return total / jnp.maximum(count, 1e-12) * (count > 0)
 
 
 def _check_same_shape(name: str, pred: jax.Array, target: jax.Array) -> None:
@@ -128,32 +107,6 @@ def joint_distance(pred, target, mask=None, *, scale: float = 1.0, axis_name: st
     return masked_mean(distance, None if mask is None else mask[..., 0], axis_name=axis_name)
 
 
-def fingertip_distance(
-    pred_angles: jax.Array,
-    target_angles: jax.Array,
-    mask: jax.Array | None,
-    fk_fn: Callable[[jax.Array], jax.Array],
-    *,
-    fingertips: Sequence[int] = MEDIAPIPE_FINGERTIPS,
-    axis_name: str | None = None,
-) -> jax.Array:
-    """Masked mean fingertip distance after forward kinematics (emg2pose's term).
-
-    pred_angles, target_angles: (B, A, T) channel-first; mask (B, T).
-    ``fk_fn(angles (..., A)) -> landmarks (..., L, 3)`` is any jittable forward
-    kinematics (e.g. ``functools.partial(forward_kinematics, hand=hand)``),
-    returning millimetres for a loss in mm; passed in so this module does not
-    import the kinematics package. ``fingertips`` are landmark indices.
-    """
-    _check_same_shape("fingertip_distance", pred_angles, target_angles)
-    if pred_angles.ndim != 3:
-        raise ValueError(f"fingertip_distance: expected angles (B, A, T), found {tuple(pred_angles.shape)}")
-    tips = jnp.asarray(tuple(fingertips))
-    pred_xyz = fk_fn(jnp.swapaxes(pred_angles, 1, 2))[..., tips, :]  # (B, T, 5, 3)
-    target_xyz = fk_fn(jnp.swapaxes(target_angles, 1, 2))[..., tips, :]
-    return joint_distance(pred_xyz, target_xyz, mask, axis_name=axis_name)
-
-
 def emg2pose_loss(
     pred_angles: jax.Array,
     target_angles: jax.Array,
@@ -166,14 +119,21 @@ def emg2pose_loss(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """emg2pose's training loss: masked angle L1 + ``fingertip_weight`` x fingertip distance (mm).
 
-    Shapes as ``angle_l1``. Without ``fk_fn`` the loss is the angle L1 alone.
+    Shapes as ``angle_l1``. ``fk_fn(angles (..., 20)) -> landmarks (..., L, 3)`` is any
+    jittable forward kinematics (e.g. ``functools.partial(forward_kinematics, hand=hand)``),
+    returning millimetres for a term in mm; ``fingertips`` are landmark indices in its
+    output. The term is `emgjax.metrics.fingertip_distance` on every sample. Without
+    ``fk_fn`` the loss is the angle L1 alone.
     Returns ``(loss, {"loss", "angle_l1"[, "fingertip_distance"]})``.
     """
     l1 = angle_l1(pred_angles, target_angles, mask, axis_name=axis_name)
     metrics = {"angle_l1": l1}
     loss = l1
     if fk_fn is not None:
-        tip = fingertip_distance(pred_angles, target_angles, mask, fk_fn, fingertips=fingertips, axis_name=axis_name)
+        # Every sample (the evaluation metric uses every 40th).
+        tip = fingertip_distance(
+            pred_angles, target_angles, mask, fk_fn, every=1, fingertips=fingertips, axis_name=axis_name
+        )
         metrics["fingertip_distance"] = tip
         loss = loss + fingertip_weight * tip
     metrics["loss"] = loss
