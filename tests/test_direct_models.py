@@ -11,13 +11,13 @@ import pytest
 from emgjax.models.direct import (
     DirectConfig,
     DirectModel,
-    LSTMStack,
     count_params,
     lookahead_samples,
     make_direct_loss_fn,
     output_steps,
     sequence_sample_index,
 )
+from emgjax.models.lstm import LSTM, LSTMCarry
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_scripts"))
 import train_tiny
@@ -105,20 +105,19 @@ def test_sequence_index_and_lookahead_match_the_network(tiny_sequence):
 def test_lstm_matches_torch_and_continues_from_carry():
     torch = pytest.importorskip("torch")
     hidden, features, batch, steps = 6, 5, 2, 7
-    lstm = LSTMStack(hidden, 2)
+    lstm = LSTM(features, hidden, 2, dropout=0.3)  # the direct model's LSTM; dropout is off outside training
     x = np.random.default_rng(0).normal(size=(batch, steps, features)).astype(np.float32)
     params = lstm.init(jax.random.PRNGKey(0), jnp.asarray(x))["params"]
     reference = torch.nn.LSTM(features, hidden, num_layers=2, batch_first=True)
     with torch.no_grad():
         for layer in range(2):
+            weights = params[f"layer_{layer}"]
             for name in ("kernel_ih", "kernel_hh"):
                 getattr(reference, f"weight_{name[-2:]}_l{layer}").copy_(
-                    torch.from_numpy(np.asarray(params[f"layer_{layer}_{name}"]).T.copy())
+                    torch.from_numpy(np.asarray(weights[name]).T.copy())
                 )
             for name in ("bias_ih", "bias_hh"):
-                getattr(reference, f"{name}_l{layer}").copy_(
-                    torch.from_numpy(np.array(params[f"layer_{layer}_{name}"]))
-                )
+                getattr(reference, f"{name}_l{layer}").copy_(torch.from_numpy(np.array(weights[name])))
         expected, (h_ref, c_ref) = reference(torch.from_numpy(x))
     apply = jax.jit(lambda p, x, carry: lstm.apply({"params": p}, x, carry))
     zeros = jnp.zeros((2, batch, hidden))
@@ -128,9 +127,28 @@ def test_lstm_matches_torch_and_continues_from_carry():
     np.testing.assert_allclose(c, c_ref.numpy(), rtol=1e-5, atol=1e-5)
     # Streaming: the first 4 steps, then the rest from the returned carry.
     first, carry = apply(params, x[:, :4], (zeros, zeros))
+    assert isinstance(carry, LSTMCarry)
     rest, (h2, _) = apply(params, x[:, 4:], carry)
     np.testing.assert_allclose(np.concatenate([first, rest], axis=1), out, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(h2, h, rtol=1e-6, atol=1e-6)
+
+
+def test_lstm_dropout_only_between_layers_in_training():
+    hidden, features, batch, steps = 8, 5, 3, 6
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(batch, steps, features)).astype(np.float32))
+    lstm = LSTM(features, hidden, 3, dropout=0.5)
+    params = lstm.init(jax.random.PRNGKey(0), x)["params"]
+    eval_out, eval_carry = lstm.apply({"params": params}, x)
+    train_out, train_carry = lstm.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
+    # Layer 0 sees the undropped input; layers 1 and 2 see dropped outputs of the layer below, as in PyTorch.
+    np.testing.assert_array_equal(train_carry.h[0], eval_carry.h[0])
+    assert not np.allclose(train_carry.h[1], eval_carry.h[1], atol=1e-3)
+    assert not np.allclose(train_out, eval_out, atol=1e-3)
+    no_dropout = LSTM(features, hidden, 3, dropout=0.0)
+    same, _ = no_dropout.apply({"params": params}, x, train=True)  # rate 0: no rng needed, no change
+    np.testing.assert_array_equal(same, eval_out)
+    with pytest.raises(ValueError, match=r"LSTM x: expected shape \(batch, time, 5\), found \(3, 6, 4\)"):
+        lstm.apply({"params": params}, x[..., :4])
 
 
 def test_batchnorm_uses_pytorch_momentum():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from emgjax.models import configs as C
 from emgjax.models import pose_modules as pm
-from emgjax.models.lstm import LSTM, LSTMLayerWeights, lstm_sequence
+from emgjax.models.lstm import LSTM, LSTMCarry, LSTMLayerWeights, lstm_sequence, lstm_step, zero_carry
 from emgjax.pretrained import Emg2PoseModel
 
 
@@ -348,6 +348,40 @@ def test_lstm_scan_equals_step_by_step_reference():
     rest, _ = lstm_sequence(layers, x[:, 6:], carry6)
     np.testing.assert_allclose(np.asarray(rest), expected[:, 6:], atol=1e-5)
     assert not np.allclose(np.asarray(out2), expected[:, 6:], atol=1e-3)  # the state matters
+
+
+def test_lstm_step_equals_sequence():
+    """The rollout's per-step API and the scanned sequence are the same recurrence, carry included."""
+    module = LSTM(in_features=4, hidden_size=6, num_layers=3)
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.standard_normal((2, 9, 4)).astype(np.float32))
+    start = LSTMCarry(*(jnp.asarray(rng.standard_normal((3, 2, 6)).astype(np.float32)) for _ in range(2)))
+    layers = module.apply(module.init(jax.random.key(0), x), method=LSTM.weights)
+    expected, expected_carry = lstm_sequence(layers, x, start)
+    carry, outputs = start, []
+    for t in range(x.shape[1]):
+        # The first layer's input projection is the caller's; split in two to exercise extra_gates.
+        gates = jnp.dot(x[:, t, :3], layers[0].kernel_ih[:3]) + layers[0].bias_ih + layers[0].bias_hh
+        carry, h = lstm_step(layers, carry, gates, jnp.dot(x[:, t, 3:], layers[0].kernel_ih[3:]))
+        outputs.append(h)
+    np.testing.assert_allclose(np.stack(outputs, axis=1), expected, atol=1e-5)
+    np.testing.assert_allclose(carry.h, expected_carry.h, atol=1e-5)
+    np.testing.assert_allclose(carry.c, expected_carry.c, atol=1e-5)
+    zero = zero_carry(3, 2, 6)
+    assert zero.h.shape == zero.c.shape == (3, 2, 6) and not np.any(zero.h)
+
+
+def test_lstm_refuses_a_carry_of_the_wrong_shape():
+    module = LSTM(in_features=4, hidden_size=6, num_layers=2)
+    x = jnp.zeros((3, 5, 4))
+    variables = module.init(jax.random.key(0), x)
+    bad = (jnp.zeros((2, 3, 5)), jnp.zeros((2, 3, 5)))
+    with pytest.raises(
+        ValueError, match=r"initial_carry: expected \(h, c\) each of shape \(2, 3, 6\), found \(2, 3, 5\)"
+    ):
+        module.apply(variables, x, bad)
+    with pytest.raises(ValueError, match=r"initial_carry: expected \(h, c\) each of shape \(2, 3, 6\), found Array"):
+        module.apply(variables, x, jnp.zeros((2, 3, 6)))
 
 
 def test_lstm_matches_torch():

@@ -11,11 +11,12 @@ The network maps a short EMG window straight to a hand pose:
 
 With the defaults it has about 1.0 M parameters, like the original (the
 convolutions have no bias: BatchNorm follows and cancels it). The LSTM
-is a ``lax.scan`` whose input projection is hoisted out of the loop (one
-matmul over all steps), PyTorch gate order (i, f, g, o) with the two PyTorch
-biases, so original weights map one to one. Its carry is explicit: pass
-``initial_carry`` and get the final carry back, which is what streaming needs
-to continue a sequence chunk by chunk.
+is the package's one ``emgjax.models.lstm.LSTM``: a ``lax.scan`` whose input
+projection is hoisted out of the loop (one matmul over all steps), PyTorch gate
+order (i, f, g, o) with the two PyTorch biases, so original weights map one to
+one (params ``lstm/layer_{n}/{kernel_ih, kernel_hh, bias_ih, bias_hh}``). Its
+carry is explicit: pass ``initial_carry`` and get the final ``LSTMCarry`` back,
+which is what streaming needs to continue a sequence chunk by chunk.
 
 BatchNorm statistics live in the ``batch_stats`` collection (PyTorch momentum
 0.1, i.e. Flax momentum 0.9, eps 1e-5). Give ``bn_axis_name`` when the model
@@ -35,20 +36,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emgjax.models.lstm import LSTM, LSTMCarry
+from emgjax.models.tds import torch_uniform_init
+
 __all__ = [
     "DirectConfig",
     "DirectModel",
-    "LSTMCarry",
-    "LSTMStack",
     "sequence_sample_index",
     "lookahead_samples",
     "output_steps",
     "count_params",
     "make_direct_loss_fn",
 ]
-
-# (h, c), each (num_layers, batch, hidden), like PyTorch's nn.LSTM state.
-LSTMCarry = tuple[jax.Array, jax.Array]
 
 _OUTPUT_SHAPES = {"joints": (21, 3), "mano": (45,)}
 _MODES = ("last", "sequence")
@@ -163,15 +162,6 @@ def lookahead_samples(config: DirectConfig) -> int:
     return int(last_read - (config.time_stride - 1))
 
 
-def _symmetric_uniform(scale: float):
-    """U(-scale, scale): PyTorch's LSTM init with scale 1/sqrt(hidden), its bias init with 1/sqrt(fan_in)."""
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -scale, scale)
-
-    return init
-
-
 # PyTorch's default Conv/Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
 # weights (kaiming_uniform with a=sqrt(5)) and biases: the original models were
 # trained from it. It also avoids truncated-normal sampling, whose XLA CPU
@@ -179,66 +169,7 @@ def _symmetric_uniform(scale: float):
 _torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-def _torch_bias_init(fan_in: int):
-    return _symmetric_uniform(1.0 / np.sqrt(fan_in))
-
-
-class LSTMStack(nn.Module):
-    """Multi-layer LSTM over (B, T, F) as ``lax.scan``, PyTorch semantics.
-
-    Parameters per layer l: ``layer_{l}_kernel_ih (F_in, 4H)``,
-    ``layer_{l}_kernel_hh (H, 4H)``, ``layer_{l}_bias_ih``/``_bias_hh (4H,)``; gate order
-    (i, f, g, o). The input projection ``x @ kernel_ih + biases`` is computed
-    for all steps in one matmul before the scan; only ``h @ kernel_hh`` runs
-    inside the loop. Dropout is applied between layers (not after the last),
-    as PyTorch does.
-    """
-
-    hidden: int
-    num_layers: int
-    dropout: float = 0.0
-
-    @nn.compact
-    def __call__(self, x: jax.Array, initial_carry: LSTMCarry | None = None, *, train: bool = False):
-        """x: (B, T, F) -> (outputs (B, T, H), final carry (h, c) each (L, B, H))."""
-        batch = x.shape[0]
-        hidden = self.hidden
-        if initial_carry is None:
-            zeros = jnp.zeros((self.num_layers, batch, hidden), x.dtype)
-            initial_carry = (zeros, zeros)
-        h0, c0 = initial_carry
-        expected = (self.num_layers, batch, hidden)
-        if tuple(h0.shape) != expected or tuple(c0.shape) != expected:
-            raise ValueError(
-                f"LSTM initial_carry: expected (h, c) each of shape {expected}, "
-                f"found {tuple(h0.shape)} and {tuple(c0.shape)}"
-            )
-        init = _symmetric_uniform(1.0 / np.sqrt(hidden))
-        final_h, final_c = [], []
-        for layer in range(self.num_layers):
-            scope = f"layer_{layer}"
-            w_ih = self.param(f"{scope}_kernel_ih", init, (x.shape[-1], 4 * hidden))
-            w_hh = self.param(f"{scope}_kernel_hh", init, (hidden, 4 * hidden))
-            b_ih = self.param(f"{scope}_bias_ih", init, (4 * hidden,))
-            b_hh = self.param(f"{scope}_bias_hh", init, (4 * hidden,))
-            # Hoisted: one (B*T, F) x (F, 4H) matmul instead of T small ones.
-            projected = jnp.einsum("btf,fg->btg", x, w_ih) + (b_ih + b_hh)
-
-            def cell(carry, gates_in, w_hh=w_hh):
-                h, c = carry
-                gates = gates_in + h @ w_hh
-                i, f, g, o = jnp.split(gates, 4, axis=-1)
-                c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-                h = jax.nn.sigmoid(o) * jnp.tanh(c)
-                return (h, c), h
-
-            (h_last, c_last), outputs = jax.lax.scan(cell, (h0[layer], c0[layer]), jnp.swapaxes(projected, 0, 1))
-            x = jnp.swapaxes(outputs, 0, 1)  # (B, T, H)
-            final_h.append(h_last)
-            final_c.append(c_last)
-            if layer < self.num_layers - 1 and self.dropout > 0.0:
-                x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return x, (jnp.stack(final_h), jnp.stack(final_c))
+_torch_bias_init = torch_uniform_init  # (fan_in) -> U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 
 
 class DirectModel(nn.Module):
@@ -252,7 +183,8 @@ class DirectModel(nn.Module):
       mode "sequence": channel-first with time last, (B, 21, 3, T') or
       (B, 45, T') with ``T' = output_steps(T, config)`` (one pose per LSTM
       step; ``sequence_sample_index`` gives each step's input sample).
-    - ``carry``: final LSTM state (h, c), each (lstm_layers, B, lstm_hidden).
+    - ``initial_carry``/``carry``: LSTM state, an ``LSTMCarry(h, c)`` (``emgjax.models.lstm``), each
+      (lstm_layers, B, lstm_hidden); a plain (h, c) tuple is accepted. None starts from zeros.
     """
 
     config: DirectConfig
@@ -294,7 +226,8 @@ class DirectModel(nn.Module):
             )(x)
             x = nn.relu(x)
             x = nn.max_pool(x, (cfg.pool_size,), strides=(cfg.pool_size,), padding="VALID")
-        x, carry = LSTMStack(cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, name="lstm")(x, initial_carry, train=train)
+        lstm = LSTM(x.shape[-1], cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, name="lstm")
+        x, carry = lstm(x, initial_carry, train=train)  # (B, T', H), LSTMCarry
         if cfg.mode == "last":
             x = x[:, -1]  # (B, H)
         x = nn.relu(self._dense(cfg.head_hidden, x.shape[-1], "head_hidden")(x))
