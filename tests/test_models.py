@@ -472,7 +472,7 @@ def test_dropout_uses_explicit_rng_and_train_flag():
 
 def test_batchnorm_matches_torch_in_train_and_eval():
     torch = pytest.importorskip("torch")
-    from emgjax.models.tds import BatchNorm
+    from emgjax.models.layers import BatchNorm
 
     x = np.random.default_rng(4).standard_normal((4, 10, 3)).astype(np.float32) * 2 + 1
     bn_torch = torch.nn.BatchNorm1d(3)

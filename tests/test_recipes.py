@@ -159,9 +159,9 @@ def test_finetune_freezes_the_backbone_and_trains_the_head(trained, mindrove_dat
     run, evaluations = finetune_direct(exp, verbose=False)
     assert run.steps == 4
     before, after = _flat(trained.model.variables["params"]), _flat(run.model.variables["params"])
-    trainable = [k for k in before if k.startswith(("head", "lstm/layer_1_"))]
+    trainable = [k for k in before if k.startswith(("head", "lstm/layer_1/"))]
     frozen = [k for k in before if k not in trainable]
-    assert frozen and any(k.startswith("conv_") for k in frozen) and any(k.startswith("lstm/layer_0_") for k in frozen)
+    assert frozen and any(k.startswith("conv_") for k in frozen) and any(k.startswith("lstm/layer_0/") for k in frozen)
     for key in frozen:
         np.testing.assert_array_equal(after[key], before[key], err_msg=f"{key} should be frozen")
     for key in trainable:
@@ -178,10 +178,10 @@ def test_finetune_freezes_the_backbone_and_trains_the_head(trained, mindrove_dat
 def test_backbone_predicate_without_the_lstm_layer():
     predicate = _backbone_frozen_predicate(2, False)
     assert predicate(("head_out", "kernel"), None) and predicate(("head_hidden", "bias"), None)
-    assert not predicate(("lstm", "layer_1_kernel_hh"), None)
+    assert not predicate(("lstm", "layer_1", "kernel_hh"), None)
     assert not predicate(("conv_0", "kernel"), None)
-    assert _backbone_frozen_predicate(2, True)(("lstm", "layer_1_bias_ih"), None)
-    assert not _backbone_frozen_predicate(2, True)(("lstm", "layer_0_bias_ih"), None)
+    assert _backbone_frozen_predicate(2, True)(("lstm", "layer_1", "bias_ih"), None)
+    assert not _backbone_frozen_predicate(2, True)(("lstm", "layer_0", "bias_ih"), None)
 
 
 def test_scripts_evaluate_and_bad_overrides(trained, mindrove_data, capsys):

@@ -60,7 +60,7 @@ from emgjax.adapter.phases import (
 from emgjax.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
 from emgjax.adapter.upsampler import UpsamplerConfig
 from emgjax.models.configs import EXPERIMENTS, PoseModelConfig
-from emgjax.models.direct import LSTMStack
+from emgjax.models.lstm import LSTM
 from emgjax.train.optim import OptimConfig, make_optimizer
 from emgjax.train.state import create_train_state
 
@@ -490,7 +490,7 @@ class DirectAnglesModel(nn.Module):
             x = nn.Conv(width, (cfg.kernel_size,), padding="SAME", use_bias=False, name=f"conv_{i}")(x)
             x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=f"bn_{i}")(x)
             x = nn.max_pool(nn.relu(x), (2,), strides=(2,))
-        x, _ = LSTMStack(cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, name="lstm")(x, train=train)
+        x, _ = LSTM(x.shape[-1], cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, name="lstm")(x, train=train)
         x = nn.Dropout(cfg.dropout, deterministic=not train)(nn.relu(nn.Dense(cfg.head_hidden, name="head_hidden")(x)))
         return jnp.swapaxes(nn.Dense(20, name="head_out")(x), 1, 2)
 

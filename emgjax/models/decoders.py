@@ -22,8 +22,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from emgjax.models.configs import LSTMDecoderConfig, MLPDecoderConfig
+from emgjax.models.layers import Dense, LayerNorm, layer_norm
 from emgjax.models.lstm import LSTM, LSTMCarry, LSTMLayerWeights, lstm_step, zero_carry
-from emgjax.models.tds import Dense, LayerNorm, layer_norm
 
 LEAKY_RELU_SLOPE = 0.01  # torch.nn.LeakyReLU default
 

@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emgjax.models.layers import torch_uniform_init
 from emgjax.models.lstm import LSTM, LSTMCarry
-from emgjax.models.tds import torch_uniform_init
 
 __all__ = [
     "DirectConfig",

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
 
-from emgjax.models.tds import torch_uniform_init
+from emgjax.models.layers import torch_uniform_init
 
 
 class LSTMLayerWeights(NamedTuple):

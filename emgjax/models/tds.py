@@ -27,10 +27,6 @@ from jax import lax
 from emgjax.models.configs import Conv1dBlockConfig, TdsNetworkConfig, TdsStageConfig
 from emgjax.models.layers import BatchNorm, ConvParams, Dense, LayerNorm, conv1d, torch_uniform_init
 
-# Re-exported for the modules that still import these from here (decoders.py, lstm.py,
-# tests/test_models.py); they move to `from emgjax.models.layers import ...` (issue 9), then drop this.
-from emgjax.models.layers import layer_norm as layer_norm
-
 # ----------------------------------------------------------------------------- TDS blocks
 
 

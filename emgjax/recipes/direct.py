@@ -632,12 +632,12 @@ def _fit_and_export(out: Path, exp, info: dict, *, state, loss_fn, optimizer, me
 
 def _backbone_frozen_predicate(num_lstm_layers: int, train_last_lstm_layer: bool):
     """Trainable = the head (``head_*``), plus the last LSTM layer if asked."""
-    last = f"layer_{num_lstm_layers - 1}_"
+    last = f"layer_{num_lstm_layers - 1}"
 
     def trainable(path: tuple[str, ...], leaf) -> bool:
         if path[0].startswith("head"):
             return True
-        return train_last_lstm_layer and path[0] == "lstm" and path[-1].startswith(last)
+        return train_last_lstm_layer and path[:2] == ("lstm", last)
 
     return trainable
 

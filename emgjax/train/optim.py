@@ -15,7 +15,7 @@ __all__ = ["OptimConfig", "make_schedule", "make_optimizer", "trainable_mask", "
 _OPTIMIZERS = ("adam", "adamw")
 _SCHEDULES = ("constant", "warmup_cosine", "step")
 
-# A predicate on a parameter's path, e.g. ("lstm", "layer_1_kernel_hh"), and its value.
+# A predicate on a parameter's path, e.g. ("lstm", "layer_1", "kernel_hh"), and its value.
 TrainablePredicate = Callable[[tuple[str, ...], Any], bool]
 
 
@@ -135,7 +135,7 @@ def make_schedule(config: OptimConfig, total_steps: int | None = None) -> optax.
 
 
 def path_names(path) -> tuple[str, ...]:
-    """A jax key path as plain strings, e.g. ("lstm", "layer_0_kernel_ih")."""
+    """A jax key path as plain strings, e.g. ("lstm", "layer_0", "kernel_ih")."""
     names = []
     for entry in path:
         for attr in ("key", "name", "idx"):
