@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the real import is lazy: `import emgjax` must not pull in jax
     from emgjax.pretrained import Emg2PoseModel
 
-__version__ = "0.1.0"
+from emgjax._version import __version__
 
 
 def load_pretrained(directory: str | os.PathLike[str]) -> Emg2PoseModel:

@@ -151,7 +151,7 @@ def write_pretrained(
 
     import orbax.checkpoint as ocp
 
-    from emgjax import __version__
+    from emgjax._version import __version__
 
     directory = pathlib.Path(directory).absolute()
     if directory.exists() and not directory.is_dir():
