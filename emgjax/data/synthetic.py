@@ -1072,16 +1072,10 @@ def write_synthetic_dataset(
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
     n_sessions = _check_count("sessions", n_sessions, 1, MAX_SESSIONS)
-    if duration_s is not None:
-        if (
-            isinstance(duration_s, bool)
-            or not isinstance(duration_s, (int, float))
-            or not 0 < duration_s <= MAX_DURATION_S
-        ):
-            raise ValueError(f"duration: expected seconds in (0, {MAX_DURATION_S:g}], found {duration_s!r}")
-        config = config.replace(duration_s=duration_s)  # validates duration_s
-    elif not config.duration_s <= MAX_DURATION_S:
-        raise ValueError(f"duration: expected seconds in (0, {MAX_DURATION_S:g}], found {config.duration_s!r}")
+    duration = config.duration_s if duration_s is None else duration_s
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= MAX_DURATION_S:
+        raise ValueError(f"duration: expected seconds in (0, {MAX_DURATION_S:g}], found {duration!r}")
+    config = config.replace(duration_s=duration)
     seed = _check_count("seed", seed, 0, MAX_SEED)
     if isinstance(formats, str):
         formats = (formats,)
@@ -1206,8 +1200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        # The duration is passed (and checked) below; the config keeps its default until then.
         config = SyntheticConfig(
-            duration_s=args.duration if 0 < args.duration <= MAX_DURATION_S else SyntheticConfig.duration_s,
             model_seed=args.model_seed,
             hum_hz=args.hum_hz or None,
             ik_failure_fraction=args.ik_failure_fraction,
