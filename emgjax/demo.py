@@ -42,7 +42,7 @@ _QUICK = dict(sessions=3, duration=10.0, steps=16, seed=0)
 def demo_experiment(out_dir: Path, data_dir: Path, *, steps: int, seed: int, quick: bool):
     """The demo's ``DirectExperiment`` (training for ``steps`` updates on ``data_dir``)."""
     from emgjax.models.direct import DirectConfig
-    from emgjax.recipes import LoopConfig, SessionsConfig
+    from emgjax.recipes.common import LoopConfig, SessionsConfig
     from emgjax.recipes.direct import DirectDataConfig, DirectExperiment
     from emgjax.train import OptimConfig
 
@@ -178,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = {"sessions": sessions, "duration": duration, "seed": seed, "quick": bool(args.quick)}
     settings_file = out / "demo_settings.json"
     if out.is_dir() and any(out.iterdir()):
-        from emgjax.recipes import clear_dir, read_json
+        from emgjax.recipes.common import clear_dir, read_json
 
         if args.overwrite:
             clear_dir(out)

@@ -1,4 +1,4 @@
-"""Batch benchmark of the MindRove -> emg2pose hardware adapters (thin CLI over emgjax.adapter.benchmark).
+"""Batch benchmark of the MindRove -> emg2pose hardware adapters (thin CLI over emgjax.recipes.adapter.benchmark).
 
     python experiments/bench_adapters.py --quick --out runs/adapters      # CPU, synthetic data, < 10 min
     python experiments/bench_adapters.py --tiny --out /tmp/adapters       # smoke test, < 60 s
@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from emgjax.adapter import benchmark
     from emgjax.errors import check_output_path
+    from emgjax.recipes.adapter import benchmark
 
     check_output_path("--out", args.out)
 

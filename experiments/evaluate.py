@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from emgjax.cli import run_command
-from emgjax.recipes import SessionsConfig, read_json, resolve_sessions, write_json
+from emgjax.recipes.common import SessionsConfig, read_json, resolve_sessions, write_json
 
 
 def main(argv=None) -> int:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import sys
 
 from emgjax.cli import run_command
+from emgjax.config import parse_config
 from emgjax.recipes.direct import FinetuneExperiment, finetune_direct, format_report
-from emgjax.recipes.overrides import parse_config
 
 
 def main(argv=None) -> int:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import sys
 
 from emgjax.cli import run_command
-from emgjax.recipes import write_json
+from emgjax.config import parse_config
+from emgjax.recipes.common import write_json
 from emgjax.recipes.direct import DirectExperiment, evaluate_direct, format_report, train_direct
-from emgjax.recipes.overrides import parse_config
 
 PROG = "train_direct.py"
 

@@ -22,9 +22,9 @@ import json
 import sys
 
 from emgjax.cli import run_command
-from emgjax.recipes import write_json
+from emgjax.config import parse_config
+from emgjax.recipes.common import write_json
 from emgjax.recipes.emg2pose import Emg2PoseTraining, evaluate_emg2pose, train_emg2pose
-from emgjax.recipes.overrides import parse_config
 
 PROG = "train_emg2pose.py"
 

@@ -10,7 +10,7 @@ import pathlib
 import jax
 import pytest
 
-from emgjax.adapter import benchmark
+from emgjax.recipes.adapter import benchmark
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emgjax.adapter import objectives as obj
-from emgjax.adapter.frozen import tiny_emg2pose_config
-from emgjax.adapter.mano_head import ManoHeadConfig
-from emgjax.adapter.phases import (
+from emgjax.kinematics import synthetic_hand_model
+from emgjax.models import pose_modules
+from emgjax.models.adapter.mano_head import ManoHeadConfig
+from emgjax.models.adapter.pipeline import AdapterPipeline, validate_pipeline, variant_config
+from emgjax.models.adapter.upsampler import UpsamplerConfig
+from emgjax.models.configs import Conv1dBlockConfig, TdsNetworkConfig
+from emgjax.recipes.adapter import objectives as obj
+from emgjax.recipes.adapter.frozen import tiny_emg2pose_config
+from emgjax.recipes.adapter.phases import (
     init_states,
     make_adapter_loss_fn,
     make_multi_train_step,
@@ -22,11 +27,6 @@ from emgjax.adapter.phases import (
     trainable_predicate,
     unstack_tree,
 )
-from emgjax.adapter.pipeline import AdapterPipeline, validate_pipeline, variant_config
-from emgjax.adapter.upsampler import UpsamplerConfig
-from emgjax.kinematics import synthetic_hand_model
-from emgjax.models import pose_modules
-from emgjax.models.configs import Conv1dBlockConfig, TdsNetworkConfig
 from emgjax.train.optim import OptimConfig
 
 E2P = tiny_emg2pose_config()

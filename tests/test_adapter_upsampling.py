@@ -13,14 +13,14 @@ import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emgjax.adapter.channel_adapter import (
+from emgjax.models.adapter.channel_adapter import (
     ADAPTER_KINDS,
     ChannelAdapter,
     ChannelAdapterConfig,
     fixed_adapter_matrix,
     ring_interpolation_matrix,
 )
-from emgjax.adapter.upsampler import (
+from emgjax.models.adapter.upsampler import (
     UPSAMPLER_KINDS,
     FrequencyUpsampler,
     UpsamplerConfig,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emgjax.recipes.overrides import (
+from emgjax.config import (
     ConfigError,
     apply_overrides,
     config_diff,

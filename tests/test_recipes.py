@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emgjax.models.direct import DirectConfig
-from emgjax.recipes import LoopConfig, SessionsConfig, read_json, resolve_sessions
+from emgjax.recipes.common import LoopConfig, SessionsConfig, read_json, resolve_sessions
 from emgjax.recipes.direct import (
     DirectDataConfig,
     DirectExperiment,
@@ -453,7 +453,7 @@ def test_evaluate_masks_windows_without_initial_state(tmp_path, caplog):
     """evaluate_emg2pose applies the same rule: a window whose left-context sample failed IK counts for nothing."""
     from emgjax.data.emg2pose import write_emg2pose_session
     from emgjax.models.pose_modules import init_variables
-    from emgjax.recipes import export_variables, write_json
+    from emgjax.recipes.common import export_variables, write_json
     from emgjax.recipes.emg2pose import (
         ALL_MASKED_WARNING,
         MODEL_FORMAT,

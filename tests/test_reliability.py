@@ -123,9 +123,9 @@ class Env:
         def build():
             import jax
 
-            from emgjax.adapter.frozen import tiny_emg2pose_config
             from emgjax.models import pose_modules
             from emgjax.pretrained import write_pretrained
+            from emgjax.recipes.adapter.frozen import tiny_emg2pose_config
 
             config = tiny_emg2pose_config()
             variables = pose_modules.init_variables(config, jax.random.key(0))
@@ -1032,9 +1032,9 @@ def _(env):
 def _(env):
     import jax
 
-    from emgjax.adapter.frozen import tiny_emg2pose_config
     from emgjax.models import pose_modules
     from emgjax.pretrained import write_pretrained
+    from emgjax.recipes.adapter.frozen import tiny_emg2pose_config
 
     config = tiny_emg2pose_config()
     variables = pose_modules.init_variables(config, jax.random.key(0))
@@ -1721,11 +1721,11 @@ def _(env):
 
 # -- adapter pipeline ----------------------------------------------------------------------------------------
 
-ADAPTER = "`emgjax.adapter.AdapterPipeline`"
+ADAPTER = "`emgjax.models.adapter.AdapterPipeline`"
 
 
 def _pipeline_call(env, emg):
-    from emgjax.adapter import AdapterPipeline, variant_config
+    from emgjax.models.adapter import AdapterPipeline, variant_config
 
     pipeline = AdapterPipeline(variant_config("interpolation+sinc"), env.model.config)
     variables = pipeline.init(__import__("jax").random.key(0), env.model.params)
@@ -1781,7 +1781,7 @@ def _(env):
 
 @row(ADAPTER, "unknown variant `linear+cubic`", "ValueError: unknown upsampler 'cubic', expected one of ...")
 def _(env):
-    from emgjax.adapter import variant_config
+    from emgjax.models.adapter import variant_config
 
     assert_raises(ValueError, r"unknown upsampler 'cubic'.*expected", variant_config, "linear+cubic")
 

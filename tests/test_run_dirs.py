@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from emgjax.recipes import LoopConfig, SessionsConfig, prepare_run_dir
+from emgjax.config import parse_config
+from emgjax.recipes.common import LoopConfig, SessionsConfig, prepare_run_dir
 from emgjax.recipes.direct import DirectExperiment, FinetuneExperiment
-from emgjax.recipes.overrides import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

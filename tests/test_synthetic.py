@@ -357,7 +357,7 @@ def test_memory_stays_flat_with_more_sessions(tmp_path):
 
 def test_metadata_is_emg2pose_format_read_by_load_splits(tmp_path):
     from emgjax.data.windows import load_splits
-    from emgjax.recipes import SessionsConfig, resolve_sessions
+    from emgjax.recipes.common import SessionsConfig, resolve_sessions
 
     out = tmp_path / "ds"
     written = write_synthetic_dataset(out, n_sessions=6, duration_s=1.0, seed=0)

@@ -1,7 +1,7 @@
 """Train, evaluate and fine-tune the direct MindRove models (Conv1D + LSTM) as library functions.
 
     from emgjax.recipes.direct import DirectExperiment, train_direct, evaluate_direct
-    from emgjax.recipes import SessionsConfig
+    from emgjax.recipes.common import SessionsConfig
 
     exp = DirectExperiment(out_dir="runs/direct", sessions=SessionsConfig(data_dir="data/synth"))
     run = train_direct(exp)                        # resumes if runs/direct holds checkpoints
@@ -42,9 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
+from emgjax.config import config_to_dict
 from emgjax.errors import check_finite, check_nonempty
 from emgjax.models.direct import DirectConfig
-from emgjax.recipes import (
+from emgjax.recipes.common import (
     LoopConfig,
     SessionsConfig,
     check_batch_size,
@@ -57,7 +58,6 @@ from emgjax.recipes import (
     run_length,
     write_json,
 )
-from emgjax.recipes.overrides import config_to_dict
 from emgjax.train.optim import OptimConfig
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Train and evaluate the emg2pose port on emg2pose-format sessions, as library functions.
 
-    from emgjax.recipes import SessionsConfig
+    from emgjax.recipes.common import SessionsConfig
     from emgjax.recipes.emg2pose import Emg2PoseTraining, train_emg2pose, evaluate_emg2pose
 
     run = train_emg2pose(Emg2PoseTraining(out_dir="runs/vemg2pose", sessions=SessionsConfig(data_dir="data/synth")))
@@ -60,7 +60,7 @@ from emgjax.models.configs import (
     TdsStageConfig,
     neuropose_network,
 )
-from emgjax.recipes import (
+from emgjax.recipes.common import (
     LoopConfig,
     SessionsConfig,
     check_batch_size,
@@ -364,8 +364,8 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
     """Train ``exp`` (resuming from ``exp.out_dir`` if it holds checkpoints); export the model."""
     import jax
 
+    from emgjax.config import config_to_dict
     from emgjax.models.pose_modules import init_variables
-    from emgjax.recipes.overrides import config_to_dict
     from emgjax.train import (
         OptimConfig,
         create_train_state,

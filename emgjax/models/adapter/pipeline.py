@@ -14,7 +14,7 @@ files; emgjax ships none, so Mode 2 stops at theta.
 
 All parameters live in one tree ``{"adapter": {...}, "emg2pose": {...},
 ["mano_head": {...}]}``; what trains is decided by optax masks
-(``emgjax.adapter.phases``), never by copying parameters around. The emg2pose
+(``emgjax.recipes.adapter.phases``), never by copying parameters around. The emg2pose
 network always runs in inference mode (running BatchNorm statistics, no
 dropout), also when its decoder is unfrozen in phase 2: its statistics came
 from emg2pose data and should not drift towards adapter artefacts.
@@ -35,12 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from emgjax import errors
-from emgjax.adapter.channel_adapter import ADAPTER_KINDS, ChannelAdapter, ChannelAdapterConfig
-from emgjax.adapter.mano_head import AngleConverter, ManoHeadConfig
-from emgjax.adapter.upsampler import UPSAMPLER_KINDS, FrequencyUpsampler, UpsamplerConfig, check_rates
 from emgjax.kinematics import forward_kinematics
 from emgjax.kinematics.mediapipe import hand_model_to_mediapipe
 from emgjax.models import pose_modules
+from emgjax.models.adapter.channel_adapter import ADAPTER_KINDS, ChannelAdapter, ChannelAdapterConfig
+from emgjax.models.adapter.mano_head import AngleConverter, ManoHeadConfig
+from emgjax.models.adapter.upsampler import UPSAMPLER_KINDS, FrequencyUpsampler, UpsamplerConfig, check_rates
 from emgjax.models.configs import PoseModelConfig
 
 __all__ = [

@@ -46,10 +46,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emgjax.adapter import objectives as obj
-from emgjax.adapter.channel_adapter import ChannelAdapterConfig
-from emgjax.adapter.frozen import frozen_emg2pose, quick_emg2pose_config, tiny_emg2pose_config
-from emgjax.adapter.phases import (
+from emgjax.models.adapter.channel_adapter import ChannelAdapterConfig
+from emgjax.models.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
+from emgjax.models.adapter.upsampler import UpsamplerConfig
+from emgjax.models.configs import EXPERIMENTS, PoseModelConfig
+from emgjax.models.lstm import LSTM
+from emgjax.recipes.adapter import objectives as obj
+from emgjax.recipes.adapter.frozen import frozen_emg2pose, quick_emg2pose_config, tiny_emg2pose_config
+from emgjax.recipes.adapter.phases import (
     init_states,
     make_adapter_loss_fn,
     make_multi_train_step,
@@ -57,10 +61,6 @@ from emgjax.adapter.phases import (
     stack_trees,
     unstack_tree,
 )
-from emgjax.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
-from emgjax.adapter.upsampler import UpsamplerConfig
-from emgjax.models.configs import EXPERIMENTS, PoseModelConfig
-from emgjax.models.lstm import LSTM
 from emgjax.train.optim import OptimConfig, make_optimizer
 from emgjax.train.state import create_train_state
 

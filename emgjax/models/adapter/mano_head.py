@@ -3,7 +3,7 @@
 The original project's AngleConverter: an MLP 20 -> 128 -> 256 -> 45 with
 LayerNorm, LeakyReLU and dropout 0.3 after each hidden layer, applied to every
 time sample. It is trained on MANO theta labels where a session has them
-(``emgjax.adapter.objectives.mano_theta_loss``). Turning theta into MANO joints
+(``emgjax.recipes.adapter.objectives.mano_theta_loss``). Turning theta into MANO joints
 or a mesh needs the MANO model files, which are licence-restricted: emgjax does
 not ship them, so this head stops at theta.
 """

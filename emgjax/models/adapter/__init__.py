@@ -1,16 +1,19 @@
-"""Hardware adapters: MindRove (8 ch, 500 Hz) -> emg2pose input (16 ch, 2 kHz)."""
+"""The hardware adapter's model code: MindRove (8 ch, 500 Hz) -> emg2pose input (16 ch, 2 kHz) -> frozen emg2pose.
 
-from emgjax.adapter.channel_adapter import (
+Training procedures (objectives, phases, the frozen-model training, the benchmark) live in
+`emgjax.recipes.adapter`.
+"""
+
+from emgjax.models.adapter.channel_adapter import (
     ADAPTER_KINDS,
     ChannelAdapter,
     ChannelAdapterConfig,
     fixed_adapter_matrix,
     ring_interpolation_matrix,
 )
-from emgjax.adapter.mano_head import AngleConverter, ManoHeadConfig
-from emgjax.adapter.objectives import NAMED_OBJECTIVES, ObjectiveWeights, objective_weights
-from emgjax.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
-from emgjax.adapter.upsampler import (
+from emgjax.models.adapter.mano_head import AngleConverter, ManoHeadConfig
+from emgjax.models.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
+from emgjax.models.adapter.upsampler import (
     UPSAMPLER_KINDS,
     FrequencyUpsampler,
     UpsamplerConfig,
@@ -33,7 +36,4 @@ __all__ = [
     "variant_config",
     "AngleConverter",
     "ManoHeadConfig",
-    "NAMED_OBJECTIVES",
-    "ObjectiveWeights",
-    "objective_weights",
 ]

@@ -103,7 +103,7 @@ def save_pretrained(
         host,
         experiment=experiment,
         provide_initial_pos=provide_initial_pos,
-        source={"file": None, "trained_by": "emgjax.adapter.frozen (synthetic emg2pose-format data)"},
+        source={"file": None, "trained_by": "emgjax.recipes.adapter.frozen (synthetic emg2pose-format data)"},
         extra=dict(extra or {}),
     )
 

@@ -8,7 +8,7 @@ stage. Freezing is an optax mask (``make_optimizer(..., trainable=...)``:
 parameters stay bitwise unchanged and carry no optimiser moments.
 
 The loss is a weighted sum of the objective terms of
-``emgjax.adapter.objectives`` whose weights are *traced* (a dict of float32
+``emgjax.recipes.adapter.objectives`` whose weights are *traced* (a dict of float32
 scalars), so one compiled step serves every objective combination, and
 ``make_multi_train_step`` vmaps one step over a stack of models that differ in
 initial parameters, dropout seed and objective weights, all fed the same batch.
@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emgjax.adapter import objectives as obj
-from emgjax.adapter.pipeline import AdapterPipeline
+from emgjax.models.adapter.pipeline import AdapterPipeline
+from emgjax.recipes.adapter import objectives as obj
 from emgjax.train.optim import OptimConfig, make_optimizer
 from emgjax.train.state import TrainState, create_train_state
 from emgjax.train.step import step_rng
