@@ -9,31 +9,9 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
 
-# What a user can cause and fix: bad arguments, bad or missing files, unwritable
-# folders. Every project error class subclasses ValueError; OSError covers
-# FileNotFoundError, PermissionError, IsADirectoryError and a full disk.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
-
-
-def run_command(prog: str, body: Callable[[], int | None]) -> int:
-    """Run a command's body; a user error becomes one line ``PROG: error: ...`` on stderr and exit code 2.
-
-    The one place where commands turn exceptions into exit codes, so every
-    command (``emgjax ...`` and ``experiments/*.py``) reports errors alike.
-    Programming errors (anything else) keep their traceback.
-    """
-    try:
-        return int(body() or 0)
-    except USER_ERRORS as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-
+# run_command lives in the leaf module emgjax.errors, so commands in low layers (e.g. `emgjax synth` in
+# emgjax.data.synthetic) can use it without importing the CLI; it is re-exported here for scripts.
 
 # name -> (module exposing main(argv) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

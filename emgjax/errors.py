@@ -8,7 +8,8 @@ jitted code, because errors inside traced code are unreadable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -128,4 +129,30 @@ __all__ = [
     "check_same_size",
     "check_min_length",
     "check_nonempty",
+    "USER_ERRORS",
+    "run_command",
 ]
+
+
+# What a user can cause and fix: bad arguments, bad or missing files, unwritable
+# folders. Every project error class subclasses ValueError; OSError covers
+# FileNotFoundError, PermissionError, IsADirectoryError and a full disk.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
+def run_command(prog: str, body: Callable[[], int | None]) -> int:
+    """Run a command's body; a user error becomes one line ``PROG: error: ...`` on stderr and exit code 2.
+
+    The one place where commands turn exceptions into exit codes, so every
+    command (``emgjax ...`` and ``experiments/*.py``) reports errors alike.
+    Programming errors (anything else) keep their traceback.
+    """
+    try:
+        return int(body() or 0)
+    except USER_ERRORS as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -28,10 +28,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # joint_distance; masked_mean now lives in emgjax.metrics, and the joint losses can move
     # beside it, so the models stop reaching into the training package (issue 9).
     ("emgjax.models.direct", "emgjax.train.losses"): "direct-model loss uses emgjax.train.losses (issue 9)",
-    # The `emgjax synth` command's main() lives in the data module and reports user errors
-    # through emgjax.cli.run_command (lazily); run_command can move to a leaf module (e.g.
-    # emgjax.errors) or the command's main beside the CLI (issue 9).
-    ("emgjax.data.synthetic", "emgjax.cli"): "synth command main uses emgjax.cli.run_command (issue 9)",
 }
 
 

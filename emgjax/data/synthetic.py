@@ -1171,7 +1171,7 @@ def write_synthetic_dataset(
 # --------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """``emgjax synth --out DIR [--sessions N --duration S --seed K]`` (also ``python -m emgjax.data.synthetic``)."""
-    from emgjax.cli import run_command
+    from emgjax.errors import run_command
 
     parser = argparse.ArgumentParser(
         prog="emgjax synth",
