@@ -12,6 +12,9 @@ import sys
 
 # run_command lives in the leaf module emgjax.errors, so commands in low layers (e.g. `emgjax synth` in
 # emgjax.data.synthetic) can use it without importing the CLI; it is re-exported here for scripts.
+from emgjax.errors import USER_ERRORS, run_command
+
+__all__ = ["SUBCOMMANDS", "USER_ERRORS", "main", "run_command"]
 
 # name -> (module exposing main(argv) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
