@@ -118,6 +118,125 @@ def _prefixed(prefix: str, metrics: Mapping[str, float]) -> dict[str, float]:
     return {f"{prefix}_{k}": float(v) for k, v in metrics.items()}
 
 
+def _check_fit_args(
+    num_epochs, eval_every_steps, checkpoint_every_steps, max_steps, eval_step, make_eval_loader, early_stopping
+) -> None:
+    if num_epochs < 1:
+        raise ValueError(f"fit num_epochs: expected >= 1, found {num_epochs}")
+    for name, value in (
+        ("eval_every_steps", eval_every_steps),
+        ("checkpoint_every_steps", checkpoint_every_steps),
+        ("max_steps", max_steps),
+    ):
+        if value is not None and value < 1:
+            raise ValueError(f"fit {name}: expected None or >= 1, found {value}")
+    if (eval_step is None) != (make_eval_loader is None):
+        raise ValueError("fit: expected eval_step and make_eval_loader together, found only one of them")
+    if early_stopping is not None and eval_step is None:
+        raise ValueError("fit: early_stopping needs evaluation, found no eval_step/make_eval_loader")
+
+
+@dataclasses.dataclass
+class _Run:
+    """One ``fit`` call: its settings (read-only) and its progress (what a checkpoint holds)."""
+
+    state: TrainState
+    mesh: Mesh
+    num_epochs: int
+    checkpointer: Checkpointer | None
+    early_stopping: EarlyStopping | None
+    user_extra: dict
+    verbose: bool
+    on_checkpoint: Callable[[int], None] | None
+    # progress
+    epoch: int = 0
+    position: dict | None = None
+    resumed_from: int | None = None
+    running: _RunningMeans = dataclasses.field(default_factory=_RunningMeans)
+    step: int = 0
+    last_saved: int | None = None
+    stopped_early: bool = False
+    log: MetricsLog | None = None
+    is_main: bool = True
+
+    def say(self, text: str) -> None:
+        if self.verbose and self.is_main:
+            tqdm.write(text, file=sys.stdout)
+            sys.stdout.flush()
+
+    def resume(self) -> None:
+        """Restore state, epoch, loader position, running sums and early stopping from the latest checkpoint."""
+        checkpointer = self.checkpointer
+        if checkpointer is not None and checkpointer.latest_step() is not None:
+            self.state, saved = checkpointer.restore_latest(self.state)
+            progress_info = saved.get("fit")
+            if not isinstance(progress_info, dict):
+                raise ValueError(
+                    f"fit: expected the checkpoint in {checkpointer.directory} to hold fit progress ('fit' in its "
+                    f"extras), found extras with keys {sorted(saved)}"
+                )
+            self.resumed_from = int(_to_float(self.state.step))
+            self.epoch = int(progress_info["epoch"])
+            self.position = progress_info.get("loader_state")
+            self.running = _RunningMeans(progress_info.get("train_sums"), progress_info.get("train_count", 0))
+            if self.early_stopping is not None and progress_info.get("early_stopping"):
+                self.early_stopping.load_state_dict(progress_info["early_stopping"])
+            self.user_extra = {**saved.get("user", {}), **self.user_extra}
+            where = "start" if self.position is None else "mid-epoch"
+            self.say(f"resumed from step {self.resumed_from} (epoch {self.epoch + 1}, {where})")
+        self.step = int(_to_float(self.state.step))
+        self.last_saved = self.resumed_from
+        self.stopped_early = self.early_stopping is not None and self.early_stopping.should_stop
+
+    def open_log(self, log_dir: str | os.PathLike | None) -> None:
+        """metrics.jsonl in ``log_dir`` (process 0), without what was logged after the restored checkpoint."""
+        if log_dir is None or not self.is_main:
+            return
+        restored_step, restored_epoch = self.resumed_from, self.epoch
+
+        def keep(record: dict) -> bool:
+            if record.get("step", 0) > restored_step:
+                return False
+            return not (record.get("kind") == "epoch" and record.get("epoch", 0) > restored_epoch)
+
+        self.log = MetricsLog(
+            os.path.join(os.fspath(log_dir), "metrics.jsonl"), keep=keep if self.resumed_from is not None else None
+        )
+
+    def save(self, loader_state: dict | None, epoch_value: int, metrics: dict | None = None) -> None:
+        assert self.checkpointer is not None
+        self.running.flush()
+        fit_info = {
+            "epoch": epoch_value,
+            "loader_state": loader_state,
+            "train_sums": self.running.sums,
+            "train_count": self.running.count,
+            "early_stopping": self.early_stopping.state_dict() if self.early_stopping is not None else None,
+        }
+        self.checkpointer.save(
+            self.step,
+            self.state,
+            extra={"fit": fit_info, "user": self.user_extra},
+            metrics=metrics,
+            overwrite=(self.last_saved == self.step),
+        )
+        self.last_saved = self.step
+        if self.on_checkpoint is not None:
+            self.checkpointer.wait_until_finished()
+            self.on_checkpoint(self.step)
+
+    def epoch_end_checkpoint(self, record: dict) -> None:
+        """Save at an epoch end, ranked by the epoch's finite metrics when the checkpointer ranks."""
+        if self.checkpointer is None:
+            return
+        ranked: dict | None = {
+            k: v for k, v in record.items() if k.startswith(("train_", "val_")) and v is not None and math.isfinite(v)
+        }
+        if self.checkpointer.best_metric is not None and self.checkpointer.best_metric not in (ranked or {}):
+            ranked = None  # cannot rank this one (e.g. no evaluation): keep it as a "latest" only
+        self.save(None, self.epoch, ranked)
+
+
 def fit(
     state: TrainState,
     train_step: Callable,
@@ -159,155 +278,91 @@ def fit(
     - ``on_step(step, metrics)`` after every update; ``on_checkpoint(step)``
       after a checkpoint is fully written.
     """
-    if num_epochs < 1:
-        raise ValueError(f"fit num_epochs: expected >= 1, found {num_epochs}")
-    for name, value in (
-        ("eval_every_steps", eval_every_steps),
-        ("checkpoint_every_steps", checkpoint_every_steps),
-        ("max_steps", max_steps),
-    ):
-        if value is not None and value < 1:
-            raise ValueError(f"fit {name}: expected None or >= 1, found {value}")
-    if (eval_step is None) != (make_eval_loader is None):
-        raise ValueError("fit: expected eval_step and make_eval_loader together, found only one of them")
-    if early_stopping is not None and eval_step is None:
-        raise ValueError("fit: early_stopping needs evaluation, found no eval_step/make_eval_loader")
-    user_extra = dict(extra or {})
-    is_main = jax.process_index() == 0
-
-    def say(text: str) -> None:
-        if verbose and is_main:
-            tqdm.write(text, file=sys.stdout)
-            sys.stdout.flush()
-
-    # ---- resume -------------------------------------------------------------
-    epoch, position, resumed_from = 0, None, None
-    running = _RunningMeans()
-    if checkpointer is not None and checkpointer.latest_step() is not None:
-        state, saved = checkpointer.restore_latest(state)
-        progress_info = saved.get("fit")
-        if not isinstance(progress_info, dict):
-            raise ValueError(
-                f"fit: expected the checkpoint in {checkpointer.directory} to hold fit progress ('fit' in its extras), "
-                f"found extras with keys {sorted(saved)}"
-            )
-        resumed_from = int(_to_float(state.step))
-        epoch = int(progress_info["epoch"])
-        position = progress_info.get("loader_state")
-        running = _RunningMeans(progress_info.get("train_sums"), progress_info.get("train_count", 0))
-        if early_stopping is not None and progress_info.get("early_stopping"):
-            early_stopping.load_state_dict(progress_info["early_stopping"])
-        user_extra = {**saved.get("user", {}), **user_extra}
-        say(f"resumed from step {resumed_from} (epoch {epoch + 1}, {'start' if position is None else 'mid-epoch'})")
-
-    log = None
-    if log_dir is not None and is_main:
-        restored_step, restored_epoch = resumed_from, epoch
-
-        def keep(record: dict) -> bool:
-            # Drop what was logged after the checkpoint we resume from.
-            if record.get("step", 0) > restored_step:
-                return False
-            return not (record.get("kind") == "epoch" and record.get("epoch", 0) > restored_epoch)
-
-        log = MetricsLog(
-            os.path.join(os.fspath(log_dir), "metrics.jsonl"), keep=keep if resumed_from is not None else None
-        )
-
-    step = int(_to_float(state.step))
-    last_saved = resumed_from
-    history = [r for r in (log.records if log else []) if r.get("kind") == "epoch"]
-    stopped_early = early_stopping is not None and early_stopping.should_stop
-
-    def save(loader_state, epoch_value, metrics=None) -> None:
-        nonlocal last_saved
-        running.flush()
-        fit_info = {
-            "epoch": epoch_value,
-            "loader_state": loader_state,
-            "train_sums": running.sums,
-            "train_count": running.count,
-            "early_stopping": early_stopping.state_dict() if early_stopping is not None else None,
-        }
-        checkpointer.save(
-            step, state, extra={"fit": fit_info, "user": user_extra}, metrics=metrics, overwrite=(last_saved == step)
-        )
-        last_saved = step
-        if on_checkpoint is not None:
-            checkpointer.wait_until_finished()
-            on_checkpoint(step)
+    _check_fit_args(
+        num_epochs, eval_every_steps, checkpoint_every_steps, max_steps, eval_step, make_eval_loader, early_stopping
+    )
+    run = _Run(state, mesh, num_epochs, checkpointer, early_stopping, dict(extra or {}), verbose, on_checkpoint)
+    run.is_main = jax.process_index() == 0
+    run.resume()
+    run.open_log(log_dir)
+    history = [r for r in (run.log.records if run.log else []) if r.get("kind") == "epoch"]
 
     def run_eval() -> dict[str, float]:
-        return _prefixed("val", evaluate(state, eval_step, make_eval_loader, mesh))
+        assert eval_step is not None and make_eval_loader is not None
+        return _prefixed("val", evaluate(run.state, eval_step, make_eval_loader, mesh))
 
-    done = stopped_early or (max_steps is not None and step >= max_steps)
-    while epoch < num_epochs and not done:
+    done = run.stopped_early or (max_steps is not None and run.step >= max_steps)
+    while run.epoch < num_epochs and not done:
         started = time.perf_counter()
-        loader = make_train_loader(epoch, position)
+        loader = make_train_loader(run.epoch, run.position)
         if not hasattr(loader, "state"):
             raise ValueError(f"fit: expected the train loader to have a state() method, found {type(loader).__name__}")
         total = len(loader) if hasattr(loader, "__len__") else None
         bar = tqdm(
-            loader, total=total, desc=f"epoch {epoch + 1}/{num_epochs}", disable=not (progress and is_main), leave=False
+            loader,
+            total=total,
+            desc=f"epoch {run.epoch + 1}/{num_epochs}",
+            disable=not (progress and run.is_main),
+            leave=False,
         )
         for batch in bar:
-            state, metrics = train_step(state, shard_batch(batch, mesh))
-            step += 1
-            running.add(metrics)
+            run.state, metrics = train_step(run.state, shard_batch(batch, mesh))
+            run.step += 1
+            run.running.add(metrics)
             if on_step is not None:
-                on_step(step, metrics)
-            if step % 20 == 0 and progress and is_main:
-                bar.set_postfix(loss=f"{running.means().get('loss', float('nan')):.4g}")
-            if eval_every_steps is not None and step % eval_every_steps == 0:
-                record = {"kind": "eval", "step": step, "epoch": epoch, **run_eval()}
-                if log:
-                    log.log(record)
-            if checkpointer is not None and checkpoint_every_steps is not None and step % checkpoint_every_steps == 0:
-                save(loader.state(), epoch)
-            if max_steps is not None and step >= max_steps:
+                on_step(run.step, metrics)
+            if run.step % 20 == 0 and progress and run.is_main:
+                bar.set_postfix(loss=f"{run.running.means().get('loss', float('nan')):.4g}")
+            if eval_every_steps is not None and run.step % eval_every_steps == 0:
+                record = {"kind": "eval", "step": run.step, "epoch": run.epoch, **run_eval()}
+                if run.log:
+                    run.log.log(record)
+            if (
+                checkpointer is not None
+                and checkpoint_every_steps is not None
+                and run.step % checkpoint_every_steps == 0
+            ):
+                run.save(loader.state(), run.epoch)
+            if max_steps is not None and run.step >= max_steps:
                 done = True
                 break
         bar.close()
         if done:  # max_steps reached mid-epoch: keep the position, no epoch record
-            if checkpointer is not None and last_saved != step:
-                save(loader.state(), epoch)
+            if checkpointer is not None and run.last_saved != run.step:
+                run.save(loader.state(), run.epoch)
             break
         # ---- epoch end ----------------------------------------------------------
-        record = {"kind": "epoch", "epoch": epoch + 1, "step": step, **_prefixed("train", running.means())}
+        record = {"kind": "epoch", "epoch": run.epoch + 1, "step": run.step, **_prefixed("train", run.running.means())}
         if eval_step is not None:
             record.update(run_eval())
         record["time_s"] = round(time.perf_counter() - started, 3)
         history.append(record)
-        if log:
-            log.log(record)
-            plot_curves(log.records, os.path.join(os.fspath(log_dir), "curves.png"))
-        say(
-            f"epoch {epoch + 1}/{num_epochs} step {step} "
-            + " ".join(f"{k} {v:.5g}" for k, v in record.items() if k.startswith(("train_", "val_")) and v is not None)
-            + f" ({record['time_s']:.1f} s)"
+        if run.log:
+            run.log.log(record)
+            plot_curves(run.log.records, os.path.join(os.fspath(log_dir), "curves.png"))
+        shown = " ".join(
+            f"{k} {v:.5g}" for k, v in record.items() if k.startswith(("train_", "val_")) and v is not None
         )
+        run.say(f"epoch {run.epoch + 1}/{num_epochs} step {run.step} {shown} ({record['time_s']:.1f} s)")
         if early_stopping is not None:
             value = record.get(monitor)
             if value is None:
                 raise ValueError(f"fit monitor: expected {monitor!r} among the epoch metrics, found {sorted(record)}")
-            stopped_early = early_stopping.update(value)
-        epoch += 1
-        position = None
-        running = _RunningMeans()
-        if checkpointer is not None:
-            ranked = {
-                k: v
-                for k, v in record.items()
-                if k.startswith(("train_", "val_")) and v is not None and math.isfinite(v)
-            }
-            if checkpointer.best_metric is not None and checkpointer.best_metric not in ranked:
-                ranked = None  # cannot rank this one (e.g. no evaluation): keep it as a "latest" only
-            save(None, epoch, ranked)
-        if stopped_early:
-            say(f"early stopping: {monitor} did not improve for {early_stopping.patience} evaluations")
+            run.stopped_early = early_stopping.update(value)
+        run.epoch += 1
+        run.position = None
+        run.running = _RunningMeans()
+        run.epoch_end_checkpoint(record)
+        if run.stopped_early:
+            assert early_stopping is not None
+            run.say(f"early stopping: {monitor} did not improve for {early_stopping.patience} evaluations")
             break
     if checkpointer is not None:
         checkpointer.wait_until_finished()
     return FitResult(
-        state=state, history=history, stopped_early=stopped_early, resumed_from_step=resumed_from, extra=user_extra
+        state=run.state,
+        history=history,
+        stopped_early=run.stopped_early,
+        resumed_from_step=run.resumed_from,
+        extra=run.user_extra,
     )
