@@ -9,8 +9,8 @@ Writes OUT/results.csv, OUT/results.md, OUT/adapter_benchmark.png and OUT/summar
 see docs/adapter_benchmark.md for what the numbers mean.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: tests load this file without registering it in sys.modules,
+# where dataclasses cannot resolve string annotations.
 import dataclasses
 import sys
 from dataclasses import field
