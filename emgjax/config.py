@@ -47,7 +47,7 @@ tests and scripts) is an "Unrecognized options: false" error; (3) it has no
 ``--set KEY=VALUE`` nor short aliases, and tuples are space separated; (4) it
 adds three dependencies (tyro, docstring-parser, typeguard) and ~60 ms to
 import (this module: ~30 ms; it does not import NumPy); (5) it would replace only
-the argparse part (~130 lines): the type-aware JSON loader and ``set_field``
+the argparse part (~115 lines): the type-aware JSON loader and ``set_field``
 that the run directories and ``config_diff`` use are needed either way.
 """
 
