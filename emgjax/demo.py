@@ -22,7 +22,7 @@ non-empty folder that is not a demo's, are refused unless ``--overwrite``
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -83,42 +83,46 @@ DEFAULT_OUT = "emgjax-demo"
 _WINDOW, _STRIDE, _RATE = 50, 25, 500.0  # the demo's windows: 100 ms every 50 ms at 500 Hz (see demo_experiment)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="emgjax demo",
-        description="End-to-end demo on synthetic MindRove data: generate sessions, train the direct joints model, "
-        "evaluate it on held-out sessions against a predict-the-mean baseline, save plots. No hardware, no download. "
-        f"Everything is written under --out (default ./{DEFAULT_OUT}): data/, run/ (checkpoints, curves.png, model), "
-        "trajectories.png and demo_report.json. Rerunning with the same --out and settings resumes.",
-    )
-    parser.add_argument(
-        "--out",
+@dataclasses.dataclass(frozen=True)
+class DemoOptions:
+    """The demo's command-line options (parsed by `emgjax.config.parse_config`); None: the mode's default."""
+
+    out: str = dataclasses.field(
         default=DEFAULT_OUT,
-        help=f"output folder (default ./{DEFAULT_OUT}); a rerun with the same settings resumes there",
+        metadata={"help": f"output folder (default ./{DEFAULT_OUT}); a rerun with the same settings resumes there"},
     )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete the contents of --out first (needed to reuse a folder with other settings)",
+    overwrite: bool = dataclasses.field(
+        default=False,
+        metadata={"help": "delete the contents of --out first (needed to reuse a folder with other settings)"},
     )
-    parser.add_argument(
-        "--sessions",
-        type=int,
+    sessions: int | None = dataclasses.field(
         default=None,
-        help=f"synthetic sessions; split by session into train/val/test (default {_DEFAULTS['sessions']})",
+        metadata={
+            "help": f"synthetic sessions; split by session into train/val/test (default {_DEFAULTS['sessions']})"
+        },
     )
-    parser.add_argument(
-        "--duration", type=float, default=None, help=f"seconds per session (default {_DEFAULTS['duration']:g})"
+    duration: float | None = dataclasses.field(
+        default=None, metadata={"help": f"seconds per session (default {_DEFAULTS['duration']:g})"}
     )
-    parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {_DEFAULTS['steps']})")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the data and the model (default 0)")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"tiny smoke run: {_QUICK['sessions']} sessions of {_QUICK['duration']:g} s, a tiny model, "
-        f"{_QUICK['steps']} steps (for tests; does not learn much)",
+    steps: int | None = dataclasses.field(
+        default=None, metadata={"help": f"training steps (default {_DEFAULTS['steps']})"}
     )
-    return parser
+    seed: int | None = dataclasses.field(default=None, metadata={"help": "seed of the data and the model (default 0)"})
+    quick: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": f"tiny smoke run: {_QUICK['sessions']} sessions of {_QUICK['duration']:g} s, a tiny model, "
+            f"{_QUICK['steps']} steps (for tests; does not learn much)"
+        },
+    )
+
+
+_DESCRIPTION = (
+    "End-to-end demo on synthetic MindRove data: generate sessions, train the direct joints model, "
+    "evaluate it on held-out sessions against a predict-the-mean baseline, save plots. No hardware, no download. "
+    f"Everything is written under --out (default ./{DEFAULT_OUT}): data/, run/ (checkpoints, curves.png, model), "
+    "trajectories.png and demo_report.json. Rerunning with the same --out and settings resumes."
+)
 
 
 def _windows_per_session(duration: float) -> int:
@@ -156,12 +160,13 @@ def check_demo_data(sessions: int, duration: float, batch: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from emgjax.cli import run_command
+    from emgjax.config import parse_config
 
-    args = _parser().parse_args(argv)
+    args, _ = parse_config(DemoOptions(), argv, prog="emgjax demo", description=_DESCRIPTION)
     return run_command("emgjax demo", lambda: _run(args))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: DemoOptions) -> int:
     started = time.perf_counter()
     base = _QUICK if args.quick else _DEFAULTS
     sessions = base["sessions"] if args.sessions is None else args.sessions

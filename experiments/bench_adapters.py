@@ -9,54 +9,69 @@ Writes OUT/results.csv, OUT/results.md, OUT/adapter_benchmark.png and OUT/summar
 see docs/adapter_benchmark.md for what the numbers mean.
 """
 
-from __future__ import annotations
-
-import argparse
+# No `from __future__ import annotations`: tests load this file without registering it in sys.modules,
+# where dataclasses cannot resolve string annotations.
+import dataclasses
 import sys
+from dataclasses import field
 
 from emgjax.cli import run_command
+from emgjax.config import parse_config
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="the CPU quick grid on synthetic data (< 10 min)")
-    size.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tests)")
-    parser.add_argument("--out", required=True, help="output directory (the frozen emg2pose is cached here)")
-    parser.add_argument("--data", help="directory of emg2pose-format HDF5 sessions (default: synthetic)")
-    parser.add_argument("--emg2pose", help="a converted emg2pose directory (`emgjax convert`) to freeze")
-    parser.add_argument("--variants", help="comma-separated ADAPTER+UPSAMPLER variants to train")
-    parser.add_argument("--objectives", help="comma-separated objective names (recon, pose, recon+pose, pose+prior)")
-    parser.add_argument("--seeds", help="comma-separated integer seeds")
-    parser.add_argument("--steps", type=int, help="adapter training steps (phase 1)")
-    parser.add_argument("--phase2-steps", type=int, help="extra steps with the emg2pose decoder unfrozen")
-    return parser
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """The command-line options (parsed by `emgjax.config.parse_config`); None: the chosen grid's value."""
+
+    out: str | None = field(default=None, metadata={"help": "output directory (the frozen emg2pose is cached here)"})
+    quick: bool = field(default=False, metadata={"help": "the CPU quick grid on synthetic data (< 10 min)"})
+    tiny: bool = field(default=False, metadata={"help": "a seconds-long smoke run (tests)"})
+    data: str | None = field(
+        default=None, metadata={"help": "directory of emg2pose-format HDF5 sessions (default: synthetic)"}
+    )
+    emg2pose: str | None = field(
+        default=None, metadata={"help": "a converted emg2pose directory (`emgjax convert`) to freeze"}
+    )
+    variants: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "comma-separated ADAPTER+UPSAMPLER variants to train"}
+    )
+    # A string: an objective 'term=w,...' holds commas, so several of those are separated by ';'.
+    objectives: str | None = field(
+        default=None,
+        metadata={"help": "comma-separated objective names (recon, pose, recon+pose, pose+prior), or ';'-separated"},
+    )
+    seeds: tuple[int, ...] | None = field(default=None, metadata={"help": "comma-separated integer seeds"})
+    steps: int | None = field(default=None, metadata={"help": "adapter training steps (phase 1)"})
+    phase2_steps: int | None = field(default=None, metadata={"help": "extra steps with the emg2pose decoder unfrozen"})
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args, _ = parse_config(
+        BenchOptions(), sys.argv[1:] if argv is None else argv, prog="bench_adapters", description=__doc__
+    )
     return run_command("bench_adapters", lambda: _run(args))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: BenchOptions) -> int:
     from emgjax.errors import check_output_path
     from emgjax.recipes.adapter import benchmark
 
+    if args.out is None:
+        raise ValueError("--out: expected an output directory, found none")
+    if args.quick and args.tiny:
+        raise ValueError("--quick and --tiny: expected at most one grid size, found both")
     check_output_path("--out", args.out)
 
     changes = {}
     if args.variants:
-        changes["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+        changes["variants"] = tuple(v for v in args.variants if v)
     if args.objectives:
         # objective names contain '+' but never ','
         changes["objectives"] = tuple(
             o.strip() for o in args.objectives.split(";" if ";" in args.objectives else ",") if o.strip()
         )
     if args.seeds:
-        try:
-            changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
-        except ValueError:
-            raise ValueError(f"--seeds: expected comma-separated integers, found {args.seeds!r}") from None
+        changes["seeds"] = args.seeds
     if args.steps is not None:
         changes["steps"] = args.steps
     if args.phase2_steps is not None:

@@ -41,6 +41,8 @@ import numpy as np
 import scipy.interpolate
 import scipy.signal
 
+from emgjax.config import Config
+
 __all__ = [
     "design_emg_filter",
     "offline_min_length",
@@ -344,7 +346,7 @@ def filter_causal(x, sos, axis: int = -1, *, steady_state: bool = False) -> np.n
 # normalisation
 # --------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, eq=False)
-class NormStats:
+class NormStats(Config):
     """Global per-channel z-score statistics, saved beside a model.
 
     Attributes:
@@ -396,19 +398,6 @@ class NormStats:
         )
 
     __hash__ = None  # mutable-looking array fields: not hashable
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (floats round-trip exactly through ``json``)."""
-        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "count": self.count}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> NormStats:
-        if not isinstance(d, dict):
-            raise ValueError(f"NormStats.from_dict expects a dict with keys mean, std, count; found {type(d).__name__}")
-        missing = {"mean", "std"} - set(d)
-        if missing:
-            raise ValueError(f"NormStats dict is missing key(s) {sorted(missing)}; found keys {sorted(d)}")
-        return cls(mean=np.asarray(d["mean"]), std=np.asarray(d["std"]), count=int(d.get("count", 0)))
 
 
 def compute_norm_stats(arrays: Iterable, *, min_std: float = 1e-8) -> NormStats:

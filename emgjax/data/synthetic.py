@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.signal
 
+from emgjax.config import Config
 from emgjax.data import signal as _signal
 from emgjax.data.emg2pose import JOINT_NAMES  # the one definition of emg2pose's joint order
 
@@ -114,7 +115,7 @@ _PHYSIOLOGY_KEY = 7919
 # configuration
 # --------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(Config):
     """Everything that shapes a synthetic session (units in the names).
 
     Attributes:
@@ -239,19 +240,6 @@ class SyntheticConfig:
 
     def replace(self, **changes) -> SyntheticConfig:
         return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SyntheticConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"SyntheticConfig.from_dict expects a dict, found {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"SyntheticConfig.from_dict: unknown key(s) {unknown}; expected some of {sorted(known)}")
-        return cls(**d)
 
 
 class SyntheticSession(NamedTuple):

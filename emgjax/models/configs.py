@@ -21,6 +21,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from emgjax import config as _config
+from emgjax.config import TaggedConfig, config_to_dict
+
 EMG_SAMPLE_RATE = 2000.0  # Hz, emg2pose's wrist bands
 NUM_JOINTS = 20  # joint angles predicted per sample
 
@@ -30,11 +33,16 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _require_positive_pair(name: str, value: tuple[int, int]) -> None:
+    # Widths and lengths are divided by these: 0 would fail later as a ZeroDivisionError.
+    _require(all(v >= 1 for v in value), f"{name}: expected (time, electrode) sizes >= 1, found {value}")
+
+
 # ----------------------------------------------------------------------------- TDS network
 
 
 @dataclass(frozen=True)
-class Conv1dBlockConfig:
+class Conv1dBlockConfig(TaggedConfig):
     """Valid 1-D conv → (BatchNorm) → ReLU → dropout → (LayerNorm over channels).
 
     `norm_type` is "layer" (LayerNorm after dropout, Meta's default), "batch"
@@ -60,7 +68,7 @@ class Conv1dBlockConfig:
 
 
 @dataclass(frozen=True)
-class TdsStageConfig:
+class TdsStageConfig(TaggedConfig):
     """Conv1dBlock (in → channels·feature_width) then `num_blocks` × (TDS conv2d block, TDS FC block),
     then an optional Linear over channels to `out_channels`."""
 
@@ -88,7 +96,7 @@ class TdsStageConfig:
 
 
 @dataclass(frozen=True)
-class TdsNetworkConfig:
+class TdsNetworkConfig(TaggedConfig):
     """Meta's TdsNetwork: conv blocks, then TDS stages. All convolutions are valid (no padding)."""
 
     conv_blocks: tuple[Conv1dBlockConfig, ...]
@@ -160,7 +168,7 @@ class TdsNetworkConfig:
 
 
 @dataclass(frozen=True)
-class EncoderBlockConfig:
+class EncoderBlockConfig(TaggedConfig):
     """Conv2d ("same") → BatchNorm2d → ReLU → dropout → MaxPool2d, on (time, electrode) images."""
 
     in_channels: int
@@ -169,9 +177,12 @@ class EncoderBlockConfig:
     max_pool_size: tuple[int, int]
     dropout_rate: float = 0.05
 
+    def __post_init__(self):
+        _require_positive_pair("EncoderBlockConfig.max_pool_size", self.max_pool_size)
+
 
 @dataclass(frozen=True)
-class ResidualBlockConfig:
+class ResidualBlockConfig(TaggedConfig):
     """x + f(x) where f is `num_convs` × (Conv2d "same" → BatchNorm2d → ReLU → dropout)."""
 
     in_channels: int
@@ -189,7 +200,7 @@ class ResidualBlockConfig:
 
 
 @dataclass(frozen=True)
-class DecoderBlockConfig:
+class DecoderBlockConfig(TaggedConfig):
     """Conv2d ("same") → BatchNorm2d → ReLU → dropout → nearest upsampling by `upsampling`."""
 
     in_channels: int
@@ -198,9 +209,12 @@ class DecoderBlockConfig:
     upsampling: tuple[int, int]
     dropout_rate: float = 0.05
 
+    def __post_init__(self):
+        _require_positive_pair("DecoderBlockConfig.upsampling", self.upsampling)
+
 
 @dataclass(frozen=True)
-class NeuroPoseConfig:
+class NeuroPoseConfig(TaggedConfig):
     """Meta's NeuroPose: (B, C, T) EMG viewed as a one-channel (T, C) image, encoder/residual/decoder
     blocks, then Linear(linear_in_channels → out_channels) over the last image axis."""
 
@@ -236,10 +250,10 @@ class NeuroPoseConfig:
     @property
     def output_width(self) -> int:
         width = self.in_channels
-        for block in self.encoder_blocks:
-            width //= block.max_pool_size[1]
-        for block in self.decoder_blocks:
-            width *= block.upsampling[1]
+        for encoder in self.encoder_blocks:
+            width //= encoder.max_pool_size[1]
+        for decoder in self.decoder_blocks:
+            width *= decoder.upsampling[1]
         return width
 
     @property
@@ -252,10 +266,10 @@ class NeuroPoseConfig:
 
     def output_length(self, num_samples: int) -> int:
         length = num_samples
-        for block in self.encoder_blocks:
-            length //= block.max_pool_size[0]
-        for block in self.decoder_blocks:
-            length *= block.upsampling[0]
+        for encoder in self.encoder_blocks:
+            length //= encoder.max_pool_size[0]
+        for decoder in self.decoder_blocks:
+            length *= decoder.upsampling[0]
         return length
 
 
@@ -263,7 +277,7 @@ class NeuroPoseConfig:
 
 
 @dataclass(frozen=True)
-class LSTMDecoderConfig:
+class LSTMDecoderConfig(TaggedConfig):
     """Meta's SequentialLSTM: torch LSTM (zero initial state) → LeakyReLU → Linear, times `scale`."""
 
     in_channels: int
@@ -274,7 +288,7 @@ class LSTMDecoderConfig:
 
 
 @dataclass(frozen=True)
-class MLPDecoderConfig:
+class MLPDecoderConfig(TaggedConfig):
     """Meta's MLP: per hidden size Linear (→ LayerNorm) → LeakyReLU, then Linear → out, times `scale`."""
 
     in_channels: int
@@ -291,7 +305,7 @@ POSE_KINDS = ("pose", "state", "vemg2pose")
 
 
 @dataclass(frozen=True)
-class PoseModelConfig:
+class PoseModelConfig(TaggedConfig):
     """One emg2pose pose module.
 
     kind:
@@ -377,7 +391,7 @@ class PoseModelConfig:
 
 
 @dataclass(frozen=True)
-class LossWeights:
+class LossWeights(TaggedConfig):
     """emg2pose training loss: angle_mae · L1 angle error + fingertip_distance · fingertip distance (mm)."""
 
     angle_mae: float = 1.0
@@ -385,7 +399,7 @@ class LossWeights:
 
 
 @dataclass(frozen=True)
-class Emg2PoseExperiment:
+class Emg2PoseExperiment(TaggedConfig):
     """A published emg2pose experiment: model plus the training setup it was trained with.
 
     ``window_length``/``val_window_length``: the datamodule's ``window_length`` and
@@ -410,74 +424,25 @@ class Emg2PoseExperiment:
 
 # ----------------------------------------------------------------------------- (de)serialisation
 
-_CONFIG_TYPES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        Conv1dBlockConfig,
-        TdsStageConfig,
-        TdsNetworkConfig,
-        EncoderBlockConfig,
-        ResidualBlockConfig,
-        DecoderBlockConfig,
-        NeuroPoseConfig,
-        LSTMDecoderConfig,
-        MLPDecoderConfig,
-        PoseModelConfig,
-        LossWeights,
-        Emg2PoseExperiment,
-    )
-}
+AnyConfig = (
+    Conv1dBlockConfig
+    | TdsStageConfig
+    | TdsNetworkConfig
+    | EncoderBlockConfig
+    | ResidualBlockConfig
+    | DecoderBlockConfig
+    | NeuroPoseConfig
+    | LSTMDecoderConfig
+    | MLPDecoderConfig
+    | PoseModelConfig
+    | LossWeights
+    | Emg2PoseExperiment
+)
 
 
-def config_to_dict(config: Any) -> Any:
-    """JSON-ready plain data; every dataclass carries its class name under "type"."""
-    if dataclasses.is_dataclass(config):
-        out = {"type": type(config).__name__}
-        for f in dataclasses.fields(config):
-            out[f.name] = config_to_dict(getattr(config, f.name))
-        return out
-    if isinstance(config, (tuple, list)):
-        return [config_to_dict(v) for v in config]
-    return config
-
-
-def config_from_dict(data: Any) -> Any:
-    """Inverse of `config_to_dict` (lists become tuples so configs stay hashable)."""
-    if isinstance(data, dict):
-        if "type" not in data:
-            raise ValueError(
-                f"config dict: expected a 'type' key naming one of {sorted(_CONFIG_TYPES)}, found keys {sorted(data)}"
-            )
-        type_name = data["type"]
-        if type_name not in _CONFIG_TYPES:
-            raise ValueError(f"config dict: expected 'type' in {sorted(_CONFIG_TYPES)}, found {type_name!r}")
-        cls = _CONFIG_TYPES[type_name]
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names - {"type"})
-        if unknown:
-            raise ValueError(f"config dict for {type_name}: expected fields {sorted(names)}, found unknown {unknown}")
-        return cls(**{k: config_from_dict(v) for k, v in data.items() if k != "type"})
-    if isinstance(data, list):
-        return tuple(config_from_dict(v) for v in data)
-    return data
-
-
-def _add_dict_methods(cls: type) -> None:
-    cls.to_dict = config_to_dict  # type: ignore[attr-defined]
-
-    def from_dict(klass, data: dict):
-        config = config_from_dict(data)
-        if not isinstance(config, klass):
-            raise ValueError(
-                f"{klass.__name__}.from_dict: expected a {klass.__name__} dict, found type {type(config).__name__}"
-            )
-        return config
-
-    cls.from_dict = classmethod(from_dict)  # type: ignore[attr-defined]
-
-
-for _cls in _CONFIG_TYPES.values():
-    _add_dict_methods(_cls)
+def config_from_dict(data: Any) -> AnyConfig:
+    """Any of this module's configs from its `to_dict()` form, told apart by its "type" key."""
+    return _config.config_from_dict(AnyConfig, data)
 
 
 # ----------------------------------------------------------------------------- published sizes

@@ -29,13 +29,13 @@ inference or single-device use; the parameter tree is the same either way.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emgjax.config import Config
 from emgjax.models.layers import torch_uniform_init
 from emgjax.models.lstm import LSTM, LSTMCarry
 
@@ -54,7 +54,7 @@ _MODES = ("last", "sequence")
 
 
 @dataclasses.dataclass(frozen=True)
-class DirectConfig:
+class DirectConfig(Config):
     """Hyper-parameters of the direct Conv1D + LSTM model.
 
     Defaults are the original v5 (joints) model: input (B, 8, 50) at 500 Hz.
@@ -102,21 +102,6 @@ class DirectConfig:
     def time_stride(self) -> int:
         """Input samples per LSTM step (product of the max-pool sizes)."""
         return self.pool_size ** len(self.conv_channels)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["conv_channels"] = list(self.conv_channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DirectConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"DirectConfig.from_dict: expected keys among {sorted(known)}, found unknown {sorted(unknown)}"
-            )
-        return cls(**d)
 
 
 def output_steps(num_samples: int, config: DirectConfig) -> int:

@@ -10,6 +10,8 @@ import jax
 import numpy as np
 import optax
 
+from emgjax.config import Config
+
 __all__ = ["OptimConfig", "make_schedule", "make_optimizer", "trainable_mask", "path_names"]
 
 _OPTIMIZERS = ("adam", "adamw")
@@ -20,7 +22,7 @@ TrainablePredicate = Callable[[tuple[str, ...], Any], bool]
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(Config):
     """Optimiser settings.
 
     - ``optimizer``: "adam" or "adamw" (decoupled ``weight_decay``, applied
@@ -76,19 +78,6 @@ class OptimConfig:
             raise ValueError(
                 f"OptimConfig.decay_steps: the step schedule needs decay_steps > 0, found {self.decay_steps}"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> OptimConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"OptimConfig.from_dict: expected keys among {sorted(known)}, found unknown {sorted(unknown)}"
-            )
-        return cls(**d)
 
 
 def make_schedule(config: OptimConfig, total_steps: int | None = None) -> optax.Schedule:

@@ -41,12 +41,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from emgjax.config import Config
+
 ADAPTER_KINDS = ("zero_fill", "duplicate", "interpolation", "linear", "conv")
 FIXED_ADAPTER_KINDS = ("zero_fill", "duplicate", "interpolation")
 
 
 @dataclasses.dataclass(frozen=True)
-class ChannelAdapterConfig:
+class ChannelAdapterConfig(Config):
     """Which channel adapter to build, and its sizes."""
 
     kind: Literal["zero_fill", "duplicate", "interpolation", "linear", "conv"] = "linear"
@@ -90,13 +92,6 @@ class ChannelAdapterConfig:
             # Two centred convs, each looking (k - 1) / 2 samples ahead.
             return 2 * ((self.kernel_size - 1) // 2)
         return 0
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ChannelAdapterConfig:
-        return cls(**d)
 
 
 def ring_interpolation_matrix(in_channels: int = 8, out_channels: int = 16) -> np.ndarray:

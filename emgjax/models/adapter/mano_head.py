@@ -16,11 +16,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from emgjax.config import Config
+
 __all__ = ["ManoHeadConfig", "AngleConverter"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ManoHeadConfig:
+class ManoHeadConfig(Config):
     """Sizes of the angle -> MANO theta MLP (the original's defaults)."""
 
     in_features: int = 20
@@ -37,15 +39,6 @@ class ManoHeadConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ManoHeadConfig.dropout: expected a rate in [0, 1), found {self.dropout}")
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ManoHeadConfig:
-        return cls(**d)
 
 
 class AngleConverter(nn.Module):

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emgjax import errors
+from emgjax.config import Config
 from emgjax.kinematics import forward_kinematics
 from emgjax.kinematics.mediapipe import hand_model_to_mediapipe
 from emgjax.models import pose_modules
@@ -59,7 +60,7 @@ EMG2POSE_RATE_HZ = 2000.0
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Config):
     """One adapter pipeline: channel adapter, upsampler, rates, optional Mode-2 MANO head."""
 
     adapter: ChannelAdapterConfig = ChannelAdapterConfig()
@@ -80,25 +81,6 @@ class PipelineConfig:
             "hold",
             "linear",
             "sinc",
-        )
-
-    def to_dict(self) -> dict:
-        return {
-            "adapter": self.adapter.to_dict(),
-            "upsampler": self.upsampler.to_dict(),
-            "input_rate": self.input_rate,
-            "output_rate": self.output_rate,
-            "mano_head": None if self.mano_head is None else self.mano_head.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PipelineConfig:
-        return cls(
-            ChannelAdapterConfig.from_dict(d["adapter"]),
-            UpsamplerConfig.from_dict(d["upsampler"]),
-            float(d["input_rate"]),
-            float(d["output_rate"]),
-            None if d.get("mano_head") is None else ManoHeadConfig.from_dict(d["mano_head"]),
         )
 
 

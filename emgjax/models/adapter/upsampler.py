@@ -39,12 +39,14 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.signal
 
+from emgjax.config import Config
+
 UPSAMPLER_KINDS = ("zero_stuff", "hold", "linear", "sinc", "learned_residual", "subpixel")
 LEARNED_UPSAMPLER_KINDS = ("learned_residual", "subpixel")
 
 
 @dataclasses.dataclass(frozen=True)
-class UpsamplerConfig:
+class UpsamplerConfig(Config):
     """Which upsampler to build and its sizes."""
 
     kind: Literal["zero_stuff", "hold", "linear", "sinc", "learned_residual", "subpixel"] = "sinc"
@@ -95,13 +97,6 @@ class UpsamplerConfig:
             # phase conv (half_width) and the nonlinear branch at the input rate
             return max(base, 2 * ((self.kernel_size - 1) // 2))
         return base + refine
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> UpsamplerConfig:
-        return cls(**d)
 
 
 def check_rates(input_rate: float, output_rate: float, factor: int) -> None:
