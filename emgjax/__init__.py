@@ -6,19 +6,29 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the real import is lazy: `import emgjax` must not pull in jax
-    from emgjax.pretrained import Emg2PoseModel
+    from emgjax.bundle import Emg2PoseModel, Model
 
 from emgjax._version import __version__
 
 
-def load_pretrained(directory: str | os.PathLike[str]) -> Emg2PoseModel:
-    """Load a converted emg2pose model written by `emgjax convert`.
+def load_model(directory: str | os.PathLike[str]) -> Model:
+    """Load any emgjax model directory (emg2pose, direct, adapter pipeline).
 
-    See `emgjax.pretrained.load_pretrained`.
+    See `emgjax.bundle.load_model`.
     """
-    from emgjax.pretrained import load_pretrained as _load
+    from emgjax.bundle import load_model as _load
 
     return _load(directory)
 
 
-__all__ = ["__version__", "load_pretrained"]
+def load_pretrained(directory: str | os.PathLike[str]) -> Emg2PoseModel:
+    """Load an emg2pose model (written by `emgjax convert` or trained here); refuses other kinds.
+
+    See `emgjax.bundle.load_pretrained`.
+    """
+    from emgjax.bundle import load_pretrained as _load
+
+    return _load(directory)
+
+
+__all__ = ["__version__", "load_model", "load_pretrained"]

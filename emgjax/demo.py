@@ -251,7 +251,8 @@ def _run(args: DemoOptions) -> int:
     for png in evaluation.pngs:
         print(f"  trajectories          {png}")
     print(f"  metrics log           {run.out_dir / 'metrics.jsonl'}")
-    print(f"  model + statistics    {run.out_dir / 'model.json'}, {run.out_dir / 'model'}")
+    print(f"  model (bundle)        {run.out_dir / 'model'}  (emgjax.load_model)")
+    print(f"  statistics            {run.out_dir / 'statistics.json'}")
     print(f"  report                {out / 'demo_report.json'}")
     print(f"\ndone in {time.perf_counter() - started:.0f} s")
     return 0

@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 
 from emgjax.cli import run_command
-from emgjax.recipes.common import SessionsConfig, read_json, resolve_sessions, write_json
+from emgjax.recipes.common import SessionsConfig, resolve_sessions, write_json
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("run_dir", help="a run directory (holds model.json and model/)")
+    parser.add_argument("run_dir", help="a run directory (its model is RUN/model/, an emgjax model bundle)")
     parser.add_argument("--sessions", nargs="+", default=None, help="session files to evaluate on")
     parser.add_argument("--data_dir", default=None, help="folder with metadata.csv (use with --split)")
     parser.add_argument("--splits_file", default=None, help="JSON/CSV splits file (use with --split)")
@@ -40,16 +40,13 @@ def main(argv=None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from emgjax.recipes import direct, emg2pose
+    from emgjax.bundle import read_bundle_info, resolve_model_dir
 
-    kinds = {direct.MODEL_FORMAT: "mindrove", emg2pose.MODEL_FORMAT: "emg2pose"}
-    info = read_json(Path(args.run_dir) / "model.json", "model description (model.json)")
-    kind = kinds.get(info.get("format")) if isinstance(info, dict) else None
+    kinds = {"direct": "mindrove", "emg2pose": "emg2pose"}
+    json_path, info = read_bundle_info(resolve_model_dir(args.run_dir))
+    kind = kinds.get(info.get("kind"))
     if kind is None:
-        found = info.get("format") if isinstance(info, dict) else type(info).__name__
-        raise ValueError(
-            f"{Path(args.run_dir) / 'model.json'}: expected format one of {sorted(kinds)}, found {found!r}"
-        )
+        raise ValueError(f"{json_path}: expected a model of kind {' or '.join(kinds)}, found {info.get('kind')!r}")
     if args.sessions:
         sessions, name = [Path(p) for p in args.sessions], "sessions"
     else:

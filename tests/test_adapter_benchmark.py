@@ -63,7 +63,7 @@ def test_tiny_benchmark_writes_table_and_plot(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["emg2pose"]["report"]["cached"] is False
     # The frozen model was written in `emgjax convert`'s format and reads back with load_pretrained.
-    from emgjax.pretrained import load_pretrained
+    from emgjax.bundle import load_pretrained
 
     model = load_pretrained(out / "frozen_emg2pose")
     assert model.provide_initial_pos is False and "emg_norm" in model.metadata

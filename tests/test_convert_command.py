@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 import emgjax
+from emgjax.bundle import PretrainedError, load_pretrained
 from emgjax.convert import emg2pose_map as M
 from emgjax.convert.command import main as convert_main
 from emgjax.models import configs as C
 from emgjax.models import pose_modules as pm
-from emgjax.pretrained import PretrainedError, load_pretrained
 
 TINY = dict(
     tds_channels=2,
@@ -142,7 +142,9 @@ def test_cli_convert_end_to_end(tr, tiny_ckpt, tmp_path, capsys):
     captured = capsys.readouterr()
     assert str(out) in captured.out
     assert "optimizer state (optimizer_states) is ignored" in captured.err
-    metadata = json.loads((out / "config.json").read_text())
+    bundle = json.loads((out / "bundle.json").read_text())
+    assert (bundle["format"], bundle["format_version"], bundle["kind"]) == ("emgjax-model", 1, "emg2pose")
+    metadata = bundle["metadata"]
     assert metadata["experiment"] == "tracking_vemg2pose"
     assert metadata["provide_initial_pos"] is True
     assert metadata["emgjax_version"] == emgjax.__version__
@@ -150,7 +152,7 @@ def test_cli_convert_end_to_end(tr, tiny_ckpt, tmp_path, capsys):
     assert metadata["source"]["file"] == ckpt.name
     assert "optimizer_states" in metadata["source"]["top_level_keys"]
     expected_config = M.model_config_from_hyper_parameters(tr.hyper_parameters_for("tracking_vemg2pose", **TINY_TDS))
-    assert metadata["model"] == expected_config.to_dict()
+    assert bundle["config"] == expected_config.to_dict()
 
     loaded = emgjax.load_pretrained(out)
     assert loaded.config == expected_config and loaded.experiment == "tracking_vemg2pose"
@@ -211,7 +213,7 @@ def test_convert_fixture_checkpoint_end_to_end(fixture_ckpt, tmp_path, capsys):
     assert convert_main([str(ckpt), str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert _siblings(out.parent) == ["out"]  # no staging directory left behind
-    metadata = json.loads((out / "config.json").read_text())
+    metadata = json.loads((out / "bundle.json").read_text())["metadata"]
     assert metadata["experiment"] == "tracking_vemg2pose" and metadata["provide_initial_pos"] is True
     assert metadata["emgjax_version"] == emgjax.__version__
     assert metadata["source"]["sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
@@ -221,7 +223,7 @@ def test_convert_fixture_checkpoint_end_to_end(fixture_ckpt, tmp_path, capsys):
         "pytorch-lightning_version",
         "state_dict",
     ]
-    assert str(out.parent.parent) not in (out / "config.json").read_text()  # nothing names the staging path
+    assert str(out.parent.parent) not in (out / "bundle.json").read_text()  # nothing names the staging path
     loaded = load_pretrained(out)
     back = M.variables_to_state_dict(loaded.params, loaded.config)
     assert set(back) == set(state_dict)
@@ -245,13 +247,13 @@ def test_output_directory_refusals(fixture_ckpt, tmp_path, capsys):
     assert "expected a new or empty output directory, found existing files (pass --overwrite" in error_line(capsys)
     assert _siblings(busy) == ["notes.txt"]
     assert convert_main([ckpt, str(busy), "--overwrite"]) == 0
-    assert _siblings(busy) == ["config.json", "variables"]  # replaced, not merged
+    assert _siblings(busy) == ["bundle.json", "variables"]  # replaced, not merged
     assert [p for p in _siblings(tmp_path) if p.startswith(".")] == []
 
     empty = tmp_path / "empty"
     empty.mkdir()
     assert convert_main([ckpt, str(empty)]) == 0
-    assert (empty / "config.json").is_file()
+    assert (empty / "bundle.json").is_file()
 
 
 @pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux /sys (unwritable even for root)")
@@ -280,29 +282,29 @@ def test_read_only_output_directory(fixture_ckpt, tmp_path, capsys):
 
 
 def test_failed_write_leaves_no_output_and_keeps_the_old_one(fixture_ckpt, tmp_path, capsys, monkeypatch):
-    import emgjax.pretrained
+    import emgjax.bundle
 
     ckpt = str(fixture_ckpt[0])
-    real_write = emgjax.pretrained.write_pretrained
+    real_write = emgjax.bundle._write_variables
 
     def write_then_fail(directory, *args, **kwargs):
-        real_write(directory, *args, **kwargs)  # a complete directory, then the disk fills up
+        real_write(directory, *args, **kwargs)  # the weights are written, then the disk fills up
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(emgjax.pretrained, "write_pretrained", write_then_fail)
+    monkeypatch.setattr(emgjax.bundle, "_write_variables", write_then_fail)
     out = tmp_path / "out"
     assert convert_main([ckpt, str(out)]) == 2
     assert "No space left on device" in error_line(capsys)
     assert _siblings(tmp_path) == []  # neither OUT_DIR nor a staging directory
 
-    monkeypatch.setattr(emgjax.pretrained, "write_pretrained", real_write)
+    monkeypatch.setattr(emgjax.bundle, "_write_variables", real_write)
     assert convert_main([ckpt, str(out)]) == 0  # a rerun does not trip on anything
-    before = (out / "config.json").read_text()
+    before = (out / "bundle.json").read_text()
     (out / "mine.txt").write_text("x")
-    monkeypatch.setattr(emgjax.pretrained, "write_pretrained", write_then_fail)
+    monkeypatch.setattr(emgjax.bundle, "_write_variables", write_then_fail)
     assert convert_main([ckpt, str(out), "--overwrite"]) == 2
-    assert _siblings(out) == ["config.json", "mine.txt", "variables"]  # the old OUT_DIR, untouched
-    assert (out / "config.json").read_text() == before
+    assert _siblings(out) == ["bundle.json", "mine.txt", "variables"]  # the old OUT_DIR, untouched
+    assert (out / "bundle.json").read_text() == before
     assert _siblings(tmp_path) == ["out"]
 
 
@@ -311,12 +313,12 @@ def test_killed_conversion_leaves_no_output(fixture_ckpt, tmp_path, capsys):
     # A conversion killed (SIGKILL: no cleanup runs) just after writing its files.
     code = (
         "import os, signal, sys\n"
-        "import emgjax.pretrained as P\n"
-        "real = P.write_pretrained\n"
+        "import emgjax.bundle as B\n"
+        "real = B._write_variables\n"
         "def write_then_die(*a, **k):\n"
         "    real(*a, **k)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "P.write_pretrained = write_then_die\n"
+        "B._write_variables = write_then_die\n"
         "from emgjax.convert.command import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
@@ -335,7 +337,7 @@ def test_killed_conversion_leaves_no_output(fixture_ckpt, tmp_path, capsys):
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not out.exists()
     assert convert_main([str(fixture_ckpt[0]), str(out)]) == 0  # the rerun is not tripped by leftovers
-    assert (out / "config.json").is_file()
+    assert (out / "bundle.json").is_file()
 
 
 def test_missing_and_damaged_checkpoint_files(fixture_ckpt, tmp_path, capsys):
@@ -382,7 +384,7 @@ def test_refuses_missing_unexpected_and_misshapen_keys(tr, tiny_ckpt, tmp_path, 
     assert "unexpected (1):" in err and "model.decoder.extra.weight (shape (3, 3))" in err
     assert "misshapen (1):" in err
     assert "model.network.layers.0.conv.0.weight: expected shape (8, 16, 11), found (8, 16, 7)" in err
-    assert not (tmp_path / "out" / "config.json").exists()
+    assert not (tmp_path / "out" / "bundle.json").exists()
 
 
 def test_convert_state_dict_lists_every_problem_and_bad_values():
@@ -446,7 +448,7 @@ def test_hyper_parameter_errors():
 
 
 def test_load_pretrained_errors(converted_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such pretrained directory"):
+    with pytest.raises(FileNotFoundError, match="no such model directory"):
         load_pretrained(tmp_path / "missing")
 
     def copy(name):
@@ -455,51 +457,52 @@ def test_load_pretrained_errors(converted_dir, tmp_path):
         return target
 
     no_config = copy("no_config")
-    (no_config / "config.json").unlink()
-    with pytest.raises(PretrainedError, match=r"expected the model's config\.json, found none"):
+    (no_config / "bundle.json").unlink()
+    with pytest.raises(PretrainedError, match=r"expected the model's bundle\.json, found none"):
         load_pretrained(no_config)
 
     bad_json = copy("bad_json")
-    (bad_json / "config.json").write_text("{not json")
+    (bad_json / "bundle.json").write_text("{not json")
     with pytest.raises(PretrainedError, match="expected JSON"):
         load_pretrained(bad_json)
 
     truncated = copy("truncated")
-    text = (truncated / "config.json").read_text()
-    (truncated / "config.json").write_text(text[: len(text) // 2])
-    with pytest.raises(PretrainedError, match=r"truncated/config\.json: expected JSON, found unreadable text"):
+    text = (truncated / "bundle.json").read_text()
+    (truncated / "bundle.json").write_text(text[: len(text) // 2])
+    with pytest.raises(PretrainedError, match=r"truncated/bundle\.json: expected JSON, found unreadable text"):
         load_pretrained(truncated)
 
     binary = copy("binary")
-    (binary / "config.json").write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(PretrainedError, match=r"binary/config\.json: expected JSON"):
+    (binary / "bundle.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(PretrainedError, match=r"binary/bundle\.json: expected JSON"):
         load_pretrained(binary)
 
     newer = copy("newer")
-    metadata = json.loads((newer / "config.json").read_text())
-    (newer / "config.json").write_text(json.dumps({**metadata, "format_version": 2, "emgjax_version": "9.0"}))
+    metadata = json.loads((newer / "bundle.json").read_text())
+    newer_metadata = {**metadata["metadata"], "emgjax_version": "9.0"}
+    (newer / "bundle.json").write_text(json.dumps({**metadata, "format_version": 2, "metadata": newer_metadata}))
     with pytest.raises(
         PretrainedError,
         match=r"expected format_version 1, found 2 \(written by a newer emgjax, 9\.0\); "
         "upgrade emgjax",
     ):
         load_pretrained(newer)
-    (newer / "config.json").write_text(json.dumps({**metadata, "format_version": "1"}))
+    (newer / "bundle.json").write_text(json.dumps({**metadata, "format_version": "1"}))
     with pytest.raises(PretrainedError, match="expected format_version 1, found '1'"):
         load_pretrained(newer)
 
     wrong_format = copy("wrong_format")
-    (wrong_format / "config.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(PretrainedError, match="expected format 'emgjax-emg2pose', found 'something-else'"):
+    (wrong_format / "bundle.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(PretrainedError, match="expected format 'emgjax-model', found 'something-else'"):
         load_pretrained(wrong_format)
 
     mismatch = copy("mismatch")
-    metadata = json.loads((mismatch / "config.json").read_text())
-    metadata["model"]["decoder"]["hidden_size"] = 16
-    (mismatch / "config.json").write_text(json.dumps(metadata))
+    metadata = json.loads((mismatch / "bundle.json").read_text())
+    metadata["config"]["decoder"]["hidden_size"] = 16
+    (mismatch / "bundle.json").write_text(json.dumps(metadata))
     with pytest.raises(
         PretrainedError,
-        match=r"(?s)variables do not match config.json:.*kernel_hh: expected \(16, 64\), found \(4, 16\)",
+        match=r"(?s)variables do not match bundle\.json:.*kernel_hh: expected \(16, 64\), found \(4, 16\)",
     ):
         load_pretrained(mismatch)
 

@@ -25,7 +25,7 @@ def test_default_demo_beats_the_mean_pose_on_the_held_out_session(tmp_path, caps
     assert model["mpjpe_mm"] <= MAX_RATIO * baseline["mpjpe_mm"], (model, baseline)
     assert model["pa_mpjpe_mm"] < baseline["pa_mpjpe_mm"], (model, baseline)
     # held out: the evaluated session is the test one, never a training one
-    trained_on = json.loads((tmp_path / "run" / "model.json").read_text())["trained_on"]
+    trained_on = json.loads((tmp_path / "run" / "statistics.json").read_text())["trained_on"]
     assert evaluation["sessions"] and set(evaluation["sessions"]).isdisjoint(trained_on)
     assert f"MPJPE {model['mpjpe_mm']:.2f} mm vs {baseline['mpjpe_mm']:.2f} mm" in out
 

@@ -134,8 +134,8 @@ def _reachable(graph: dict[str, set[str]], start: str) -> dict[str, str]:
 def test_import_graph_sees_lazy_and_relative_imports():
     graph = import_graph()
     # Lazy (function-level) imports count: the CLI resolves commands by name, but
-    # emgjax.convert.command imports emgjax.pretrained inside convert().
-    assert "emgjax.pretrained" in graph["emgjax.convert.command"]
+    # emgjax.convert.command imports emgjax.bundle inside convert_checkpoint().
+    assert "emgjax.bundle" in graph["emgjax.convert.command"]
     assert "emgjax.models.tds" in graph["emgjax.models.pose_modules"]
     assert "emgjax.models.layers" in graph["emgjax.models.tds"]
     assert "emgjax.metrics" in graph["emgjax.train.losses"]

@@ -33,11 +33,11 @@ import contextlib
 import numpy as np
 import pytest
 
+from emgjax.bundle import Emg2PoseModel, load_pretrained
 from emgjax.convert import emg2pose_map
 from emgjax.convert.ckpt_reader import read_lightning_checkpoint
 from emgjax.convert.command import main as convert_main
 from emgjax.models import pose_modules as pm
-from emgjax.pretrained import Emg2PoseModel, load_pretrained
 
 torch = pytest.importorskip("torch")
 # torch_reference imports torch, so it comes after the skip gate; an ImportError of our own module must fail, not skip.

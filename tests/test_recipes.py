@@ -18,6 +18,7 @@ from emgjax.recipes.direct import (
     _backbone_frozen_predicate,
     _norm_stats,
     _SessionPreprocess,
+    direct_info,
     evaluate_direct,
     finetune_direct,
     format_report,
@@ -66,9 +67,13 @@ def _flat(tree):
 def test_train_direct_writes_a_complete_run(trained, mindrove_data):
     run = trained
     assert run.steps == 9 and run.resumed_from_step is None
-    for name in ("config.json", "model.json", "metrics.jsonl", "checkpoints", "model"):
+    for name in ("config.json", "statistics.json", "metrics.jsonl", "checkpoints", "model/bundle.json"):
         assert (run.out_dir / name).exists(), name
-    info = read_json(run.out_dir / "model.json", "model.json")
+    info = read_json(run.out_dir / "statistics.json", "statistics.json")
+    # the exported model carries the same statistics
+    exported = direct_info(load_direct(run.out_dir))
+    saved = {**info, "normalisation": {k: info["normalisation"][k] for k in ("mean", "std")}}
+    assert {k: exported[k] for k in info} == saved
     splits = resolve_sessions(SessionsConfig(data_dir=str(mindrove_data)), "mindrove")
     assert [Path(p) for p in info["trained_on"]] == splits["train"]
     # normalisation statistics: global, from the filtered training sessions only
@@ -98,7 +103,7 @@ def test_evaluate_direct_against_the_mean_baseline(trained, tmp_path):
     evaluation = evaluate_direct(run.out_dir, run.splits["test"], plot_dir=tmp_path)
     assert evaluation.frames == evaluation.pred.shape[0] > 10
     assert evaluation.pred.shape == evaluation.true.shape == (evaluation.frames, 21, 3)
-    info = run.model.info
+    info = direct_info(run.model)
     mean_pose = np.asarray(info["target"]["mean"])
     baseline = np.linalg.norm(evaluation.true - mean_pose, axis=-1).mean()
     assert evaluation.baseline["mpjpe_mm"] == pytest.approx(baseline, rel=1e-5)
@@ -113,7 +118,7 @@ def test_evaluate_direct_against_the_mean_baseline(trained, tmp_path):
 
 def test_evaluation_uses_the_saved_normalisation(trained):
     run = trained
-    saved = run.model.info["normalisation"]
+    saved = direct_info(run.model)["normalisation"]
     shifted = {**saved, "mean": [m + 3 * s for m, s in zip(saved["mean"], saved["std"], strict=True)]}
     a = evaluate_direct(run.out_dir, run.splits["test"])
     b = evaluate_direct(run.out_dir, run.splits["test"], normalisation=shifted)
@@ -170,9 +175,11 @@ def test_finetune_freezes_the_backbone_and_trains_the_head(trained, mindrove_dat
     assert evaluations["before"].frames == evaluations["after"].frames > 0
     saved = read_json(run.out_dir / "finetune_evaluation.json", "evaluation")
     assert saved["after"]["model"] == evaluations["after"].model
-    info = read_json(run.out_dir / "model.json", "model.json")
+    info = direct_info(load_direct(run.out_dir))
     assert info["finetune"]["train_last_lstm_layer"] is True
-    assert info["normalisation"] == trained.model.info["normalisation"]  # the pretrained statistics travel on
+    assert info["finetuned_from"] == str(trained.out_dir.resolve())
+    # the pretrained statistics travel on
+    assert info["normalisation"] == direct_info(trained.model)["normalisation"]
 
 
 def test_backbone_predicate_without_the_lstm_layer():
@@ -218,10 +225,10 @@ def test_input_errors(mindrove_data, tmp_path):
     with pytest.raises(ValueError, match="no 'mano_theta' labels in this session"):
         train_direct(dataclasses.replace(exp, model=dataclasses.replace(TINY_MODEL, output="mano")), verbose=False)
     (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "model.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(ValueError, match="expected format 'emgjax-direct'"):
+    (tmp_path / "bad" / "bundle.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match=r"bad/bundle\.json: expected format 'emgjax-model', found 'something-else'"):
         load_direct(tmp_path / "bad")
-    with pytest.raises(FileNotFoundError, match=r"model\.json"):
+    with pytest.raises(FileNotFoundError, match="nothing: no such model directory"):
         load_direct(tmp_path / "nothing")
 
 
@@ -269,9 +276,12 @@ def test_emg2pose_recipe_trains_a_tiny_config_and_evaluates(emg2pose_data, tmp_p
     assert run.steps == skipping // 4  # one epoch, full batches
     records = [json.loads(line) for line in (run.out_dir / "metrics.jsonl").read_text().splitlines()]
     assert records and all(np.isfinite(r["train_loss"]) for r in records if "train_loss" in r)
-    info = read_json(run.out_dir / "model.json", "model.json")
+    from emgjax.recipes.emg2pose import load_emg2pose
+
+    _, _, info = load_emg2pose(run.out_dir)
     assert info["experiment"] == "tracking_vemg2pose" and info["provide_initial_pos"] is True
     assert info["normalisation"] is None and len(info["mean_joint_angles"]) == 20
+    assert info["trained_on"] == read_json(run.out_dir / "statistics.json", "statistics")["trained_on"]
     metrics = evaluate_emg2pose(run.out_dir, run.splits["test"])
     assert metrics["windows"]["count"] >= 1
     for key in ("mae_deg", "landmark_distance", "fingertip_distance"):
@@ -453,11 +463,10 @@ def test_evaluate_masks_windows_without_initial_state(tmp_path, caplog):
     """evaluate_emg2pose applies the same rule: a window whose left-context sample failed IK counts for nothing."""
     from emgjax.data.emg2pose import write_emg2pose_session
     from emgjax.models.pose_modules import init_variables
-    from emgjax.recipes.common import export_variables, write_json
     from emgjax.recipes.emg2pose import (
         ALL_MASKED_WARNING,
-        MODEL_FORMAT,
         ModelSize,
+        _export,
         build_pose_config,
         evaluate_emg2pose,
     )
@@ -465,20 +474,15 @@ def test_evaluate_masks_windows_without_initial_state(tmp_path, caplog):
     config = build_pose_config("tracking_vemg2pose", ModelSize(**E2P_TINY))
     lc, window = config.left_context, 1400
     run = tmp_path / "run"
-    export_variables(run / "model", init_variables(config, jax.random.key(3)))
-    write_json(
-        run / "model.json",
-        {
-            "format": MODEL_FORMAT,
-            "format_version": 1,
-            "experiment": "tracking_vemg2pose",
-            "model": config.to_dict(),
-            "provide_initial_pos": True,
-            "normalisation": None,
-            "mean_joint_angles": [0.1] * 20,
-            "val_window_length": window,
-        },
-    )
+    info = {
+        "experiment": "tracking_vemg2pose",
+        "provide_initial_pos": True,
+        "normalisation": None,
+        "mean_joint_angles": [0.1] * 20,
+        "val_window_length": window,
+        "trained_on": [],
+    }
+    _export(run / "model", config, init_variables(config, jax.random.key(3)), info, 0)
     rng = np.random.default_rng(0)
     emg = rng.standard_normal((2 * window, 16)).astype(np.float32)
     angles = (0.3 + 0.2 * rng.random((2 * window, 20))).astype(np.float32)

@@ -118,32 +118,24 @@ class Env:
 
     @property
     def pretrained(self) -> Path:
-        """A tiny emg2pose model in `emgjax convert`'s format."""
+        """A tiny emg2pose model bundle (the format `emgjax convert` writes)."""
 
         def build():
             import jax
 
             from emgjax.models import pose_modules
-            from emgjax.pretrained import write_pretrained
-            from emgjax.recipes.adapter.frozen import tiny_emg2pose_config
+            from emgjax.recipes.adapter.frozen import save_pretrained, tiny_emg2pose_config
 
             config = tiny_emg2pose_config()
             variables = pose_modules.init_variables(config, jax.random.key(0))
-            return write_pretrained(
-                self.base / "pretrained",
-                config,
-                variables,
-                experiment=None,
-                provide_initial_pos=False,
-                source={"kind": "tests/test_reliability.py"},
-            )
+            return save_pretrained(self.base / "pretrained", config, variables, provide_initial_pos=False)
 
         return self._once("pretrained", build)
 
     @property
     def model(self):
         def build():
-            from emgjax.pretrained import load_pretrained
+            from emgjax.bundle import load_pretrained
 
             return load_pretrained(self.pretrained)
 
@@ -582,7 +574,7 @@ def _(env):
     "exit 2, names the missing metadata.csv; the corrected rerun (same --out_dir) trains",
 )
 def _(env):
-    assert (env.direct_run / "model.json").is_file()  # the property runs the failing and the corrected command
+    assert (env.direct_run / "model" / "bundle.json").is_file()  # the property runs the failing and the corrected command
 
 
 @row(TRAIN_DIRECT, "corrupted session file (random bytes)", "exit 2, names the file and `not a readable HDF5 file`")
@@ -678,32 +670,35 @@ def _(env):
 EVALUATE = "`experiments/evaluate.py`"
 
 
-@row(EVALUATE, "run directory missing", "exit 2, names the missing model.json")
+@row(EVALUATE, "run directory missing", "exit 2, names the missing directory: no such model directory")
 def _(env):
     assert_cli_error(
-        script("evaluate.py"), [env.base / "no_run", "--sessions", env.mindrove_session], "evaluate.py", r"model\.json"
+        script("evaluate.py"),
+        [env.base / "no_run", "--sessions", env.mindrove_session],
+        "evaluate.py",
+        r"no_run: no such model directory",
     )
 
 
-@row(EVALUATE, "model.json not JSON", "exit 2, names model.json, expected JSON")
+@row(EVALUATE, "model/bundle.json not JSON", "exit 2, names bundle.json, expected JSON")
 def _(env):
     run = env.fresh("eval_badjson")
-    run.mkdir()
-    (run / "model.json").write_text("{not json")
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "bundle.json").write_text("{not json")
     assert_cli_error(
-        script("evaluate.py"), [run, "--sessions", env.mindrove_session], "evaluate.py", r"model\.json.*JSON"
+        script("evaluate.py"), [run, "--sessions", env.mindrove_session], "evaluate.py", r"bundle\.json.*JSON"
     )
 
 
 @row(
     EVALUATE,
-    "model.json of an unknown format",
-    "exit 2, expected format 'emgjax-direct' or 'emgjax-emg2pose', found ...",
+    "model/bundle.json of an unknown format",
+    "exit 2, expected format 'emgjax-model', found ...",
 )
 def _(env):
     run = env.fresh("eval_format")
-    run.mkdir()
-    (run / "model.json").write_text(json.dumps({"format": "something-else"}))
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "bundle.json").write_text(json.dumps({"format": "something-else"}))
     assert_cli_error(
         script("evaluate.py"),
         [run, "--sessions", env.mindrove_session],
@@ -778,14 +773,14 @@ def finetune_args(env: Env, out: Path, pretrained: Path | None = None, seconds: 
     ]
 
 
-@row(FINETUNE, "`--pretrained_dir` missing", "exit 2, names the missing model.json; --out_dir not created")
+@row(FINETUNE, "`--pretrained_dir` missing", "exit 2, names the missing directory; --out_dir not created")
 def _(env):
     out = env.fresh("ft_missing")
     assert_cli_error(
         script("finetune_direct.py"),
         finetune_args(env, out, env.base / "no_model"),
         "finetune_direct.py",
-        r"model\.json",
+        r"no_model: no such model directory",
     )
     assert not out.exists()
 
@@ -899,19 +894,19 @@ def _(env):
 
 @row(
     BENCH,
-    "`--emg2pose` corrupted (config.json not JSON)",
-    "exit 2, names config.json: expected an emgjax pretrained config, found (the JSON error); --out not created",
+    "`--emg2pose` corrupted (bundle.json not JSON)",
+    "exit 2, names bundle.json: expected JSON, found unreadable text (the JSON error); --out not created",
 )
 def _(env):
     model = env.fresh("bench_badmodel")
     shutil.copytree(env.pretrained, model)
-    (model / "config.json").write_text("{oops")
+    (model / "bundle.json").write_text("{oops")
     out = env.fresh("bench_badmodel_out")
     assert_cli_error(
         script("bench_adapters.py"),
         ["--tiny", "--out", out, "--emg2pose", model],
         "bench_adapters",
-        r"config\.json: expected",
+        r"bundle\.json: expected JSON",
     )
     assert not out.exists()
 
@@ -976,22 +971,44 @@ def _load(path):
 
 @row(LOAD, "directory missing", "FileNotFoundError naming the directory")
 def _(env):
-    assert_raises(FileNotFoundError, r"no_model.*no such pretrained directory", _load, env.base / "no_model")
+    assert_raises(FileNotFoundError, r"no_model.*no such model directory", _load, env.base / "no_model")
 
 
-@row(
-    LOAD, "a file instead of a directory", "ValueError: expected a directory written by `emgjax convert`, found a file"
-)
+@row(LOAD, "a file instead of a directory", "ValueError: expected a model directory, found a file")
 def _(env):
-    assert_raises(ValueError, r"expected a directory.*found a file", _load, env.blocker)
+    assert_raises(ValueError, r"expected a model directory, found a file", _load, env.blocker)
 
 
-@row(LOAD, "config.json not JSON", "ValueError naming config.json: expected JSON")
+@row(LOAD, "bundle.json not JSON", "ValueError naming bundle.json: expected JSON")
 def _(env):
     model = env.fresh("lp_json")
     shutil.copytree(env.pretrained, model)
-    (model / "config.json").write_text("\x00\x01garbage")
-    assert_raises(ValueError, r"config\.json: expected JSON", _load, model)
+    (model / "bundle.json").write_text("\x00\x01garbage")
+    assert_raises(ValueError, r"bundle\.json: expected JSON", _load, model)
+
+
+@row(
+    LOAD,
+    "a model of another kind (a direct model)",
+    "ValueError naming bundle.json: expected a emg2pose model, found a direct model",
+)
+def _(env):
+    assert_raises(
+        ValueError, r"bundle\.json: expected a emg2pose model, found a direct model", _load, env.direct_run / "model"
+    )
+
+
+@row(
+    LOAD,
+    "bundle.json of a newer format_version",
+    "ValueError naming bundle.json: expected format_version 1, found 2 ...; upgrade emgjax",
+)
+def _(env):
+    model = env.fresh("lp_newer")
+    shutil.copytree(env.pretrained, model)
+    meta = json.loads((model / "bundle.json").read_text())
+    (model / "bundle.json").write_text(json.dumps({**meta, "format_version": 2}))
+    assert_raises(ValueError, r"bundle\.json: expected format_version 1, found 2 .*upgrade emgjax", _load, model)
 
 
 @row(LOAD, "variables/ missing", "ValueError naming variables/: expected the Orbax variables directory")
@@ -1015,17 +1032,17 @@ def _(env):
 @row(
     LOAD,
     "variables of another model size",
-    "ValueError: variables do not match config.json, lists expected vs found shapes (one line)",
+    "ValueError: variables do not match bundle.json, lists expected vs found shapes (one line)",
 )
 def _(env):
     model = env.fresh("lp_shape")
     shutil.copytree(env.pretrained, model)
-    meta = json.loads((model / "config.json").read_text())
-    other = json.loads(json.dumps(meta["model"]).replace('"layer_sizes": [32]', '"layer_sizes": [24]'))
-    assert other != meta["model"], "the tiny config changed: pick another field to resize"
-    meta["model"] = other
-    (model / "config.json").write_text(json.dumps(meta))
-    assert_raises(ValueError, r"variables do not match config\.json.*expected.*found", _load, model)
+    meta = json.loads((model / "bundle.json").read_text())
+    other = json.loads(json.dumps(meta["config"]).replace('"layer_sizes": [32]', '"layer_sizes": [24]'))
+    assert other != meta["config"], "the tiny config changed: pick another field to resize"
+    meta["config"] = other
+    (model / "bundle.json").write_text(json.dumps(meta))
+    assert_raises(ValueError, r"variables do not match bundle\.json.*expected.*found", _load, model)
 
 
 @row(LOAD, "NaN in the weights", "ValueError naming the variable: expected finite values")
@@ -1033,15 +1050,12 @@ def _(env):
     import jax
 
     from emgjax.models import pose_modules
-    from emgjax.pretrained import write_pretrained
-    from emgjax.recipes.adapter.frozen import tiny_emg2pose_config
+    from emgjax.recipes.adapter.frozen import save_pretrained, tiny_emg2pose_config
 
     config = tiny_emg2pose_config()
     variables = pose_modules.init_variables(config, jax.random.key(0))
     variables = jax.tree_util.tree_map(lambda x: np.full(np.shape(x), np.nan, np.float32), variables)
-    model = write_pretrained(
-        env.fresh("lp_nan"), config, variables, experiment=None, provide_initial_pos=False, source={}
-    )
+    model = save_pretrained(env.fresh("lp_nan"), config, variables, provide_initial_pos=False)
     assert_raises(ValueError, r"finite", _load, model)
 
 
@@ -1124,11 +1138,13 @@ def _direct(env):
     return load_direct(env.direct_run)
 
 
-@row(DIRECT, "emg with 16 channels", "ValueError: `emg: expected (batch, 8, time), found (2, 16, 32)`")
+@row(
+    DIRECT, "emg with 16 channels", "ValueError: `emg: expected 8 channels (axis 1 ...), found 16 (shape (2, 16, 32))`"
+)
 def _(env):
     assert_raises(
         ValueError,
-        r"expected \(batch, 8, time\), found \(2, 16, 32\)",
+        r"emg: expected 8 channels \(axis 1 .*found 16 \(shape \(2, 16, 32\)\)",
         _direct(env).predict,
         np.zeros((2, 16, 32), np.float32),
     )

@@ -24,20 +24,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _converted_model(folder: Path) -> Path:
-    """A folder in the format `emgjax convert` writes (config.json + Orbax variables/), made by the project's writer."""
+    """A model bundle as `emgjax convert` writes it (bundle.json + Orbax variables/), made by the project's writer."""
     import jax
 
     from emgjax.models import EXPERIMENTS, init_variables
-    from emgjax.pretrained import load_pretrained, write_pretrained
+    from emgjax.bundle import load_pretrained
+    from emgjax.recipes.adapter.frozen import save_pretrained
 
     config = EXPERIMENTS["regression_neuropose"].model
-    write_pretrained(
+    save_pretrained(
         folder,
         config,
         init_variables(config, jax.random.key(0)),
-        experiment="regression_neuropose",
         provide_initial_pos=False,
-        source={"made_by": "tests/test_run_dirs.py"},
+        experiment="regression_neuropose",
     )
     load_pretrained(folder)  # it loads before the training attempt
     return folder
@@ -124,7 +124,7 @@ def test_overwrite_option_on_the_command_line():
 
 def test_training_refuses_a_converted_model_folder(tmp_path):
     """The reported failure: training into the folder `emgjax convert` wrote broke the converted model."""
-    from emgjax.pretrained import load_pretrained
+    from emgjax.bundle import load_pretrained
 
     folder = _converted_model(tmp_path / "tracking_vemg2pose")
     before = _snapshot(folder)

@@ -5,15 +5,17 @@ from its Hydra ``hyper_parameters`` (or takes a published experiment's config
 with ``--experiment`` when the file has none), maps every tensor
 (`emg2pose_map`), and writes
 
-  OUT_DIR/config.json    model config, experiment, provide_initial_pos, emgjax version,
-                         source file name and sha256
+a model bundle (`emgjax.bundle`, kind "emg2pose"):
+
+  OUT_DIR/bundle.json    model config, input/output specs; metadata: experiment,
+                         provide_initial_pos, emgjax version, source file name and sha256
   OUT_DIR/variables/     Orbax checkpoint of {"params", ["batch_stats"]}
 
-OUT_DIR appears only when complete (written beside it, then renamed), so a
-failed or killed run leaves no half-written OUT_DIR.
+OUT_DIR appears only when complete (`emgjax.bundle.save_model` writes beside it,
+then renames), so a failed or killed run leaves no half-written OUT_DIR.
 
 Optimizer state, loops and callbacks in the checkpoint are ignored (logged).
-Load the result with `emgjax.load_pretrained(OUT_DIR)`.
+Load the result with `emgjax.load_pretrained(OUT_DIR)` or `emgjax.load_model(OUT_DIR)`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,7 @@ import hashlib
 import logging
 import os
 import pathlib
-import shutil
 import sys
-import tempfile
 
 from emgjax.models.configs import EXPERIMENTS, PoseModelConfig
 
@@ -102,33 +102,6 @@ def check_output_dir(out_dir: pathlib.Path, overwrite: bool) -> None:
         raise ValueError(f"{out_dir}: expected a writable location, found {parent} read-only")
 
 
-def _staging_dir(out_dir: pathlib.Path) -> pathlib.Path:
-    """A new empty directory beside `out_dir` (same file system, so publishing it is one rename)."""
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    except OSError as exc:
-        raise ValueError(
-            f"{out_dir}: cannot write the output directory ({exc.strerror or exc} in {out_dir.parent})"
-        ) from exc
-
-
-def _publish(staging: pathlib.Path, out_dir: pathlib.Path) -> None:
-    """Move the finished `staging` directory to `out_dir`, replacing an empty or (--overwrite) existing one."""
-    if not out_dir.exists() or not any(out_dir.iterdir()):
-        os.replace(staging, out_dir)  # atomic, also over an empty directory
-        return
-    # A non-empty directory cannot be renamed over: move it aside first, put it back if the second rename fails.
-    old = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-    os.replace(out_dir, old)
-    try:
-        os.replace(staging, out_dir)
-    except OSError:
-        os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def convert_checkpoint(
     checkpoint_path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -136,16 +109,16 @@ def convert_checkpoint(
     *,
     overwrite: bool = False,
 ) -> pathlib.Path:
-    """Convert one Lightning .ckpt into an emgjax pretrained directory; returns the directory.
+    """Convert one Lightning .ckpt into an emgjax model bundle (kind "emg2pose"); returns the directory.
 
     The output is written into a hidden directory beside OUT_DIR and renamed into place
     when complete, so a failure or a kill never leaves a half-written OUT_DIR.
     """
     import jax
 
+    from emgjax.bundle import emg2pose_specs, save_model
     from emgjax.convert import emg2pose_map as mapping
     from emgjax.convert.ckpt_reader import read_lightning_checkpoint
-    from emgjax.pretrained import write_pretrained
 
     checkpoint_path = pathlib.Path(checkpoint_path)
     out_dir = pathlib.Path(out_dir).absolute()
@@ -161,24 +134,26 @@ def convert_checkpoint(
         LOG.info("%s: also ignored: %s", source, ", ".join(k for k in ignored if k != "optimizer_states"))
     variables = mapping.convert_state_dict(checkpoint.state_dict, config, source=source)
 
-    staging = _staging_dir(out_dir)
-    try:
-        write_pretrained(
-            staging,
-            config,
-            variables,
-            experiment=name,
-            provide_initial_pos=provide_initial_pos,
-            source={
+    input_spec, output_spec = emg2pose_specs(config)
+    save_model(
+        out_dir,
+        "emg2pose",
+        config,
+        variables,
+        input_spec=input_spec,
+        output_spec=output_spec,
+        metadata={
+            "experiment": name,
+            "provide_initial_pos": provide_initial_pos,
+            "source": {
                 "file": checkpoint_path.name,
                 "sha256": sha256_of(checkpoint_path),
                 "top_level_keys": list(checkpoint.top_level_keys),
             },
-            extra={"license": LICENSE_NOTE},
-        )
-        _publish(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already unless something failed
+            "license": LICENSE_NOTE,
+        },
+        overwrite=overwrite,
+    )
     num_params = sum(int(v.size) for v in jax.tree_util.tree_leaves(variables.get("params", {})))
     LOG.info(
         "wrote %s (%s, %d parameters, provide_initial_pos=%s)",

@@ -36,8 +36,6 @@ _LAZY = {
     "run_fit": "emgjax.recipes.common",
     "run_length": "emgjax.recipes.common",
     "check_batch_size": "emgjax.recipes.common",
-    "export_variables": "emgjax.recipes.common",
-    "load_variables": "emgjax.recipes.common",
 }
 
 
@@ -59,9 +57,7 @@ __all__ = [
     "clear_dir",
     "evaluate_direct",
     "evaluate_emg2pose",
-    "export_variables",
     "finetune_direct",
-    "load_variables",
     "prepare_run_dir",
     "read_json",
     "resolve_sessions",

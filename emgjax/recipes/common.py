@@ -11,14 +11,14 @@ Run directory layout (every recipe)::
     OUT/checkpoints/       Orbax checkpoints of the training state (resume)
     OUT/metrics.jsonl      one JSON record per epoch / evaluation
     OUT/curves.png         training curves
-    OUT/model.json         what inference needs besides the weights: model
-                           config, normalisation statistics, target statistics
-    OUT/model/             the exported weights (Orbax), {"params", "batch_stats"}
+    OUT/statistics.json    the training-set statistics (normalisation, targets),
+                           computed once and reused when a run resumes
+    OUT/model/             the exported model: an `emgjax.bundle` (bundle.json +
+                           Orbax variables/), read with `emgjax.load_model`
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import functools
@@ -41,8 +41,6 @@ __all__ = [
     "run_fit",
     "run_length",
     "check_batch_size",
-    "export_variables",
-    "load_variables",
 ]
 
 
@@ -235,7 +233,7 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
     ``out_dir`` must be missing, empty, or an earlier run of the same
     experiment type (its ``config.json`` reads as ``type(config)``): a run
     never writes into a folder holding anything else (a converted model, data,
-    another experiment's run), since its ``model.json``, ``model/``,
+    another experiment's run), since its ``statistics.json``, ``model/``,
     ``config.json`` ... would replace that folder's own files. With
     ``config.loop.overwrite`` (``--overwrite``) the folder's contents are
     deleted first and a fresh run starts (the working folder and home are
@@ -279,43 +277,6 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
             )
     write_json(path, config_to_dict(config))
     return out
-
-
-def export_variables(directory: str | os.PathLike, variables: Mapping[str, Any]) -> Path:
-    """Save ``{"params", "batch_stats"}`` with Orbax into ``directory`` (replaced if present)."""
-    import jax
-    import numpy as np
-    import orbax.checkpoint as ocp
-
-    directory = Path(directory).absolute()
-    if directory.exists():
-        shutil.rmtree(directory)
-    host = jax.tree_util.tree_map(lambda x: np.asarray(jax.device_get(x)), dict(variables))
-    with contextlib.closing(ocp.StandardCheckpointer()) as checkpointer:  # closed on every exit path
-        checkpointer.save(directory, host)
-        checkpointer.wait_until_finished()
-    return directory
-
-
-def load_variables(directory: str | os.PathLike, template: Mapping[str, Any]) -> dict:
-    """Restore exported variables, checked against ``template``'s structure and shapes."""
-    import jax
-    import numpy as np
-    import orbax.checkpoint as ocp
-
-    directory = Path(directory).absolute()
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: expected exported model variables (an Orbax directory), found none")
-    try:
-        with contextlib.closing(ocp.StandardCheckpointer()) as checkpointer:
-            restored = checkpointer.restore(directory)
-    except Exception as err:  # Orbax raises many types for damaged directories
-        raise ValueError(f"{directory}: could not restore the model variables ({type(err).__name__}: {err})") from err
-    expected = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), dict(template))
-    found = jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), dict(restored))
-    if expected != found:
-        raise ValueError(f"{directory}: the saved variables do not match the model config in model.json")
-    return jax.tree_util.tree_map(jax.numpy.asarray, dict(restored))
 
 
 def check_batch_size(loop: LoopConfig, devices: int | None = None) -> None:

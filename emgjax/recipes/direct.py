@@ -8,8 +8,10 @@
     report = evaluate_direct("runs/direct", run.splits["test"])
     print(format_report(report))
 
-Data path, in order (all decided at training time and saved in ``model.json``,
-so evaluation and inference repeat it exactly):
+Data path, in order (all decided at training time, saved in ``statistics.json``
+and in the exported model ``OUT/model/`` (an `emgjax.bundle`: ``emgjax.load_model``
+reads it, its ``predict`` applies the filter and z-score to raw EMG), so evaluation
+and inference repeat it exactly):
 
 1. each whole session's EMG (8, N) is filtered offline (notch + band-pass,
    zero-phase; whole sessions avoid the edge effects of filtering 50-sample
@@ -39,18 +41,16 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from emgjax.config import config_to_dict
-from emgjax.errors import check_finite, check_nonempty
 from emgjax.models.direct import DirectConfig
 from emgjax.recipes.common import (
     LoopConfig,
     SessionsConfig,
     check_batch_size,
-    export_variables,
-    load_variables,
     prepare_run_dir,
     read_json,
     resolve_sessions,
@@ -66,18 +66,17 @@ __all__ = [
     "FinetuneExperiment",
     "DirectRun",
     "DirectEvaluation",
-    "LoadedDirect",
     "train_direct",
     "evaluate_direct",
     "finetune_direct",
     "load_direct",
     "format_report",
     "FINGER_LANDMARKS",
-    "MODEL_FORMAT",
+    "direct_info",
 ]
 
-MODEL_FORMAT = "emgjax-direct"
-MODEL_FORMAT_VERSION = 1
+# The training-set statistics of a run (computed once, reused on resume); the model itself is OUT/model/.
+STATISTICS_FILE = "statistics.json"
 WRIST = 0
 # MediaPipe landmark groups: wrist, then 4 per finger (thumb CMC..TIP, others MCP..TIP).
 FINGER_LANDMARKS: dict[str, tuple[int, ...]] = {
@@ -341,54 +340,13 @@ def _make_windows(paths, info: dict, *, stride: int, transforms=(), rate: float 
 
 
 # =============================================================================
-# model bundle (model.json + exported variables)
+# the exported model (an emgjax.bundle of kind "direct")
 # =============================================================================
 
 
-@dataclasses.dataclass
-class LoadedDirect:
-    """A trained direct model: ``config``, ``variables`` {"params", "batch_stats"}, ``info`` (model.json)."""
-
-    config: DirectConfig
-    variables: dict
-    info: dict
-
-    def predict(self, emg: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-        """Poses in target units (mm for landmarks) from *preprocessed* windows emg (B, 8, T)."""
-        emg = np.asarray(emg, np.float32)
-        if emg.ndim != 3 or emg.shape[1] != self.config.in_channels:
-            raise ValueError(f"emg: expected (batch, {self.config.in_channels}, time), found {emg.shape}")
-        check_nonempty("emg", emg, 0, "windows", "(batch, channels, time)")
-        check_finite("emg", emg)
-        fn = _predict_fn(self.config)
-        out = [np.asarray(fn(self.variables, emg[i : i + batch_size])) for i in range(0, emg.shape[0], batch_size)]
-        pose = np.concatenate(out)
-        if self.config.mode == "sequence":
-            pose = np.moveaxis(pose, -1, 1)  # (B, T', *pose)
-        target = self.info["target"]
-        return pose * target["scale"] + np.asarray(target["mean"], np.float32)
-
-
-@functools.lru_cache(maxsize=8)
-def _predict_fn(config: DirectConfig):
-    import jax
-
-    from emgjax.models.direct import DirectModel
-
-    model = DirectModel(config)
-
-    @jax.jit
-    def predict(variables, emg):
-        pose, _ = model.apply(variables, emg, train=False)
-        return pose
-
-    return predict
-
-
 def _model_info(model: DirectConfig, data: DirectDataConfig, norm, target: dict, sample_rate: float, **extra) -> dict:
+    """The run's statistics and data settings (``statistics.json``; the bundle carries them too)."""
     return {
-        "format": MODEL_FORMAT,
-        "format_version": MODEL_FORMAT_VERSION,
         "model": model.to_dict(),
         "data": {
             "window_length": data.window_length,
@@ -405,24 +363,49 @@ def _model_info(model: DirectConfig, data: DirectDataConfig, norm, target: dict,
     }
 
 
-def load_direct(run_dir: str | Path) -> LoadedDirect:
-    """Load ``run_dir/model.json`` and the exported ``run_dir/model`` variables."""
-    import jax
+def _export(directory: Path, config: DirectConfig, variables: dict, info: dict, step: int) -> Path:
+    """Write the model as an `emgjax.bundle` (kind "direct") carrying ``info``'s preprocessing and targets."""
+    from emgjax.bundle import direct_specs, save_model
 
-    run_dir = Path(run_dir)
-    info = read_json(run_dir / "model.json", "direct model description (model.json)")
-    if info.get("format") != MODEL_FORMAT or info.get("format_version") != MODEL_FORMAT_VERSION:
+    data = info["data"]
+    input_spec, output_spec = direct_specs(
+        config,
+        info["sample_rate"],
+        notch_hz=data["notch_hz"],
+        band_hz=None if data["band_hz"] is None else tuple(data["band_hz"]),
+        normalisation=info["normalisation"],
+        target=info["target"],
+    )
+    skip = ("model", "sample_rate", "normalisation", "target")
+    metadata = {k: v for k, v in info.items() if k not in skip}
+    metadata.update(exported_step=step, source={"trained_by": "emgjax.recipes.direct"})
+    return save_model(
+        directory, "direct", config, variables, input_spec=input_spec, output_spec=output_spec, metadata=metadata
+    )
+
+
+def direct_info(model) -> dict:
+    """The recipe's description of a loaded direct model: model, data, sample_rate, normalisation, target, ..."""
+    post = model.output_spec.postprocessing
+    if "data" not in model.metadata or not post:
         raise ValueError(
-            f"{run_dir / 'model.json'}: expected format {MODEL_FORMAT!r} version {MODEL_FORMAT_VERSION}, found "
-            f"{info.get('format')!r} version {info.get('format_version')!r}"
+            f"{model.path}: expected a direct model trained by emgjax.recipes.direct (with its data settings "
+            "and target statistics), found one without them"
         )
-    missing = {"model", "data", "normalisation", "target", "sample_rate"} - set(info)
-    if missing:
-        raise ValueError(f"{run_dir / 'model.json'}: expected keys {sorted(missing)} too, found only {sorted(info)}")
-    config = DirectConfig.from_dict(info["model"])
-    template = jax.eval_shape(lambda: _init_variables(config, info["data"]["window_length"], 0))
-    variables = load_variables(run_dir / "model", template)
-    return LoadedDirect(config, variables, info)
+    return {
+        **model.metadata,
+        "model": model.config.to_dict(),
+        "sample_rate": model.input_spec.sample_rate,
+        "normalisation": model.input_spec.preprocessing.normalisation,
+        "target": dict(post),
+    }
+
+
+def load_direct(run_dir: str | Path):
+    """The direct `emgjax.bundle.Model` a run exported (``run_dir/model``, or a model directory itself)."""
+    from emgjax.bundle import load_model, resolve_model_dir
+
+    return load_model(resolve_model_dir(run_dir), kind="direct")
 
 
 # =============================================================================
@@ -440,7 +423,7 @@ class DirectRun:
     resumed_from_step: int | None
     steps: int
     train_seconds: float
-    model: LoadedDirect
+    model: Any  # the exported emgjax.bundle.Model
 
 
 @functools.lru_cache(maxsize=8)
@@ -538,7 +521,7 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
     """Train ``exp`` (resuming from ``exp.out_dir`` if it holds checkpoints) and export the model.
 
     Normalisation and target statistics come from the training sessions only
-    and are saved in ``model.json`` and in every checkpoint's extras. The
+    and are saved in ``statistics.json``, in every checkpoint's extras and in the model. The
     exported weights are the best validation checkpoint when there is a val
     split, else the last state.
     """
@@ -552,16 +535,16 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
     _check_model_data(exp.model, exp.data.window_length)
     check_batch_size(exp.loop)
     rate = _session_rate(splits["train"])
-    model_json = out / "model.json"
-    if model_json.exists() and (out / "checkpoints").is_dir():
+    statistics = out / STATISTICS_FILE
+    if statistics.exists() and (out / "checkpoints").is_dir():
         # A rerun resumes: reuse the saved statistics (identical by construction, and cheaper).
-        info = read_json(model_json, "direct model description (model.json)")
+        info = read_json(statistics, f"direct run statistics ({STATISTICS_FILE})")
     else:
         preprocess = _SessionPreprocess(exp.data.notch_hz, exp.data.band_hz)
         norm = _norm_stats(splits["train"], preprocess)
         target = _target_stats(splits["train"], kind, exp.data)
         info = _model_info(exp.model, exp.data, norm, target, rate, trained_on=[str(p) for p in splits["train"]])
-        write_json(model_json, info)
+        write_json(statistics, info)
     transforms = ()
     if exp.data.rotate_channels:
         from emgjax.data.windows import RandomChannelRotation
@@ -604,7 +587,7 @@ def train_direct(exp: DirectExperiment, *, verbose: bool = True) -> DirectRun:
 
 
 def _fit_and_export(out: Path, exp, info: dict, *, state, loss_fn, optimizer, mesh, train_ds, val_ds, verbose):
-    """Train (resuming if checkpoints exist), export the best variables and record them in model.json.
+    """Train (resuming if checkpoints exist) and export the best variables as ``out/model`` (a bundle).
 
     Returns (FitResult, training seconds).
     """
@@ -625,8 +608,8 @@ def _fit_and_export(out: Path, exp, info: dict, *, state, loss_fn, optimizer, me
         verbose=verbose,
     )
     seconds = time.perf_counter() - started
-    export_variables(out / "model", {"params": best.params, "batch_stats": best.batch_stats})
-    write_json(out / "model.json", {**info, "exported_step": int(jax.device_get(best.step))})
+    variables = {"params": best.params, "batch_stats": best.batch_stats}
+    _export(out / "model", DirectConfig.from_dict(info["model"]), variables, info, int(jax.device_get(best.step)))
     return result, seconds
 
 
@@ -659,7 +642,7 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
     splits = resolve_sessions(exp.sessions, "mindrove")
     if not splits["train"]:
         raise ValueError("sessions: expected calibration sessions in the train split, found none")
-    info = dict(pretrained.info)
+    info = direct_info(pretrained)
     if exp.renormalise:
         data = info["data"]
         preprocess = _SessionPreprocess(data["notch_hz"], None if data["band_hz"] is None else tuple(data["band_hz"]))
@@ -708,7 +691,7 @@ def finetune_direct(exp: FinetuneExperiment, *, verbose: bool = True) -> tuple[D
             "calibration_sessions": [str(p) for p in splits["train"]],
         },
     }
-    write_json(out / "model.json", info)
+    write_json(out / STATISTICS_FILE, info)
     result, seconds = _fit_and_export(
         out,
         exp,
@@ -796,14 +779,14 @@ def evaluate_direct(
     """Evaluate the model in ``run_dir`` on ``sessions`` (held out from its training).
 
     Windows every ``eval_stride`` samples; the baseline predicts the mean
-    training pose (saved in model.json) for every frame. ``after_seconds``
+    training pose (saved with the model) for every frame. ``after_seconds``
     scores only windows starting after that time (the held-out remainder of
     calibration sessions). ``normalisation`` overrides the saved statistics
     (a NormStats dict). ``plot_dir`` saves ``trajectories.png`` (first
     session: predicted vs true coordinates of three fingertips).
     """
     loaded = load_direct(run_dir)
-    info = dict(loaded.info)
+    info = direct_info(loaded)
     if normalisation is not None:
         info["normalisation"] = normalisation
     sessions = [Path(p) for p in sessions]
@@ -833,7 +816,7 @@ def evaluate_direct(
             times.append(start / rate + step_times)
             owner.append(np.full(step_times.shape, session_of[str(path)]))
     emg = np.stack(emg)
-    pred = loaded.predict(emg, batch_size=batch_size)
+    pred = loaded.predict(emg, preprocessed=True, batch_size=batch_size)
     t = info["target"]
     true = np.stack(target)
     valid = np.stack(valid)

@@ -29,8 +29,9 @@ IK failures, as emg2pose handles them:
 
 EMG is not z-scored by default, as in emg2pose (its released weights expect
 high-pass-filtered µV). With ``normalise=True`` per-channel statistics are
-computed on the training sessions only, saved in ``model.json`` and in the
-checkpoints, and applied at evaluation.
+computed on the training sessions only, saved in ``statistics.json``, in the
+checkpoints and in the exported model (``OUT/model/``, an `emgjax.bundle` that
+``emgjax.load_model`` reads and whose ``predict`` applies them), and applied at evaluation.
 
 The fingertip term needs a hand model: the one named by ``EMGJAX_HAND_MODEL``
 (UmeTrack JSON, e.g. emg2pose's generic hand model) if set, else emgjax's
@@ -64,8 +65,6 @@ from emgjax.recipes.common import (
     LoopConfig,
     SessionsConfig,
     check_batch_size,
-    export_variables,
-    load_variables,
     prepare_run_dir,
     read_json,
     resolve_sessions,
@@ -84,11 +83,10 @@ __all__ = [
     "train_emg2pose",
     "evaluate_emg2pose",
     "load_emg2pose",
-    "MODEL_FORMAT",
 ]
 
-MODEL_FORMAT = "emgjax-emg2pose-run"
-MODEL_FORMAT_VERSION = 1
+# The training-set statistics of a run (computed once, reused on resume); the model itself is OUT/model/.
+STATISTICS_FILE = "statistics.json"
 # How many training sessions the baseline's mean pose is computed from (reading
 # every emg2pose session would mean reading the whole dataset once more).
 _BASELINE_SESSIONS = 200
@@ -390,14 +388,12 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
                 f"{name}: expected at least {minimum} samples for {exp.experiment} (left context "
                 f"{config.left_context} + one output step), found {value}"
             )
-    model_json = out / "model.json"
-    if model_json.exists() and (out / "checkpoints").is_dir():
-        info = read_json(model_json, "emg2pose run description (model.json)")
+    statistics = out / STATISTICS_FILE
+    if statistics.exists() and (out / "checkpoints").is_dir():
+        info = read_json(statistics, f"emg2pose run statistics ({STATISTICS_FILE})")
     else:
         norm, mean_angles = _train_statistics(splits["train"], exp.normalise)
         info = {
-            "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
             "experiment": exp.experiment,
             "model": config.to_dict(),
             "provide_initial_pos": published.provide_initial_pos,
@@ -406,7 +402,7 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
             "val_window_length": val_window,
             "trained_on": [str(p) for p in splits["train"]],
         }
-        write_json(model_json, info)
+        write_json(statistics, info)
     train_ds = _windows(
         splits["train"],
         info,
@@ -458,29 +454,48 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
     exported = {"params": best.params}
     if best.batch_stats:
         exported["batch_stats"] = best.batch_stats
-    export_variables(out / "model", exported)
-    write_json(model_json, {**info, "exported_step": int(jax.device_get(best.step))})
+    _export(out / "model", config, exported, info, int(jax.device_get(best.step)))
     return Emg2PoseRun(
         out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)), seconds
     )
 
 
+def _export(directory: Path, config: PoseModelConfig, variables: dict, info: dict, step: int) -> Path:
+    """Write the trained model as an `emgjax.bundle` (kind emg2pose) with the run's statistics."""
+    from emgjax.bundle import emg2pose_specs, save_model
+
+    input_spec, output_spec = emg2pose_specs(config, info["normalisation"])
+    metadata = {k: info[k] for k in ("experiment", "provide_initial_pos", "mean_joint_angles", "val_window_length")}
+    metadata.update(
+        trained_on=info["trained_on"],
+        exported_step=step,
+        source={"trained_by": "emgjax.recipes.emg2pose.train_emg2pose"},
+    )
+    return save_model(
+        directory, "emg2pose", config, variables, input_spec=input_spec, output_spec=output_spec, metadata=metadata
+    )
+
+
 def load_emg2pose(run_dir: str | Path) -> tuple[PoseModelConfig, dict, dict]:
-    """``(config, variables, info)`` of a run written by ``train_emg2pose``."""
-    import jax
+    """``(config, variables, info)`` of the model ``train_emg2pose`` exported (``run_dir`` or ``run_dir/model``).
 
-    from emgjax.models.pose_modules import init_variables
+    ``info``: the model's metadata plus ``model`` (config dict) and ``normalisation`` (or None).
+    """
+    from emgjax.bundle import load_model, resolve_model_dir
 
-    run_dir = Path(run_dir)
-    info = read_json(run_dir / "model.json", "emg2pose run description (model.json)")
-    if info.get("format") != MODEL_FORMAT or info.get("format_version") != MODEL_FORMAT_VERSION:
+    model = load_model(resolve_model_dir(run_dir), kind="emg2pose")
+    missing = {"mean_joint_angles", "val_window_length"} - set(model.metadata)
+    if missing:
         raise ValueError(
-            f"{run_dir / 'model.json'}: expected format {MODEL_FORMAT!r} version {MODEL_FORMAT_VERSION}, found "
-            f"{info.get('format')!r} version {info.get('format_version')!r}"
+            f"{model.path}: expected an emg2pose model trained by train_emg2pose (metadata {sorted(missing)}), "
+            "found a model without them (e.g. a converted checkpoint)"
         )
-    config = PoseModelConfig.from_dict(info["model"])
-    template = jax.eval_shape(lambda: init_variables(config, jax.random.key(0)))
-    return config, load_variables(run_dir / "model", template), info
+    info = {
+        **model.metadata,
+        "model": model.config.to_dict(),
+        "normalisation": model.input_spec.preprocessing.normalisation,
+    }
+    return model.config, model.params, info
 
 
 def evaluate_emg2pose(

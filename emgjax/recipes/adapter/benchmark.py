@@ -270,13 +270,9 @@ def validate_benchmark(config: BenchmarkConfig, emg2pose_config: PoseModelConfig
 
 
 def _read_pretrained_config(directory) -> PoseModelConfig:
-    path = pathlib.Path(directory) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: expected the config.json of an `emgjax convert` directory, found none")
-    try:
-        return PoseModelConfig.from_dict(json.loads(path.read_text())["model"])
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: expected an emgjax pretrained config with a 'model' entry, found: {exc}") from exc
+    from emgjax.bundle import read_config
+
+    return read_config(directory, kind="emg2pose")
 
 
 # ----------------------------------------------------------------------------- data
@@ -682,7 +678,7 @@ def run_benchmark(config: BenchmarkConfig, out_dir, *, log: Callable[[str], None
     # -- frozen emg2pose
     start = time.perf_counter()
     if config.emg2pose_dir:
-        from emgjax.pretrained import load_pretrained
+        from emgjax.bundle import load_pretrained
 
         model = load_pretrained(config.emg2pose_dir)
         norm = model.metadata.get("emg_norm")

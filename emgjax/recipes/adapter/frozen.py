@@ -4,7 +4,7 @@ Real users freeze a converted checkpoint (``emgjax.load_pretrained(dir)``).
 Without one (this machine, the quick benchmark, tests), the benchmark trains
 the emg2pose port itself on emg2pose-format (16 ch / 2 kHz) windows, checks
 that it clearly beats predicting the training-set mean pose, and writes it in
-the on-disk format of ``emgjax convert`` (config.json + Orbax variables/), so
+the one model format (`emgjax.bundle`, as ``emgjax convert`` writes), so
 ``load_pretrained`` reads it back like any converted model. It is never a
 randomly initialised network: ``train_frozen_emg2pose`` raises when the trained
 model does not beat the mean baseline by ``min_gain``.
@@ -89,22 +89,29 @@ def save_pretrained(
     experiment: str | None = None,
     extra: Mapping | None = None,
 ) -> pathlib.Path:
-    """Write ``variables`` in the format of ``emgjax convert`` (config.json + Orbax variables/).
+    """Write ``variables`` as an emg2pose model bundle (`emgjax.bundle.save_model`, as `emgjax convert` does).
 
-    ``extra`` entries (e.g. EMG normalisation, training report) are added to config.json;
-    ``load_pretrained`` keeps them in ``model.metadata``.
+    ``extra`` entries (e.g. training report) go into the bundle's metadata (``model.metadata``);
+    an ``extra["emg_norm"]`` ({"mean", "std"}) also becomes the input normalisation ``predict`` applies.
     """
-    from emgjax.pretrained import write_pretrained
+    from emgjax.bundle import emg2pose_specs, save_model
 
-    host = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), dict(variables))
-    return write_pretrained(
+    extra = dict(extra or {})
+    input_spec, output_spec = emg2pose_specs(config, extra.get("emg_norm"))
+    return save_model(
         directory,
+        "emg2pose",
         config,
-        host,
-        experiment=experiment,
-        provide_initial_pos=provide_initial_pos,
-        source={"file": None, "trained_by": "emgjax.recipes.adapter.frozen (synthetic emg2pose-format data)"},
-        extra=dict(extra or {}),
+        dict(variables),
+        input_spec=input_spec,
+        output_spec=output_spec,
+        metadata={
+            "experiment": experiment,
+            "provide_initial_pos": bool(provide_initial_pos),
+            "source": {"file": None, "trained_by": "emgjax.recipes.adapter.frozen (synthetic emg2pose-format data)"},
+            **extra,
+        },
+        overwrite=True,
     )
 
 
@@ -241,17 +248,17 @@ def frozen_emg2pose(
     """Load the cached frozen emg2pose from ``cache_dir`` if its fingerprint matches, else train and cache it.
 
     fingerprint: JSON-able description of the data and settings (a changed one retrains).
-    extra_metadata: more config.json entries (e.g. {"emg_norm": {"mean": [...], "std": [...]}}).
+    extra_metadata: more metadata entries (e.g. {"emg_norm": {"mean": [...], "std": [...]}}).
     Returns (Emg2PoseModel, report).
     """
-    from emgjax.pretrained import PretrainedError, load_pretrained
+    from emgjax.bundle import BundleError, is_bundle, load_pretrained
 
     cache_dir = pathlib.Path(cache_dir)
     fingerprint = json.loads(json.dumps(dict(fingerprint)))
-    if (cache_dir / "config.json").is_file():
+    if is_bundle(cache_dir):
         try:
             model = load_pretrained(cache_dir)
-        except PretrainedError as exc:
+        except BundleError as exc:
             if log:
                 log(f"cached emg2pose unreadable ({exc}); retraining")
         else:
