@@ -130,16 +130,18 @@ def evaluate_vs_mean(
     config: PoseModelConfig, variables: Mapping, batches: Iterable[Mapping], mean_pose: np.ndarray
 ) -> dict[str, float]:
     """Held-out angle MAE (degrees) of the model and of predicting ``mean_pose`` (20,) everywhere."""
+    from emgjax.metrics import masked_sum_and_count
+
     forward = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
     model_sum = mean_sum = count = 0.0
     for batch in batches:
         pred, target, mask = forward(
             config, dict(variables), batch["emg_2k"], batch["joint_angles"], batch["no_ik_failure"], False
         )
-        pred, target, mask = np.asarray(pred), np.asarray(target), np.asarray(mask)[:, None, :]
-        model_sum += float(np.sum(np.abs(pred - target) * mask))
-        mean_sum += float(np.sum(np.abs(mean_pose[None, :, None] - target) * mask))
-        count += float(mask.sum()) * target.shape[1]
+        mask = mask[:, None, :]  # every joint of a valid sample
+        total, n = masked_sum_and_count(jnp.abs(pred - target), mask)
+        baseline, _ = masked_sum_and_count(jnp.abs(jnp.asarray(mean_pose)[None, :, None] - target), mask)
+        model_sum, mean_sum, count = model_sum + float(total), mean_sum + float(baseline), count + float(n)
     if count == 0:
         raise ValueError("evaluate_vs_mean: expected held-out batches with valid (no IK failure) samples, found none")
     return {
