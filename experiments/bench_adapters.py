@@ -1,4 +1,4 @@
-"""Batch benchmark of the MindRove -> emg2pose hardware adapters (thin CLI over emgjax.recipes.adapter.benchmark).
+"""Batch benchmark of the MindRove -> emg2pose hardware adapters (thin CLI over emgjax.recipes.adapter).
 
     python experiments/bench_adapters.py --quick --out runs/adapters      # CPU, synthetic data, < 10 min
     python experiments/bench_adapters.py --tiny --out /tmp/adapters       # smoke test, < 60 s
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: BenchOptions) -> int:
     from emgjax.errors import check_output_path
-    from emgjax.recipes.adapter import benchmark
+    from emgjax.recipes.adapter import bench_config, benchmark
 
     if args.out is None:
         raise ValueError("--out: expected an output directory, found none")
@@ -80,7 +80,9 @@ def _run(args: BenchOptions) -> int:
         changes["data_dir"] = args.data
     if args.emg2pose:
         changes["emg2pose_dir"] = args.emg2pose
-    make = benchmark.tiny_config if args.tiny else benchmark.quick_config if args.quick else benchmark.full_config
+    make = (
+        bench_config.tiny_config if args.tiny else bench_config.quick_config if args.quick else bench_config.full_config
+    )
     config = make(**changes)
     benchmark.run_benchmark(config, args.out, log=lambda message: print(message, flush=True))
     return 0

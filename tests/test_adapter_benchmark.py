@@ -10,7 +10,7 @@ import pathlib
 import jax
 import pytest
 
-from emgjax.recipes.adapter import benchmark
+from emgjax.recipes.adapter import bench_config, benchmark
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -87,5 +87,5 @@ def test_bad_configuration_fails_before_any_work(tmp_path, monkeypatch, capsys):
     assert cli.main(["--tiny", "--out", str(tmp_path / "e"), "--objectives", "landmarks"]) == 2
     assert "not landmark or MANO labels" in capsys.readouterr().err
     with pytest.raises(ValueError, match="seeds: expected distinct seeds"):
-        benchmark.tiny_config(seeds=(1, 1))
+        bench_config.tiny_config(seeds=(1, 1))
     assert not (tmp_path / "a").exists()

@@ -20,14 +20,12 @@ from emgjax.recipes.adapter.frozen import tiny_emg2pose_config
 from emgjax.recipes.adapter.phases import (
     init_states,
     make_adapter_loss_fn,
-    make_multi_train_step,
     make_phase_optimizer,
-    make_train_step,
-    stack_trees,
+    objective_batch,
     trainable_predicate,
-    unstack_tree,
 )
 from emgjax.train.optim import OptimConfig
+from emgjax.train.step import make_local_train_step, make_vmapped_train_step, stack_trees, unstack_tree
 
 E2P = tiny_emg2pose_config()
 T_IN = 40  # 500 Hz samples -> 160 at 2 kHz, left context 50 -> 110 aligned samples
@@ -142,11 +140,11 @@ def _run_phase(phase, emg2pose_vars, *, unfreeze_last=False, steps=3, variant="l
         phase, OptimConfig(learning_rate=1e-2), variables["params"], pipeline, unfreeze_last_tds_stage=unfreeze_last
     )
     (state,) = init_states(pipeline, emg2pose_vars, optimizer, [0])
-    step = make_train_step(make_adapter_loss_fn(pipeline, tuple(_batch())), optimizer)
-    weights = obj.objective_weights("recon+pose").as_array_dict()
+    step = make_local_train_step(make_adapter_loss_fn(pipeline, tuple(_batch())), optimizer)
+    weights = objective_batch(obj.objective_weights("recon+pose"))
     before = state.params
     for i in range(steps):
-        state, metrics = step(state, _batch(i), weights)
+        state, metrics = step(state, {**_batch(i), **weights})
     assert np.isfinite(float(metrics["loss"]))
     return before, state.params
 
@@ -192,16 +190,16 @@ def test_vmapped_seeds_equal_per_seed_training(emg2pose_vars):
     loss_fn = make_adapter_loss_fn(pipeline, tuple(_batch()))
     seeds, names = [3, 4], ["recon", "pose"]
     states = init_states(pipeline, emg2pose_vars, optimizer, seeds)
-    weights = [obj.objective_weights(n).as_array_dict() for n in names]
+    weights = [obj.objective_weights(n) for n in names]
     batches = [_batch(10 + i) for i in range(3)]
     stacked = stack_trees(states)
-    multi = make_multi_train_step(loss_fn, optimizer)
+    multi = make_vmapped_train_step(loss_fn, optimizer)
     for batch in batches:
-        stacked, _ = multi(stacked, batch, stack_trees(weights))
-    single = make_train_step(loss_fn, optimizer)
+        stacked, _ = multi(stacked, batch, objective_batch(weights))
+    single = make_local_train_step(loss_fn, optimizer)
     for i, state in enumerate(states):
         for batch in batches:
-            state, _ = single(state, batch, weights[i])
+            state, _ = single(state, {**batch, **objective_batch(weights[i])})
         vmapped = jax.tree_util.tree_leaves(unstack_tree(stacked.params, i))
         for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(state.params), vmapped, strict=True):
             if "conv_in" in jax.tree_util.keystr(path) and "bias" in jax.tree_util.keystr(path):

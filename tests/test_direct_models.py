@@ -55,6 +55,8 @@ def test_default_parameter_count_is_about_one_million(output):
         ("mano", "last", (2, 45)),
         ("joints", "sequence", (2, 21, 3, 12)),
         ("mano", "sequence", (2, 45, 12)),
+        ("angles", "last", (2, 20)),
+        ("angles", "sequence", (2, 20, 12)),
     ],
 )
 def test_output_shapes(output, mode, expected):
@@ -182,8 +184,10 @@ def test_bad_inputs_raise_clear_errors():
     bad_carry = (jnp.zeros((1, 2, 16)), jnp.zeros((1, 2, 16)))
     with pytest.raises(ValueError, match=r"initial_carry: expected \(h, c\) each of shape \(2, 2, 16\)"):
         jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 8, 16)), train=False, initial_carry=bad_carry), variables)
-    with pytest.raises(ValueError, match="output"):
-        DirectConfig(output="angles")
+    with pytest.raises(
+        ValueError, match=r"output: expected one of \['angles', 'joints', 'mano'\], found 'quaternions'"
+    ):
+        DirectConfig(output="quaternions")
     with pytest.raises(ValueError, match="mode"):
         DirectConfig(mode="all")
     with pytest.raises(ValueError, match="dropout"):

@@ -1,4 +1,4 @@
-"""Data-parallel train step (shard_map on 4 devices == 1 device == pmap), losses and the optimiser."""
+"""The train step (shard_map on 4 devices == 1 device == pmap == local == vmapped), losses and the optimiser."""
 
 import os
 import sys
@@ -32,7 +32,15 @@ from emgjax.train import (
     shard_batch,
     trainable_mask,
 )
-from emgjax.train.step import make_per_device_eval_step, step_rng
+from emgjax.train.step import (
+    make_local_eval_step,
+    make_local_train_step,
+    make_per_device_eval_step,
+    make_vmapped_train_step,
+    stack_trees,
+    step_rng,
+    unstack_tree,
+)
 
 STEPS = 3
 
@@ -102,6 +110,62 @@ def test_same_per_device_step_under_pmap(single_device_result):
     evaluate = jax.pmap(make_per_device_eval_step(loss_fn, axis_name="data"), axis_name="data")
     metrics = jax.device_get(evaluate(stacked, batch))
     np.testing.assert_allclose(metrics["loss"], single_device_result[2]["loss"], rtol=1e-5)
+
+
+def _local_task():
+    """The tiny task outside any mapped axis: the same model and loss without axis names."""
+    from emgjax.models.direct import DirectModel, make_direct_loss_fn
+
+    _model, _, optimizer, _, _, _, _ = train_tiny.build(jax.devices()[:1])
+    loss_fn = make_direct_loss_fn(DirectModel(train_tiny.tiny_config()), scale=10.0, axis_name=None)
+    variables = train_tiny.initial_variables(0)
+    state = create_train_state(variables["params"], optimizer, 1, variables["batch_stats"])
+    return loss_fn, optimizer, state
+
+
+def test_local_step_equals_the_sharded_step(single_device_result):
+    loss_fn, optimizer, state = _local_task()
+    step = make_local_train_step(loss_fn, optimizer)
+    history = []
+    for _ in range(STEPS):
+        state, metrics = step(state, _global_batch())
+        history.append(jax.device_get(metrics))
+    state1, history1, eval1 = single_device_result
+    assert int(state.step) == STEPS
+    _assert_trees_close(state.params, state1.params, 1e-5)
+    _assert_trees_close(state.batch_stats, state1.batch_stats, 1e-5)
+    for m, m1 in zip(history, history1, strict=True):
+        np.testing.assert_allclose(m["loss"], m1["loss"], rtol=1e-5)
+    evaluated = make_local_eval_step(loss_fn)(state, _global_batch())
+    np.testing.assert_allclose(evaluated["loss"], eval1["loss"], rtol=1e-5)
+
+
+def test_vmapped_step_trains_each_model_with_its_own_batch_entries():
+    loss_fn, optimizer, state = _local_task()
+
+    def weighted(params, batch_stats, batch, rng, train):
+        loss, (metrics, new_stats) = loss_fn(params, batch_stats, batch, rng, train)
+        return batch["weight"] * loss, (metrics, new_stats)
+
+    other = state.replace(rng=jax.random.key_data(jax.random.key(5)))
+    stacked = stack_trees([state, other])
+    per_model = {"weight": jnp.asarray([1.0, 0.0])}
+    step = make_vmapped_train_step(weighted, optimizer)
+    local = make_local_train_step(weighted, optimizer)
+    single = state
+    for _ in range(STEPS):
+        stacked, metrics = step(stacked, _global_batch(), per_model)
+        single, _ = local(single, {**_global_batch(), "weight": jnp.float32(1.0)})
+    assert metrics["loss"].shape == (2,) and np.asarray(stacked.step).tolist() == [STEPS, STEPS]
+    _assert_trees_close(unstack_tree(stacked.params, 0), single.params, 1e-5)
+    _assert_trees_close(unstack_tree(stacked.batch_stats, 0), single.batch_stats, 1e-5)
+    # weight 0: no gradient, so Adam leaves the parameters exactly where they were (BatchNorm statistics move).
+    for a, b in zip(
+        jax.tree_util.tree_leaves(unstack_tree(stacked.params, 1)), jax.tree_util.tree_leaves(state.params), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"disjoint shared and per-model batch keys, found both holding \['emg'\]"):
+        step(stacked, _global_batch(), {"emg": jnp.zeros((2, 1))})
 
 
 def test_dropout_keys_differ_per_device_and_step():

@@ -7,7 +7,7 @@ The network maps a short EMG window straight to a hand pose:
                   -> LSTM (2 layers, inter-layer dropout)
                   -> last step ("last") or every step ("sequence")
                   -> Linear -> ReLU -> dropout -> Linear
-                  -> joints (B, 21, 3) or MANO theta (B, 45)
+                  -> joints (B, 21, 3), MANO theta (B, 45) or joint angles (B, 20)
 
 With the defaults it has about 1.0 M parameters, like the original (the
 convolutions have no bias: BatchNorm follows and cancels it). The LSTM
@@ -49,7 +49,7 @@ __all__ = [
     "make_direct_loss_fn",
 ]
 
-_OUTPUT_SHAPES = {"joints": (21, 3), "mano": (45,)}
+_OUTPUT_SHAPES = {"joints": (21, 3), "mano": (45,), "angles": (20,)}
 _MODES = ("last", "sequence")
 
 
@@ -58,8 +58,9 @@ class DirectConfig(Config):
     """Hyper-parameters of the direct Conv1D + LSTM model.
 
     Defaults are the original v5 (joints) model: input (B, 8, 50) at 500 Hz.
-    ``output`` is "joints" (21 x 3 positions, MediaPipe landmark order) or
-    "mano" (45 axis-angle values). ``mode`` "last" gives one pose per window
+    ``output`` is "joints" (21 x 3 positions, MediaPipe landmark order),
+    "mano" (45 axis-angle values) or "angles" (emg2pose's 20 joint angles,
+    radians). ``mode`` "last" gives one pose per window
     (from the last LSTM step); "sequence" gives one pose per LSTM step, i.e.
     per ``pool_size ** len(conv_channels)`` input samples.
     """
@@ -95,7 +96,7 @@ class DirectConfig(Config):
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        """Shape of one pose: (21, 3) for joints, (45,) for MANO."""
+        """Shape of one pose: (21, 3) for joints, (45,) for MANO, (20,) for angles."""
         return _OUTPUT_SHAPES[self.output]
 
     @property
@@ -164,9 +165,9 @@ class DirectModel(nn.Module):
     rngs={"dropout": key}, mutable=["batch_stats"] if train else False)``.
 
     - ``emg``: (B, in_channels, T) float32, channel-first; T >= time_stride.
-    - ``pose``: mode "last": (B, 21, 3) joints or (B, 45) MANO theta;
-      mode "sequence": channel-first with time last, (B, 21, 3, T') or
-      (B, 45, T') with ``T' = output_steps(T, config)`` (one pose per LSTM
+    - ``pose``: mode "last": (B, 21, 3) joints, (B, 45) MANO theta or (B, 20) angles;
+      mode "sequence": channel-first with time last, (B, 21, 3, T'),
+      (B, 45, T') or (B, 20, T') with ``T' = output_steps(T, config)`` (one pose per LSTM
       step; ``sequence_sample_index`` gives each step's input sample).
     - ``initial_carry``/``carry``: LSTM state, an ``LSTMCarry(h, c)`` (``emgjax.models.lstm``), each
       (lstm_layers, B, lstm_hidden); a plain (h, c) tuple is accepted. None starts from zeros.
@@ -252,8 +253,8 @@ def make_direct_loss_fn(
     Returns ``loss_fn(params, batch_stats, batch, rng, train) ->
     (loss, (metrics, new_batch_stats))`` for batches
     ``{"emg": (B, C, T), "target": pose, "valid": mask}`` where, for mode
-    "last", pose is (B, 21, 3) / (B, 45) and mask (B,); for mode "sequence",
-    pose is (B, 21, 3, T') / (B, 45, T') and mask (B, T') (targets picked at
+    "last", pose is (B, 21, 3) / (B, 45) / (B, 20) and mask (B,); for mode "sequence",
+    pose is (B, 21, 3, T') / (B, 45, T') / (B, 20, T') and mask (B, T') (targets picked at
     ``sequence_sample_index``). ``valid`` may be omitted (all valid).
 
     The loss is the masked MSE of (pred - target) x ``scale`` (the original

@@ -1,4 +1,7 @@
-"""emgjax.train: optimiser, losses, data-parallel train step, Orbax checkpoints, training loop.
+"""emgjax.train: optimiser, losses, the one train step, Orbax checkpoints, training loop.
+
+The train step (``emgjax.train.step``) comes sharded over a mesh, on one device and
+vmapped over a stack of models; it is the only place in the package that takes gradients.
 
 Light modules (state, optim, losses, step, mesh) import eagerly; the
 checkpoint/loop/logging names (which pull in Orbax and matplotlib) are
@@ -28,9 +31,15 @@ from emgjax.train.optim import OptimConfig, make_optimizer, make_schedule, train
 from emgjax.train.state import TrainState, create_train_state
 from emgjax.train.step import (
     make_eval_step,
+    make_local_eval_step,
+    make_local_train_step,
     make_per_device_eval_step,
     make_per_device_train_step,
     make_train_step,
+    make_vmapped_train_step,
+    stack_trees,
+    step_rng,
+    unstack_tree,
 )
 
 _LAZY = {
@@ -68,16 +77,22 @@ __all__ = [
     "joint_mse",
     "make_data_mesh",
     "make_eval_step",
+    "make_local_eval_step",
+    "make_local_train_step",
     "make_optimizer",
     "make_per_device_eval_step",
     "make_per_device_train_step",
     "make_schedule",
     "make_train_step",
+    "make_vmapped_train_step",
     "masked_mean",
     "pad_batch",
     "replicate",
     "shard_batch",
+    "stack_trees",
+    "step_rng",
     "trainable_mask",
+    "unstack_tree",
     # the lazily imported names (the keys of _LAZY), spelt out so static tools can read __all__
     "Checkpointer",
     "EarlyStopping",

@@ -26,8 +26,9 @@ class TrainState:
       checkpoint replays exactly the same randomness.
 
     The optimiser and the model's apply function are deliberately *not* in
-    the state: they are code, passed to ``make_train_step``, which keeps the
-    state a pure array tree that Orbax saves and restores as is.
+    the state: they are code, passed to ``make_train_step`` (and to
+    ``apply_gradients``), which keeps the state a pure array tree that Orbax
+    saves and restores as is.
     """
 
     step: jax.Array
@@ -39,6 +40,16 @@ class TrainState:
     if TYPE_CHECKING:
         # flax.struct.dataclass adds `replace` at run time; declared here for the type checker.
         def replace(self, **updates: Any) -> TrainState: ...
+
+    def apply_gradients(self, grads: Any, optimizer: optax.GradientTransformation, **changes: Any) -> TrainState:
+        """One optimiser update: ``step + 1``, new ``params`` and ``opt_state``.
+
+        ``grads``: a pytree like ``params``. ``changes`` replace other fields
+        at the same time (e.g. ``batch_stats=new_batch_stats``).
+        """
+        updates, opt_state = optimizer.update(grads, self.opt_state, self.params)
+        params = optax.apply_updates(self.params, updates)
+        return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **changes)
 
 
 def as_key_data(rng: Any) -> jax.Array:

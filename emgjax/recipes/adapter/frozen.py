@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from emgjax.models import pose_modules
 from emgjax.models.configs import (
@@ -41,7 +40,7 @@ from emgjax.models.configs import (
 from emgjax.train.losses import angle_l1
 from emgjax.train.optim import OptimConfig, make_optimizer
 from emgjax.train.state import create_train_state
-from emgjax.train.step import step_rng
+from emgjax.train.step import make_local_train_step
 
 __all__ = [
     "quick_emg2pose_config",
@@ -116,7 +115,9 @@ def save_pretrained(
 
 
 def _pose_loss(config: PoseModelConfig):
-    def loss_fn(params, batch, rng):
+    """emg2pose's angle L1 in the train-step interface; batches as ``train_frozen_emg2pose``'s sample_batch."""
+
+    def loss_fn(params, batch_stats, batch, rng, train: bool):
         pred, target, mask = pose_modules.pose_forward(
             config,
             {"params": params},
@@ -124,10 +125,10 @@ def _pose_loss(config: PoseModelConfig):
             batch["joint_angles"],
             batch["no_ik_failure"],
             False,
-            train=True,
+            train=train,
             rngs={"dropout": rng},
         )
-        return angle_l1(pred, target, mask)
+        return angle_l1(pred, target, mask), ({}, batch_stats)
 
     return loss_fn
 
@@ -136,16 +137,18 @@ def evaluate_vs_mean(
     config: PoseModelConfig, variables: Mapping, batches: Iterable[Mapping], mean_pose: np.ndarray
 ) -> dict[str, float]:
     """Held-out angle MAE (degrees) of the model and of predicting ``mean_pose`` (20,) everywhere."""
+    from emgjax.metrics import masked_sum_and_count
+
     forward = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
     model_sum = mean_sum = count = 0.0
     for batch in batches:
         pred, target, mask = forward(
             config, dict(variables), batch["emg_2k"], batch["joint_angles"], batch["no_ik_failure"], False
         )
-        pred, target, mask = np.asarray(pred), np.asarray(target), np.asarray(mask)[:, None, :]
-        model_sum += float(np.sum(np.abs(pred - target) * mask))
-        mean_sum += float(np.sum(np.abs(mean_pose[None, :, None] - target) * mask))
-        count += float(mask.sum()) * target.shape[1]
+        mask = mask[:, None, :]  # every joint of a valid sample
+        total, n = masked_sum_and_count(jnp.abs(pred - target), mask)
+        baseline, _ = masked_sum_and_count(jnp.abs(jnp.asarray(mean_pose)[None, :, None] - target), mask)
+        model_sum, mean_sum, count = model_sum + float(total), mean_sum + float(baseline), count + float(n)
     if count == 0:
         raise ValueError("evaluate_vs_mean: expected held-out batches with valid (no IK failure) samples, found none")
     return {
@@ -191,15 +194,7 @@ def train_frozen_emg2pose(
     )
     optimizer = make_optimizer(optim)
     state = create_train_state(variables["params"], optimizer, jax.random.key(seed + 1))
-    loss_fn = _pose_loss(config)
-
-    @jax.jit
-    def step(state, batch):
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, step_rng(state))
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return state.replace(
-            step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state
-        ), loss
+    step = make_local_train_step(_pose_loss(config), optimizer)
 
     rng = np.random.default_rng(seed)
     losses = []
@@ -207,8 +202,8 @@ def train_frozen_emg2pose(
         batch = sample_batch(rng)
         if rotate_channels:
             batch = dict(batch, emg_2k=_rotate_ring(np.asarray(batch["emg_2k"]), rng))
-        state, loss = step(state, batch)
-        losses.append(loss)
+        state, metrics = step(state, batch)
+        losses.append(metrics["loss"])
         if log is not None and (i + 1) % max(1, steps // 5) == 0:
             log(f"emg2pose step {i + 1}/{steps}: train L1 {float(np.mean(losses[-20:])):.4f} rad")
     trained = {"params": state.params}

@@ -1,4 +1,4 @@
-"""Training phases of the adapter pipeline, its loss and (multi-seed, vmapped) train steps.
+"""Training phases of the adapter pipeline and its loss (trained with ``emgjax.train.step``).
 
 Phase 1 trains the adapter front end (channel adapter + upsampler) and the
 Mode-2 MANO head with emg2pose frozen. Phase 2 also unfreezes emg2pose's last
@@ -8,10 +8,13 @@ stage. Freezing is an optax mask (``make_optimizer(..., trainable=...)``:
 parameters stay bitwise unchanged and carry no optimiser moments.
 
 The loss is a weighted sum of the objective terms of
-``emgjax.recipes.adapter.objectives`` whose weights are *traced* (a dict of float32
-scalars), so one compiled step serves every objective combination, and
-``make_multi_train_step`` vmaps one step over a stack of models that differ in
-initial parameters, dropout seed and objective weights, all fed the same batch.
+``emgjax.recipes.adapter.objectives`` whose weights are *traced*: they travel in
+the batch (``batch["objective_weights"]``, a dict term -> float32 scalar), so one
+compiled step serves every objective combination. The package's train step
+trains one model (``make_local_train_step``) or a stack of models at once
+(``make_vmapped_train_step(loss_fn, optimizer)(states, shared_batch,
+objective_batch(weights))``: models that differ in initial parameters, dropout
+seed and objective weights, all fed the same data).
 
 Batch (dict of arrays, channel-first):
   "emg": (B, 8, T) input at 500 Hz;
@@ -20,7 +23,8 @@ Batch (dict of arrays, channel-first):
   "emg_2k": (B, 16, 4T) the true emg2pose-format EMG (reconstruction terms);
   "landmarks": (B, L, 21, 3) MediaPipe landmarks (mm) at every ``landmark_every``-th
       aligned sample, with "no_ik_failure" marking valid samples (landmark term);
-  "mano_theta": (B, 45, 4T), "mano_mask": (B, 4T) bool (MANO term).
+  "mano_theta": (B, 45, 4T), "mano_mask": (B, 4T) bool (MANO term);
+  "objective_weights": {term: () float32} (``objective_batch``; per model under vmap).
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -37,7 +40,7 @@ from emgjax.models.adapter.pipeline import AdapterPipeline
 from emgjax.recipes.adapter import objectives as obj
 from emgjax.train.optim import OptimConfig, make_optimizer
 from emgjax.train.state import TrainState, create_train_state
-from emgjax.train.step import step_rng
+from emgjax.train.step import stack_trees
 
 __all__ = [
     "PHASES",
@@ -45,14 +48,13 @@ __all__ = [
     "make_phase_optimizer",
     "check_objective_batch",
     "make_adapter_loss_fn",
-    "make_train_step",
-    "make_multi_train_step",
-    "stack_trees",
-    "unstack_tree",
+    "WEIGHTS_KEY",
+    "objective_batch",
     "init_states",
 ]
 
 PHASES = (1, 2)
+WEIGHTS_KEY = "objective_weights"  # the batch entry holding the traced objective weights
 
 _BATCH_KEYS = {
     "reconstruction": ("emg_2k",),
@@ -152,18 +154,31 @@ def check_objective_batch(weights: obj.ObjectiveWeights, batch: Mapping[str, Any
         )
 
 
-def make_adapter_loss_fn(pipeline: AdapterPipeline, batch_keys: Sequence[str], *, hand=None, landmark_every: int = 40):
-    """loss_fn(params, batch_stats, batch, rng, weights, train) -> (loss, (metrics, new_batch_stats)).
+def objective_batch(weights: obj.ObjectiveWeights | Sequence[obj.ObjectiveWeights]) -> dict[str, Any]:
+    """The batch entry of the objective weights: ``{WEIGHTS_KEY: {term: float32}}``.
 
-    batch_keys: the keys the batches will carry (static: terms whose data is absent are left out of the
-    program). weights: dict term -> float32 scalar (``ObjectiveWeights.as_array_dict()``); traced.
+    One ``ObjectiveWeights``: scalars, to merge into a single model's batch. A
+    sequence of N: each term stacked to (N,), the ``per_model_batch`` of the
+    vmapped train step.
+    """
+    if isinstance(weights, obj.ObjectiveWeights):
+        return {WEIGHTS_KEY: weights.as_array_dict()}
+    return {WEIGHTS_KEY: stack_trees([w.as_array_dict() for w in weights])}
+
+
+def make_adapter_loss_fn(pipeline: AdapterPipeline, batch_keys: Sequence[str], *, hand=None, landmark_every: int = 40):
+    """loss_fn(params, batch_stats, batch, rng, train) -> (loss, (metrics, new_batch_stats)), the train-step interface.
+
+    batch_keys: the data keys the batches will carry (static: terms whose data is absent are left out of the
+    program). The objective weights come in ``batch[WEIGHTS_KEY]`` (``objective_batch``); traced.
     """
     keys = set(batch_keys)
     cfg = pipeline.emg2pose_config
     if "landmarks" in keys and hand is None:
         raise ValueError("batches carry 'landmarks' but no hand model was given for FK; pass hand=")
 
-    def loss_fn(params, batch_stats, batch, rng, weights, train: bool):
+    def loss_fn(params, batch_stats, batch, rng, train: bool):
+        weights = batch[WEIGHTS_KEY]
         variables = {"params": params, "batch_stats": batch_stats}
         outputs, new_stats = pipeline(
             variables,
@@ -201,44 +216,6 @@ def make_adapter_loss_fn(pipeline: AdapterPipeline, batch_keys: Sequence[str], *
         return loss, (metrics, new_stats)
 
     return loss_fn
-
-
-def _train_step(loss_fn, optimizer):
-    def step(state: TrainState, batch, weights):
-        rng = step_rng(state)
-
-        def objective(params):
-            return loss_fn(params, state.batch_stats, batch, rng, weights, True)
-
-        (_loss, (metrics, new_stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return state.replace(step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state), metrics
-
-    return step
-
-
-def make_train_step(loss_fn, optimizer: optax.GradientTransformation):
-    """Jitted single-model ``step(state, batch, weights) -> (state, metrics)`` (one device)."""
-    return jax.jit(_train_step(loss_fn, optimizer))
-
-
-def make_multi_train_step(loss_fn, optimizer: optax.GradientTransformation):
-    """Jitted ``step(stacked_states, batch, stacked_weights)``: ``jax.vmap`` of the single step over
-    models (seeds x objectives) that share one batch. Equals running ``make_train_step`` per model."""
-    return jax.jit(jax.vmap(_train_step(loss_fn, optimizer), in_axes=(0, None, 0)))
-
-
-def stack_trees(trees: Sequence[Any]) -> Any:
-    """Stack equally-shaped pytrees along a new leading axis."""
-    if not trees:
-        raise ValueError("stack_trees: expected at least one tree, found none")
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def unstack_tree(tree: Any, index: int) -> Any:
-    """Model ``index`` of a stacked pytree."""
-    return jax.tree_util.tree_map(lambda x: x[index], tree)
 
 
 def init_states(

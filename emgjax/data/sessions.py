@@ -1,0 +1,170 @@
+"""Whole emg2pose-format sessions held in memory, with a random-window sampler.
+
+For jobs whose data fits in memory (benchmarks, quick experiments): every
+session is read once, normalised once and degraded once to the MindRove view
+(``simulate_mindrove_view`` over the whole session, so the decimation filter
+never sees a window edge); batches are then cut from the arrays directly.
+The file-backed, resumable alternative for full datasets is
+``emgjax.data.windows.Emg2PoseWindows`` with ``emgjax.data.loader.Loader``.
+
+Arrays are channel-first: ``emg_2k`` (16, N) at 2 kHz, ``joint_angles``
+(20, N) radians, ``no_ik_failure`` (N,) bool, ``emg_500`` (8, N // 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "SessionArrays",
+    "synthetic_sessions",
+    "load_emg2pose_sessions",
+    "prepare_sessions",
+    "sample_batch",
+    "heldout_batches",
+    "mean_pose",
+]
+
+_FACTOR = 4  # 2 kHz samples per 500 Hz sample
+
+
+@dataclasses.dataclass
+class SessionArrays:
+    """One session, channel-first. emg_2k (16, N) [normalised], joint_angles (20, N), no_ik_failure (N,) bool,
+    emg_500 (8, N // 4): the simulated MindRove view of emg_2k (``prepare_sessions``)."""
+
+    emg_2k: np.ndarray
+    joint_angles: np.ndarray
+    no_ik_failure: np.ndarray
+    emg_500: np.ndarray | None = None
+    name: str = ""
+
+
+def synthetic_sessions(n: int, seconds: float, first_seed: int) -> list[SessionArrays]:
+    """``n`` synthetic emg2pose-format sessions of ``seconds`` each (seeds first_seed, first_seed + 1, ...)."""
+    from emgjax.data.synthetic import SyntheticConfig, generate_session
+
+    sessions = []
+    for seed in range(first_seed, first_seed + n):
+        s = generate_session(SyntheticConfig(duration_s=seconds), seed=seed)
+        sessions.append(
+            SessionArrays(
+                np.ascontiguousarray(s.emg_2k.T),
+                np.ascontiguousarray(s.angles_2k.T),
+                np.asarray(s.no_ik_failure_2k),
+                name=f"synthetic-{seed}",
+            )
+        )
+    return sessions
+
+
+def load_emg2pose_sessions(directory: str | os.PathLike, max_sessions: int | None = None) -> list[SessionArrays]:
+    """Every ``*.hdf5`` emg2pose session in ``directory`` (sorted by name, at most ``max_sessions``), read whole."""
+    from emgjax.data.emg2pose import Emg2PoseSession
+
+    paths = sorted(pathlib.Path(directory).glob("*.hdf5"))
+    if not paths:
+        raise FileNotFoundError(f"{directory}: expected emg2pose session files (*.hdf5), found none")
+    sessions = []
+    for path in paths[:max_sessions]:
+        with Emg2PoseSession(path) as session:
+            data = session.read()
+        sessions.append(SessionArrays(data["emg"], data["joint_angles"], data["no_ik_failure"], name=path.name))
+    return sessions
+
+
+def prepare_sessions(sessions: Sequence[SessionArrays], norm: Mapping | None) -> list[SessionArrays]:
+    """Normalise (``norm`` = {"mean": (16,), "std": (16,)} or None), trim to a multiple of 4 samples
+    and add the simulated MindRove view ``emg_500``."""
+    from emgjax.data.signal import simulate_mindrove_view
+
+    out = []
+    for s in sessions:
+        emg = s.emg_2k.astype(np.float32)
+        if norm is not None:
+            emg = (emg - np.asarray(norm["mean"], np.float32)[:, None]) / np.asarray(norm["std"], np.float32)[:, None]
+        n = (emg.shape[1] // _FACTOR) * _FACTOR
+        emg = np.ascontiguousarray(emg[:, :n])
+        out.append(
+            SessionArrays(
+                emg, s.joint_angles[:, :n], s.no_ik_failure[:n], simulate_mindrove_view(emg).astype(np.float32), s.name
+            )
+        )
+    return out
+
+
+def _prepared(sessions: Sequence[SessionArrays]) -> None:
+    if not sessions:
+        raise ValueError("expected at least one session, found none")
+    for s in sessions:
+        if s.emg_500 is None:
+            raise ValueError(f"session {s.name!r}: expected its MindRove view (prepare_sessions), found none")
+
+
+def _window(s: SessionArrays, start: int, window: int) -> dict[str, np.ndarray]:
+    assert s.emg_500 is not None  # checked by _prepared
+    return {
+        "emg": s.emg_500[:, start // _FACTOR : (start + window) // _FACTOR],
+        "emg_2k": s.emg_2k[:, start : start + window],
+        "joint_angles": s.joint_angles[:, start : start + window],
+        "no_ik_failure": s.no_ik_failure[start : start + window],
+    }
+
+
+def _check_window(sessions: Sequence[SessionArrays], window: int) -> None:
+    if window < _FACTOR or window % _FACTOR:
+        raise ValueError(f"window: expected a positive multiple of {_FACTOR} samples, found {window}")
+    shortest = min(s.emg_2k.shape[1] for s in sessions)
+    if shortest < window:
+        raise ValueError(f"window: expected at most the shortest session's {shortest} samples, found {window}")
+
+
+def sample_batch(
+    sessions: Sequence[SessionArrays], rng: np.random.Generator, batch: int, window: int
+) -> dict[str, np.ndarray]:
+    """Random windows (``window`` samples at 2 kHz, a multiple of 4, starting on a multiple of 4).
+
+    Each row draws a session, then a start, from ``rng`` (so a seeded
+    generator gives the same batches in every run).
+    Returns {"emg" (B, 8, window/4), "emg_2k" (B, 16, window), "joint_angles" (B, 20, window),
+    "no_ik_failure" (B, window)}.
+    """
+    _prepared(sessions)
+    _check_window(sessions, window)
+    rows = []
+    for _ in range(batch):
+        s = sessions[int(rng.integers(len(sessions)))]
+        start = _FACTOR * rng.integers((s.emg_2k.shape[1] - window) // _FACTOR + 1)
+        rows.append(_window(s, start, window))
+    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+
+def heldout_batches(
+    sessions: Sequence[SessionArrays], window: int, batch: int, max_windows: int
+) -> list[dict[str, np.ndarray]]:
+    """Non-overlapping windows, in order, at most ``max_windows``, in batches of ``batch`` (the last may be
+    smaller); entries as ``sample_batch``."""
+    _prepared(sessions)
+    rows = []
+    for s in sessions:
+        for start in range(0, s.emg_2k.shape[1] - window + 1, window):
+            rows.append(_window(s, start, window))
+    rows = rows[:max_windows]
+    if not rows:
+        raise ValueError(f"held-out sessions are shorter than one window of {window} samples")
+    return [{k: np.stack([r[k] for r in rows[i : i + batch]]) for k in rows[0]} for i in range(0, len(rows), batch)]
+
+
+def mean_pose(sessions: Sequence[SessionArrays]) -> np.ndarray:
+    """The mean joint angles (20,) float32 over every valid (no IK failure) sample of ``sessions``."""
+    total = np.zeros(sessions[0].joint_angles.shape[0] if sessions else 20)
+    count = 0
+    for s in sessions:
+        total += (s.joint_angles * s.no_ik_failure[None]).sum(axis=1)
+        count += int(s.no_ik_failure.sum())
+    return (total / max(count, 1)).astype(np.float32)

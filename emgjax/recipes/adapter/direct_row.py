@@ -1,0 +1,129 @@
+"""The adapter benchmark's direct reference row: ``DirectModel`` on the 8 ch / 500 Hz view, no emg2pose.
+
+The original project's Conv1D + LSTM, re-targeted to emg2pose's labels: the
+same ``emgjax.models.direct.DirectModel`` that ``emgjax.recipes.direct``
+trains, with the "angles" output in "sequence" mode (20 joint angles per LSTM
+step). Its per-step predictions are interpolated onto the 2 kHz samples
+emg2pose predicts (``[left_context, window - right_context)``), trained with
+emg2pose's angle L1 on the adapters' batches, step budget and optimiser (every
+seed at once with the vmapped train step), and scored like every other row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from emgjax.data.sessions import SessionArrays, sample_batch
+from emgjax.models.configs import PoseModelConfig
+from emgjax.models.direct import DirectConfig, DirectModel, count_params, sequence_sample_index
+from emgjax.recipes.adapter.bench_config import BenchmarkConfig, optim_config
+from emgjax.recipes.adapter.evaluation import Evaluator
+from emgjax.recipes.adapter.report import aggregate
+from emgjax.train.losses import angle_l1
+from emgjax.train.optim import make_optimizer
+from emgjax.train.state import create_train_state
+from emgjax.train.step import make_vmapped_train_step, stack_trees, unstack_tree
+
+__all__ = ["direct_config", "direct_alignment", "direct_predict", "make_direct_angles_loss_fn", "train_direct_row"]
+
+Alignment = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def direct_config(config: BenchmarkConfig) -> DirectConfig:
+    """The direct row's model: two convolutions (32, 64), a 2-layer LSTM of ``config.direct_hidden``, 20 angles."""
+    return DirectConfig(
+        conv_channels=(32, 64),
+        kernel_size=5,
+        lstm_hidden=config.direct_hidden,
+        lstm_layers=2,
+        head_hidden=64,
+        dropout=0.1,
+        output="angles",
+        mode="sequence",
+    )
+
+
+def direct_alignment(num_input: int, config: DirectConfig, left_context: int, stop: int) -> Alignment:
+    """Static linear-interpolation weights (i0, i1, w) from LSTM steps to 2 kHz samples ``[left_context, stop)``.
+
+    num_input: 500 Hz samples per window. Step i is aligned with its last
+    500 Hz input sample (``sequence_sample_index``), i.e. 2 kHz sample 4 x that.
+    """
+    steps = num_input // config.time_stride
+    step_2k = 4 * sequence_sample_index(steps, config)
+    position = np.interp(np.arange(left_context, stop), step_2k, np.arange(steps))
+    i0 = np.floor(position).astype(np.int32)
+    i1 = np.minimum(i0 + 1, steps - 1)
+    return i0, i1, (position - i0).astype(np.float32)
+
+
+def direct_predict(
+    model: DirectModel,
+    variables: dict[str, Any],
+    emg: jax.Array,
+    alignment: Alignment,
+    train: bool = False,
+    rng: jax.Array | None = None,
+) -> tuple[jax.Array, Any]:
+    """emg (B, 8, T) -> (angles (B, 20, len(alignment)) at 2 kHz, new batch_stats)."""
+    i0, i1, w = alignment
+    if train:
+        if rng is None:
+            raise ValueError("direct_predict: train=True needs a dropout rng, found None")
+        (steps, _), updates = model.apply(variables, emg, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+        batch_stats = updates["batch_stats"]
+    else:
+        (steps, _), batch_stats = model.apply(variables, emg, train=False), variables["batch_stats"]
+    return steps[..., i0] * (1.0 - w) + steps[..., i1] * w, batch_stats
+
+
+def make_direct_angles_loss_fn(model: DirectModel, alignment: Alignment, left: int, stop: int) -> Callable:
+    """Angle L1 of the interpolated predictions in the train-step interface; batches as ``sample_batch``'s."""
+
+    def loss_fn(params: Any, batch_stats: Any, batch: dict, rng: jax.Array, train: bool) -> tuple:
+        variables = {"params": params, "batch_stats": batch_stats}
+        pred, new_stats = direct_predict(model, variables, batch["emg"], alignment, train=train, rng=rng)
+        loss = angle_l1(pred, batch["joint_angles"][..., left:stop], batch["no_ik_failure"][..., left:stop])
+        return loss, ({}, new_stats)
+
+    return loss_fn
+
+
+def train_direct_row(
+    config: BenchmarkConfig,
+    train: Sequence[SessionArrays],
+    evaluator: Evaluator,
+    window: int,
+    emg2pose_config: PoseModelConfig,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Train the direct model (all seeds vmapped, the adapters' batches and budget) and score it: one table row."""
+    cfg = direct_config(config)
+    model = DirectModel(cfg)
+    num_input = window // 4
+    left, stop = emg2pose_config.left_context, window - emg2pose_config.right_context
+    alignment = direct_alignment(num_input, cfg, left, stop)
+    optimizer = make_optimizer(optim_config(config))
+    states = []
+    for seed in config.seeds:
+        key, dropout_key = jax.random.split(jax.random.key(seed))
+        variables = model.init_variables(key, num_samples=num_input)
+        states.append(create_train_state(variables["params"], optimizer, dropout_key, variables["batch_stats"]))
+    stacked = stack_trees(states)
+    step = make_vmapped_train_step(make_direct_angles_loss_fn(model, alignment, left, stop), optimizer)
+    rng = np.random.default_rng(1234)  # the adapters' batches
+    for _ in range(config.steps + config.phase2_steps):
+        stacked, _metrics = step(stacked, sample_batch(train, rng, config.batch_size, window), {})
+    forward = jax.jit(lambda v, emg: direct_predict(model, v, emg, alignment)[0])
+    per_seed = []
+    for i in range(len(config.seeds)):
+        variables = {"params": unstack_tree(stacked.params, i), "batch_stats": unstack_tree(stacked.batch_stats, i)}
+        per_seed.append(evaluator.forward_metrics(forward, variables, "emg"))
+    params = count_params(unstack_tree(stacked.params, 0))
+    row = aggregate("direct", "Conv1D+LSTM on 8 ch / 500 Hz", "pose", "yes", per_seed, params, None)
+    log(f"direct model: MAE {row['angle_mae_deg'][0]:.2f} deg")
+    return row
