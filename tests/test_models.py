@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emgjax.bundle import Emg2PoseModel
 from emgjax.models import configs as C
 from emgjax.models import pose_modules as pm
 from emgjax.models.lstm import LSTM, LSTMCarry, LSTMLayerWeights, lstm_sequence, lstm_step, zero_carry
-from emgjax.bundle import Emg2PoseModel
 
 
 def small_tds(out_channels: int = 8, channels: int = 2, width: int = 4) -> C.TdsNetworkConfig:

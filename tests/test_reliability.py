@@ -574,7 +574,9 @@ def _(env):
     "exit 2, names the missing metadata.csv; the corrected rerun (same --out_dir) trains",
 )
 def _(env):
-    assert (env.direct_run / "model" / "bundle.json").is_file()  # the property runs the failing and the corrected command
+    assert (
+        env.direct_run / "model" / "bundle.json"
+    ).is_file()  # the property runs the failing and the corrected command
 
 
 @row(TRAIN_DIRECT, "corrupted session file (random bytes)", "exit 2, names the file and `not a readable HDF5 file`")

@@ -27,8 +27,8 @@ def _converted_model(folder: Path) -> Path:
     """A model bundle as `emgjax convert` writes it (bundle.json + Orbax variables/), made by the project's writer."""
     import jax
 
-    from emgjax.models import EXPERIMENTS, init_variables
     from emgjax.bundle import load_pretrained
+    from emgjax.models import EXPERIMENTS, init_variables
     from emgjax.recipes.adapter.frozen import save_pretrained
 
     config = EXPERIMENTS["regression_neuropose"].model
