@@ -81,7 +81,8 @@ def bench_jax(model: str, batch: dict[str, np.ndarray], steps: int, warmup: int)
         variables = init_variables(config, jax.random.key(0))
         loss_fn = make_emg2pose_loss_fn(config, True, fingertip_weight=0.0)
     else:
-        from emgjax.models.direct import DirectConfig, DirectModel, make_direct_loss_fn
+        from emgjax.models.direct import DirectConfig, DirectModel
+        from emgjax.recipes.direct import make_direct_loss_fn
 
         window = batch["emg"].shape[-1]
         variables = DirectModel(DirectConfig()).init_variables(jax.random.key(0), window)

@@ -54,6 +54,7 @@ import numpy as np
 from emgjax import errors
 from emgjax.config import Config
 from emgjax.models import pose_modules
+from emgjax.models.adapter.pipeline import AdapterModelConfig
 from emgjax.models.configs import PoseModelConfig
 
 __all__ = [
@@ -69,7 +70,7 @@ __all__ = [
     "ModelKind",
     "KINDS",
     "register_kind",
-    "AdapterBundleConfig",
+    "AdapterModelConfig",
     "Model",
     "Emg2PoseModel",
     "save_model",
@@ -632,7 +633,8 @@ def direct_specs(
     joints = config.output == "joints"
     pre = Preprocessing(notch_hz, band_hz, normalisation["mean"], normalisation["std"])
     post = {k: target[k] for k in ("kind", "centre_on_wrist", "mean", "scale")}
-    common = ("joints" if joints else "mano_theta", config.output_shape, "mm" if joints else "rad")
+    what = {"joints": "joints", "mano": "mano_theta", "angles": "joint_angles"}[config.output]
+    common = (what, config.output_shape, "mm" if joints else "rad")
     if config.mode == "last":
         out = OutputSpec(*common, None, "window_end", 0.0, post)
     else:
@@ -658,32 +660,15 @@ register_kind(
 # ----------------------------------------------------------------------------- adapter pipeline
 
 
-@dataclasses.dataclass(frozen=True)
-class AdapterBundleConfig:
-    """An adapter pipeline's config: the `PipelineConfig` and the frozen emg2pose's `PoseModelConfig`."""
-
-    pipeline: Any
-    emg2pose: PoseModelConfig
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline.to_dict(), "emg2pose": self.emg2pose.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AdapterBundleConfig:
-        from emgjax.models.adapter.pipeline import PipelineConfig
-
-        return cls(PipelineConfig.from_dict(dict(d["pipeline"])), PoseModelConfig.from_dict(d["emg2pose"]))
-
-
 @functools.lru_cache(maxsize=8)
-def _adapter_pipeline(config: AdapterBundleConfig) -> Any:
+def _adapter_pipeline(config: AdapterModelConfig) -> Any:
     from emgjax.models.adapter.pipeline import AdapterPipeline
 
     return AdapterPipeline(config.pipeline, config.emg2pose)
 
 
 @functools.lru_cache(maxsize=8)
-def _adapter_apply(config: AdapterBundleConfig) -> Callable[[dict, Any, Any], jax.Array]:
+def _adapter_apply(config: AdapterModelConfig) -> Callable[[dict, Any, Any], jax.Array]:
     pipeline = _adapter_pipeline(config)
     key = "angles" if config.pipeline.mano_head is None else "mano_theta"
 
@@ -695,7 +680,7 @@ def _adapter_apply(config: AdapterBundleConfig) -> Callable[[dict, Any, Any], ja
     return apply
 
 
-def _adapter_abstract(config: AdapterBundleConfig, references: frozenset[str]) -> Any:
+def _adapter_abstract(config: AdapterModelConfig, references: frozenset[str]) -> Any:
     pipeline = _adapter_pipeline(config)
 
     def init() -> dict:
@@ -714,13 +699,13 @@ def _adapter_predict(model: Model, emg: np.ndarray, initial_pose: np.ndarray | N
 
 
 def adapter_specs(
-    config: AdapterBundleConfig, normalisation: Mapping[str, Any] | None = None
+    config: AdapterModelConfig, normalisation: Mapping[str, Any] | None = None
 ) -> tuple[InputSpec, OutputSpec]:
     """Specs of an adapter pipeline: MindRove EMG in; angles (or MANO theta) at the emg2pose rate out."""
     pipe, pose = config.pipeline, config.emg2pose
     norm = dict(normalisation or {})
     rate = float(pipe.output_rate)
-    head = pipe.mano_head is not None
+    head = pipe.mano_head
     return (
         InputSpec(
             pipe.adapter.in_channels,
@@ -729,8 +714,8 @@ def adapter_specs(
             Preprocessing(mean=norm.get("mean"), std=norm.get("std")),
         ),
         OutputSpec(
-            "mano_theta" if head else "joint_angles",
-            (pipe.mano_head.out_features,) if head else (pose.num_joints,),
+            "mano_theta" if head is not None else "joint_angles",
+            (head.out_features,) if head is not None else (pose.num_joints,),
             "rad",
             rate,
             "sample",
@@ -742,8 +727,8 @@ def adapter_specs(
 register_kind(
     ModelKind(
         name="adapter_pipeline",
-        config_type=AdapterBundleConfig,
-        config_from_dict=AdapterBundleConfig.from_dict,
+        config_type=AdapterModelConfig,
+        config_from_dict=AdapterModelConfig.from_dict,
         config_to_dict=lambda c: c.to_dict(),
         abstract_variables=_adapter_abstract,
         predict=_adapter_predict,
@@ -932,7 +917,7 @@ def save_adapter_pipeline(
     bundle.json records the reference's path (relative to ``directory``) and checksum, both checked
     on load. normalisation: {"mean", "std"} (8 values) the pipeline's input is z-scored with.
     """
-    config = AdapterBundleConfig(pipeline_config, emg2pose_config)
+    config = AdapterModelConfig(pipeline_config, emg2pose_config)
     variables = {name: dict(tree) for name, tree in variables.items()}
     references = None
     if emg2pose_ref is not None:

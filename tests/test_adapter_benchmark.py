@@ -67,6 +67,23 @@ def test_tiny_benchmark_writes_table_and_plot(tmp_path):
 
     model = load_pretrained(out / "frozen_emg2pose")
     assert model.provide_initial_pos is False and "emg_norm" in model.metadata
+    # Each trained (variant, objective) is kept as an adapter bundle referencing that frozen model; it
+    # takes raw 8 ch / 500 Hz EMG (its normalisation is the measured electrodes' z-score).
+    import numpy as np
+
+    from emgjax import load_model
+    from emgjax.models.adapter import AdapterPipeline
+
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["linear_sinc__pose", "linear_sinc__recon"]
+    adapter = load_model(out / "models" / "linear_sinc__pose")
+    assert adapter.kind == "adapter_pipeline" and adapter.metadata["objective"] == "pose"
+    assert (adapter.input_spec.channels, adapter.input_spec.sample_rate) == (8, 500.0)
+    norm = adapter.input_spec.preprocessing.normalisation
+    assert np.allclose(norm["mean"], model.metadata["emg_norm"]["mean"][::2])
+    z = np.random.default_rng(0).standard_normal((2, 8, summary["emg2pose"]["window_samples"] // 4))
+    raw = (z * np.asarray(norm["std"])[:, None] + np.asarray(norm["mean"])[:, None]).astype(np.float32)
+    expected = AdapterPipeline(adapter.config.pipeline, adapter.config.emg2pose)(adapter.params, z.astype(np.float32))
+    np.testing.assert_allclose(adapter.predict(raw), expected[0]["angles"], rtol=1e-4, atol=1e-4)
 
 
 def test_bad_configuration_fails_before_any_work(tmp_path, monkeypatch, capsys):
@@ -83,7 +100,7 @@ def test_bad_configuration_fails_before_any_work(tmp_path, monkeypatch, capsys):
     assert cli.main(["--tiny", "--out", str(tmp_path / "c"), "--variants", "interpolation+sinc"]) == 2
     assert "no parameters to train" in capsys.readouterr().err
     assert cli.main(["--tiny", "--out", str(tmp_path / "d"), "--emg2pose", str(tmp_path / "missing")]) == 2
-    assert "config.json" in capsys.readouterr().err
+    assert "no such model directory" in capsys.readouterr().err
     assert cli.main(["--tiny", "--out", str(tmp_path / "e"), "--objectives", "landmarks"]) == 2
     assert "not landmark or MANO labels" in capsys.readouterr().err
     with pytest.raises(ValueError, match="seeds: expected distinct seeds"):

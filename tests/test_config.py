@@ -243,7 +243,13 @@ CONFIG_CLASSES = sorted(
     key=lambda c: f"{c.__module__}.{c.__qualname__}",
 )
 # Configs with required fields and no published instance get an example here.
-REQUIRED_ARG_EXAMPLES = {"NormStats": lambda cls: cls(mean=np.array([0.5, -1.0]), std=np.array([1.0, 2.0]), count=3)}
+REQUIRED_ARG_EXAMPLES = {
+    "NormStats": lambda cls: cls(mean=np.array([0.5, -1.0]), std=np.array([1.0, 2.0]), count=3),
+    "AdapterModelConfig": lambda cls: cls(
+        importlib.import_module("emgjax.models.adapter").variant_config("linear+sinc"),
+        importlib.import_module("emgjax.models.configs").EXPERIMENTS["tracking_vemg2pose"].model,
+    ),
+}
 
 
 def _walk(value, found, depth=0):
@@ -270,7 +276,9 @@ def _examples():
     for cls in CONFIG_CLASSES:
         if cls.__name__ in REQUIRED_ARG_EXAMPLES:
             _walk(REQUIRED_ARG_EXAMPLES[cls.__name__](cls), found)
-        with contextlib.suppress(TypeError):  # required fields: a module global or REQUIRED_ARG_EXAMPLES has one
+        # required fields, or defaults the class refuses (ObjectiveWeights needs a positive weight): a module
+        # global or REQUIRED_ARG_EXAMPLES has one
+        with contextlib.suppress(TypeError, ValueError):
             _walk(cls(), found)
     return found
 

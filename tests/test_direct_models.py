@@ -13,11 +13,11 @@ from emgjax.models.direct import (
     DirectModel,
     count_params,
     lookahead_samples,
-    make_direct_loss_fn,
     output_steps,
     sequence_sample_index,
 )
 from emgjax.models.lstm import LSTM, LSTMCarry
+from emgjax.recipes.direct import make_direct_loss_fn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_scripts"))
 import train_tiny

@@ -834,14 +834,14 @@ def _(env):
 BENCH = "`experiments/bench_adapters.py`"
 
 
-@row(BENCH, "`--seeds a,b`", "exit 2, expected comma-separated integers, found 'a,b'; --out not created")
+@row(BENCH, "`--seeds a,b`", "exit 2, `seeds[0]: expected an integer, found 'a'`; --out not created")
 def _(env):
     out = env.fresh("bench_seeds")
     assert_cli_error(
         script("bench_adapters.py"),
         ["--tiny", "--out", out, "--seeds", "a,b"],
         "bench_adapters",
-        r"--seeds: expected comma-separated integers, found 'a,b'",
+        r"seeds\[0\]: expected an integer, found 'a'",
     )
     assert not out.exists()
 
@@ -1683,14 +1683,14 @@ def _norm(d):
     return NormStats.from_dict(d)
 
 
-@row(NORM, "not a dict", "ValueError: `NormStats.from_dict expects a dict with keys mean, std, count; found list`")
+@row(NORM, "not a dict", "ValueError: `NormStats: expected a mapping of fields, found list`")
 def _(env):
-    assert_raises(ValueError, r"expects a dict.*found list", _norm, [1, 2])
+    assert_raises(ValueError, r"NormStats: expected a mapping of fields, found list", _norm, [1, 2])
 
 
-@row(NORM, "`std` missing", "ValueError: `NormStats dict is missing key(s) ['std']; found keys ['mean']`")
+@row(NORM, "`std` missing", "ValueError: `NormStats: missing required field(s) ['std']; found keys ['mean']`")
 def _(env):
-    assert_raises(ValueError, r"missing key\(s\) \['std'\]; found keys \['mean'\]", _norm, {"mean": [0.0]})
+    assert_raises(ValueError, r"missing required field\(s\) \['std'\]; found keys \['mean'\]", _norm, {"mean": [0.0]})
 
 
 @row(

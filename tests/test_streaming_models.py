@@ -212,7 +212,7 @@ def test_adapter_stream_equals_offline_twin(variant: str, chunk: int, batch: int
     """Tiny emg2pose (stride 10 at 2 kHz): 5 input samples = 20 upsampled divide it, 7 = 28 do not."""
     emg2pose = tiny_emg2pose_config()
     pipeline = variant_config(variant)
-    config = sa.AdapterStreamConfig(pipeline, emg2pose)
+    config = sa.AdapterModelConfig(pipeline, emg2pose)
     variables = AdapterPipeline(pipeline, emg2pose).init(
         jax.random.PRNGKey(15), INIT_EMG2POSE(emg2pose, jax.random.PRNGKey(16))
     )
@@ -230,7 +230,7 @@ def test_adapter_twin_is_causal(variant: str) -> None:
     """More recording never changes poses already emitted: the cut covers the upsampler's look-ahead."""
     emg2pose = tiny_emg2pose_config()
     pipeline = variant_config(variant)
-    config = sa.AdapterStreamConfig(pipeline, emg2pose)
+    config = sa.AdapterModelConfig(pipeline, emg2pose)
     variables = AdapterPipeline(pipeline, emg2pose).init(
         jax.random.PRNGKey(18), INIT_EMG2POSE(emg2pose, jax.random.PRNGKey(19))
     )
@@ -259,6 +259,6 @@ def test_bad_input_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match=r"NeuroPose, which cannot stream"):
         streaming.init_stream_state(C.EXPERIMENTS["regression_neuropose"].model, {}, 1, 80)
     with pytest.raises(ValueError, match=r"found 'conv'"):
-        sa.init_stream_state(sa.AdapterStreamConfig(variant_config("conv+sinc"), tiny_emg2pose_config()), {}, 1, 5)
-    with pytest.raises(ValueError, match=r"expected a PoseModelConfig, DirectConfig or AdapterStreamConfig"):
+        sa.init_stream_state(sa.AdapterModelConfig(variant_config("conv+sinc"), tiny_emg2pose_config()), {}, 1, 5)
+    with pytest.raises(ValueError, match=r"expected a PoseModelConfig, DirectConfig or AdapterModelConfig"):
         streaming.init_stream_state("tracking_vemg2pose", {}, 1, 80)  # type: ignore[arg-type]

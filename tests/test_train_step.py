@@ -80,7 +80,8 @@ def test_four_device_shard_map_step_equals_single_device(single_device_result):
         for key in m1:
             np.testing.assert_allclose(m4[key], m1[key], rtol=1e-5, atol=1e-5)
     # The first step's metrics are the plain (unmapped) loss of the initial model on the global batch.
-    from emgjax.models.direct import DirectModel, make_direct_loss_fn
+    from emgjax.models.direct import DirectModel
+    from emgjax.recipes.direct import make_direct_loss_fn
 
     plain = DirectModel(train_tiny.tiny_config())
     variables = train_tiny.initial_variables(0)
@@ -114,7 +115,8 @@ def test_same_per_device_step_under_pmap(single_device_result):
 
 def _local_task():
     """The tiny task outside any mapped axis: the same model and loss without axis names."""
-    from emgjax.models.direct import DirectModel, make_direct_loss_fn
+    from emgjax.models.direct import DirectModel
+    from emgjax.recipes.direct import make_direct_loss_fn
 
     _model, _, optimizer, _, _, _, _ = train_tiny.build(jax.devices()[:1])
     loss_fn = make_direct_loss_fn(DirectModel(train_tiny.tiny_config()), scale=10.0, axis_name=None)

@@ -46,7 +46,6 @@ __all__ = [
     "lookahead_samples",
     "output_steps",
     "count_params",
-    "make_direct_loss_fn",
 ]
 
 _OUTPUT_SHAPES = {"joints": (21, 3), "mano": (45,), "angles": (20,)}
@@ -240,61 +239,3 @@ class DirectModel(nn.Module):
 def count_params(params) -> int:
     """Total number of scalars in a parameter tree."""
     return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
-
-
-def make_direct_loss_fn(
-    model: DirectModel,
-    *,
-    scale: float = 1.0,
-    axis_name: str | None = "data",
-):
-    """The training task of a direct model, in the train-step interface.
-
-    Returns ``loss_fn(params, batch_stats, batch, rng, train) ->
-    (loss, (metrics, new_batch_stats))`` for batches
-    ``{"emg": (B, C, T), "target": pose, "valid": mask}`` where, for mode
-    "last", pose is (B, 21, 3) / (B, 45) / (B, 20) and mask (B,); for mode "sequence",
-    pose is (B, 21, 3, T') / (B, 45, T') / (B, 20, T') and mask (B, T') (targets picked at
-    ``sequence_sample_index``). ``valid`` may be omitted (all valid).
-
-    The loss is the masked MSE of (pred - target) x ``scale`` (the original
-    objective; ``scale=1000`` for metre targets gives mm^2). Metrics: "loss",
-    and for joints "joint_distance" (mean per-joint Euclidean error, in
-    target units x scale, i.e. MPJPE). ``axis_name`` must match the train
-    step's axis (None outside a mapped axis); give the model the same
-    ``bn_axis_name`` for exact data-parallel BatchNorm.
-    """
-    from emgjax.train import losses  # lazy: models do not need the training package
-
-    cfg = model.config
-
-    def loss_fn(params, batch_stats, batch, rng, train: bool):
-        emg, target = batch["emg"], batch["target"]
-        variables = {"params": params, "batch_stats": batch_stats}
-        if train:
-            (pred, _), updates = model.apply(variables, emg, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
-            new_batch_stats = updates["batch_stats"]
-        else:
-            pred, _ = model.apply(variables, emg, train=False)
-            new_batch_stats = batch_stats
-        if target.shape != pred.shape:
-            raise ValueError(f"direct model target: expected shape {tuple(pred.shape)}, found {tuple(target.shape)}")
-        valid = batch.get("valid")
-        expected_mask = pred.shape[:1] if cfg.mode == "last" else (pred.shape[0], pred.shape[-1])
-        if valid is not None and tuple(valid.shape) != expected_mask:
-            raise ValueError(f"direct model valid: expected shape {expected_mask}, found {tuple(valid.shape)}")
-        if cfg.mode == "sequence":  # time next to batch: (B, T', *pose)
-            pred, target = jnp.moveaxis(pred, -1, 1), jnp.moveaxis(target, -1, 1)
-        metrics = {}
-        if cfg.output == "joints":
-            loss = losses.joint_mse(pred, target, valid, scale=scale, axis_name=axis_name)
-            metrics["joint_distance"] = losses.joint_distance(
-                jax.lax.stop_gradient(pred), target, valid, scale=scale, axis_name=axis_name
-            )
-        else:
-            mask = None if valid is None else valid[..., None]
-            loss = losses.masked_mean(jnp.square((pred - target) * scale), mask, axis_name=axis_name)
-        metrics["loss"] = loss
-        return loss, (metrics, new_batch_stats)
-
-    return loss_fn

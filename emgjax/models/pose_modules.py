@@ -152,25 +152,33 @@ class Emg2PoseNet(nn.Module):
         # The decoder kind fixes both the weights type and its step function; they travel together.
         step: Callable[..., tuple[Any, jax.Array]] = type(self.decoder).rollout_step
         carry0 = self.decoder.initial_carry(feats.shape[0], feats.dtype)
-        num_position = cfg.num_position_rollout_steps
-        kind, predict_vel, state_condition = cfg.kind, cfg.predict_vel, cfg.state_condition
+        state_condition = cfg.state_condition
 
         def body(carry, inputs):
             decoder_carry, previous = carry
             projected_t, t = inputs
             decoder_carry, out = step(weights, decoder_carry, projected_t, previous if state_condition else None)
-            if kind == "vemg2pose":
-                position, velocity = jnp.split(out, 2, axis=-1)
-                pose = jnp.where(t < num_position, position, previous + velocity)
-            elif predict_vel:
-                pose = previous + out
-            else:
-                pose = out
+            pose = next_pose(cfg, out, previous, t)
             return (decoder_carry, pose), pose
 
         initial_pos = initial_pos.astype(feats.dtype)
         _, poses = lax.scan(body, (carry0, initial_pos), (projected, jnp.arange(n_steps)))
         return jnp.transpose(poses, (1, 2, 0))  # (n, B, 20) -> (B, 20, n)
+
+
+def next_pose(config: PoseModelConfig, out: jax.Array, previous: jax.Array, step: jax.Array) -> jax.Array:
+    """The pose one decoder output makes (emg2pose's rollout rule), shared by the windowed and streaming rollouts.
+
+    out: (B, decoder outputs); previous: (B, 20) the last pose; step: () int, the rollout step. vemg2pose
+    outputs positions for its first ``num_position_rollout_steps`` steps and velocities after them;
+    other kinds output velocities (``predict_vel``) or positions.
+    """
+    if config.kind == "vemg2pose":
+        position, velocity = jnp.split(out, 2, axis=-1)
+        return jnp.where(step < config.num_position_rollout_steps, position, previous + velocity)
+    if config.predict_vel:
+        return previous + out
+    return out
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -331,6 +339,7 @@ __all__ = [
     "init_variables",
     "features",
     "predict_pose",
+    "next_pose",
     "pose_forward",
     "pose_forward_train",
     "initial_pose",

@@ -43,10 +43,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from emgjax.config import config_to_dict
-from emgjax.models.direct import DirectConfig
+from emgjax.models.direct import DirectConfig, DirectModel
 from emgjax.recipes.common import (
     LoopConfig,
     SessionsConfig,
@@ -58,6 +60,7 @@ from emgjax.recipes.common import (
     run_length,
     write_json,
 )
+from emgjax.train import losses
 from emgjax.train.optim import OptimConfig
 
 __all__ = [
@@ -87,7 +90,7 @@ FINGER_LANDMARKS: dict[str, tuple[int, ...]] = {
     "ring": (13, 14, 15, 16),
     "pinky": (17, 18, 19, 20),
 }
-_TARGET_FOR_OUTPUT = {"joints": "landmarks", "mano": "mano_theta"}
+_TARGET_FOR_OUTPUT = {"joints": "landmarks", "mano": "mano_theta", "angles": "joint_angles"}
 
 
 # =============================================================================
@@ -427,6 +430,62 @@ class DirectRun:
 
 
 @functools.lru_cache(maxsize=8)
+def make_direct_loss_fn(
+    model: DirectModel,
+    *,
+    scale: float = 1.0,
+    axis_name: str | None = "data",
+):
+    """The training task of a direct model, in the train-step interface.
+
+    Returns ``loss_fn(params, batch_stats, batch, rng, train) ->
+    (loss, (metrics, new_batch_stats))`` for batches
+    ``{"emg": (B, C, T), "target": pose, "valid": mask}`` where, for mode
+    "last", pose is (B, 21, 3) / (B, 45) / (B, 20) and mask (B,); for mode "sequence",
+    pose is (B, 21, 3, T') / (B, 45, T') / (B, 20, T') and mask (B, T') (targets picked at
+    ``sequence_sample_index``). ``valid`` may be omitted (all valid).
+
+    The loss is the masked MSE of (pred - target) x ``scale`` (the original
+    objective; ``scale=1000`` for metre targets gives mm^2). Metrics: "loss",
+    and for joints "joint_distance" (mean per-joint Euclidean error, in
+    target units x scale, i.e. MPJPE). ``axis_name`` must match the train
+    step's axis (None outside a mapped axis); give the model the same
+    ``bn_axis_name`` for exact data-parallel BatchNorm.
+    """
+    cfg = model.config
+
+    def loss_fn(params, batch_stats, batch, rng, train: bool):
+        emg, target = batch["emg"], batch["target"]
+        variables = {"params": params, "batch_stats": batch_stats}
+        if train:
+            (pred, _), updates = model.apply(variables, emg, train=True, rngs={"dropout": rng}, mutable=["batch_stats"])
+            new_batch_stats = updates["batch_stats"]
+        else:
+            pred, _ = model.apply(variables, emg, train=False)
+            new_batch_stats = batch_stats
+        if target.shape != pred.shape:
+            raise ValueError(f"direct model target: expected shape {tuple(pred.shape)}, found {tuple(target.shape)}")
+        valid = batch.get("valid")
+        expected_mask = pred.shape[:1] if cfg.mode == "last" else (pred.shape[0], pred.shape[-1])
+        if valid is not None and tuple(valid.shape) != expected_mask:
+            raise ValueError(f"direct model valid: expected shape {expected_mask}, found {tuple(valid.shape)}")
+        if cfg.mode == "sequence":  # time next to batch: (B, T', *pose)
+            pred, target = jnp.moveaxis(pred, -1, 1), jnp.moveaxis(target, -1, 1)
+        metrics = {}
+        if cfg.output == "joints":
+            loss = losses.joint_mse(pred, target, valid, scale=scale, axis_name=axis_name)
+            metrics["joint_distance"] = losses.joint_distance(
+                jax.lax.stop_gradient(pred), target, valid, scale=scale, axis_name=axis_name
+            )
+        else:
+            mask = None if valid is None else valid[..., None]
+            loss = losses.masked_mean(jnp.square((pred - target) * scale), mask, axis_name=axis_name)
+        metrics["loss"] = loss
+        return loss, (metrics, new_batch_stats)
+
+    return loss_fn
+
+
 def _init_fn(config: DirectConfig, num_samples: int):
     """Jitted ``key -> variables`` for windows of ``num_samples``, cached: reruns in one process skip the compile."""
     import jax
@@ -468,7 +527,7 @@ def _training_functions(
     """
     import jax
 
-    from emgjax.models.direct import DirectModel, make_direct_loss_fn
+    from emgjax.models.direct import DirectModel
     from emgjax.train import make_optimizer
 
     # bn_axis_name: BatchNorm statistics over the global batch, exactly as on one device.

@@ -119,7 +119,8 @@ def build(devices, *, dropout: float = 0.0, learning_rate: float = 1e-2, seed: i
     Memoised per process: tests that share a setup also share its compiled steps.
     """
 
-    from emgjax.models.direct import DirectModel, make_direct_loss_fn
+    from emgjax.models.direct import DirectModel
+    from emgjax.recipes.direct import make_direct_loss_fn
     from emgjax.train import (
         OptimConfig,
         create_train_state,

@@ -12,7 +12,13 @@ from emgjax.models.adapter.channel_adapter import (
     ring_interpolation_matrix,
 )
 from emgjax.models.adapter.mano_head import AngleConverter, ManoHeadConfig
-from emgjax.models.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline, variant_config
+from emgjax.models.adapter.pipeline import (
+    AdapterModelConfig,
+    AdapterPipeline,
+    PipelineConfig,
+    validate_pipeline,
+    variant_config,
+)
 from emgjax.models.adapter.upsampler import (
     UPSAMPLER_KINDS,
     FrequencyUpsampler,
@@ -31,6 +37,7 @@ __all__ = [
     "UpsamplerConfig",
     "check_rates",
     "AdapterPipeline",
+    "AdapterModelConfig",
     "PipelineConfig",
     "validate_pipeline",
     "variant_config",

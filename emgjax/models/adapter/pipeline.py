@@ -84,6 +84,18 @@ class PipelineConfig(Config):
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class AdapterModelConfig(Config):
+    """A whole adapter model: the pipeline's front end and the frozen emg2pose behind it.
+
+    What a saved adapter bundle records and what its streaming state is built from (hashable, so it
+    can be a static jit argument).
+    """
+
+    pipeline: PipelineConfig
+    emg2pose: PoseModelConfig
+
+
 def parse_variant(name: str) -> tuple[str, str]:
     """'adapter+upsampler' -> (adapter kind, upsampler kind), with a clear error for unknown kinds."""
     if not isinstance(name, str) or name.count("+") != 1:

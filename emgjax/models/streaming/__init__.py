@@ -14,7 +14,7 @@ chunk size; chunk sizes need not divide the model's stride).
 ``predict_streaming_offline`` of each kind computes the same poses over a whole
 recording at once. The dispatchers here pick the kind from the config type:
 `PoseModelConfig` (`emgjax.models.streaming.emg2pose`), `DirectConfig`
-(`emgjax.models.streaming.direct`), `AdapterStreamConfig`
+(`emgjax.models.streaming.direct`), `AdapterModelConfig`
 (`emgjax.models.streaming.adapter`).
 """
 
@@ -27,10 +27,10 @@ import jax
 from emgjax.models.configs import PoseModelConfig
 from emgjax.models.direct import DirectConfig
 from emgjax.models.streaming import adapter, direct, emg2pose
-from emgjax.models.streaming.adapter import AdapterStreamConfig
+from emgjax.models.streaming.adapter import AdapterModelConfig
 from emgjax.models.streaming.buffers import StreamBuffer
 
-StreamConfig = PoseModelConfig | DirectConfig | AdapterStreamConfig
+StreamConfig = PoseModelConfig | DirectConfig | AdapterModelConfig
 
 
 def _kind(config: Any) -> Any:
@@ -38,10 +38,10 @@ def _kind(config: Any) -> Any:
         return emg2pose
     if isinstance(config, DirectConfig):
         return direct
-    if isinstance(config, AdapterStreamConfig):
+    if isinstance(config, AdapterModelConfig):
         return adapter
     raise ValueError(
-        "streaming: expected a PoseModelConfig, DirectConfig or AdapterStreamConfig, found " + type(config).__name__
+        "streaming: expected a PoseModelConfig, DirectConfig or AdapterModelConfig, found " + type(config).__name__
     )
 
 
@@ -65,7 +65,7 @@ def streaming_steps(config: StreamConfig, num_samples: int) -> int:
 
 def max_poses_per_chunk(config: StreamConfig, chunk_samples: int) -> int:
     """k_max, the fixed pose axis of `stream_step`'s outputs for chunks of ``chunk_samples``."""
-    if isinstance(config, AdapterStreamConfig):
+    if isinstance(config, AdapterModelConfig):
         return emg2pose.max_poses_per_chunk(config.emg2pose, config.pipeline.upsampler.factor * chunk_samples)
     return int(_kind(config).max_poses_per_chunk(config, chunk_samples))
 
@@ -76,7 +76,7 @@ jit_stream_step = jax.jit(stream_step, static_argnums=0)
 __all__ = [
     "StreamConfig",
     "StreamBuffer",
-    "AdapterStreamConfig",
+    "AdapterModelConfig",
     "init_stream_state",
     "stream_step",
     "jit_stream_step",

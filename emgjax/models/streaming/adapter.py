@@ -28,7 +28,6 @@ samples the stream has completed, then emg2pose's streaming twin.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple, cast
 
@@ -36,9 +35,8 @@ import jax
 import jax.numpy as jnp
 
 from emgjax.models.adapter.channel_adapter import ChannelAdapter
-from emgjax.models.adapter.pipeline import AdapterPipeline, PipelineConfig, validate_pipeline
+from emgjax.models.adapter.pipeline import AdapterModelConfig, AdapterPipeline, validate_pipeline
 from emgjax.models.adapter.upsampler import FrequencyUpsampler, polyphase_kernels, sinc_filter
-from emgjax.models.configs import PoseModelConfig
 from emgjax.models.streaming import emg2pose as emg2pose_stream
 from emgjax.models.streaming.buffers import (
     StreamBuffer,
@@ -52,14 +50,6 @@ STREAMABLE_ADAPTERS = ("zero_fill", "duplicate", "interpolation", "linear")
 STREAMABLE_UPSAMPLERS = ("zero_stuff", "hold", "linear", "sinc")
 
 
-@dataclasses.dataclass(frozen=True)
-class AdapterStreamConfig:
-    """An adapter pipeline and the emg2pose model behind it (hashable: a static jit argument)."""
-
-    pipeline: PipelineConfig
-    emg2pose: PoseModelConfig
-
-
 class AdapterStreamState(NamedTuple):
     """upsampler: the upsampler's input samples not finished with (B, window − 1 + N, channels);
     emg2pose: the emg2pose stream's state at the output rate."""
@@ -68,9 +58,9 @@ class AdapterStreamState(NamedTuple):
     emg2pose: emg2pose_stream.Emg2PoseStreamState
 
 
-def _check_config(config: object) -> AdapterStreamConfig:
-    if not isinstance(config, AdapterStreamConfig):
-        raise ValueError(f"adapter streaming: expected an AdapterStreamConfig, found {type(config).__name__}")
+def _check_config(config: object) -> AdapterModelConfig:
+    if not isinstance(config, AdapterModelConfig):
+        raise ValueError(f"adapter streaming: expected an AdapterModelConfig, found {type(config).__name__}")
     validate_pipeline(config.pipeline, config.emg2pose)
     adapter, upsampler = config.pipeline.adapter, config.pipeline.upsampler
     if adapter.kind not in STREAMABLE_ADAPTERS:
@@ -87,7 +77,7 @@ def _check_config(config: object) -> AdapterStreamConfig:
     return config
 
 
-def upsampler_window(config: AdapterStreamConfig) -> int:
+def upsampler_window(config: AdapterModelConfig) -> int:
     """Input samples one output block reads: 2·latency + 1 for sinc, 2 for linear, 1 for zero_stuff/hold."""
     upsampler = config.pipeline.upsampler
     if upsampler.kind == "sinc":
@@ -95,12 +85,12 @@ def upsampler_window(config: AdapterStreamConfig) -> int:
     return 2 if upsampler.kind == "linear" else 1
 
 
-def latency_samples(config: AdapterStreamConfig) -> int:
+def latency_samples(config: AdapterModelConfig) -> int:
     """Input samples the stream waits for beyond a block's own sample (the upsampler's look-ahead)."""
     return config.pipeline.upsampler.latency_input_samples
 
 
-def _upsample_op(config: AdapterStreamConfig) -> Callable[[jax.Array], jax.Array]:
+def _upsample_op(config: AdapterModelConfig) -> Callable[[jax.Array], jax.Array]:
     """Upsample every complete window of a buffer: (B, W − 1 + M, C) -> (B, factor·M, C), block j from window j."""
     upsampler = config.pipeline.upsampler
     factor, window = upsampler.factor, upsampler_window(config)
@@ -144,7 +134,7 @@ def _part_variables(variables: dict, part: str) -> dict:
 
 
 def init_stream_state(
-    config: AdapterStreamConfig,
+    config: AdapterModelConfig,
     variables: dict,
     batch_size: int,
     chunk_samples: int,
@@ -164,7 +154,7 @@ def init_stream_state(
 
 
 def stream_step(
-    config: AdapterStreamConfig, variables: dict, state: AdapterStreamState, chunk: jax.Array
+    config: AdapterModelConfig, variables: dict, state: AdapterStreamState, chunk: jax.Array
 ) -> tuple[AdapterStreamState, jax.Array, jax.Array]:
     """Feed one chunk. chunk: (B, adapter in_channels, chunk_samples) at the input rate (500 Hz).
 
@@ -190,7 +180,7 @@ def stream_step(
     return AdapterStreamState(buffer, inner), poses, valid
 
 
-def streaming_steps(config: AdapterStreamConfig, num_samples: int) -> int:
+def streaming_steps(config: AdapterModelConfig, num_samples: int) -> int:
     """Poses emitted after ``num_samples`` input samples."""
     cfg = _check_config(config)
     completed = max(0, num_samples - latency_samples(cfg)) * cfg.pipeline.upsampler.factor
@@ -198,7 +188,7 @@ def streaming_steps(config: AdapterStreamConfig, num_samples: int) -> int:
 
 
 def predict_streaming_offline(
-    config: AdapterStreamConfig, variables: dict, emg: jax.Array, initial_pose: jax.Array
+    config: AdapterModelConfig, variables: dict, emg: jax.Array, initial_pose: jax.Array
 ) -> jax.Array:
     """The stream's poses over a whole recording. emg: (B, 8, T) at 500 Hz, initial_pose (B, 20) -> (B, 20, n).
 
@@ -216,7 +206,7 @@ def predict_streaming_offline(
 
 
 __all__ = [
-    "AdapterStreamConfig",
+    "AdapterModelConfig",
     "AdapterStreamState",
     "STREAMABLE_ADAPTERS",
     "STREAMABLE_UPSAMPLERS",

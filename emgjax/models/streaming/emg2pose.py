@@ -265,16 +265,6 @@ def _initial_decoder_carry(config: PoseModelConfig, batch: int) -> Any:
     return ()
 
 
-def _next_pose(config: PoseModelConfig, out: jax.Array, previous: jax.Array, step: jax.Array) -> jax.Array:
-    """The pose a decoder output makes (Meta's rollout rule). out: (B, out), previous: (B, J), step: () int."""
-    if config.kind == "vemg2pose":
-        position, velocity = jnp.split(out, 2, axis=-1)
-        return jnp.where(step < config.num_position_rollout_steps, position, previous + velocity)
-    if config.predict_vel:
-        return previous + out
-    return out
-
-
 def _rollout(
     config: PoseModelConfig,
     variables: dict,
@@ -298,7 +288,7 @@ def _rollout(
         projected_t, valid_t, i = inputs
         new_carry, out = step_fn(weights, decoder_carry, projected_t, previous if state_condition else None)
         step = jnp.minimum(first_step + i, position_steps)
-        new_pose = _next_pose(config, out, previous, step)
+        new_pose = pose_modules.next_pose(config, out, previous, step)
         new = masked_update(valid_t, (new_carry, new_pose), (decoder_carry, previous))
         return new, new_pose
 

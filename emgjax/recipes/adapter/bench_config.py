@@ -13,6 +13,7 @@ import dataclasses
 import os
 from typing import Any
 
+from emgjax.config import Config
 from emgjax.models.adapter.channel_adapter import ChannelAdapterConfig
 from emgjax.models.adapter.pipeline import PipelineConfig, validate_pipeline, variant_config
 from emgjax.models.adapter.upsampler import UpsamplerConfig
@@ -57,7 +58,7 @@ SYNTHESISED_CHANNELS = tuple(range(1, 16, 2))
 
 
 @dataclasses.dataclass(frozen=True)
-class BenchmarkConfig:
+class BenchmarkConfig(Config):
     """What the benchmark runs (see ``quick_config`` / ``tiny_config`` / ``full_config``).
 
     variants: trainable 'adapter+upsampler' variants; objectives: names in
@@ -120,9 +121,6 @@ class BenchmarkConfig:
             raise ValueError(f"BenchmarkConfig.seeds: expected distinct seeds, found {self.seeds}")
         if not self.predict_seconds > 0 or not self.session_seconds > 0 or not self.learning_rate > 0:
             raise ValueError("BenchmarkConfig: predict_seconds, session_seconds and learning_rate must be > 0")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def quick_config(**changes: Any) -> BenchmarkConfig:

@@ -63,6 +63,7 @@ from emgjax.recipes.adapter.bench_config import (
     CALIBRATED_CEILING,
     FIXED_VARIANTS,
     FLOOR_VARIANTS,
+    MEASURED_CHANNELS,
     BenchmarkConfig,
     benchmark_variant,
     emg2pose_config_for,
@@ -94,6 +95,9 @@ class _Setup:
     evaluator: Evaluator
     mean_pose: np.ndarray
     frozen_report: dict[str, Any]
+    frozen_dir: pathlib.Path  # the frozen emg2pose's bundle, which saved adapter bundles reference
+    norm: dict[str, list[float]] | None  # the 16-channel z-score of the 2 kHz EMG
+    models_dir: pathlib.Path  # OUT/models: one adapter bundle per trained (variant, objective)
 
 
 def run_benchmark(config: BenchmarkConfig, out_dir: str | os.PathLike, *, log: Log = print) -> dict[str, Any]:
@@ -203,7 +207,19 @@ def _set_up(
     timings["emg2pose_s"] = time.perf_counter() - start
     log(f"frozen emg2pose: {json.dumps(frozen_report)}")
     evaluator = Evaluator(eval_batches, emg2pose_config)
-    return _Setup(emg2pose_config, model.params, window, train, evaluator, pose, frozen_report)
+    frozen_dir = pathlib.Path(config.emg2pose_dir) if config.emg2pose_dir else out_dir / "frozen_emg2pose"
+    return _Setup(
+        emg2pose_config,
+        model.params,
+        window,
+        train,
+        evaluator,
+        pose,
+        frozen_report,
+        frozen_dir,
+        norm,
+        out_dir / "models",
+    )
 
 
 def _sessions(config: BenchmarkConfig) -> tuple[list[SessionArrays], list[SessionArrays]]:
@@ -286,9 +302,39 @@ def train_variant(
     phase = "phase 1" if not config.phase2_steps else "phase 1+2"
     for objective in objectives:
         per_seed = [r for (o, _), r in zip(models, results, strict=True) if o == objective]
+        if input_key == "emg":  # a MindRove-input model: keep its first seed as a bundle (emgjax.load_model)
+            first = next(i for i, (o, _) in enumerate(models) if o == objective)
+            _save_adapter(setup, pipeline_config, objective, variables_list[first], per_seed[0])
         rows.append(aggregate(row, name, objective, phase, per_seed, per_seed[0]["params"], train_s / len(objectives)))
         log(f"  {name} / {objective}: MAE {rows[-1]['angle_mae_deg'][0]:.2f} deg, SNR {rows[-1]['snr_db'][0]:.2f} dB")
     return rows
+
+
+def _save_adapter(
+    setup: _Setup, pipeline_config: PipelineConfig, objective: str, variables: dict, metrics: Mapping[str, Any]
+) -> pathlib.Path:
+    """OUT/models/<variant>__<objective>: the adapter bundle, referencing the frozen emg2pose's bundle.
+
+    Its input is the MindRove view of the z-scored 2 kHz EMG, i.e. the measured electrodes' statistics
+    (decimation keeps the mean and scale), so ``load_model(dir).predict`` takes raw 8 ch / 500 Hz EMG.
+    """
+    from emgjax.bundle import save_adapter_pipeline
+
+    norm = None
+    if setup.norm is not None:
+        norm = {key: [float(setup.norm[key][c]) for c in MEASURED_CHANNELS] for key in ("mean", "std")}
+    name = f"{pipeline_config.name}__{objective}".replace("+", "_").replace(" ", "")
+    host = jax.tree_util.tree_map(np.asarray, variables)
+    return save_adapter_pipeline(
+        setup.models_dir / name,
+        pipeline_config,
+        setup.emg2pose_config,
+        host,
+        emg2pose_ref=setup.frozen_dir,
+        normalisation=norm,
+        metadata={"trained_by": "emgjax.recipes.adapter.benchmark", "objective": objective, "heldout": dict(metrics)},
+        overwrite=True,
+    )
 
 
 def _train_models(

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emgjax.config import Config
 from emgjax.kinematics import forward_kinematics
 from emgjax.kinematics.mediapipe import hand_model_to_mediapipe
 from emgjax.train.losses import angle_l1, masked_mean
@@ -66,7 +66,7 @@ DEFAULT_BANDS_HZ = ((0.0, 250.0), (250.0, 1000.0))
 
 
 @dataclasses.dataclass(frozen=True)
-class ObjectiveWeights:
+class ObjectiveWeights(Config):
     """Weight of each objective term (0 turns a term off).
 
     reconstruction: time-domain MSE to the true 16 ch / 2 kHz EMG.
@@ -100,18 +100,6 @@ class ObjectiveWeights:
     def as_array_dict(self) -> dict[str, jax.Array]:
         """The weights as float32 scalars: a traced pytree, so one compiled step serves all combinations."""
         return {name: jnp.asarray(getattr(self, name), jnp.float32) for name in OBJECTIVE_TERMS}
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ObjectiveWeights:
-        unknown = set(d) - set(OBJECTIVE_TERMS)
-        if unknown:
-            raise ValueError(
-                f"ObjectiveWeights.from_dict: expected keys among {list(OBJECTIVE_TERMS)}, found {sorted(unknown)}"
-            )
-        return cls(**d)
 
 
 # Named combinations used by the benchmark. "prior" adds the original's priors at weight 0.1.
