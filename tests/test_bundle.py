@@ -141,16 +141,23 @@ def test_load_model_opens_and_predicts_every_kind(tmp_path, capsys):
         pred, pose_modules.align_predictions(own, length - trained.left_context), rtol=1e-5, atol=1e-6
     )
 
-    # 4. an adapter pipeline
-    pipeline, _, adapter_vars = _pipeline()
-    save_adapter_pipeline(tmp_path / "adapter", pipeline.config, pipeline.emg2pose_config, adapter_vars)
-    adapter = emgjax.load_model(tmp_path / "adapter")
+    # 4. an adapter pipeline from the adapter benchmark (a reduced tiny run: one variant, objective and seed)
+    from emgjax.models.adapter import AdapterPipeline
+    from emgjax.recipes.adapter.bench_config import tiny_config
+    from emgjax.recipes.adapter.benchmark import run_benchmark
+
+    reduced = tiny_config(objectives=("pose",), seeds=(0,), direct=False, calibrated_ceiling=False, emg2pose_steps=5)
+    run_benchmark(reduced, tmp_path / "bench", log=lambda line: None)
+    adapter = emgjax.load_model(tmp_path / "bench" / "models" / "linear_sinc__pose")
     assert adapter.kind == "adapter_pipeline" and adapter.input_spec.sample_rate == 500.0
-    emg = rng.standard_normal((2, 8, 40)).astype(np.float32)
-    pred = adapter.predict(emg)
+    pipeline = AdapterPipeline(adapter.config.pipeline, adapter.config.emg2pose)
+    norm = adapter.input_spec.preprocessing.normalisation
+    z = rng.standard_normal((2, 8, 40)).astype(np.float32)
+    raw = (z * np.asarray(norm["std"])[:, None] + np.asarray(norm["mean"])[:, None]).astype(np.float32)
+    pred = adapter.predict(raw)
     assert pred.shape == (2, 20, 4 * 40 - pipeline.emg2pose_config.left_context)
-    outputs, _ = pipeline(adapter_vars, emg)
-    np.testing.assert_allclose(pred, outputs["angles"], rtol=1e-5, atol=1e-6)
+    outputs, _ = pipeline(adapter.params, z)
+    np.testing.assert_allclose(pred, outputs["angles"], rtol=1e-4, atol=1e-4)
 
 
 def test_adapter_pipeline_by_reference(tiny_emg2pose, tmp_path):
