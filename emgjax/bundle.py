@@ -1019,16 +1019,6 @@ def _orbax_failure(variables_path: pathlib.Path, exc: BaseException) -> BundleEr
     )
 
 
-def _read_json(path: pathlib.Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path}: expected JSON, found unreadable text ({exc})") from exc
-    if not isinstance(data, dict):
-        raise BundleError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
-
-
 def _check_version(path: pathlib.Path, data: Mapping[str, Any], name: str) -> None:
     if data.get("format") != name:
         raise BundleError(f"{path}: expected format {name!r}, found {data.get('format')!r}")
@@ -1072,12 +1062,12 @@ def read_bundle_info(directory: str | os.PathLike[str]) -> tuple[pathlib.Path, d
         raise BundleError(f"{directory}: expected a model directory, found a file")
     path = directory / BUNDLE_FILE
     if path.is_file():
-        data = _read_json(path)
+        data = errors.read_json_object(path, "the model's description", BundleError)
         _check_version(path, data, FORMAT_NAME)
         return path, data
     legacy = directory / LEGACY_CONFIG_FILE
     if legacy.is_file():
-        data = _read_json(legacy)
+        data = errors.read_json_object(legacy, "the model's description", BundleError)
         if data.get("format") == LEGACY_FORMAT_NAME:
             return legacy, _legacy_info(legacy, data)
     raise BundleError(f"{path}: expected the model's {BUNDLE_FILE}, found none")

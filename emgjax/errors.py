@@ -8,6 +8,9 @@ jitted code, because errors inside traced code are unreadable.
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -109,8 +112,6 @@ def check_output_path(name: str, value: Any) -> Any:
     An empty string would silently mean the working directory (``Path("")`` is ``.``),
     so a run would write into, or an overwrite would clear, wherever the user stands.
     """
-    import pathlib
-
     if not isinstance(value, (str, pathlib.PurePath)):
         raise ValueError(f"{name}: expected a directory path, found {type(value).__name__}")
     if not str(value).strip():
@@ -129,9 +130,24 @@ __all__ = [
     "check_same_size",
     "check_min_length",
     "check_nonempty",
+    "read_json_object",
     "USER_ERRORS",
     "run_command",
 ]
+
+
+def read_json_object(path: str | os.PathLike, what: str, error: type[ValueError] = ValueError) -> dict:
+    """The JSON object in ``path`` (``what`` names it in messages); ``error`` for unreadable or non-object text."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: expected the {what}, found no such file")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{path}: expected JSON, found unreadable text ({err})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
 
 
 # What a user can cause and fix: bad arguments, bad or missing files, unwritable

@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from emgjax.errors import read_json_object as read_json
+
 __all__ = [
     "SessionsConfig",
     "LoopConfig",
@@ -183,19 +185,6 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     os.replace(tmp, path)
     return path
-
-
-def read_json(path: str | os.PathLike, what: str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: expected the {what}, found no such file")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: expected the {what} as JSON, found unreadable text ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected the {what} as a JSON object, found {type(data).__name__}")
-    return data
 
 
 def _saved_run_config(out: Path, config: Any) -> Any | None:
