@@ -61,7 +61,11 @@ SKIPPED = {
 }
 
 # What needs Meta's checkpoint (fabricated here with torch).
-NEEDS_CHECKPOINT = ("tracking_vemg2pose.ckpt", 'load_pretrained("runs/tracking_vemg2pose")')
+NEEDS_CHECKPOINT = (
+    "tracking_vemg2pose.ckpt",
+    'load_pretrained("runs/tracking_vemg2pose")',
+    'load_model("runs/tracking_vemg2pose")',
+)
 
 
 @dataclasses.dataclass(frozen=True)
