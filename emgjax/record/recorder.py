@@ -522,6 +522,7 @@ def record_session(
                 if offset is None:
                     offset = clock() - float(chunk.timestamps[-1])
                     recorder.restart_flush_clock()  # flush intervals are measured from the first EMG
+                    log("EMG is flowing")
                     if cam_thread is not None:
                         cam_thread.start()
                 times = chunk.timestamps + offset
