@@ -345,7 +345,7 @@ def test_check_refuses_other_files_and_names_original_recordings(tmp_path, capsy
         f["emg/raw"] = np.zeros((10, 8))
         f["emg/filtered"] = np.zeros((10, 8))
         f["pose/joints_3d"] = np.zeros((2, 21, 3))
-    with pytest.raises(SessionFormatError, match="original project's layout.*import_original_recording"):
+    with pytest.raises(SessionFormatError, match=r"original project's layout.*import_original_recording"):
         check_session(original)
     noise = tmp_path / "noise.hdf5"
     noise.write_bytes(b"not hdf5" * 100)
@@ -393,10 +393,16 @@ def test_add_to_metadata_writes_rows_train_direct_reads(tmp_path):
 def _cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
     return subprocess.run(
-        [sys.executable, "-m", "emgjax.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "emgjax.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
+@pytest.mark.slow
 def test_record_check_train_chain(tmp_path, capsys):
     """record (synthetic EMG, a generated video or the synthetic camera, synthetic labels) -> check -> train."""
     try:
