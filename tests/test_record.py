@@ -391,7 +391,7 @@ def test_add_to_metadata_writes_rows_train_direct_reads(tmp_path):
 
 
 def _cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), MPLBACKEND="Agg")
     return subprocess.run(
         [sys.executable, "-m", "emgjax.cli", *args],
         env=env,
@@ -438,7 +438,7 @@ def test_training_on_a_session_without_labels_says_so(tmp_path, capsys):
 
 def test_sigkill_loses_at_most_a_second_and_the_file_reads(tmp_path):
     out = tmp_path / "killed.hdf5"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), MPLBACKEND="Agg")
     args = ["record", "--source", "synthetic", "--labels", "synthetic", "--camera", "synthetic", "--prompts"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "emgjax.cli", *args, "--out", str(out), "--no-view", "--seconds", "60"],
