@@ -21,6 +21,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("emgjax.convert.command", "convert a PyTorch Lightning emg2pose .ckpt into emgjax parameters"),
     "synth": ("emgjax.data.synthetic", "write a synthetic emg2pose-format and MindRove-format dataset"),
     "demo": ("emgjax.demo", "end-to-end demo on synthetic data: train, evaluate, report"),
+    "record": ("emgjax.record.command", "record EMG, camera frames, hand labels and prompts into a session file"),
+    "check": ("emgjax.record.check", "report a session's duration, gaps, label coverage, IK error and prompts"),
+    "label": ("emgjax.record.relabel", "recompute a session's hand labels from its recorded video"),
 }
 
 

@@ -1804,6 +1804,200 @@ def _(env):
     assert_raises(ValueError, r"unknown upsampler 'cubic'.*expected", variant_config, "linear+cubic")
 
 
+# -- emgjax record / check / label ------------------------------------------------------------------------
+
+RECORD = "`emgjax record`"
+CHECK = "`emgjax check`"
+
+
+@row(
+    RECORD,
+    "webcam index with no camera (`--camera 97`)",
+    "exit 2, `camera 97: expected a camera at index 97, found none`; no file",
+)
+def _(env):
+    pytest.importorskip("cv2")
+    out = env.fresh("record_no_camera.hdf5")
+    argv = ["--source", "synthetic", "--camera", "97", "--labels", "none", "--out", out, "--no-view"]
+    assert_cli_error(command("record"), argv, "emgjax record", r"expected a camera at index 97, found none")
+    assert not out.exists()
+
+
+@row(
+    RECORD,
+    "unreadable video (`--camera video:random.bin`)",
+    "exit 2, names the file: `expected a video OpenCV can read`",
+)
+def _(env):
+    pytest.importorskip("cv2")
+    out = env.fresh("record_bad_video.hdf5")
+    argv = ["--source", "synthetic", "--camera", f"video:{env.random_file}", "--labels", "none", "--out", out]
+    assert_cli_error(command("record"), [*argv, "--no-view"], "emgjax record", r"random\.bin: expected a video")
+
+
+@row(RECORD, "empty image folder (`--camera images:DIR`)", "exit 2, `DIR: expected images (.png, ...), found none`")
+def _(env):
+    folder = env.fresh("record_empty_images")
+    folder.mkdir()
+    argv = ["--source", "synthetic", "--camera", f"images:{folder}", "--labels", "none", "--out", folder / "s.hdf5"]
+    assert_cli_error(command("record"), [*argv, "--no-view"], "emgjax record", r"expected images .*found none")
+
+
+@row(RECORD, "MediaPipe not installed", "exit 2, `... needs MediaPipe ...: pip install 'emgjax[record]'`; no file")
+def _(env):
+    out = env.fresh("record_no_mediapipe.hdf5")
+    saved = sys.modules.get("mediapipe")
+    sys.modules["mediapipe"] = None  # type: ignore[assignment]
+    try:
+        argv = ["--source", "synthetic", "--camera", "synthetic", "--out", out, "--no-view"]
+        assert_cli_error(command("record"), argv, "emgjax record", r"MediaPipe.*pip install 'emgjax\[record\]'")
+    finally:
+        if saved is None:
+            del sys.modules["mediapipe"]
+        else:
+            sys.modules["mediapipe"] = saved
+    assert not out.exists()
+
+
+@row(RECORD, "output below a regular file (not writable)", "exit 2, `cannot create the output folder`; nothing written")
+def _(env):
+    argv = ["--source", "synthetic", "--out", env.blocker / "s.hdf5", "--seconds", "1", "--no-view"]
+    assert_cli_error(command("record"), argv, "emgjax record", r"cannot create the output folder")
+
+
+@row(RECORD, "output exists", "exit 2, `already exists (pass --overwrite to replace it)`; the file is unchanged")
+def _(env):
+    before = env.random_file.read_bytes()
+    argv = ["--source", "synthetic", "--out", env.random_file, "--seconds", "1", "--no-view"]
+    assert_cli_error(command("record"), argv, "emgjax record", r"already exists \(pass --overwrite")
+    assert env.random_file.read_bytes() == before
+
+
+@row(
+    RECORD,
+    "disk full mid-recording (injected write failure)",
+    "OSError `recording stopped, cannot write (...)`; the file reads up to the last flush",
+)
+def _(env):
+    from emgjax.data.mindrove import MindRoveSession, MindRoveSessionWriter
+    from emgjax.record import SyntheticTruthSource, record_session
+
+    out = env.fresh("record_disk_full.hdf5")
+    original, calls = MindRoveSessionWriter.append, [0]
+
+    def failing(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] > 10:
+            raise OSError(28, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    source = SyntheticTruthSource(8, 500.0, chunk_samples=50, block_seconds=2.0)
+    MindRoveSessionWriter.append = failing  # type: ignore[method-assign]
+    try:
+        assert_raises(
+            OSError,
+            r"recording stopped, cannot write.*No space left",
+            record_session,
+            out,
+            source,
+            seconds=3.0,
+            log=lambda _: None,
+        )
+    finally:
+        MindRoveSessionWriter.append = original  # type: ignore[method-assign]
+    with MindRoveSession(out) as session:
+        assert 0 < len(session) <= 500
+        session.read_emg()
+
+
+@row(
+    RECORD,
+    "EMG clock going backwards",
+    "the chunk is shifted after the last sample, counted (`clock_jumps_emg`), logged; the file reads",
+)
+def _(env):
+    from emgjax.data.mindrove import MindRoveSession
+    from emgjax.record import record_session
+    from emgjax.stream.sources import Block, BlockSource
+
+    class Jumping(BlockSource):
+        name = "jumping"
+
+        def __init__(self):
+            super().__init__(channels=8, sample_rate=500.0, chunk_samples=50)
+            self.n = 0
+
+        def _start(self):
+            pass
+
+        def _read_block(self):
+            self.n += 1
+            if self.n > 3:
+                return None
+            start = (self.n - 1) * 0.1 - (1.0 if self.n == 3 else 0.0)
+            return Block(np.zeros((8, 50)), start + np.arange(50) / 500.0, np.zeros(50, np.int64))
+
+    out = env.fresh("record_clock_jump.hdf5")
+    stats = record_session(out, Jumping(), log=lambda _: None)
+    assert stats.clock_jumps_emg == 1
+    with MindRoveSession(out) as session:
+        assert len(session) == 150
+
+
+@row(
+    RECORD,
+    "no hand in view (camera frames without a hand)",
+    "frames kept with confidence 0 and `hand_found` 0; `emgjax check` reports the coverage",
+)
+def _(env):
+    from emgjax.record import HandLabel, SyntheticCamera, SyntheticTruthSource, check_session, record_session
+
+    class NoHand:
+        name = "none"
+
+        def __call__(self, image, timestamp):
+            return HandLabel.missing(timestamp)
+
+        def close(self):
+            pass
+
+    out = env.fresh("record_no_hand.hdf5")
+    source = SyntheticTruthSource(8, 500.0, chunk_samples=50, block_seconds=2.0)
+    camera = SyntheticCamera(width=16, height=16, seconds=0.5)
+    record_session(out, source, camera=camera, labeller=NoHand, seconds=1.0, max_label_queue=100, log=lambda _: None)
+    report = check_session(out)
+    assert report["label_frames"] == 15 and report["label_coverage"] == 0.0
+
+
+@row(CHECK, "random bytes", "exit 2, `PATH: not a readable HDF5 file (expected a MindRove session)`")
+def _(env):
+    assert_cli_error(command("check"), [env.random_file], "emgjax check", r"random\.bin.*not a readable HDF5 file")
+
+
+@row(CHECK, "a recording from the original project", "exit 2, names the importer: `import_original_recording`")
+def _(env):
+    path = write_h5(
+        env.fresh("original_layout.h5"),
+        lambda f: (
+            f.create_dataset("emg/raw", data=np.zeros((10, 8))),
+            f.create_dataset("emg/filtered", data=np.zeros((10, 8))),
+        ),
+    )
+    assert_cli_error(command("check"), [path], "emgjax check", r"original project's layout.*import_original_recording")
+
+
+@row("`emgjax label`", "session recorded without a camera", "exit 2, `no camera frame times ...`")
+def _(env):
+    from emgjax.record import SyntheticTruthSource, record_session
+
+    out = env.fresh("label_no_camera.hdf5")
+    record_session(
+        out, SyntheticTruthSource(8, 500.0, chunk_samples=50, block_seconds=2.0), seconds=0.5, log=lambda _: None
+    )
+    argv = [out, "--video", env.random_file]
+    assert_cli_error(command("label"), argv, "emgjax label", r"no camera frame times")
+
+
 # =============================================================================
 # the tests
 # =============================================================================

@@ -37,7 +37,23 @@ dataset                         shape        meaning
 ``labels/ik_error_mm`` (opt.)   (M4,) f4     IK fit error per fit frame, mm
 ``labels/ik_error_timestamps``  (M4,) f8
 ``labels/gestures/*`` (opt.)    any          gesture annotations, kept as given
+``labels/image_landmarks`` (o.) (M5, 21, 3)  MediaPipe image landmarks: x, y
+                                             in [0, 1] of the frame width and
+                                             height, z relative depth
+``labels/handedness``           (M5,) f4     +1 right, -1 left, 0 no hand
+``labels/hand_found``           (M5,) f4     1 when a hand was detected, else 0
+``labels/image_landmark_timestamps`` (M5,)   seconds (the camera frames)
+``prompts/gesture`` (optional)  (P,) f4      index into attr ``prompt_gestures``
+``prompts/start_times``         (P,) f8      when the prompt was shown
+``prompts/durations``           (P,) f4      seconds from ``start_times``
+``camera/frame_index`` (opt.)   (V,) f4      frame number in the session's video
+``camera/frame_timestamps``     (V,) f8      every camera frame received
 ==============================  ===========  ===============================
+
+A recorder labelling camera frames keeps frames without a confident hand:
+their ``labels/landmarks`` rows are zeros with confidence 0 (the format holds
+no NaN), ``labels/hand_found`` says which they are, and `MindRoveSession`'s
+confidence rule masks them.
 
 Every stream dataset is chunked and resizable along its first axis
 (``maxshape=(None, ...)``) so a recorder can append as data arrives and flush
@@ -153,6 +169,17 @@ STREAMS: dict[str, StreamSpec] = {
     "joint_angles": StreamSpec("labels/joint_angles", (20,), "labels/joint_angle_timestamps", chunk_rows=64),
     "mano_theta": StreamSpec("labels/mano_theta", (45,), "labels/mano_theta_timestamps", chunk_rows=64),
     "ik_error": StreamSpec("labels/ik_error_mm", (), "labels/ik_error_timestamps", chunk_rows=256),
+    "image_landmarks": StreamSpec(
+        "labels/image_landmarks",
+        (NUM_LANDMARKS, 3),
+        "labels/image_landmark_timestamps",
+        extras=(("handedness", "labels/handedness"), ("hand_found", "labels/hand_found")),
+        chunk_rows=64,
+    ),
+    # Gesture prompts: one row per prompt, appended when it ends (``duration`` in seconds).
+    "prompts": StreamSpec("prompts/gesture", (), "prompts/start_times", extras=(("duration", "prompts/durations"),)),
+    # Every camera frame the recorder received: its index in the recorded video (if any) and its time.
+    "camera_frames": StreamSpec("camera/frame_index", (), "camera/frame_timestamps", chunk_rows=256),
 }
 
 
@@ -339,6 +366,54 @@ class MindRoveSessionWriter:
             dataset.resize(old + rows, axis=0)
             dataset[old:] = array
         self._last_time[stream] = float(timestamps[-1])
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> MindRoveSessionWriter:
+        """Open an existing session to append to or replace streams (e.g. recomputed labels).
+
+        Appends continue after each stream's last stored timestamp. The caller usually works on a copy and
+        renames it over the original when done.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: MindRove session file does not exist")
+        self._file = h5py.File(self.path, "a")
+        if _attr_to_python(self._file.attrs.get("emgjax_schema")) != SCHEMA_NAME:
+            self._file.close()
+            raise SessionFormatError(self.path, f"expected attr emgjax_schema={SCHEMA_NAME!r}: not a MindRove session")
+        self.sample_rate = float(self._file.attrs["sample_rate"])
+        self._last_time = {}
+        for stream, spec in STREAMS.items():
+            times = self._file.get(spec.timestamps)
+            if isinstance(times, h5py.Dataset) and times.shape[0]:
+                self._last_time[stream] = float(times[-1])
+        return self
+
+    def drop_stream(self, stream: str) -> None:
+        """Delete a stream's datasets (no-op when absent); it can then be written afresh."""
+        if stream == "emg" or stream not in STREAMS:
+            raise ValueError(
+                f"stream: expected one of the optional streams {sorted(set(STREAMS) - {'emg'})}, found {stream!r}"
+            )
+        spec = STREAMS[stream]
+        for member in [spec.values, spec.timestamps] + [p for _, p in spec.extras]:
+            if member in self._file:
+                del self._file[member]
+        self._last_time.pop(stream, None)
+
+    def ensure_stream(self, stream: str) -> None:
+        """Create a stream's (empty) datasets now: a recorder creates every stream it will write before
+        recording, so the file's structure does not change mid-recording (crash safety)."""
+        if stream not in STREAMS:
+            raise ValueError(f"stream: expected one of {sorted(STREAMS)}, found {stream!r}")
+        if STREAMS[stream].values not in self._file:
+            self._create(stream)
+
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """Set (or replace) root attributes, e.g. software versions or counters updated while recording."""
+        for key, value in attrs.items():
+            self._file.attrs[key] = value
 
     def add_group_data(self, group: str, name: str, data: np.ndarray) -> None:
         """Store a free-form dataset (e.g. ``labels/gestures``) as given."""
@@ -795,6 +870,18 @@ class MindRoveSession:
                 raise self._fail(f"'{path}' has NaN/inf values")
             self._labels[key] = (np.empty(0), values)
         return self._labels[key][1]
+
+    def read_stream(self, stream: str) -> tuple[np.ndarray, np.ndarray]:
+        """(timestamps (rows,), values (rows, *shape)) of any stream present except EMG (checked, cached)."""
+        if stream not in self._streams or stream == "emg":
+            raise ValueError(f"{self.path}: no '{stream}' stream in this session; present: {self.streams}")
+        return self._stream(stream)
+
+    def read_extra(self, stream: str, name: str) -> np.ndarray:
+        """(rows,) float32 companion ``name`` of a stream present (e.g. ``("landmarks", "confidence")``)."""
+        if stream not in self._streams or name not in dict(STREAMS[stream].extras):
+            raise ValueError(f"{self.path}: no '{stream}' stream with extra {name!r} in this session")
+        return self._extra(stream, name)
 
     def label_stream(
         self,

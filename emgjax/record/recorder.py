@@ -1,0 +1,635 @@
+"""Record a training session: EMG from a source, camera frames, hand labels and gesture prompts, written
+incrementally into our MindRove session format (`emgjax.data.mindrove`).
+
+Threads: the EMG source is read in the calling thread, which is also the only one writing the file; the
+camera runs in its own thread (frames stamped on ``time.monotonic``), and hand labelling in a third
+(`LabelWorker`, bounded queue: frames are dropped and counted when it falls behind, never EMG).
+
+Clock. Every stream is stored on ``time.monotonic`` seconds. EMG sources stamp their own sample clock
+(the MindRove SDK's host time, the synthetic generator's from 0, a replayed file's); the recorder maps it
+onto the monotonic clock with one offset taken when the first chunk arrives, so the EMG keeps its sample
+spacing and gaps. A timestamp that goes backwards (a clock jump) is never written as is: an EMG chunk is
+shifted to start one sample period after the last stored sample, a camera frame is skipped; both are
+counted (``clock_jumps_emg``, ``clock_jumps_camera`` in the ``recording_stats`` attribute) and logged.
+
+Crash safety. Every stream is created before recording starts (the file's structure does not change while
+it grows) and the file is flushed every ``flush_every_s`` (default 0.5 s): a SIGKILL loses at most the
+unflushed tail and the file opens and reads (tested). HDF5's SWMR mode was considered and not used: after a
+crash a SWMR file opens only in SWMR-read mode (plain readers refuse it until ``h5clear``), and no dataset can
+be created once SWMR writing has started. A failed write (disk full, a vanished drive) stops the recording
+with an ``OSError`` naming the file; what was flushed before stays readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import platform
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emgjax.data.mindrove import NUM_CHANNELS
+from emgjax.data.synthetic import generate_session
+from emgjax.record.camera import CameraSource, Frame, require_cv2
+from emgjax.record.labels import (
+    MIN_CONFIDENCE,
+    HandLabel,
+    Labeller,
+    LabelRows,
+    LabelWorker,
+    joint_angles_from_landmarks,
+    stack_labels,
+)
+from emgjax.stream.recorder import SessionRecorder
+from emgjax.stream.sources import BlockSource, SyntheticSource, ring_resample_matrix
+
+__all__ = [
+    "DEFAULT_GESTURES",
+    "PromptSchedule",
+    "RecordingStats",
+    "LiveRecorder",
+    "SyntheticTruthSource",
+    "record_session",
+    "software_versions",
+]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+DEFAULT_GESTURES = ("rest", "fist", "open hand", "pinch", "point", "thumbs up", "spread fingers", "wrist flex")
+LABEL_STREAMS = ("landmarks", "image_landmarks", "joint_angles", "ik_error")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that made a recording (for its metadata)."""
+    import h5py
+
+    from emgjax._version import __version__
+
+    versions = {
+        "emgjax": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "h5py": h5py.version.version,
+        "hdf5": h5py.version.hdf5_version,
+    }
+    from importlib import metadata
+
+    for dist in ("mediapipe", "opencv-contrib-python", "opencv-python", "mindrove"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    return versions
+
+
+@dataclasses.dataclass
+class RecordingStats:
+    """What a recording saw (stored as JSON in the ``recording_stats`` attribute at every flush).
+
+    Attributes:
+      emg_samples: EMG samples written.
+      camera_frames: frames received from the camera (after clock-jump checks).
+      labelled_frames: label rows written; hand_frames: those with a confident hand.
+      dropped_frames: frames the labeller could not take (it was behind).
+      clock_jumps_emg, clock_jumps_camera: timestamps that went backwards (EMG shifted, frames skipped).
+      prompts: prompts completed.
+      flushes: flushes so far; max_flush_interval_s / mean_flush_interval_s: measured between flushes.
+      ik_frames: frames with IK pseudo-labels.
+    """
+
+    emg_samples: int = 0
+    camera_frames: int = 0
+    labelled_frames: int = 0
+    hand_frames: int = 0
+    dropped_frames: int = 0
+    clock_jumps_emg: int = 0
+    clock_jumps_camera: int = 0
+    prompts: int = 0
+    flushes: int = 0
+    max_flush_interval_s: float = 0.0
+    mean_flush_interval_s: float = 0.0
+    ik_frames: int = 0
+
+    def summary(self) -> str:
+        coverage = self.hand_frames / self.labelled_frames if self.labelled_frames else float("nan")
+        return (
+            f"{self.emg_samples} EMG samples, {self.camera_frames} camera frames, {self.labelled_frames} labelled "
+            f"({coverage:.0%} with a hand), {self.dropped_frames} dropped by the labeller, "
+            f"{self.clock_jumps_emg + self.clock_jumps_camera} clock jump(s), {self.prompts} prompt(s), "
+            f"flushed {self.flushes} times (max interval {self.max_flush_interval_s:.2f} s)"
+        )
+
+
+class LiveRecorder(SessionRecorder):
+    """`SessionRecorder` plus label, prompt and camera streams, attributes, and flush-interval measurement.
+
+    Args:
+      path, sample_rate, board, overwrite, hand: as `SessionRecorder` (8 channels).
+      streams: optional streams to create before recording (see `emgjax.data.mindrove.STREAMS`).
+      attrs: root attributes to store now (metadata).
+      clock: measures flush intervals.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        sample_rate: float,
+        board: dict[str, Any],
+        streams: Sequence[str] = (),
+        attrs: dict[str, Any] | None = None,
+        flush_every_s: float = 0.5,
+        overwrite: bool = False,
+        hand: str = "right",
+        clock: Clock = time.monotonic,
+    ):
+        super().__init__(
+            path,
+            sample_rate=sample_rate,
+            channels=NUM_CHANNELS,
+            board=board,
+            flush_every_s=flush_every_s,
+            overwrite=overwrite,
+            subject_id="recorded",
+            session_id=Path(path).stem,
+            hand=hand,
+        )
+        self.live = RecordingStats()
+        self._clock = clock
+        self._last_flush: float | None = None
+        writer = self._writer
+        assert writer is not None
+        for stream in streams:
+            writer.ensure_stream(stream)
+        if attrs:
+            writer.set_attrs(attrs)
+        self.flush()
+
+    def append_rows(self, stream: str, values: np.ndarray, timestamps: np.ndarray, **extras: np.ndarray) -> None:
+        """Append rows to a non-EMG stream (see `MindRoveSessionWriter.append`)."""
+        if self._writer is None:
+            raise ValueError(f"{self.path}: the recorder is closed")
+        self._writer.append(stream, values, timestamps, **extras)
+
+    def flush(self) -> None:
+        """Store the statistics and flush to disk; measures the interval since the last flush."""
+        if self._writer is None:
+            return
+        now = self._clock()
+        if self._last_flush is not None:
+            interval = now - self._last_flush
+            stats = self.live
+            stats.max_flush_interval_s = max(stats.max_flush_interval_s, interval)
+            stats.mean_flush_interval_s += (interval - stats.mean_flush_interval_s) / (stats.flushes + 1)
+            stats.flushes += 1
+        self._last_flush = now
+        self._writer.set_attrs({"recording_stats": json.dumps(dataclasses.asdict(self.live))})
+        super().flush()
+
+    def restart_flush_clock(self) -> None:
+        """Measure flush intervals from now (e.g. the first EMG chunk, after the source's start-up)."""
+        self._last_flush = self._clock()
+
+    def due(self) -> bool:
+        """Whether ``flush_every_s`` has passed since the last flush."""
+        return self._last_flush is None or self._clock() - self._last_flush >= self.flush_every_s
+
+
+class SyntheticTruthSource(SyntheticSource):
+    """`SyntheticSource` that also keeps each generated block's ground truth: camera-frame landmarks (mm),
+    joint angles and detector confidence, on the source's clock (``truth``: a deque of
+    ``(times (F,), landmarks (F, 21, 3), angles (F, 20), confidence (F,))``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.truth: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque()
+        self._generated = 0
+
+    def _next_session(self) -> np.ndarray:
+        # The generator call of SyntheticSource._next_session, keeping the session's labels too.
+        config = self._config.replace(duration_s=self.block_seconds)
+        session = generate_session(config, seed=self.seed + self._block_index)
+        self._block_index += 1
+        view = np.asarray(getattr(session, self._view), np.float64).T
+        view = view if self._mix is None else self._mix @ view
+        first = session.time_500[0] if self._view == "emg_500" else session.time_2k[0]
+        offset = self.start_time + self._generated / self.sample_rate - float(first)
+        self._generated += view.shape[1]
+        self.truth.append(
+            (session.frame_times + offset, session.landmarks_frames, session.angles_frames, session.confidence)
+        )
+        return view
+
+
+class PromptSchedule:
+    """A terminal sequence of gestures, each shown for ``seconds_each``; completed prompts become rows."""
+
+    def __init__(
+        self,
+        gestures: Sequence[str] = DEFAULT_GESTURES,
+        *,
+        seconds_each: float = 4.0,
+        show: Callable[[str], None] = print,
+    ):
+        if not gestures:
+            raise ValueError("prompts: expected at least one gesture, found none")
+        if not (math.isfinite(seconds_each) and seconds_each > 0):
+            raise ValueError(f"prompt seconds: expected a positive number, found {seconds_each!r}")
+        self.gestures = tuple(str(g) for g in gestures)
+        self.seconds_each = float(seconds_each)
+        self._show = show
+        self._current: tuple[int, float] | None = None  # (gesture index, start time)
+        self._count = 0
+
+    @property
+    def current(self) -> str | None:
+        return None if self._current is None else self.gestures[self._current[0]]
+
+    def update(self, now: float) -> list[tuple[int, float, float]]:
+        """Advance to ``now``; returns the prompts that ended: (gesture index, start, duration)."""
+        done = []
+        if self._current is not None and now - self._current[1] >= self.seconds_each:
+            done.append((self._current[0], self._current[1], now - self._current[1]))
+            self._current = None
+        if self._current is None:
+            index = self._count % len(self.gestures)
+            self._count += 1
+            self._current = (index, now)
+            self._show(f"PROMPT {self._count}: {self.gestures[index]} ({self.seconds_each:g} s)")
+        return done
+
+    def finish(self, now: float) -> list[tuple[int, float, float]]:
+        """End the current prompt (at the end of the recording)."""
+        if self._current is None or now <= self._current[1]:
+            return []
+        index, start = self._current
+        self._current = None
+        return [(index, start, now - start)]
+
+
+class _CameraThread:
+    """Reads the camera in its own thread: checks each frame's clock, writes the video, feeds the labeller."""
+
+    def __init__(self, camera: CameraSource, worker: LabelWorker | None, video_path: Path | None):
+        self.camera = camera
+        self.worker = worker
+        self.video_path = video_path
+        self.frames: queue.Queue[tuple[int, float]] = queue.Queue()  # (video frame index, timestamp)
+        self.latest: Frame | None = None
+        self.clock_jumps = 0
+        self.error: BaseException | None = None
+        self.ended = threading.Event()
+        self._stop = threading.Event()
+        self._writer: Any = None
+        self._written = 0
+        self._thread = threading.Thread(target=self._run, name="emgjax-camera", daemon=True)
+
+    def open(self) -> None:
+        self.camera.open()  # open errors (no camera, unreadable video) surface here, before recording
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _video(self, frame: Frame) -> None:
+        if self.video_path is None:
+            return
+        cv2 = require_cv2("recording the camera's video")
+        if self._writer is None:
+            height, width = frame.image.shape[:2]
+            self._writer = cv2.VideoWriter(
+                str(self.video_path), cv2.VideoWriter_fourcc(*"MJPG"), float(self.camera.fps), (width, height)
+            )
+            if not self._writer.isOpened():
+                raise OSError(f"{self.video_path}: cannot write the video (OpenCV's MJPG writer refused the file)")
+        self._writer.write(np.ascontiguousarray(frame.image[:, :, ::-1]))
+
+    def _run(self) -> None:
+        last = -math.inf
+        try:
+            while not self._stop.is_set():
+                frame = self.camera.read()
+                if frame is None:
+                    break
+                if not frame.timestamp > last:
+                    self.clock_jumps += 1
+                    logger.warning(
+                        "%s: frame %d's timestamp %.6f is not after the previous %.6f (clock jump); frame skipped",
+                        self.camera.name,
+                        frame.index,
+                        frame.timestamp,
+                        last,
+                    )
+                    continue
+                last = frame.timestamp
+                self._video(frame)
+                self.frames.put((self._written, frame.timestamp))
+                self._written += 1
+                self.latest = frame
+                if self.worker is not None:
+                    self.worker.submit(frame)
+        except BaseException as err:
+            self.error = err
+        finally:
+            self.ended.set()
+
+    def drain(self) -> list[tuple[int, float]]:
+        out = []
+        while True:
+            try:
+                out.append(self.frames.get_nowait())
+            except queue.Empty:
+                return out
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        self.camera.close()
+        if self._writer is not None:
+            self._writer.release()
+
+
+def _channel_map(channels: int) -> np.ndarray | None:
+    """(8, channels) selection onto the format's 8 EMG channels, or None when the source has 8."""
+    if channels == NUM_CHANNELS:
+        return None
+    if channels == 2 * NUM_CHANNELS:
+        return ring_resample_matrix(channels, NUM_CHANNELS)  # every other electrode of a 16-electrode ring
+    raise ValueError(
+        f"source: the MindRove session format stores {NUM_CHANNELS} EMG channels; expected a source with "
+        f"{NUM_CHANNELS} or {2 * NUM_CHANNELS} (every other electrode kept), found {channels}"
+    )
+
+
+def _write_labels(recorder: LiveRecorder, rows: LabelRows, *, ik_buffer: list[LabelRows] | None) -> None:
+    """Append labelled frames: world landmarks (mm, confidence 0 without a hand) and image landmarks."""
+    if not len(rows):
+        return
+    recorder.append_rows("landmarks", rows.world_landmarks, rows.timestamps, confidence=rows.confidence)
+    recorder.append_rows(
+        "image_landmarks", rows.image_landmarks, rows.timestamps, handedness=rows.handedness, hand_found=rows.found
+    )
+    stats = recorder.live
+    stats.labelled_frames += len(rows)
+    stats.hand_frames += int(np.count_nonzero((rows.found > 0) & (rows.confidence > MIN_CONFIDENCE)))
+    if ik_buffer is not None:
+        ik_buffer.append(rows)
+
+
+def _write_ik(recorder: LiveRecorder, buffer: list[LabelRows], hand: str) -> bool:
+    """Fit joint angles to the buffered confident frames (`joint_angles_from_landmarks`); False without IK."""
+    good_t, good_lm = [], []
+    for rows in buffer:
+        keep = (rows.found > 0) & (rows.confidence > MIN_CONFIDENCE)
+        good_t.append(rows.timestamps[keep])
+        good_lm.append(rows.world_landmarks[keep])
+    buffer.clear()
+    times = np.concatenate(good_t) if good_t else np.zeros(0)
+    if times.size == 0:
+        return True
+    fitted = joint_angles_from_landmarks(np.concatenate(good_lm), hand)
+    if fitted is None:
+        return False
+    angles, error = fitted
+    recorder.append_rows("joint_angles", angles, times)
+    recorder.append_rows("ik_error", error, times)
+    recorder.live.ik_frames += int(times.size)
+    return True
+
+
+def record_session(
+    out: str | Path,
+    source: BlockSource,
+    *,
+    camera: CameraSource | None = None,
+    labeller: Callable[[], Labeller] | None = None,
+    synthetic_labels: bool = False,
+    seconds: float | None = None,
+    prompts: PromptSchedule | None = None,
+    video_path: str | Path | None = None,
+    preview: Any = None,
+    flush_every_s: float = 0.5,
+    overwrite: bool = False,
+    hand: str = "right",
+    max_label_queue: int = 4,
+    clock: Clock = time.monotonic,
+    stop: threading.Event | None = None,
+    log: Callable[[str], None] = print,
+) -> RecordingStats:
+    """Record until ``seconds`` of EMG (or the source ends, ``stop`` is set, or Ctrl-C), writing as it goes.
+
+    Args:
+      out: the session file (``.hdf5``) to create.
+      source: the EMG source (8 channels, or 16 of which every other is kept), started here.
+      camera: frames to label and/or save (None: no camera).
+      labeller: a factory of the `Labeller` run on camera frames (e.g. `MediaPipeLabeller`); None: no labels
+        from the camera.
+      synthetic_labels: store the ground-truth landmarks and joint angles of a `SyntheticTruthSource`.
+      seconds: EMG duration to record (None: until stopped).
+      prompts: gesture prompts shown in the terminal and stored.
+      video_path: save the camera's frames as an MJPG video (so labels can be recomputed with ``emgjax label``).
+      preview: an object with ``update(frame, labels, emg)`` (the live view), or None.
+      flush_every_s: the longest time between flushes to disk.
+    Returns:
+      the recording's `RecordingStats`.
+    Raises:
+      OSError: the file cannot be created or written (what was flushed stays readable).
+    """
+    out = Path(out)
+    if synthetic_labels and not isinstance(source, SyntheticTruthSource):
+        raise ValueError("labels synthetic: expected the synthetic EMG source (--source synthetic), found another")
+    if synthetic_labels and labeller is not None:
+        raise ValueError("labels: expected either synthetic labels or a camera labeller, found both")
+    if labeller is not None and camera is None:
+        raise ValueError("labels: a camera labeller needs a camera (--camera), found --camera none")
+    if video_path is not None and camera is None:
+        raise ValueError("video: saving the camera's video needs a camera (--camera), found --camera none")
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"seconds: expected a positive duration, found {seconds!r}")
+    mix = _channel_map(source.channels)
+    streams: list[str] = []
+    if labeller is not None or synthetic_labels:
+        streams += ["landmarks", "image_landmarks"] if labeller is not None else ["landmarks", "joint_angles"]
+    if camera is not None:
+        streams.append("camera_frames")
+    if prompts is not None:
+        streams.append("prompts")
+    board = dict(source.info())
+    board.setdefault("name", source.name)
+    board["source_channels"] = source.channels
+    if mix is not None:
+        board["recorded_channels"] = "every other electrode of the source's ring"
+    attrs: dict[str, Any] = {
+        "recorder": "emgjax record",
+        "software": json.dumps(software_versions(), sort_keys=True),
+        "clock": "time.monotonic seconds (EMG mapped onto it at the first chunk)",
+        "emg_units": source.units,
+        "flush_every_s": float(flush_every_s),
+        "labels_source": "synthetic ground truth" if synthetic_labels else (labeller and "camera") or "none",
+    }
+    if camera is not None:
+        attrs["camera"] = json.dumps(camera.info(), sort_keys=True, default=str)
+    if video_path is not None:
+        attrs["video_file"] = str(video_path)
+    if prompts is not None:
+        attrs["prompt_gestures"] = json.dumps(list(prompts.gestures))
+    worker: LabelWorker | None = None
+    cam_thread: _CameraThread | None = None
+    recorder: LiveRecorder | None = None
+    ik_buffer: list[LabelRows] | None = [] if labeller is not None else None
+    ik_available = True
+    samples_target = None if seconds is None else round(seconds * source.sample_rate)
+    try:
+        source.start()
+        if labeller is not None:
+            worker = LabelWorker(labeller, max_queue=max_label_queue)
+            attrs["labeller"] = str(getattr(worker, "name", "camera labeller"))
+        if camera is not None:
+            cam_thread = _CameraThread(camera, worker, None if video_path is None else Path(video_path))
+            cam_thread.open()
+        recorder = LiveRecorder(
+            out,
+            sample_rate=source.sample_rate,
+            board=board,
+            streams=streams,
+            attrs=attrs,
+            flush_every_s=flush_every_s,
+            overwrite=overwrite,
+            hand=hand,
+            clock=clock,
+        )
+        recorder.stats = source.stats
+        offset: float | None = None
+        last_t = -math.inf
+        period = 1.0 / source.sample_rate
+        log(f"recording to {out} ({source.name}{', ' + camera.name if camera else ''}); Ctrl-C stops")
+        try:
+            while samples_target is None or recorder.samples_written < samples_target:
+                if stop is not None and stop.is_set():
+                    break
+                chunk = source.read_chunk()
+                if chunk is None:
+                    break
+                if offset is None:
+                    offset = clock() - float(chunk.timestamps[-1])
+                    recorder.restart_flush_clock()  # flush intervals are measured from the first EMG
+                    log("EMG is flowing")
+                    if cam_thread is not None:
+                        cam_thread.start()
+                times = chunk.timestamps + offset
+                if times[0] <= last_t:
+                    recorder.live.clock_jumps_emg += 1
+                    shift = last_t + period - times[0]
+                    logger.warning(
+                        "EMG clock went back by %.6f s at sample %d; chunk shifted", shift, recorder.samples_written
+                    )
+                    offset += shift
+                    times = times + shift
+                emg = chunk.emg if mix is None else (mix @ chunk.emg).astype(np.float32)
+                if samples_target is not None:
+                    keep = min(chunk.samples, samples_target - recorder.samples_written)
+                    emg, times = emg[:, :keep], times[:keep]
+                    chunk = dataclasses.replace(chunk, gap=chunk.gap[:keep], filled=chunk.filled[:keep])
+                recorder.append(dataclasses.replace(chunk, emg=emg, timestamps=times))
+                last_t = float(times[-1])
+                recorder.live.emg_samples = recorder.samples_written
+                if synthetic_labels:
+                    _write_truth(recorder, source, offset, last_t)
+                if cam_thread is not None:
+                    if cam_thread.error is not None:
+                        raise cam_thread.error
+                    frames = cam_thread.drain()
+                    if frames:
+                        index = np.array([f[0] for f in frames], np.float32)
+                        recorder.append_rows("camera_frames", index, np.array([f[1] for f in frames]))
+                        recorder.live.camera_frames += len(frames)
+                    recorder.live.clock_jumps_camera = cam_thread.clock_jumps
+                labels: list[HandLabel] = []
+                if worker is not None:
+                    labels = worker.drain()
+                    _write_labels(recorder, stack_labels(labels), ik_buffer=ik_buffer)
+                    recorder.live.dropped_frames = worker.dropped
+                if prompts is not None:
+                    for index_, start, duration in prompts.update(clock()):
+                        recorder.append_rows(
+                            "prompts", np.array([index_], np.float32), np.array([start]), duration=np.array([duration])
+                        )
+                        recorder.live.prompts += 1
+                if recorder.due():
+                    if ik_buffer and ik_available:
+                        ik_available = _write_ik(recorder, ik_buffer, hand)
+                        if not ik_available:
+                            logger.info(
+                                "emgjax.kinematics.fit_angles is not available: landmarks stored, no joint angles"
+                            )
+                    recorder.flush()
+                if preview is not None:
+                    preview.update(None if cam_thread is None else cam_thread.latest, labels, chunk.emg)
+        except KeyboardInterrupt:
+            log("stopped (Ctrl-C); closing the file")
+    except OSError as err:
+        written = recorder.samples_written / source.sample_rate if recorder is not None else 0.0
+        raise OSError(
+            f"{out}: recording stopped, cannot write ({err}); {written:.1f} s of EMG were recorded and what was "
+            "flushed before the failure stays readable"
+        ) from None
+    finally:
+        if cam_thread is not None:
+            cam_thread.stop()
+        if worker is not None:
+            worker.close(wait=recorder is not None)
+        source.close()
+        if recorder is not None:
+            with contextlib.suppress(OSError):  # a failed disk: keep what was flushed, report the first error
+                if worker is not None:
+                    _write_labels(recorder, stack_labels(worker.drain()), ik_buffer=ik_buffer)
+                if cam_thread is not None:
+                    frames = cam_thread.drain()
+                    if frames:
+                        recorder.append_rows(
+                            "camera_frames",
+                            np.array([f[0] for f in frames], np.float32),
+                            np.array([f[1] for f in frames]),
+                        )
+                        recorder.live.camera_frames += len(frames)
+                if prompts is not None:
+                    for index_, start, duration in prompts.finish(clock()):
+                        recorder.append_rows(
+                            "prompts", np.array([index_], np.float32), np.array([start]), duration=np.array([duration])
+                        )
+                        recorder.live.prompts += 1
+                if ik_buffer and ik_available:
+                    _write_ik(recorder, ik_buffer, hand)
+                recorder.flush()
+            with contextlib.suppress(OSError):
+                recorder.close()
+    return recorder.live
+
+
+def _write_truth(recorder: LiveRecorder, source: BlockSource, offset: float, until: float) -> None:
+    """Append the synthetic ground-truth label frames up to the last EMG time."""
+    assert isinstance(source, SyntheticTruthSource)
+    while source.truth:
+        times, landmarks, angles, confidence = source.truth[0]
+        mapped = times + offset
+        n = int(np.searchsorted(mapped, until, side="right"))
+        if n == 0:
+            return
+        recorder.append_rows("landmarks", landmarks[:n], mapped[:n], confidence=confidence[:n])
+        recorder.append_rows("joint_angles", angles[:n], mapped[:n])
+        recorder.live.labelled_frames += n
+        recorder.live.hand_frames += int(np.count_nonzero(confidence[:n] > MIN_CONFIDENCE))
+        if n == times.size:
+            source.truth.popleft()
+        else:
+            source.truth[0] = (times[n:], landmarks[n:], angles[n:], confidence[n:])
+            return
