@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 
 from emgjax.data.mindrove import NUM_CHANNELS
-from emgjax.data.synthetic import generate_session
 from emgjax.record.camera import CameraSource, Frame, require_cv2
 from emgjax.record.labels import (
     MIN_CONFIDENCE,
@@ -214,20 +213,13 @@ class SyntheticTruthSource(SyntheticSource):
         self.truth: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque()
         self._generated = 0
 
-    def _next_session(self) -> np.ndarray:
-        # The generator call of SyntheticSource._next_session, keeping the session's labels too.
-        config = self._config.replace(duration_s=self.block_seconds)
-        session = generate_session(config, seed=self.seed + self._block_index)
-        self._block_index += 1
-        view = np.asarray(getattr(session, self._view), np.float64).T
-        view = view if self._mix is None else self._mix @ view
+    def on_block(self, session: Any, view: np.ndarray) -> None:
         first = session.time_500[0] if self._view == "emg_500" else session.time_2k[0]
         offset = self.start_time + self._generated / self.sample_rate - float(first)
         self._generated += view.shape[1]
         self.truth.append(
             (session.frame_times + offset, session.landmarks_frames, session.angles_frames, session.confidence)
         )
-        return view
 
 
 class PromptSchedule:

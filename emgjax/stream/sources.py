@@ -694,4 +694,12 @@ class SyntheticSource(BlockSource):
         session = generate_session(config, seed=self.seed + self._block_index)
         self._block_index += 1
         view = np.asarray(getattr(session, self._view), np.float64).T  # (view channels, k)
-        return view if self._mix is None else self._mix @ view
+        view = view if self._mix is None else self._mix @ view
+        self.on_block(session, view)
+        return view
+
+    def on_block(self, session: Any, view: np.ndarray) -> None:
+        """Called with each generated session and its (channels, k) view before it streams.
+
+        Does nothing here; a subclass keeps what it needs, e.g. the session's ground-truth labels.
+        """
