@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("emgjax.convert.command", "convert a PyTorch Lightning emg2pose .ckpt into emgjax parameters"),
     "synth": ("emgjax.data.synthetic", "write a synthetic emg2pose-format and MindRove-format dataset"),
     "demo": ("emgjax.demo", "end-to-end demo on synthetic data: train, evaluate, report"),
+    "stream": ("emgjax.stream.command", "live hand pose from a model bundle and an EMG source (armband, file)"),
 }
 
 
