@@ -292,3 +292,244 @@ def test_no_display_falls_back_to_the_terminal_view(monkeypatch):
     assert isinstance(view, TerminalView) and note is None
     with pytest.raises(ValueError, match=r"--save-rrd: expected with the Rerun view, found --view terminal"):
         make_view("terminal", save_rrd="x.rrd")
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def run_cli(argv, capsys):
+    """(exit status, stdout, stderr) of ``emgjax stream ARGV``."""
+    from emgjax.cli import main
+
+    code = main(["stream", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_error(code, err, pattern):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err and lines[-1].startswith("emgjax stream: error: "), err
+    assert sum(line.startswith("emgjax stream: error: ") for line in lines) == 1, err
+    import re
+
+    assert re.search(pattern, lines[-1]), lines[-1]
+
+
+@pytest.fixture
+def fake_bundle(monkeypatch, tmp_path):
+    """``load_model`` returns a `CountingModel` (8 channels at 500 Hz) for the directory ``tmp_path / "model"``."""
+    models = []
+
+    def load(directory, *, kind=None):
+        assert str(directory) == str(tmp_path / "model")
+        models.append(CountingModel())
+        return models[-1]
+
+    monkeypatch.setattr("emgjax.bundle.load_model", load)
+    return tmp_path / "model", models
+
+
+def mindrove_file(path, seconds=2.0, rate=500.0, nan=()):
+    n = round(seconds * rate)
+    emg = np.random.default_rng(2).normal(size=(n, 8)).astype(np.float32)
+    for start, stop in nan:
+        emg[start:stop, 3] = np.nan
+    write_mindrove_session(path, emg=emg, emg_timestamps=np.arange(n) / rate, sample_rate=rate)
+    return path
+
+
+def test_command_streams_synthetic_and_prints_the_report(fake_bundle, capsys):
+    model_dir, models = fake_bundle
+    code, out, err = run_cli(["--model", model_dir, "--source", "synthetic", "--seconds", 1, "--no-view", "--fast"], capsys)
+    assert code == 0, err
+    assert "25 chunks of 20 samples" in out and "stopped: --seconds reached" in out
+    assert "poses          50" in out and "latency/chunk  p50" in out and "real-time" in out
+    assert "0 gap(s)" in out and "0 NaN burst(s)" in out and "compile before streaming" in out
+    assert models[0].calls == 26
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["--seconds", 0], r"seconds: expected a positive number of seconds, found 0\.0"),
+        (["--seconds", -2], r"seconds: expected a positive number of seconds"),
+        (["--source", "file"], r"--source file: expected one session file path, found 0"),
+        (["--source", "webcam"], r"--source: expected one of \['mindrove', 'synthetic-board', 'file', 'synthetic'\]"),
+        (["--source", "synthetic", "x"], r"--source synthetic: expected no further argument"),
+        (["--no-view", "--view", "terminal"], r"--no-view: expected no --view or --save-rrd"),
+        (["--board-id", 3], r"--board-id: expected with --source mindrove or synthetic-board"),
+    ],
+)
+def test_command_bad_options(fake_bundle, capsys, argv, pattern):
+    model_dir, models = fake_bundle
+    base = ["--model", model_dir, "--source", "synthetic", "--no-view", "--fast"]
+    if "--source" in argv:
+        base = ["--model", model_dir, "--fast"]
+    if "--no-view" in argv:
+        base = ["--model", model_dir, "--source", "synthetic"]
+    code, _, err = run_cli([*base, *argv], capsys)
+    assert_one_error(code, err, pattern)
+    assert not models  # refused before the model was loaded
+
+
+def test_command_refuses_a_file_of_another_rate_unless_resampled(fake_bundle, capsys, tmp_path):
+    model_dir, _ = fake_bundle
+    session = mindrove_file(tmp_path / "slow.h5", rate=250.0)
+    argv = ["--model", model_dir, "--source", "file", session, "--fast", "--no-view"]
+    code, _, err = run_cli(argv, capsys)
+    assert_one_error(code, err, r"file slow\.h5 delivers 8 channels at 250 Hz; the model expects 8 channels at 500 Hz")
+    code, out, err = run_cli([*argv, "--resample"], capsys)
+    assert code == 0 and "resampled to 500 Hz" in out, err
+
+
+def test_command_refuses_unwritable_record_path(fake_bundle, capsys, tmp_path):
+    model_dir, models = fake_bundle
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    argv = ["--model", model_dir, "--source", "synthetic", "--fast", "--no-view", "--record", blocker / "out.h5"]
+    code, _, err = run_cli(argv, capsys)
+    assert_one_error(code, err, r"record: cannot create .*blocker/out\.h5")
+    assert models[0].calls == 0  # nothing streamed
+
+
+def test_command_without_the_mindrove_sdk(fake_bundle, capsys, monkeypatch):
+    model_dir, models = fake_bundle
+    monkeypatch.setitem(__import__("sys").modules, "mindrove", None)  # import mindrove now fails
+    for source in ("mindrove", "synthetic-board"):
+        code, _, err = run_cli(["--model", model_dir, "--source", source, "--no-view"], capsys)
+        assert_one_error(code, err, r"MindRove SDK is not installed.*pip install 'emgjax\[mindrove\]'")
+    assert not models
+
+
+def fake_board_shim(clock, *, present=True, nan=()):
+    """A BoardShim for an 8-channel 500 Hz armband on ``clock``: sample i is due at i / 500 s; ``nan``
+    samples carry NaN in channel 3; ``present=False``: the session starts but nothing ever arrives."""
+
+    class Shim:
+        next = 0
+
+        def __init__(self, board_id, params):
+            assert board_id == 0  # the WiFi board's id, but behind this fake
+
+        get_emg_channels = staticmethod(lambda board_id: list(range(8)))
+        get_sampling_rate = staticmethod(lambda board_id: 500)
+        get_timestamp_channel = staticmethod(lambda board_id: 27)
+        get_package_num_channel = staticmethod(lambda board_id: 26)
+
+        def prepare_session(self):
+            pass
+
+        def start_stream(self):
+            Shim.next = math.floor(clock.t * 500)
+
+        def get_board_data(self):
+            due = math.floor(clock.t * 500 + 1e-9)
+            i = np.arange(Shim.next, due) if present else np.arange(0)
+            Shim.next = max(Shim.next, due)
+            data = np.zeros((39, i.size))
+            data[:8] = np.sin(0.1 * i + np.arange(8)[:, None])
+            data[3, np.isin(i, list(nan))] = np.nan
+            data[26], data[27] = i % 256, 1.7e9 + i / 500
+            return data
+
+        def stop_stream(self):
+            pass
+
+        def release_session(self):
+            pass
+
+    return Shim
+
+
+@pytest.fixture
+def fake_armband(monkeypatch):
+    """``--source mindrove`` opens a fake armband on a fake clock: set ``state["shim"]`` to a `fake_board_shim`."""
+    import emgjax.stream
+
+    original = emgjax.stream.MindRoveBoardSource
+    clock = FakeClock()
+    state = {"clock": clock}
+
+    def sleep(seconds):
+        clock.t += seconds
+
+    def board(board_id, **kwargs):
+        return original(board_id, shim=state["shim"], clock=clock, sleep=sleep, **kwargs)
+
+    monkeypatch.setattr(emgjax.stream, "MindRoveBoardSource", board)
+    return state
+
+
+def test_command_reports_an_absent_armband(fake_bundle, fake_armband, capsys):
+    model_dir, models = fake_bundle
+    clock = fake_armband["clock"]
+    fake_armband["shim"] = fake_board_shim(clock, present=False)
+    code, _, err = run_cli(["--model", model_dir, "--source", "mindrove", "--no-view", "--seconds", 5], capsys)
+    assert_one_error(code, err, r"no data within 3 s of starting the stream .*armband switched on")
+    assert 3.0 <= clock.t < 3.1 and models[0].calls == 1  # only the warm-up ran
+
+
+def test_command_masks_nan_bursts_from_the_armband_and_records_them(fake_bundle, fake_armband, capsys, tmp_path):
+    model_dir, _ = fake_bundle
+    fake_armband["shim"] = fake_board_shim(fake_armband["clock"], nan=[*range(100, 110), 300])
+    out_file = tmp_path / "out.h5"
+    argv = ["--model", model_dir, "--source", "mindrove", "--seconds", 1, "--view", "terminal", "--record", out_file]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "stopped: --seconds reached" in out and "2 NaN burst(s) (11 samples filled)" in out
+    assert "NaN/Inf values from the device" in err and "view           terminal" in out
+    with MindRoveSession(out_file) as recorded:
+        assert len(recorded) == 500
+        emg = recorded.read_emg(0, 500)
+        assert np.isfinite(emg).all() and emg[3, 100] == emg[3, 99]  # held, not stitched
+
+
+def test_command_refuses_a_directory_that_is_not_a_bundle(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    code, _, err = run_cli(["--model", tmp_path, "--source", "synthetic", "--no-view"], capsys)
+    assert_one_error(code, err, str(tmp_path))
+
+
+def test_rerun_view_saves_a_recording(tmp_path):
+    pytest.importorskip("rerun")
+    from emgjax.stream import RerunView
+
+    path = tmp_path / "run.rrd"
+    view = RerunView(spawn=False, save=path)
+    report = run_stream(CountingModel(), array_source(seconds=1.0), view=view, view_hz=1000.0)
+    assert report.view == "rerun" and report.view_frames >= 1
+    assert path.stat().st_size > 1000
+
+
+def test_missing_rerun_is_one_clear_error(monkeypatch):
+    from emgjax.stream import RerunView
+
+    monkeypatch.setitem(__import__("sys").modules, "rerun", None)
+    with pytest.raises(ValueError, match=r"needs rerun-sdk .*pip install 'emgjax\[view\]'"):
+        RerunView(spawn=False, save="x.rrd")
+
+
+def test_matplotlib_view_draws_the_skeleton_and_the_emg(monkeypatch):
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from emgjax.stream import MatplotlibView
+
+    plt.switch_backend("Agg")  # no window: draw off screen
+    view = MatplotlibView(seconds=0.5)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*non-interactive.*")
+        clock = FakeClock()  # 40 ms per chunk: every chunk is drawn
+        model = CountingModel(clock=clock, latencies=[0.04])
+        report = run_stream(model, array_source(seconds=1.0), view=view, view_hz=1000.0, clock=clock)
+    assert report.view_frames == 25
+    # The last pose drawn: pose 49 (all 20 angles 49 rad), wrist-centred FK in MediaPipe order.
+    display = PoseDisplay("joint_angles", (20,))
+    points = display.landmarks(np.full(20, 49.0, np.float32))
+    points = points - points[0]
+    x, y, z = view._bones[1].get_data_3d()  # the index finger's strip 0-5-6-7-8
+    np.testing.assert_allclose(np.stack([x, y, z], 1), points[[0, 5, 6, 7, 8]], rtol=1e-5, atol=1e-3)
+    emg_line = view._lines[2].get_ydata()
+    assert emg_line.shape == (250,) and np.ptp(emg_line) > 0
