@@ -195,7 +195,7 @@ def test_adapter_pipeline_by_reference(tiny_emg2pose, tmp_path):
 
 
 def test_save_is_atomic_and_replaces_a_bundle(tiny_emg2pose, tmp_path, monkeypatch):
-    import emgjax.bundle as B
+    import emgjax.bundle.store as B
 
     _, variables = tiny_emg2pose
     config = tiny_emg2pose_config()
@@ -263,7 +263,7 @@ def test_kind_version_and_damage_are_refused(tiny_emg2pose, tmp_path):
     poisoned = jax.tree_util.tree_map(lambda x: np.asarray(x).copy(), variables)
     first = jax.tree_util.tree_leaves(poisoned)[0]
     first.flat[0] = np.nan
-    B = pytest.importorskip("emgjax.bundle")
+    B = pytest.importorskip("emgjax.bundle.store")
     B._write_variables(nan / "variables", poisoned)
     with pytest.raises(BundleError, match="expected finite weights, found NaN/Inf in 1 variable"):
         load_model(nan)

@@ -285,23 +285,23 @@ def test_failed_write_leaves_no_output_and_keeps_the_old_one(fixture_ckpt, tmp_p
     import emgjax.bundle
 
     ckpt = str(fixture_ckpt[0])
-    real_write = emgjax.bundle._write_variables
+    real_write = emgjax.bundle.store._write_variables
 
     def write_then_fail(directory, *args, **kwargs):
         real_write(directory, *args, **kwargs)  # the weights are written, then the disk fills up
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(emgjax.bundle, "_write_variables", write_then_fail)
+    monkeypatch.setattr(emgjax.bundle.store, "_write_variables", write_then_fail)
     out = tmp_path / "out"
     assert convert_main([ckpt, str(out)]) == 2
     assert "No space left on device" in error_line(capsys)
     assert _siblings(tmp_path) == []  # neither OUT_DIR nor a staging directory
 
-    monkeypatch.setattr(emgjax.bundle, "_write_variables", real_write)
+    monkeypatch.setattr(emgjax.bundle.store, "_write_variables", real_write)
     assert convert_main([ckpt, str(out)]) == 0  # a rerun does not trip on anything
     before = (out / "bundle.json").read_text()
     (out / "mine.txt").write_text("x")
-    monkeypatch.setattr(emgjax.bundle, "_write_variables", write_then_fail)
+    monkeypatch.setattr(emgjax.bundle.store, "_write_variables", write_then_fail)
     assert convert_main([ckpt, str(out), "--overwrite"]) == 2
     assert _siblings(out) == ["bundle.json", "mine.txt", "variables"]  # the old OUT_DIR, untouched
     assert (out / "bundle.json").read_text() == before
@@ -313,7 +313,7 @@ def test_killed_conversion_leaves_no_output(fixture_ckpt, tmp_path, capsys):
     # A conversion killed (SIGKILL: no cleanup runs) just after writing its files.
     code = (
         "import os, signal, sys\n"
-        "import emgjax.bundle as B\n"
+        "import emgjax.bundle.store as B\n"
         "real = B._write_variables\n"
         "def write_then_die(*a, **k):\n"
         "    real(*a, **k)\n"

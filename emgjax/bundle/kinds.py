@@ -1,0 +1,253 @@
+"""The three model kinds a bundle holds (emg2pose, direct, adapter_pipeline): each registered once here.
+
+A new kind plugs in with one `register_kind` call (see `emgjax.bundle.model.ModelKind`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emgjax.bundle.model import (
+    BundleError,
+    BundleParts,
+    Emg2PoseModel,
+    InputSpec,
+    Model,
+    ModelKind,
+    OutputSpec,
+    Preprocessing,
+    _emg2pose_predict,
+    register_kind,
+)
+from emgjax.config import Config
+from emgjax.models import pose_modules
+from emgjax.models.adapter.pipeline import AdapterModelConfig
+from emgjax.models.configs import PoseModelConfig
+
+# ============================================================================= model
+
+
+# ----------------------------------------------------------------------------- emg2pose
+
+
+def _emg2pose_abstract(config: PoseModelConfig, references: frozenset[str]) -> Any:
+    return jax.eval_shape(lambda: pose_modules.init_variables(config, jax.random.key(0)))
+
+
+def _zeros_pose(emg: np.ndarray) -> np.ndarray:
+    return np.zeros((emg.shape[0], 20), np.float32)
+
+
+def _emg2pose_kind_predict(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
+    start = _zeros_pose(emg) if initial_pose is None else initial_pose
+    return _emg2pose_predict(model.config, model.params, emg, start)
+
+
+def _emg2pose_make(parts: BundleParts) -> Model:
+    meta = parts.metadata
+    provide_initial_pos = meta.get("provide_initial_pos", False)
+    if not isinstance(provide_initial_pos, bool):
+        raise BundleError(f"{parts.json_path}: expected a boolean 'provide_initial_pos', found {provide_initial_pos!r}")
+    experiment = meta.get("experiment")
+    if experiment is not None and not isinstance(experiment, str):
+        raise BundleError(f"{parts.json_path}: expected 'experiment' to be a name or null, found {experiment!r}")
+    return Emg2PoseModel(
+        parts.config,
+        parts.variables,
+        experiment,
+        provide_initial_pos,
+        meta,
+        input_spec=parts.input_spec,
+        output_spec=parts.output_spec,
+        path=parts.path,
+    )
+
+
+register_kind(
+    ModelKind(
+        name="emg2pose",
+        config_type=PoseModelConfig,
+        config_from_dict=PoseModelConfig.from_dict,
+        config_to_dict=lambda c: c.to_dict(),
+        abstract_variables=_emg2pose_abstract,
+        predict=_emg2pose_kind_predict,
+        min_samples=lambda m: m.config.min_window_length(),
+        min_samples_why=lambda m: (
+            f"left context {m.config.left_context} + right context {m.config.right_context} + one output step"
+        ),
+        takes_initial_pose=True,
+        make_model=_emg2pose_make,
+    )
+)
+
+
+# ----------------------------------------------------------------------------- direct
+
+
+def _direct_config_type() -> type[Config]:
+    from emgjax.models.direct import DirectConfig
+
+    return DirectConfig
+
+
+@functools.lru_cache(maxsize=8)
+def _direct_apply(config: Any) -> Callable[[dict, Any], jax.Array]:
+    from emgjax.models.direct import DirectModel
+
+    model = DirectModel(config)
+
+    @jax.jit
+    def apply(variables: dict, emg: jax.Array) -> jax.Array:
+        pose, _ = model.apply(variables, emg, train=False)
+        return pose
+
+    return apply
+
+
+def _direct_abstract(config: Any, references: frozenset[str]) -> Any:
+    from emgjax.models.direct import DirectModel
+
+    emg = jnp.zeros((1, config.in_channels, config.time_stride), jnp.float32)
+    return jax.eval_shape(lambda: DirectModel(config).init({"params": jax.random.key(0)}, emg, train=False))
+
+
+def _direct_predict(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> np.ndarray:
+    """Network output mapped back to target units: (B, *pose) or (B, T', *pose)."""
+    pose = np.asarray(_direct_apply(model.config)(model.params, emg))
+    if model.config.mode == "sequence":
+        pose = np.moveaxis(pose, -1, 1)  # (B, T', *pose)
+    post = model.output_spec.postprocessing or {}
+    if "scale" in post:
+        pose = pose * np.float32(post["scale"]) + np.asarray(post["mean"], np.float32)
+    return pose
+
+
+def direct_specs(
+    config: Any,
+    sample_rate: float,
+    *,
+    notch_hz: float | None,
+    band_hz: tuple[float, float] | None,
+    normalisation: Mapping[str, Any],
+    target: Mapping[str, Any],
+) -> tuple[InputSpec, OutputSpec]:
+    """Specs of a direct model trained by `emgjax.recipes.direct` (target: its target statistics)."""
+    joints = config.output == "joints"
+    pre = Preprocessing(notch_hz, band_hz, normalisation["mean"], normalisation["std"])
+    post = {k: target[k] for k in ("kind", "centre_on_wrist", "mean", "scale")}
+    what = {"joints": "joints", "mano": "mano_theta", "angles": "joint_angles"}[config.output]
+    common = (what, config.output_shape, "mm" if joints else "rad")
+    if config.mode == "last":
+        out = OutputSpec(*common, None, "window_end", 0.0, post)
+    else:
+        stride = config.time_stride
+        out = OutputSpec(*common, float(sample_rate) / stride, "sample", (stride - 1) / float(sample_rate), post)
+    return InputSpec(config.in_channels, float(sample_rate), "uV", pre), out
+
+
+register_kind(
+    ModelKind(
+        name="direct",
+        config_type=_direct_config_type(),
+        config_from_dict=lambda d: _direct_config_type().from_dict(dict(d)),
+        config_to_dict=lambda c: c.to_dict(),
+        abstract_variables=_direct_abstract,
+        predict=_direct_predict,
+        min_samples=lambda m: m.config.time_stride,
+        min_samples_why=lambda m: "one LSTM step",
+    )
+)
+
+
+# ----------------------------------------------------------------------------- adapter pipeline
+
+
+@functools.lru_cache(maxsize=8)
+def _adapter_pipeline(config: AdapterModelConfig) -> Any:
+    from emgjax.models.adapter.pipeline import AdapterPipeline
+
+    return AdapterPipeline(config.pipeline, config.emg2pose)
+
+
+@functools.lru_cache(maxsize=8)
+def _adapter_apply(config: AdapterModelConfig) -> Callable[[dict, Any, Any], jax.Array]:
+    pipeline = _adapter_pipeline(config)
+    key = "angles" if config.pipeline.mano_head is None else "mano_theta"
+
+    @jax.jit
+    def apply(variables: dict, emg: jax.Array, initial_pos: jax.Array) -> jax.Array:
+        outputs, _ = pipeline(variables, emg, initial_pos)
+        return outputs[key]
+
+    return apply
+
+
+def _adapter_abstract(config: AdapterModelConfig, references: frozenset[str]) -> Any:
+    pipeline = _adapter_pipeline(config)
+
+    def init() -> dict:
+        key = jax.random.key(0)
+        return pipeline.init(key, pose_modules.init_variables(config.emg2pose, key))
+
+    abstract = jax.eval_shape(init)
+    if "emg2pose" in references:
+        abstract = {name: {k: v for k, v in tree.items() if k != "emg2pose"} for name, tree in abstract.items()}
+    return abstract
+
+
+def _adapter_predict(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
+    start = _zeros_pose(emg) if initial_pose is None else initial_pose
+    return _adapter_apply(model.config)(model.params, emg, start)
+
+
+def adapter_specs(
+    config: AdapterModelConfig, normalisation: Mapping[str, Any] | None = None
+) -> tuple[InputSpec, OutputSpec]:
+    """Specs of an adapter pipeline: MindRove EMG in; angles (or MANO theta) at the emg2pose rate out."""
+    pipe, pose = config.pipeline, config.emg2pose
+    norm = dict(normalisation or {})
+    rate = float(pipe.output_rate)
+    head = pipe.mano_head
+    return (
+        InputSpec(
+            pipe.adapter.in_channels,
+            float(pipe.input_rate),
+            "uV",
+            Preprocessing(mean=norm.get("mean"), std=norm.get("std")),
+        ),
+        OutputSpec(
+            "mano_theta" if head is not None else "joint_angles",
+            (head.out_features,) if head is not None else (pose.num_joints,),
+            "rad",
+            rate,
+            "sample",
+            pose.left_context / rate,
+        ),
+    )
+
+
+register_kind(
+    ModelKind(
+        name="adapter_pipeline",
+        config_type=AdapterModelConfig,
+        config_from_dict=AdapterModelConfig.from_dict,
+        config_to_dict=lambda c: c.to_dict(),
+        abstract_variables=_adapter_abstract,
+        predict=_adapter_predict,
+        min_samples=lambda m: _adapter_pipeline(m.config).min_input_length(),
+        min_samples_why=lambda m: (
+            f"at {m.config.pipeline.input_rate:g} Hz: emg2pose left context {m.config.emg2pose.left_context} at "
+            f"{m.config.pipeline.output_rate:g} Hz + one output step"
+        ),
+        takes_initial_pose=True,
+    )
+)
+
+
+# ============================================================================= writing
