@@ -29,7 +29,6 @@ from emgjax.stream import (
     make_view,
     run_stream,
 )
-from emgjax.stream import command as stream_command
 from emgjax.stream.view import Frame, PoseDisplay, ViewSetup
 
 
@@ -341,7 +340,9 @@ def mindrove_file(path, seconds=2.0, rate=500.0, nan=()):
 
 def test_command_streams_synthetic_and_prints_the_report(fake_bundle, capsys):
     model_dir, models = fake_bundle
-    code, out, err = run_cli(["--model", model_dir, "--source", "synthetic", "--seconds", 1, "--no-view", "--fast"], capsys)
+    code, out, err = run_cli(
+        ["--model", model_dir, "--source", "synthetic", "--seconds", 1, "--no-view", "--fast"], capsys
+    )
     assert code == 0, err
     assert "25 chunks of 20 samples" in out and "stopped: --seconds reached" in out
     assert "poses          50" in out and "latency/chunk  p50" in out and "real-time" in out

@@ -177,10 +177,12 @@ class PoseDisplay:
             self._rest_reach = np.linalg.norm(rest[list(_MEDIAPIPE_TIPS)] - rest[0], axis=-1)
 
     def _fk(self, angles: np.ndarray) -> np.ndarray:
+        import jax.numpy as jnp
+
         from emgjax.kinematics import forward_kinematics
         from emgjax.kinematics.mediapipe import hand_model_to_mediapipe
 
-        return np.asarray(hand_model_to_mediapipe(forward_kinematics(angles, self._hand), self._hand))
+        return np.asarray(hand_model_to_mediapipe(forward_kinematics(jnp.asarray(angles), self._hand), self._hand))
 
     @property
     def has_skeleton(self) -> bool:
