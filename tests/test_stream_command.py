@@ -224,8 +224,8 @@ def test_view_is_throttled_and_drops_frames():
     model = CountingModel(clock=clock, latencies=[0.04])
     report = run_stream(model, array_source(seconds=2.0), view=view, view_hz=20.0, clock=clock)
     assert view.pushed == 50 and view.closed and view.opened.what == "joint_angles"
-    assert view.rendered == list(range(1, 51, 2))  # every other chunk
-    assert (report.view_frames, report.view_dropped) == (25, 25)
+    assert view.rendered == [*range(1, 51, 2), 50]  # every other chunk, and the last one at the end
+    assert (report.view_frames, report.view_dropped) == (26, 25)
 
 
 def test_throttle_backs_off_from_a_slow_view():
@@ -499,7 +499,7 @@ def test_rerun_view_saves_a_recording(tmp_path):
     path = tmp_path / "run.rrd"
     view = RerunView(spawn=False, save=path)
     report = run_stream(CountingModel(), array_source(seconds=1.0), view=view, view_hz=1000.0)
-    assert report.view == "rerun" and report.view_frames >= 1
+    assert report.view == "rerun" and report.view_frames >= 2  # the first chunk's and the end's at least
     assert path.stat().st_size > 1000
 
 
@@ -534,3 +534,43 @@ def test_matplotlib_view_draws_the_skeleton_and_the_emg(monkeypatch):
     np.testing.assert_allclose(np.stack([x, y, z], 1), points[[0, 5, 6, 7, 8]], rtol=1e-5, atol=1e-3)
     emg_line = view._lines[2].get_ydata()
     assert emg_line.shape == (250,) and np.ptp(emg_line) > 0
+
+
+# -- a real bundle ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    """A tiny emg2pose bundle (16 channels at 2 kHz, random weights)."""
+    from emgjax.models import pose_modules
+    from emgjax.recipes.adapter.frozen import save_pretrained, tiny_emg2pose_config
+
+    config = tiny_emg2pose_config()
+    variables = pose_modules.init_variables(config, jax.random.key(0))
+    return save_pretrained(tmp_path_factory.mktemp("stream") / "model", config, variables, provide_initial_pos=False)
+
+
+def test_cli_end_to_end_on_a_real_bundle(tiny_bundle, capsys):
+    code, out, err = run_cli(["--model", tiny_bundle, "--source", "synthetic", "--seconds", 2, "--no-view"], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err and "emg2pose model (16 ch at 2000 Hz) <- synthetic 16 ch at 2000 Hz" in err
+    assert "streamed 2.00 s of EMG" in out and "stopped: --seconds reached" in out, out
+    poses = int(out.split("poses          ")[1].split()[0])
+    assert poses > 0 and "latency/chunk  p50" in out and "real-time" in out
+
+
+def test_run_stream_gives_the_offline_streaming_poses(tiny_bundle):
+    import emgjax
+
+    model = emgjax.load_model(tiny_bundle)
+    spec = model.input_spec
+    emg = SyntheticSource(spec.channels, spec.sample_rate, chunk_samples=1000, seconds=1.0).read_chunk().emg
+    got = []
+    source = ArraySource(emg, spec.sample_rate, chunk_samples=model.default_chunk_samples)
+    report = run_stream(model, source, on_poses=lambda chunk, poses: got.append(poses))
+    streamed = np.concatenate(got)  # (N, 20)
+    offline = model.predict(emg[None], streaming=True)[0]  # (20, N')
+    n = report.chunks * report.chunk_samples
+    expected = model.predict(emg[None, :, :n], streaming=True)[0]
+    assert report.poses == streamed.shape[0] == expected.shape[-1] <= offline.shape[-1]
+    np.testing.assert_allclose(streamed, expected.T, rtol=1e-4, atol=1e-4)

@@ -278,6 +278,7 @@ def run_stream(
             )
             view_opened = True
         latest: np.ndarray | None = None
+        drawn = False
         first_time: float | None = None
         stream_start = clock()
         report.stop = "end of source"
@@ -316,10 +317,13 @@ def run_stream(
                         nan_bursts=report.stats.nan_bursts,
                     )
                 )
-                if throttle.due():
+                drawn = throttle.due()
+                if drawn:
                     throttle.render(view)
         else:
             report.stop = "seconds"
+        if view is not None and report.chunks and not drawn:
+            throttle.render(view)  # the end of the stream is shown (and saved, for a Rerun recording)
     except KeyboardInterrupt:
         report.stop = "interrupted"
     finally:
