@@ -39,11 +39,20 @@ StopReason = Literal["seconds", "end of source", "interrupted"]
 class StreamingModel(Protocol):
     """What `run_stream` needs from a model (`emgjax.bundle.Model` has it)."""
 
-    kind: str
-    input_spec: Any  # .channels, .sample_rate, .units
-    output_spec: Any  # .what, .shape
-    default_chunk_samples: int
-    stream_rate: float
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def input_spec(self) -> Any: ...  # .channels, .sample_rate, .units
+
+    @property
+    def output_spec(self) -> Any: ...  # .what, .shape
+
+    @property
+    def default_chunk_samples(self) -> int: ...
+
+    @property
+    def stream_rate(self) -> float: ...
 
     def init_stream(self, batch_size: int = 1, chunk_samples: int | None = None, initial_pose: Any = None) -> Any: ...
 
