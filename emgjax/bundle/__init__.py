@@ -47,6 +47,7 @@ from emgjax.bundle.model import (
     OutputSpec,
     Preprocessing,
     PretrainedError,
+    StreamState,
     emg2pose_specs,
     register_kind,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "InputSpec",
     "OutputSpec",
     "Preprocessing",
+    "StreamState",
     "ModelKind",
     "KINDS",
     "register_kind",

@@ -69,6 +69,41 @@ def _emg2pose_make(parts: BundleParts) -> Model:
     )
 
 
+def _emg2pose_stream_init(model: Model, batch: int, chunk: int, initial_pose: np.ndarray | None) -> Any:
+    from emgjax.models.streaming import emg2pose as streaming
+
+    start = None if initial_pose is None else jnp.asarray(initial_pose)
+    return streaming.init_stream_state(model.config, model.params, batch, chunk, start)
+
+
+def _emg2pose_stream_step(model: Model) -> Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
+    from emgjax.models.streaming import emg2pose as streaming
+
+    config = model.config
+    return lambda params, state, chunk: streaming.stream_step(config, params, state, chunk)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _emg2pose_twin(config: PoseModelConfig, variables: dict, emg: jax.Array, start: jax.Array) -> jax.Array:
+    from emgjax.models.streaming import emg2pose as streaming
+
+    return streaming.predict_streaming_offline(config, variables, emg, start)
+
+
+def _emg2pose_predict_streaming(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
+    start = _zeros_pose(emg) if initial_pose is None else initial_pose
+    return _emg2pose_twin(model.config, model.params, emg, start)
+
+
+def _emg2pose_stream_rate(model: Model) -> float:
+    from emgjax.models.streaming import emg2pose as streaming
+
+    config = model.config
+    streaming.init_stream_state(config, model.params, 1, 1)  # refuses networks that do not stream, clearly
+    step = int(getattr(config.network, "stride", 1)) if config.kind == "pose" else streaming.rollout_hop(config)
+    return float(config.sample_rate) / step
+
+
 register_kind(
     ModelKind(
         name="emg2pose",
@@ -83,6 +118,10 @@ register_kind(
         ),
         takes_initial_pose=True,
         make_model=_emg2pose_make,
+        stream_init=_emg2pose_stream_init,
+        stream_step=_emg2pose_stream_step,
+        predict_streaming=_emg2pose_predict_streaming,
+        stream_rate=_emg2pose_stream_rate,
     )
 )
 
@@ -151,6 +190,47 @@ def direct_specs(
     return InputSpec(config.in_channels, float(sample_rate), "uV", pre), out
 
 
+def _direct_stream_init(model: Model, batch: int, chunk: int, initial_pose: np.ndarray | None) -> Any:
+    from emgjax.models.streaming import direct as streaming
+
+    return streaming.init_stream_state(model.config, model.params, batch, chunk)
+
+
+def _direct_target(model: Model) -> tuple[jax.Array, jax.Array] | None:
+    """(scale, mean (*pose, 1)): standardised network outputs back to target units, or None."""
+    post = model.output_spec.postprocessing or {}
+    if "scale" not in post:
+        return None
+    return jnp.float32(post["scale"]), jnp.asarray(post["mean"], jnp.float32)[..., None]
+
+
+def _direct_stream_step(model: Model) -> Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
+    from emgjax.models.streaming import direct as streaming
+
+    config, target = model.config, _direct_target(model)
+
+    def step(params: Any, state: Any, chunk: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        state, poses, valid = streaming.stream_step(config, params, state, chunk)
+        if target is not None:
+            poses = poses * target[0] + target[1]
+        return state, poses, valid
+
+    return step
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _direct_twin(config: Any, variables: dict, emg: jax.Array) -> jax.Array:
+    from emgjax.models.streaming import direct as streaming
+
+    return streaming.predict_streaming_offline(config, variables, emg)
+
+
+def _direct_predict_streaming(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
+    poses = _direct_twin(model.config, model.params, emg)
+    target = _direct_target(model)
+    return poses if target is None else poses * target[0] + target[1]
+
+
 register_kind(
     ModelKind(
         name="direct",
@@ -161,6 +241,10 @@ register_kind(
         predict=_direct_predict,
         min_samples=lambda m: m.config.time_stride,
         min_samples_why=lambda m: "one LSTM step",
+        stream_init=_direct_stream_init,
+        stream_step=_direct_stream_step,
+        predict_streaming=_direct_predict_streaming,
+        stream_rate=lambda m: m.input_spec.sample_rate / m.config.time_stride,
     )
 )
 
@@ -232,6 +316,45 @@ def adapter_specs(
     )
 
 
+def _adapter_streamable(model: Model) -> None:
+    if model.config.pipeline.mano_head is not None:
+        raise ValueError("streaming: an adapter pipeline with a MANO head does not stream (its angles do)")
+
+
+def _adapter_stream_init(model: Model, batch: int, chunk: int, initial_pose: np.ndarray | None) -> Any:
+    from emgjax.models.streaming import adapter as streaming
+
+    _adapter_streamable(model)
+    start = None if initial_pose is None else jnp.asarray(initial_pose)
+    return streaming.init_stream_state(model.config, model.params, batch, chunk, start)
+
+
+def _adapter_stream_step(model: Model) -> Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
+    from emgjax.models.streaming import adapter as streaming
+
+    config = model.config
+    return lambda params, state, chunk: streaming.stream_step(config, params, state, chunk)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _adapter_twin(config: AdapterModelConfig, variables: dict, emg: jax.Array, start: jax.Array) -> jax.Array:
+    from emgjax.models.streaming import adapter as streaming
+
+    return streaming.predict_streaming_offline(config, variables, emg, start)
+
+
+def _adapter_predict_streaming(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
+    _adapter_streamable(model)
+    start = _zeros_pose(emg) if initial_pose is None else initial_pose
+    return _adapter_twin(model.config, model.params, emg, start)
+
+
+def _adapter_stream_rate(model: Model) -> float:
+    from emgjax.models.streaming import emg2pose as streaming
+
+    return float(model.config.pipeline.output_rate) / streaming.rollout_hop(model.config.emg2pose)
+
+
 register_kind(
     ModelKind(
         name="adapter_pipeline",
@@ -246,6 +369,10 @@ register_kind(
             f"{m.config.pipeline.output_rate:g} Hz + one output step"
         ),
         takes_initial_pose=True,
+        stream_init=_adapter_stream_init,
+        stream_step=_adapter_stream_step,
+        predict_streaming=_adapter_predict_streaming,
+        stream_rate=_adapter_stream_rate,
     )
 )
 

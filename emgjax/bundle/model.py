@@ -6,8 +6,9 @@ import dataclasses
 import functools
 import pathlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,9 +83,26 @@ class Preprocessing:
         norm = d.get("normalisation") or {}
         return cls(filt.get("notch_hz"), filt.get("band_hz"), norm.get("mean"), norm.get("std"))
 
-    def apply(self, emg: np.ndarray, sample_rate: float) -> np.ndarray:
-        """emg (B, C, T) float -> (B, C, T) float32, filtered then z-scored."""
-        if self.notch_hz is not None or self.band_hz is not None:
+    def sos(self, sample_rate: float) -> np.ndarray | None:
+        """The filter's second-order sections at ``sample_rate`` (None when there is no filter)."""
+        if self.notch_hz is None and self.band_hz is None:
+            return None
+        from emgjax.data.signal import design_emg_filter
+
+        return design_emg_filter(sample_rate, notch_hz=self.notch_hz, band=self.band_hz)
+
+    def apply_causal(self, emg: np.ndarray, sample_rate: float) -> np.ndarray:
+        """What a stream applies: the filter causally from rest (one pass), then the z-score. (B, C, T) float32."""
+        sos = self.sos(sample_rate)
+        if sos is not None:
+            import scipy.signal
+
+            emg = scipy.signal.sosfilt(sos, np.asarray(emg, np.float64), axis=-1)
+        return self.apply(emg, sample_rate, filtered=sos is not None)
+
+    def apply(self, emg: np.ndarray, sample_rate: float, *, filtered: bool = False) -> np.ndarray:
+        """emg (B, C, T) float -> (B, C, T) float32, filtered (zero-phase, unless ``filtered``) then z-scored."""
+        if not filtered and (self.notch_hz is not None or self.band_hz is not None):
             from emgjax.data.signal import design_emg_filter, filter_offline
 
             sos = design_emg_filter(sample_rate, notch_hz=self.notch_hz, band=self.band_hz)
@@ -170,6 +188,49 @@ class OutputSpec:
         )
 
 
+@flax.struct.dataclass
+class StreamState:
+    """A stream's whole state (a pytree): the causal filter's (B, C, 2 x sections) state or None, and
+    the model kind's state; ``batch_size`` and ``chunk_samples`` are fixed for the stream (static)."""
+
+    filter: Any
+    model: Any
+    batch_size: int = flax.struct.field(pytree_node=False)
+    chunk_samples: int = flax.struct.field(pytree_node=False)
+
+    if TYPE_CHECKING:
+
+        def replace(self, **updates: Any) -> StreamState: ...
+
+
+def _compile_stream_step(model: Model, chunk_samples: int) -> Callable[..., Any]:
+    """One jitted ``(params, filter, kind_state, chunk) -> (filter, kind_state, poses, valid)`` for the model.
+
+    The causal filter (chunk matrices for this chunk size), the z-score and the kind's step, in order.
+    """
+    from emgjax.models.streaming.filters import chunk_filter, filter_chunk
+
+    record = KINDS[model.kind]
+    assert record.stream_step is not None
+    kind_step = record.stream_step(model)
+    pre = model.input_spec.preprocessing
+    sos = pre.sos(model.input_spec.sample_rate)
+    matrices = None if sos is None else chunk_filter(sos, chunk_samples)
+    mean = None if pre.mean is None else jnp.asarray(pre.mean, jnp.float32)[:, None]
+    std = None if pre.std is None else jnp.asarray(pre.std, jnp.float32)[:, None]
+
+    @jax.jit
+    def step(params: Any, filt: Any, kind_state: Any, chunk: jax.Array) -> tuple[Any, Any, jax.Array, jax.Array]:
+        if matrices is not None:
+            chunk, filt = filter_chunk(matrices, filt, chunk)
+        if mean is not None and std is not None:
+            chunk = (chunk - mean) / std
+        kind_state, poses, valid = kind_step(params, kind_state, chunk)
+        return filt, kind_state, poses, valid
+
+    return step
+
+
 def emg2pose_specs(
     config: PoseModelConfig, normalisation: Mapping[str, Any] | None = None
 ) -> tuple[InputSpec, OutputSpec]:
@@ -239,6 +300,7 @@ class Model:
         sample_rate: float | None = None,
         preprocessed: bool = False,
         batch_size: int | None = None,
+        streaming: bool = False,
     ) -> np.ndarray:
         """Poses from offline windows of raw EMG.
 
@@ -256,6 +318,11 @@ class Model:
           factor), or (B, 45, 4T - left_context) MANO theta when it has a MANO head;
         - direct, mode "last": (B, 21, 3) mm or (B, 45) rad, one pose at each window's last
           sample; mode "sequence": (B, T', 21, 3) or (B, T', 45), T' = T // time_stride.
+
+        ``streaming=True`` is the offline twin of `stream_step`: the same causal semantics (causal
+        filter from rest instead of the zero-phase one, the streaming rollout), so feeding the same
+        recording chunk by chunk gives the same poses. It returns (B, *output_spec.shape, n), n the
+        poses a stream has emitted after T samples, at ``stream_rate`` poses per second.
         """
         record = KINDS[self.kind]
         spec = self.input_spec
@@ -283,6 +350,12 @@ class Model:
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
             raise ValueError(f"batch_size: expected None or a positive integer, found {batch_size!r}")
+        if streaming:
+            if record.predict_streaming is None:
+                raise ValueError(f"streaming: a {self.kind} model does not stream")
+            if not preprocessed:
+                emg = spec.preprocessing.apply_causal(emg, spec.sample_rate)
+            return np.asarray(record.predict_streaming(self, emg, initial_pose), np.float32)
         if not preprocessed:
             emg = spec.preprocessing.apply(emg, spec.sample_rate)
         step = emg.shape[0] if batch_size is None else batch_size
@@ -293,6 +366,71 @@ class Model:
             for i in range(0, emg.shape[0], step)
         ]
         return np.concatenate(out).astype(np.float32, copy=False)
+
+    # -- streaming ------------------------------------------------------------------------------
+
+    @property
+    def default_chunk_samples(self) -> int:
+        """40 ms of input samples: the chunk a live stream feeds by default."""
+        return max(1, round(0.04 * self.input_spec.sample_rate))
+
+    @property
+    def stream_rate(self) -> float:
+        """Poses per second while streaming."""
+        rate = KINDS[self.kind].stream_rate
+        if rate is None:
+            raise ValueError(f"streaming: a {self.kind} model does not stream")
+        return float(rate(self))
+
+    def init_stream(
+        self, batch_size: int = 1, chunk_samples: int | None = None, initial_pose: Any = None
+    ) -> StreamState:
+        """A fresh stream: the causal filter at rest and the kind's state (conv buffers, LSTM carry, last pose).
+
+        chunk_samples: the fixed chunk every `stream_step` call takes (default `default_chunk_samples`);
+        initial_pose: (batch_size, 20) for kinds with a pose rollout (None = zeros).
+        """
+        record = KINDS[self.kind]
+        if record.stream_init is None:
+            raise ValueError(f"streaming: a {self.kind} model does not stream")
+        chunk = self.default_chunk_samples if chunk_samples is None else chunk_samples
+        for name, value in (("batch_size", batch_size), ("chunk_samples", chunk)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+        if initial_pose is not None:
+            if not record.takes_initial_pose:
+                raise ValueError(f"initial_pose: a {self.kind} model has no pose rollout to start; pass None")
+            initial_pose = _float_input("initial_pose", initial_pose)
+            errors.check_rank("initial_pose", initial_pose, 2, "(batch, joints)")
+            if initial_pose.shape != (batch_size, 20):
+                raise ValueError(f"initial_pose: expected shape ({batch_size}, 20), found {initial_pose.shape}")
+        kind_state = record.stream_init(self, int(batch_size), int(chunk), initial_pose)
+        sos = self.input_spec.preprocessing.sos(self.input_spec.sample_rate)
+        filt = None if sos is None else jnp.zeros((batch_size, self.input_spec.channels, 2 * len(sos)), jnp.float32)
+        return StreamState(filter=filt, model=kind_state, batch_size=int(batch_size), chunk_samples=int(chunk))
+
+    def stream_step(self, state: StreamState, chunk: Any) -> tuple[StreamState, jax.Array, jax.Array]:
+        """Feed one chunk of raw EMG: (B, input_spec.channels, chunk_samples) in ``input_spec.units``.
+
+        Returns (state, poses (B, *output_spec.shape, k_max), valid (B, k_max) bool): the poses this
+        chunk completed, valid ones first. One compiled program per chunk size serves the whole stream.
+        """
+        if not isinstance(state, StreamState):
+            raise ValueError(f"state: expected the StreamState of init_stream, found {type(state).__name__}")
+        shape = (state.batch_size, self.input_spec.channels, state.chunk_samples)
+        if tuple(np.shape(chunk)) != shape:
+            raise ValueError(
+                f"chunk: expected shape {shape} (batch, channels, chunk_samples), found {tuple(np.shape(chunk))}"
+            )
+        step = self._stream_program(state.chunk_samples)
+        filt, kind_state, poses, valid = step(self.params, state.filter, state.model, jnp.asarray(chunk, jnp.float32))
+        return state.replace(filter=filt, model=kind_state), poses, valid
+
+    def _stream_program(self, chunk_samples: int) -> Callable[..., Any]:
+        cache = self.__dict__.setdefault("_stream_programs", {})
+        if chunk_samples not in cache:
+            cache[chunk_samples] = _compile_stream_step(self, chunk_samples)
+        return cache[chunk_samples]
 
 
 # One jitted function per kind, shared by all models: the config is static (hashable), so jit keeps
@@ -425,7 +563,12 @@ class ModelKind:
     min_samples(model) / min_samples_why(model): shortest window and why (for the error message).
     takes_initial_pose: whether predict accepts an initial pose (a tracking rollout).
     make_model(parts) -> Model: the object to return (a subclass, or checks of kind-specific metadata).
-    init_stream / stream_step: optional streaming hooks (none implemented yet).
+    Streaming (None: the kind does not stream), all on *preprocessed* EMG; the `Model` adds the causal
+    filter, the z-score and the target mapping around them:
+    stream_init(model, batch_size, chunk_samples, initial_pose | None) -> the kind's state pytree;
+    stream_step(model) -> a pure ``step(params, state, chunk) -> (state, poses (B, *shape, k), valid (B, k))``;
+    predict_streaming(model, emg, initial_pose | None) -> (B, *shape, n), the offline twin;
+    stream_rate(model) -> poses per second while streaming.
     """
 
     name: str
@@ -438,8 +581,10 @@ class ModelKind:
     min_samples_why: Callable[[Model], str]
     takes_initial_pose: bool = False
     make_model: Callable[[BundleParts], Model] | None = None
-    init_stream: Callable[..., Any] | None = None
-    stream_step: Callable[..., Any] | None = None
+    stream_init: Callable[[Model, int, int, np.ndarray | None], Any] | None = None
+    stream_step: Callable[[Model], Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]] | None = None
+    predict_streaming: Callable[[Model, np.ndarray, np.ndarray | None], Any] | None = None
+    stream_rate: Callable[[Model], float] | None = None
 
 
 KINDS: dict[str, ModelKind] = {}

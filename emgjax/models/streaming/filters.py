@@ -34,7 +34,7 @@ def state_space(sos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, fl
     b_total = np.zeros(0)
     c_total = np.zeros(0)
     d_total = 1.0
-    for b0, b1, b2, a0, a1, a2 in sos / sos[:, 3:4]:
+    for b0, b1, b2, _a0, a1, a2 in sos / sos[:, 3:4]:  # a0 = 1 after the normalisation
         # One section in transposed direct form II: y = b0 u + z0; z0' = b1 u - a1 y + z1; z1' = b2 u - a2 y.
         a_sec = np.array([[-a1, 1.0], [-a2, 0.0]])
         b_sec = np.array([b1 - a1 * b0, b2 - a2 * b0])
