@@ -157,6 +157,25 @@ def test_ctrl_c_mid_stream_flushes_the_recording_and_reports(tmp_path):
         np.testing.assert_allclose(session.read_emg(0, 140), emg[:, :140], rtol=1e-6)
 
 
+def test_ctrl_c_during_compilation_waits_for_it_then_stops():
+    import os
+    import signal
+
+    class InterruptedWhileCompiling(CountingModel):
+        def stream_step(self, state, chunk):
+            if self.calls == 0:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the first step (the compile) runs
+            return super().stream_step(state, chunk)
+
+    model = InterruptedWhileCompiling()
+    source = InterruptedSource(np.zeros((8, 100), np.float32), 500.0, chunk_samples=20, at=99)
+    report = run_stream(model, source)
+    assert report.stop == "interrupted" and report.chunks == 0 and source._closed and not source.closed  # never started
+    assert model.calls == 1 and report.compile_s > 0  # the compile finished before the stream stopped
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert "no chunk streamed" in report.format()
+
+
 def test_recording_refuses_other_channel_counts_before_streaming(tmp_path):
     model = CountingModel(channels=16)
     source = SyntheticSource(16, 500.0, chunk_samples=20)

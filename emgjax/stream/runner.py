@@ -15,11 +15,14 @@ the source is closed, the recording flushed and closed, and the report covers wh
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -69,7 +72,7 @@ class StreamReport:
       chunks, poses: chunks streamed and valid poses they completed.
       compile_s: the first step on a chunk of zeros (compilation), before streaming.
       latencies_s: (chunks,) wall time of each chunk's step, up to block_until_ready.
-      wall_s: wall time from the first chunk read to the end of the last chunk's step (incl. waiting for data).
+      wall_s: wall time from the first chunk's arrival to the end of the last chunk's step (incl. waiting for data).
       stop: why the stream ended ("seconds", "end of source", "interrupted").
       stats: the source's `SourceStats` (gaps, NaN fills, stalls ...).
       recorded: the session file written (None: not recording); recorded_samples: its samples.
@@ -151,7 +154,7 @@ class StreamReport:
         chunk_ms = 1e3 * self.chunk_samples / self.sample_rate
         lines = [
             (
-                f"streamed {self.emg_seconds:.2f} s of EMG from {self.source} through a {self.model_kind} model "
+                f"streamed {self.emg_seconds:.2f} s of EMG from {self.source} through the {self.model_kind} model "
                 f"({self.chunks} chunks of {self.chunk_samples} samples = {chunk_ms:.1f} ms; "
                 f"stopped: {stops[self.stop]})"
             ),
@@ -159,6 +162,8 @@ class StreamReport:
             (
                 f"  latency/chunk  p50 {self.latency_ms(50):.3f} ms, p99 {self.latency_ms(99):.3f} ms, "
                 f"max {self.latency_ms(100):.3f} ms (compile before streaming: {self.compile_s:.2f} s)"
+                if self.chunks
+                else f"  latency/chunk  no chunk streamed (compile before streaming: {self.compile_s:.2f} s)"
             ),
             f"  real-time      {self.realtime_factor:.1f}x (EMG seconds per second of processing)",
             f"  source         {self.stats.gaps} gap(s) ({self.stats.lost_samples} samples lost), "
@@ -208,6 +213,25 @@ def open_recorder(path: str | os.PathLike[str], source: BlockSource) -> SessionR
         return SessionRecorder.for_source(path, source)
     except OSError as err:
         raise ValueError(f"record: cannot create {path}: {err.strerror or err}") from None
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Holds a Ctrl-C back until the block ends (then raises KeyboardInterrupt): interrupting JAX while it
+    traces and compiles can leave the process to crash at exit."""
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    asked: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: asked.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if asked:
+        raise KeyboardInterrupt
 
 
 def _spec_mapping(spec: Any) -> dict[str, Any]:
@@ -271,9 +295,10 @@ def run_stream(
     try:
         # Compile on zeros with a throwaway state: the first real chunk then runs at steady-state speed.
         started = clock()
-        warm = model.init_stream(batch_size=1, chunk_samples=n)
-        jax.block_until_ready(model.stream_step(warm, np.zeros((1, source.channels, n), np.float32)))
-        report.compile_s = clock() - started
+        with _interrupt_after():
+            warm = model.init_stream(batch_size=1, chunk_samples=n)
+            jax.block_until_ready(model.stream_step(warm, np.zeros((1, source.channels, n), np.float32)))
+            report.compile_s = clock() - started
         state = model.init_stream(batch_size=1, chunk_samples=n)
         if view is not None:
             view.open(
@@ -289,12 +314,14 @@ def run_stream(
         latest: np.ndarray | None = None
         drawn = False
         first_time: float | None = None
-        stream_start = clock()
+        stream_start: float | None = None
         report.stop = "end of source"
         while max_chunks is None or report.chunks < max_chunks:
             chunk = source.read_chunk()
             if chunk is None:
                 break
+            if stream_start is None:  # the wall clock starts with the first chunk, not the device's start-up
+                stream_start = clock()
             if recorder is not None:
                 recorder.append(chunk)
             started = clock()
