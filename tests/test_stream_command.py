@@ -312,6 +312,16 @@ def test_no_display_falls_back_to_the_terminal_view(monkeypatch):
         make_view("terminal", save_rrd="x.rrd")
 
 
+def test_a_display_without_a_gui_backend_falls_back_to_the_terminal_view(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.setattr(plt, "get_backend", lambda: "agg")  # what pyplot settles on when no toolkit starts
+    view, note = make_view(None)
+    assert isinstance(view, TerminalView) and "the matplotlib backend 'agg' cannot open a window" in note
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 

@@ -444,6 +444,7 @@ class RerunView:
 
 
 VIEWS = ("terminal", "matplotlib", "rerun")
+_NON_INTERACTIVE = ("agg", "pdf", "ps", "svg", "cairo", "template", "module://matplotlib_inline.backend_inline")
 
 
 def display_available() -> tuple[bool, str]:
@@ -451,7 +452,7 @@ def display_available() -> tuple[bool, str]:
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return False, "no display ($DISPLAY and $WAYLAND_DISPLAY are unset)"
     backend = os.environ.get("MPLBACKEND", "")
-    if backend.lower() in ("agg", "pdf", "ps", "svg", "cairo", "template", "module://matplotlib_inline.backend_inline"):
+    if backend.lower() in _NON_INTERACTIVE:
         return False, f"the matplotlib backend {backend!r} (MPLBACKEND) cannot open a window"
     return True, ""
 
@@ -478,6 +479,12 @@ def make_view(
         return view, None if shown else f"{why}: no Rerun viewer; saving the recording to {save_rrd}"
     if choice == "terminal":
         return TerminalView(stream), None
+    if shown:
+        import matplotlib.pyplot as plt
+
+        backend = str(plt.get_backend())  # pyplot falls back to Agg when no GUI toolkit can start
+        if backend.lower() in _NON_INTERACTIVE:
+            shown, why = False, f"the matplotlib backend {backend!r} cannot open a window"
     if not shown:
         return TerminalView(stream), f"{why}: terminal view instead of the matplotlib window"
     return MatplotlibView(), None
