@@ -536,6 +536,227 @@ def _(env):
     assert_cli_error(command("demo"), ["--out", env.blocker / "out", "--quick"], "emgjax demo", r"blocker")
 
 
+# -- emgjax stream -------------------------------------------------------------------------------------------
+
+STREAM = "`emgjax stream`"
+
+
+def _stream_cli(argv: list) -> tuple[int, str, str]:
+    """``emgjax stream ARGV`` in-process: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = command("stream")([str(a) for a in argv])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return int(code or 0), out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def _fake_armband(channels: int, rate: int, *, present: bool = True, nan: tuple[int, ...] = ()):
+    """``--source mindrove`` opens a fake armband on a fake clock (never the WiFi board): ``channels`` EMG
+    rows at ``rate`` Hz; NaN in channel 0 at the ``nan`` samples; ``present=False``: nothing ever arrives."""
+    import emgjax.stream
+
+    clock = [0.0]
+    first = [0]
+
+    class Shim:
+        def __init__(self, board_id, params):
+            pass
+
+        get_emg_channels = staticmethod(lambda board_id: list(range(channels)))
+        get_sampling_rate = staticmethod(lambda board_id: rate)
+        get_timestamp_channel = staticmethod(lambda board_id: channels + 1)
+        get_package_num_channel = staticmethod(lambda board_id: channels)
+
+        def prepare_session(self):
+            pass
+
+        def start_stream(self):
+            first[0] = int(clock[0] * rate)
+
+        def get_board_data(self):
+            due = int(clock[0] * rate + 1e-9)
+            i = np.arange(first[0], due) if present else np.arange(0)
+            first[0] = max(first[0], due)
+            data = np.zeros((channels + 2, i.size))
+            data[:channels] = 20.0 * np.sin(0.05 * i + np.arange(channels)[:, None])
+            data[0, np.isin(i, list(nan))] = np.nan
+            data[channels], data[channels + 1] = i % 256, 1.7e9 + i / rate
+            return data
+
+        def stop_stream(self):
+            pass
+
+        def release_session(self):
+            pass
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    original = emgjax.stream.MindRoveBoardSource
+
+    def board(board_id, **kwargs):
+        return original(board_id, shim=Shim, clock=lambda: clock[0], sleep=sleep, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(emgjax.stream, "MindRoveBoardSource", board)
+        yield clock
+
+
+@row(STREAM, "`--seconds 0`", "exit 2, `seconds: expected a positive number of seconds, found 0.0`; nothing streamed")
+def _(env):
+    assert_cli_error(
+        command("stream"),
+        ["--model", env.base / "no_model", "--source", "synthetic", "--seconds", 0, "--no-view"],
+        "emgjax stream",
+        r"seconds: expected a positive number of seconds, found 0\.0",
+    )
+
+
+@row(
+    STREAM,
+    "`--source mindrove` without the `mindrove` extra",
+    "exit 2, `the MindRove SDK is not installed ...; install it with: pip install 'emgjax[mindrove]'`",
+)
+def _(env):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "mindrove", None)  # `import mindrove` fails as if not installed
+        assert_cli_error(
+            command("stream"),
+            ["--model", env.pretrained, "--source", "mindrove", "--no-view"],
+            "emgjax stream",
+            r"MindRove SDK is not installed.*pip install 'emgjax\[mindrove\]'",
+        )
+
+
+@row(
+    STREAM,
+    "no armband (the SDK starts and delivers nothing)",
+    "exit 2 within 3 s of starting: `no data within 3 s ... is the armband switched on ...`",
+)
+def _(env):
+    with _fake_armband(16, 2000, present=False) as clock:
+        assert_cli_error(
+            command("stream"),
+            ["--model", env.pretrained, "--source", "mindrove", "--no-view"],
+            "emgjax stream",
+            r"no data within 3 s of starting the stream .*armband switched on",
+        )
+    assert 3.0 <= clock[0] < 3.1
+
+
+@row(STREAM, "`--model` a folder that is not a bundle", "exit 2, `DIR/bundle.json: expected the model's bundle.json`")
+def _(env):
+    folder = env.fresh("stream_not_a_bundle")
+    folder.mkdir()
+    assert_cli_error(
+        command("stream"),
+        ["--model", folder, "--source", "synthetic", "--no-view"],
+        "emgjax stream",
+        r"stream_not_a_bundle/bundle\.json: expected the model's bundle\.json, found none",
+    )
+
+
+@row(
+    STREAM, "`--model` a bundle of unknown kind", "exit 2, `bundle.json: expected a model kind among [...], found 'x'`"
+)
+def _(env):
+    folder = env.fresh("stream_unknown_kind")
+    shutil.copytree(env.pretrained, folder)
+    info = json.loads((folder / "bundle.json").read_text())
+    info["kind"] = "hologram"
+    (folder / "bundle.json").write_text(json.dumps(info))
+    assert_cli_error(
+        command("stream"),
+        ["--model", folder, "--source", "synthetic", "--no-view"],
+        "emgjax stream",
+        r"bundle\.json: expected a model kind among \[.*'emg2pose'\], found 'hologram'",
+    )
+
+
+@row(
+    STREAM,
+    "NaN bursts from the armband",
+    "exit 0: NaN values held and marked, the stream goes on; the report counts the bursts and filled samples",
+)
+def _(env):
+    with _fake_armband(16, 2000, nan=(*range(100, 140), 1500)):
+        code, out, err = _stream_cli(["--model", env.pretrained, "--source", "mindrove", "--seconds", 1, "--no-view"])
+    assert code == 0, err
+    assert "stopped: --seconds reached" in out and "2 NaN burst(s) (41 samples filled)" in out, out
+    assert "Traceback" not in err and "NaN/Inf values from the device" in err
+
+
+@row(
+    STREAM,
+    "8-channel session file for a 16-channel model",
+    "exit 2 before streaming: `... delivers 8 channels at 500 Hz; the model expects 16 channels at 2000 Hz`",
+)
+def _(env):
+    assert_cli_error(
+        command("stream"),
+        ["--model", env.pretrained, "--source", "file", env.mindrove_session, "--no-view", "--fast"],
+        "emgjax stream",
+        r"delivers 8 channels at 500 Hz; the model expects 16 channels at 2000 Hz",
+    )
+
+
+@row(
+    STREAM,
+    "session file at 1000 Hz for a 2000 Hz model",
+    "exit 2 before streaming, names both rates and asks for resampling (`--resample` streams it)",
+)
+def _(env):
+    from emgjax.data.emg2pose import write_emg2pose_session
+
+    n = 2000
+    path = write_emg2pose_session(
+        env.fresh("stream_1khz.hdf5"),
+        emg=np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32),
+        joint_angles=np.zeros((n, 20), np.float32),
+        time=np.arange(n) / 1000.0,
+        sample_rate=1000.0,
+    )
+    argv = ["--model", env.pretrained, "--source", "file", path, "--no-view", "--fast"]
+    assert_cli_error(
+        command("stream"),
+        argv,
+        "emgjax stream",
+        r"delivers 16 channels at 1000 Hz; the model expects 16 channels at 2000 Hz \(ask for resampling",
+    )
+    code, out, err = _stream_cli([*argv, "--resample"])
+    assert code == 0 and "resampled to 2000 Hz" in out, err
+
+
+@row(STREAM, "`--record` below a regular file (unwritable)", "exit 2 before streaming, `record: cannot create PATH`")
+def _(env):
+    model = env.direct_run / "model"  # 8 channels at 500 Hz: the MindRove format can hold it
+    assert_cli_error(
+        command("stream"),
+        ["--model", model, "--source", "file", env.mindrove_session, "--fast", "--record", env.blocker / "o.h5"],
+        "emgjax stream",
+        r"record: cannot create .*blocker/o\.h5",
+    )
+
+
+@row(
+    STREAM,
+    "`--record` of a 16-channel stream",
+    "exit 2 before streaming: `the MindRove session format stores 8 EMG channels, this stream has 16`",
+)
+def _(env):
+    out = env.fresh("stream_16ch.h5")
+    assert_cli_error(
+        command("stream"),
+        ["--model", env.pretrained, "--source", "synthetic", "--record", out, "--no-view", "--fast"],
+        "emgjax stream",
+        r"MindRove session format stores 8 EMG channels, this stream has 16",
+    )
+    assert not out.exists()
+
+
 # -- experiments/train_direct.py -----------------------------------------------------------------------------
 
 TRAIN_DIRECT = "`experiments/train_direct.py`"

@@ -7,6 +7,10 @@
 - `emgjax.stream.preprocess`: the causal `Preprocessor` with carried filter state, `check_input_spec`
   and `ResampledSource`.
 - `emgjax.stream.recorder`: `SessionRecorder`, saving a stream in our MindRove session format.
+- `emgjax.stream.runner`: `run_stream`, a source through a model bundle's streaming step, timed, with
+  its `StreamReport` (pose FPS, latency percentiles, real-time factor, gaps, NaN fills).
+- `emgjax.stream.view`: live views (terminal line, matplotlib window, Rerun) and `make_view`.
+- `emgjax.stream.command`: the `emgjax stream` command.
 
 Layering: above `emgjax.data`, below the command line; the MindRove SDK is imported only when a board
 source is made.
@@ -28,6 +32,7 @@ from emgjax.stream.preprocess import (
     resampling_filter,
 )
 from emgjax.stream.recorder import SessionRecorder
+from emgjax.stream.runner import StreamReport, run_stream
 from emgjax.stream.sources import (
     ArraySource,
     Block,
@@ -43,6 +48,7 @@ from emgjax.stream.sources import (
     lost_from_timestamps,
     ring_resample_matrix,
 )
+from emgjax.stream.view import MatplotlibView, RerunView, TerminalView, Throttle, make_view
 
 __all__ = [
     "ArraySource",
@@ -54,20 +60,27 @@ __all__ = [
     "FileSource",
     "MindRoveBoardSource",
     "MindRoveSDKMissingError",
+    "MatplotlibView",
     "Preprocessor",
     "ResampledSource",
+    "RerunView",
     "SYNTHETIC_BOARD",
     "SessionRecorder",
     "Source",
     "SourceStats",
     "SpecMismatchError",
+    "StreamReport",
     "SyntheticSource",
+    "TerminalView",
+    "Throttle",
     "WIFI_BOARD",
     "board_id_from_name",
     "check_input_spec",
     "lost_from_package_numbers",
     "lost_from_timestamps",
+    "make_view",
     "require_sdk",
     "resampling_filter",
     "ring_resample_matrix",
+    "run_stream",
 ]
