@@ -52,13 +52,22 @@ def bundles(tmp_path_factory):
     direct = save_model(
         root / "direct", "direct", direct_config, direct_vars, input_spec=specs[0], output_spec=specs[1]
     )
+    # mode "last" (one pose per training window) streams by windows: 50 samples every 25
+    last_config = DirectConfig(conv_channels=(8, 16), lstm_hidden=16, head_hidden=8, mode="last")
+    last_specs = direct_specs(
+        last_config, 500.0, notch_hz=60.0, band_hz=(20.0, 200.0), normalisation=norm8, target=target
+    )
+    direct_last = save_model(
+        root / "direct_last", "direct", last_config, direct_vars, input_spec=last_specs[0],
+        output_spec=last_specs[1], metadata={"data": {"window_length": 50, "eval_stride": 25}},
+    )  # fmt: skip
 
     from emgjax.models.adapter import AdapterPipeline, variant_config
 
     pipeline = AdapterPipeline(variant_config("linear+sinc"), config)
     adapter_vars = pipeline.init(jax.random.key(3), frozen, num_samples=64)
     adapter = save_adapter_pipeline(root / "adapter", pipeline.config, config, adapter_vars, normalisation=norm8)
-    return {"emg2pose": e2p, "direct": direct, "adapter_pipeline": adapter}
+    return {"emg2pose": e2p, "direct": direct, "direct_last": direct_last, "adapter_pipeline": adapter}
 
 
 def test_every_registered_kind_streams():
@@ -66,13 +75,16 @@ def test_every_registered_kind_streams():
 
 
 @pytest.mark.parametrize("batch", [1, 4])
-@pytest.mark.parametrize(("kind", "chunk"), [("emg2pose", 40), ("emg2pose", 37), ("direct", 20), ("direct", 7),
-                                         ("adapter_pipeline", 10), ("adapter_pipeline", 7)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "chunk"),
+    [("emg2pose", 40), ("emg2pose", 37), ("direct", 20), ("direct", 7), ("direct_last", 20), ("direct_last", 7),
+     ("adapter_pipeline", 10), ("adapter_pipeline", 7)],
+)  # fmt: skip
 def test_stream_equals_the_offline_twin(bundles, kind, chunk, batch):
     model = load_model(bundles[kind])
     channels, rate = model.input_spec.channels, model.input_spec.sample_rate
     emg = (RNG.standard_normal((batch, channels, int(0.6 * rate))) * 30 + 10).astype(np.float32)
-    start = RNG.normal(0, 0.3, (batch, 20)).astype(np.float32) if kind != "direct" else None
+    start = None if kind.startswith("direct") else RNG.normal(0, 0.3, (batch, 20)).astype(np.float32)
     streamed, used = _stream(model, emg, chunk, start)
     twin = model.predict(emg[..., :used], start, streaming=True)
     assert streamed.shape == twin.shape and twin.shape[-1] > 3, (streamed.shape, twin.shape)
@@ -131,3 +143,25 @@ def test_stream_state_is_fixed_and_bad_chunks_are_refused(bundles):
         model.init_stream(1, 20, np.zeros((1, 20), np.float32))
     with pytest.raises(ValueError, match="state: expected the StreamState"):
         model.stream_step({"not": "a state"}, chunk)
+
+
+def test_last_mode_streams_the_training_windows(bundles):
+    """A mode-"last" model's streamed poses are its outputs on the windows ending every 25 samples."""
+    import emgjax.bundle.kinds as K
+
+    model = load_model(bundles["direct_last"])
+    assert model.stream_rate == 20.0  # 500 Hz / 25
+    emg = (RNG.standard_normal((1, 8, 140)) * 30).astype(np.float32)
+    streamed, used = _stream(model, emg, 20)
+    z = model.input_spec.preprocessing.apply_causal(emg, 500.0)
+    ends = [50, 75, 100, 125]
+    expected = np.stack([np.asarray(K._direct_apply(model.config)(model.params, z[..., e - 50 : e])) for e in ends], -1)
+    post = model.output_spec.postprocessing
+    expected = expected * post["scale"] + np.asarray(post["mean"], np.float32)[..., None]
+    assert used == 140 and streamed.shape == (1, 21, 3, 4)
+    np.testing.assert_allclose(streamed, expected, rtol=1e-4, atol=1e-4)
+    from emgjax.bundle import Model
+
+    unrecorded = Model("direct", model.config, model.params, model.input_spec, model.output_spec, {})
+    with pytest.raises(ValueError, match="must record the training window"):
+        unrecorded.init_stream()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -190,7 +190,33 @@ def direct_specs(
     return InputSpec(config.in_channels, float(sample_rate), "uV", pre), out
 
 
+def _direct_windows(model: Model) -> tuple[int, int] | None:
+    """(window, hop) of a mode-"last" model: it streams by windows, one pose per ``hop`` new samples from
+    the last ``window`` (what it was trained on: a window's last pose); None for mode "sequence"."""
+    if model.config.mode != "last":
+        return None
+    data = model.metadata.get("data") or {}
+    window, hop = data.get("window_length"), data.get("eval_stride") or data.get("stride")
+    if not isinstance(window, int) or not isinstance(hop, int) or window < 1 or hop < 1:
+        raise ValueError(
+            f"streaming: a mode-'last' direct model streams by windows, and its bundle must record the training "
+            f"window (metadata data.window_length and data.eval_stride), found {data or 'none'}"
+        )
+    return window, hop
+
+
+class _WindowState(NamedTuple):
+    """The last ``window - 1`` preprocessed samples (B, C, window - 1) and the samples seen so far."""
+
+    tail: jax.Array
+    seen: jax.Array
+
+
 def _direct_stream_init(model: Model, batch: int, chunk: int, initial_pose: np.ndarray | None) -> Any:
+    windows = _direct_windows(model)
+    if windows is not None:
+        channels = model.input_spec.channels
+        return _WindowState(jnp.zeros((batch, channels, windows[0] - 1), jnp.float32), jnp.zeros((), jnp.int32))
     from emgjax.models.streaming import direct as streaming
 
     return streaming.init_stream_state(model.config, model.params, batch, chunk)
@@ -204,13 +230,42 @@ def _direct_target(model: Model) -> tuple[jax.Array, jax.Array] | None:
     return jnp.float32(post["scale"]), jnp.asarray(post["mean"], jnp.float32)[..., None]
 
 
+def _first_window_end(seen: Any, window: int, hop: int) -> Any:
+    """The first window end after ``seen`` samples: a multiple of ``hop``, at least ``window``."""
+    return jnp.maximum((seen // hop + 1) * hop, -(-window // hop) * hop)
+
+
+def _windowed_step(model: Model) -> Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
+    """Mode "last": each chunk completes the windows ending at multiples of ``hop`` inside it."""
+    window, hop = _direct_windows(model) or (0, 0)
+    apply = _direct_apply(model.config)
+
+    def step(params: Any, state: _WindowState, chunk: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        batch, channels, n = chunk.shape
+        k_max = n // hop + 1
+        frames = jnp.concatenate([state.tail, chunk], axis=-1)  # samples seen - window + 1 .. seen + n - 1
+        ends = _first_window_end(state.seen, window, hop) + hop * jnp.arange(k_max)
+        starts = ends - state.seen - 1  # where each window starts in `frames`
+        windows = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(frames, s, window, axis=2))(starts)
+        poses = apply(params, windows.reshape(k_max * batch, channels, window))  # (k_max B, *pose)
+        poses = jnp.moveaxis(poses.reshape(k_max, batch, *poses.shape[1:]), 0, -1)  # (B, *pose, k_max)
+        valid = jnp.broadcast_to(ends <= state.seen + n, (batch, k_max))
+        return _WindowState(frames[..., frames.shape[-1] - (window - 1) :], state.seen + n), poses, valid
+
+    return step
+
+
 def _direct_stream_step(model: Model) -> Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
     from emgjax.models.streaming import direct as streaming
 
     config, target = model.config, _direct_target(model)
+    windowed = _windowed_step(model) if _direct_windows(model) is not None else None
 
     def step(params: Any, state: Any, chunk: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
-        state, poses, valid = streaming.stream_step(config, params, state, chunk)
+        if windowed is not None:
+            state, poses, valid = windowed(params, state, chunk)
+        else:
+            state, poses, valid = streaming.stream_step(config, params, state, chunk)
         if target is not None:
             poses = poses * target[0] + target[1]
         return state, poses, valid
@@ -226,9 +281,24 @@ def _direct_twin(config: Any, variables: dict, emg: jax.Array) -> jax.Array:
 
 
 def _direct_predict_streaming(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
-    poses = _direct_twin(model.config, model.params, emg)
+    windows = _direct_windows(model)
+    if windows is None:
+        poses = _direct_twin(model.config, model.params, emg)
+    else:
+        window, hop = windows
+        ends = np.arange(int(_first_window_end(0, window, hop)), emg.shape[-1] + 1, hop)
+        if len(ends) == 0:
+            raise ValueError(f"emg: expected at least {window} samples (one window), found {emg.shape[-1]}")
+        stacked = np.stack([emg[..., end - window : end] for end in ends])  # (n, B, C, window)
+        out = np.asarray(_direct_apply(model.config)(model.params, stacked.reshape(-1, *stacked.shape[2:])))
+        poses = np.moveaxis(out.reshape(len(ends), emg.shape[0], *out.shape[1:]), 0, -1)
     target = _direct_target(model)
     return poses if target is None else poses * target[0] + target[1]
+
+
+def _direct_stream_rate(model: Model) -> float:
+    windows = _direct_windows(model)
+    return model.input_spec.sample_rate / (model.config.time_stride if windows is None else windows[1])
 
 
 register_kind(
@@ -244,7 +314,7 @@ register_kind(
         stream_init=_direct_stream_init,
         stream_step=_direct_stream_step,
         predict_streaming=_direct_predict_streaming,
-        stream_rate=lambda m: m.input_spec.sample_rate / m.config.time_stride,
+        stream_rate=_direct_stream_rate,
     )
 )
 
