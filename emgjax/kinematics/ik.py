@@ -318,8 +318,8 @@ def fit_hand(
     prior_weight: float = 0.01,
     init_angles: np.ndarray | jax.Array | None = None,
     landmark_weights: np.ndarray | jax.Array | None = None,
-    iterations: int = 8,
-    refine_iterations: int = 4,
+    iterations: int = 6,
+    refine_iterations: int = 3,
     smooth_iterations: int = 4,
 ) -> HandFit:
     """Fit joint angles, global pose and hand scale to landmarks (see the module doc for the model).
@@ -452,8 +452,8 @@ def fit_angles(
     prior_weight: float = 0.01,
     init_angles: np.ndarray | jax.Array | None = None,
     landmark_weights: np.ndarray | jax.Array | None = None,
-    iterations: int = 8,
-    refine_iterations: int = 4,
+    iterations: int = 6,
+    refine_iterations: int = 3,
     smooth_iterations: int = 4,
 ) -> tuple[jax.Array, jax.Array]:
     """emg2pose's 20 joint angles from MediaPipe-ordered landmarks: ``angles, fit_error_mm``.
