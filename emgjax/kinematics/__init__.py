@@ -1,4 +1,5 @@
-"""Hand kinematics: hand model (UmeTrack schema), forward kinematics, MediaPipe layout, inverse kinematics.
+"""Hand kinematics: hand model (UmeTrack schema), forward kinematics, MediaPipe layout, inverse kinematics
+(``fit_angles``), and MANO theta labels from user-supplied MANO files (``emgjax.kinematics.mano``).
 
 emgjax ships no third-party hand model: load yours with ``load_hand_model(path)``
 (or set ``EMGJAX_HAND_MODEL``), or use ``synthetic_hand_model()``, our own

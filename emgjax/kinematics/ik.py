@@ -346,10 +346,45 @@ def fit_hand(
     Returns:
         a :class:`HandFit`.
     """
-    array = _check_landmarks(landmarks)
-    factor = _units_factor(units)
     if not isinstance(hand, HandModel):
         raise ValueError(f"hand: expected a HandModel, found {type(hand).__name__}")
+    return fit_model(
+        landmarks,
+        hand,
+        units=units,
+        scale=scale,
+        smoothness=smoothness,
+        prior_weight=prior_weight,
+        init_angles=init_angles,
+        landmark_weights=landmark_weights,
+        iterations=iterations,
+        refine_iterations=refine_iterations,
+        smooth_iterations=smooth_iterations,
+    )
+
+
+def fit_model(
+    landmarks: np.ndarray | jax.Array,
+    model: Any,
+    *,
+    units: str,
+    scale: float | None,
+    smoothness: float,
+    prior_weight: float,
+    init_angles: np.ndarray | jax.Array | None,
+    landmark_weights: np.ndarray | jax.Array | None,
+    iterations: int,
+    refine_iterations: int,
+    smooth_iterations: int,
+) -> HandFit:
+    """:func:`fit_hand` for any model with a landmark function: a :class:`HandModel`, or a pytree with
+    methods ``ik_bounds() -> (lower, upper)`` (P,) each, ``ik_centre() -> (P,)`` (start and prior centre),
+    ``ik_points(params (..., P)) -> (..., 21, 3)`` mm in MediaPipe order and
+    ``ik_points_and_jacobian(params) -> (points, (..., 21, 3, P))``, whose six palm landmarks
+    (:data:`PALM_INDICES`) do not move with the parameters (e.g. :class:`emgjax.kinematics.mano.ManoModel`)."""
+    array = _check_landmarks(landmarks)
+    factor = _units_factor(units)
+    num_params = int(_bounds(model)[0].shape[0])
     if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale: expected a positive finite number or None, found {scale!r}")
     for name, value in (("smoothness", smoothness), ("prior_weight", prior_weight)):
@@ -372,17 +407,17 @@ def fit_hand(
     target = host.reshape(-1, steps, NUM_LANDMARKS, 3)
 
     if init_angles is None:
-        init = jnp.broadcast_to(mean_pose(hand), (*lead, NUM_JOINT_ANGLES))
+        init = jnp.broadcast_to(_centre(model), (*lead, num_params))
     else:
         check_array_like("init_angles", init_angles)
         try:
-            init = jnp.broadcast_to(jnp.asarray(init_angles, jnp.float32), (*lead, NUM_JOINT_ANGLES))
+            init = jnp.broadcast_to(jnp.asarray(init_angles, jnp.float32), (*lead, num_params))
         except ValueError:
             raise ValueError(
-                f"init_angles: expected shape (..., {NUM_JOINT_ANGLES}) broadcastable to {(*lead, NUM_JOINT_ANGLES)}, "
+                f"init_angles: expected shape (..., {num_params}) broadcastable to {(*lead, num_params)}, "
                 f"found {tuple(init_angles.shape)}"
             ) from None
-    init = init.reshape(-1, steps, NUM_JOINT_ANGLES)
+    init = init.reshape(-1, steps, num_params)
     if landmark_weights is None:
         weights = jnp.ones((NUM_LANDMARKS,), jnp.float32)
     else:
@@ -407,7 +442,7 @@ def fit_hand(
     # reuse one compiled solver (compiling it takes seconds); the padding is sliced off below.
     sequences = target.shape[0]
     if not smooth:
-        target, init = target.reshape(1, -1, NUM_LANDMARKS, 3), init.reshape(1, -1, NUM_JOINT_ANGLES)
+        target, init = target.reshape(1, -1, NUM_LANDMARKS, 3), init.reshape(1, -1, num_params)
     rows, frames = target.shape[:2]
     padded_rows, padded_frames = _bucket(rows, 1), _bucket(frames, 8)
     target = np.pad(
@@ -418,7 +453,7 @@ def fit_hand(
     angles, error, rotation, translation, fitted_scale = _fit(
         jnp.asarray(target),
         init,
-        hand,
+        model,
         jnp.float32(scale if scale is not None else 0.0),
         jnp.float32(smoothness),
         jnp.float32(prior_weight),
@@ -434,7 +469,7 @@ def fit_hand(
         for value in (angles, error, rotation, translation)
     )
     return HandFit(
-        angles=angles.reshape(*lead, NUM_JOINT_ANGLES),
+        angles=angles.reshape(*lead, num_params),
         fit_error_mm=error.reshape(lead),
         rotation=rotation.reshape(*lead, 3, 3),
         translation=translation.reshape(*lead, 3),
@@ -501,6 +536,24 @@ def _cross_matrix(points: jax.Array) -> jax.Array:
     )
 
 
+def _bounds(model: Any) -> tuple[jax.Array, jax.Array]:
+    return joint_bounds(model) if isinstance(model, HandModel) else model.ik_bounds()
+
+
+def _centre(model: Any) -> jax.Array:
+    return mean_pose(model) if isinstance(model, HandModel) else model.ik_centre()
+
+
+def _points(model: Any, params: jax.Array) -> jax.Array:
+    return model_landmarks(params, model) if isinstance(model, HandModel) else model.ik_points(params)
+
+
+def _points_and_jacobian(model: Any, params: jax.Array) -> tuple[jax.Array, jax.Array]:
+    if isinstance(model, HandModel):
+        return landmarks_and_jacobian(params, model)
+    return model.ik_points_and_jacobian(params)
+
+
 def _links(valid: jax.Array) -> jax.Array:
     """(B, T) 1.0 where frame t and t - 1 are both valid (a smoothness link), 0 at t = 0."""
     both = valid[:, 1:] & valid[:, :-1]
@@ -550,7 +603,7 @@ def _block_tridiagonal_solve(diagonal: jax.Array, coupling: jax.Array, rhs: jax.
 def _fit(
     target: jax.Array,
     init: jax.Array,
-    hand: HandModel,
+    model: Any,
     given_scale: jax.Array,
     smoothness: jax.Array,
     prior_weight: jax.Array,
@@ -563,11 +616,11 @@ def _fit(
     smooth: bool,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
     """target (B, T, 21, 3) mm, init (B, T, 20) -> angles, error (B, T), rotation, translation, scale ()."""
-    n_angles = NUM_JOINT_ANGLES
     valid = jnp.all(jnp.isfinite(target), axis=(-2, -1))  # (B, T)
-    lower, upper = joint_bounds(hand)
-    centre = 0.5 * (lower + upper)
-    rest = model_landmarks(centre, hand).astype(jnp.float32)  # (21, 3); the palm does not depend on angles
+    lower, upper = _bounds(model)
+    n_angles = lower.shape[0]
+    centre = _centre(model)
+    rest = _points(model, centre).astype(jnp.float32)  # (21, 3); the palm does not depend on angles
     # Missing frames get the rest hand as a stand-in target: everything stays finite, results are masked.
     target = jnp.where(valid[..., None, None], target, rest)
     root_weights = jnp.sqrt(landmark_weights)[:, None]  # (21, 1): residual rows scaled by sqrt(w)
@@ -586,7 +639,7 @@ def _fit(
 
     def data_cost(angles: jax.Array, rotation: jax.Array, translation: jax.Array, scale: jax.Array) -> jax.Array:
         """(B, T) weighted squared landmark residuals plus the prior."""
-        points = model_landmarks(angles, hand)
+        points = _points(model, angles)
         world = scale * jnp.einsum("ntab,ntjb->ntja", rotation, points) + translation[..., None, :]
         cost = jnp.sum(((world - target) * root_weights) ** 2, axis=(-2, -1))
         return cost + prior_weight * jnp.sum((angles - centre) ** 2, axis=-1)
@@ -598,7 +651,7 @@ def _fit(
 
     def normal_equations(angles: jax.Array, rotation: jax.Array, translation: jax.Array, scale: jax.Array) -> tuple:
         """Per frame: Gauss-Newton Hessian (B, T, 26, 26) and gradient (B, T, 26) of data_cost / 2."""
-        points, jac = landmarks_and_jacobian(angles, hand)  # (B, T, 21, 3), (B, T, 21, 3, 20)
+        points, jac = _points_and_jacobian(model, angles)  # (B, T, 21, 3), (B, T, 21, 3, 20)
         world = scale * jnp.einsum("ntab,ntjb->ntja", rotation, points) + translation[..., None, :]
         residual = ((world - target) * root_weights).reshape(*world.shape[:2], -1)  # (B, T, 63)
         j_angles = scale * jnp.einsum("ntab,ntjbk->ntjak", rotation, jac)
@@ -675,7 +728,7 @@ def _fit(
         """Closed-form scale over all valid frames with angles and rotations fixed, translations
         re-solved with it: s = sum <R x~, y~> / sum |x~|^2 with per-frame centred (weighted) points."""
         angles, rotation, translation, damping = carry
-        moved = jnp.einsum("ntab,ntjb->ntja", rotation, model_landmarks(angles, hand))
+        moved = jnp.einsum("ntab,ntjb->ntja", rotation, _points(model, angles))
         moved_weighted, target_weighted = moved * root_weights, target * root_weights
         moved_centred = moved_weighted - jnp.mean(moved_weighted, axis=-2, keepdims=True)
         target_centred = target_weighted - jnp.mean(target_weighted, axis=-2, keepdims=True)
@@ -700,7 +753,7 @@ def _fit(
         carry = jax.lax.fori_loop(0, smooth_iterations, lambda _, c: sequence_step(c, scale), carry)
         angles, rotation, translation, _ = carry
 
-    world = scale * jnp.einsum("ntab,ntjb->ntja", rotation, model_landmarks(angles, hand)) + translation[..., None, :]
+    world = scale * jnp.einsum("ntab,ntjb->ntja", rotation, _points(model, angles)) + translation[..., None, :]
     error = jnp.mean(jnp.linalg.norm(world - target, axis=-1), axis=-1)
     missing = ~valid
     angles = jnp.where(missing[..., None], jnp.nan, angles)
