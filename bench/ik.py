@@ -112,12 +112,7 @@ def adam_fit(landmarks_mm, hand, scale, steps, learning_rate):
     limits) from the same start as fit_hand (mean pose; rotation and translation from fit_hand's
     palm alignment are not reused: Adam optimises a rotation vector from the identity after a
     Kabsch alignment of the palm)."""
-    from emgjax.kinematics import axis_angle_rotation
-    from emgjax.kinematics.ik import PALM_INDICES, similarity_transform
-
-    def rotation_increment(w):  # exp([w]_x) with a finite gradient at w = 0
-        angle = jnp.sqrt(jnp.sum(w**2, axis=-1) + 1e-12)
-        return axis_angle_rotation(w / angle[..., None], angle)
+    from emgjax.kinematics.ik import PALM_INDICES, rotation_from_vector, similarity_transform
 
     lower, upper = joint_bounds(hand)
     centre = mean_pose(hand)
@@ -130,7 +125,7 @@ def adam_fit(landmarks_mm, hand, scale, steps, learning_rate):
     params = {"angles": jnp.broadcast_to(centre, (n, 20)), "w": jnp.zeros((n, 3)), "t": translation0}
 
     def loss(p):
-        rotation = rotation0 @ rotation_increment(p["w"])
+        rotation = rotation0 @ rotation_from_vector(p["w"])
         world = scale * jnp.einsum("nab,njb->nja", rotation, model_landmarks(p["angles"], hand)) + p["t"][:, None]
         return jnp.sum((world - target) ** 2) + 0.01 * jnp.sum((p["angles"] - centre) ** 2)
 
@@ -147,7 +142,7 @@ def adam_fit(landmarks_mm, hand, scale, steps, learning_rate):
             return params, state
 
         params, _ = jax.lax.fori_loop(0, steps, step, (params, optimiser.init(params)))
-        rotation = rotation0 @ rotation_increment(params["w"])
+        rotation = rotation0 @ rotation_from_vector(params["w"])
         world = scale * jnp.einsum("nab,njb->nja", rotation, model_landmarks(params["angles"], hand))
         error = jnp.mean(jnp.linalg.norm(world + params["t"][:, None] - target, axis=-1), axis=-1)
         return params["angles"], error

@@ -518,12 +518,20 @@ def fit_angles(
 # ---------------------------------------------------------------------------
 
 
-def _rotation_increment(vector: jax.Array) -> jax.Array:
-    """exp([w]_x) for rotation vectors (..., 3) -> (..., 3, 3); the identity at w = 0."""
-    angle = jnp.linalg.norm(vector, axis=-1)
-    safe = jnp.where(angle > 0, angle, 1.0)
-    axis = jnp.where((angle > 0)[..., None], vector / safe[..., None], 0.0)
-    return axis_angle_rotation(axis, angle)
+def rotation_from_vector(vectors: jax.Array) -> jax.Array:
+    """Rotation matrices exp([w]_x) for axis-angle vectors w (..., 3) -> (..., 3, 3).
+
+    Rodrigues' formula with ``|w|`` replaced by ``sqrt(|w|^2 + 1e-12)``: exact to float32 rounding,
+    and smooth at w = 0 (identity), where forward- and reverse-mode derivatives stay finite.
+    """
+    angle = jnp.sqrt(jnp.sum(vectors**2, axis=-1) + 1e-12)[..., None, None]
+    k = _cross_matrix(vectors)
+    # (1 - cos a) / a^2 as 2 sin^2(a / 2) / a^2: no cancellation for small angles.
+    return (
+        jnp.eye(3, dtype=vectors.dtype)
+        + jnp.sin(angle) / angle * k
+        + 2.0 * jnp.sin(0.5 * angle) ** 2 / angle**2 * (k @ k)
+    )
 
 
 def _cross_matrix(points: jax.Array) -> jax.Array:
@@ -670,7 +678,7 @@ def _fit(
 
     def apply(delta: jax.Array, angles: jax.Array, rotation: jax.Array, translation: jax.Array) -> tuple:
         new_angles = jnp.clip(angles + delta[..., :n_angles], lower, upper)  # projection onto the limits
-        new_rotation = rotation @ _rotation_increment(delta[..., n_angles : n_angles + 3])
+        new_rotation = rotation @ rotation_from_vector(delta[..., n_angles : n_angles + 3])
         return new_angles, new_rotation, translation + delta[..., n_angles + 3 :]
 
     def frame_step(carry: tuple, scale: jax.Array) -> tuple:

@@ -69,8 +69,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from emgjax.kinematics.fk import axis_angle_rotation
-from emgjax.kinematics.ik import DEFAULT_MAX_FIT_ERROR_MM, HandFit, fit_model
+from emgjax.kinematics.ik import DEFAULT_MAX_FIT_ERROR_MM, HandFit, fit_model, rotation_from_vector
 
 NUM_MANO_JOINTS = 16
 NUM_MANO_THETA = 45
@@ -226,13 +225,6 @@ def load_mano(path: str | os.PathLike, betas: Any = None) -> ManoModel:
     return mano_from_arrays(arrays, betas, source=str(file))
 
 
-def _rotation_matrices(vectors: jax.Array) -> jax.Array:
-    """Rodrigues for axis-angle vectors (..., 3) -> (..., 3, 3), differentiable at 0."""
-    # sqrt(|w|^2 + eps): a finite derivative at w = 0, where the rotation is I + [w]_x to first order.
-    angle = jnp.sqrt(jnp.sum(vectors**2, axis=-1) + 1e-12)
-    return axis_angle_rotation(vectors / angle[..., None], angle)
-
-
 def mano_landmarks(theta: jax.Array, mano: ManoModel) -> jax.Array:
     """MANO's 21 landmarks in MediaPipe order for theta (..., 45): (..., 21, 3) mm, root at rest.
 
@@ -241,7 +233,7 @@ def mano_landmarks(theta: jax.Array, mano: ManoModel) -> jax.Array:
     """
     theta = jnp.asarray(theta, jnp.float32)
     lead = theta.shape[:-1]
-    rotations = _rotation_matrices(theta.reshape(*lead, NUM_MANO_JOINTS - 1, 3))  # (..., 15, 3, 3)
+    rotations = rotation_from_vector(theta.reshape(*lead, NUM_MANO_JOINTS - 1, 3))  # (..., 15, 3, 3)
     pose_feature = (rotations - jnp.eye(3)).reshape(*lead, 9 * (NUM_MANO_JOINTS - 1))
     vertices = mano.shaped_vertices + jnp.einsum("vcp,...p->...vc", mano.posedirs, pose_feature)
     eye = jnp.broadcast_to(jnp.eye(3), (*lead, 1, 3, 3))
