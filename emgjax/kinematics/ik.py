@@ -681,10 +681,21 @@ def _fit(
         new_rotation = rotation @ rotation_from_vector(delta[..., n_angles : n_angles + 3])
         return new_angles, new_rotation, translation + delta[..., n_angles + 3 :]
 
+    def fix_active(angles: jax.Array, hessian: jax.Array, gradient: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Angles on a limit that the gradient pushes outward are held (active set): their rows and
+        columns leave the system, so the others take a full Newton step instead of one the
+        projection would cut short (projected Newton, Bertsekas 1982)."""
+        g = gradient[..., :n_angles]
+        held = ((angles <= lower + 1e-6) & (g > 0)) | ((angles >= upper - 1e-6) & (g < 0))
+        free = jnp.concatenate([~held, jnp.ones((*held.shape[:-1], 6), bool)], axis=-1).astype(hessian.dtype)
+        hessian = hessian * free[..., :, None] * free[..., None, :] + (1.0 - free)[..., None] * jnp.eye(n_angles + 6)
+        return hessian, gradient * free
+
     def frame_step(carry: tuple, scale: jax.Array) -> tuple:
         """One LM iteration of every frame on its own (no smoothness)."""
         angles, rotation, translation, damping = carry
         hessian, gradient = normal_equations(angles, rotation, translation, scale)
+        hessian, gradient = fix_active(angles, hessian, gradient)
         cost = data_cost(angles, rotation, translation, scale)
         diagonal = jnp.diagonal(hessian, axis1=-2, axis2=-1)
         damped = hessian + (damping[..., None] * (diagonal + 1e-6))[..., None] * jnp.eye(n_angles + 6)
