@@ -1,4 +1,5 @@
-"""Hand kinematics: hand model (UmeTrack schema), forward kinematics, MediaPipe layout.
+"""Hand kinematics: hand model (UmeTrack schema), forward kinematics, MediaPipe layout, inverse kinematics
+(``fit_angles``), and MANO theta labels from user-supplied MANO files (``emgjax.kinematics.mano``).
 
 emgjax ships no third-party hand model: load yours with ``load_hand_model(path)``
 (or set ``EMGJAX_HAND_MODEL``), or use ``synthetic_hand_model()``, our own
@@ -40,8 +41,16 @@ from emgjax.kinematics.hand_model import (
     save_hand_model,
     synthetic_hand_model,
 )
+from emgjax.kinematics.ik import (
+    DEFAULT_MAX_FIT_ERROR_MM,
+    HandFit,
+    fit_angles,
+    fit_hand,
+    fit_mask,
+)
 
 __all__ = [
+    "DEFAULT_MAX_FIT_ERROR_MM",
     "DISTAL_JOINT_INDICES",
     "FINGERTIP_INDICES",
     "FINGER_JOINT_INDICES",
@@ -60,10 +69,14 @@ __all__ = [
     "PROXIMAL_JOINT_INDICES",
     "PROXIMAL_LANDMARK_INDICES",
     "WRIST_INDEX",
+    "HandFit",
     "HandModel",
     "HandModelError",
     "axis_angle_rotation",
     "finger_frame_index",
+    "fit_angles",
+    "fit_hand",
+    "fit_mask",
     "forward_kinematics",
     "hand_model_from_dict",
     "hand_model_to_dict",
