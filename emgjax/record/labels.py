@@ -11,8 +11,7 @@ its readers mask frames with confidence <= 0.5).
 the labeller falls behind, the frame is dropped and counted (``dropped``), never the EMG.
 
 IK pseudo-labels: `joint_angles_from_landmarks` is the one hook from landmarks to emg2pose's 20 joint
-angles and a per-frame fit error; it uses ``emgjax.kinematics.fit_angles`` when that exists and returns
-None otherwise (then only landmarks are stored).
+angles and a per-frame fit error, through ``emgjax.kinematics.fit_angles``.
 """
 
 from __future__ import annotations
@@ -270,20 +269,23 @@ def stack_labels(labels: list[HandLabel]) -> LabelRows:
 def joint_angles_from_landmarks(landmarks_mm: np.ndarray, hand: str = "right") -> tuple[np.ndarray, np.ndarray] | None:
     """IK pseudo-labels: MediaPipe world landmarks → emg2pose's 20 joint angles and per-frame fit error.
 
-    The one hook from landmarks to angles (recorder and ``emgjax label``). It calls
-    ``emgjax.kinematics.fit_angles(landmarks, hand, units="mm")`` when that function exists and returns None
-    when it does not (the session then carries landmarks only).
+    The one hook from landmarks to angles (recorder and ``emgjax label``): `emgjax.kinematics.fit_angles`
+    against the hand model (``EMGJAX_HAND_MODEL`` if set, else the synthetic hand), with a per-session
+    scale. A left hand is mirrored (x → −x) into the right hand model's frame first.
 
     Args:
       landmarks_mm: (F, 21, 3) millimetres, MediaPipe order, confident frames only.
       hand: "left" or "right".
     Returns:
-      (angles (F, 20) radians, fit_error_mm (F,)) or None.
+      (angles (F, 20) radians, fit_error_mm (F,)); frames the fit could not explain get NaN.
     """
-    import emgjax.kinematics as kinematics
+    import os
 
-    fit = getattr(kinematics, "fit_angles", None)
-    if fit is None:
-        return None
-    angles, error = fit(np.asarray(landmarks_mm, np.float32), hand, units="mm")
+    from emgjax.kinematics import HAND_MODEL_ENV, fit_angles, load_hand_model, synthetic_hand_model
+
+    hand_model = load_hand_model() if os.environ.get(HAND_MODEL_ENV) else synthetic_hand_model()
+    landmarks = np.asarray(landmarks_mm, np.float32)
+    if hand == "left":
+        landmarks = landmarks * np.array([-1.0, 1.0, 1.0], np.float32)
+    angles, error = fit_angles(landmarks, hand_model, units="mm")
     return np.asarray(angles, np.float32), np.asarray(error, np.float32)
