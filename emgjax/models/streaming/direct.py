@@ -96,6 +96,12 @@ def init_stream_state(config: DirectConfig, variables: dict, batch_size: int, ch
     return DirectStreamState(tuple(convs), tuple(pools), zero_carry(cfg.lstm_layers, batch_size, cfg.lstm_hidden))
 
 
+def prepare_variables(config: DirectConfig, variables: Any) -> Any:
+    """The direct model streams its variables as stored: nothing to lay out (one signature for every kind)."""
+    _check_config(config)
+    return variables
+
+
 def _lstm_weights(params: dict, num_layers: int) -> list[LSTMLayerWeights]:
     layers = params["lstm"]
     return [
@@ -179,6 +185,7 @@ def predict_streaming_offline(config: DirectConfig, variables: dict, emg: jax.Ar
 __all__ = [
     "DirectStreamState",
     "init_stream_state",
+    "prepare_variables",
     "stream_step",
     "predict_streaming_offline",
     "streaming_steps",
