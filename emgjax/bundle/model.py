@@ -207,6 +207,8 @@ def _compile_stream_step(model: Model, chunk_samples: int) -> Callable[..., Any]
     """One jitted ``(params, filter, kind_state, chunk) -> (filter, kind_state, poses, valid)`` for the model.
 
     The causal filter (chunk matrices for this chunk size), the z-score and the kind's step, in order.
+    ``params``: the model's variables as `Model._stream_program` passes them, laid out for streaming once
+    (`emgjax.models.streaming.prepare_variables`), so that no per-chunk work goes into the weights.
     """
     from emgjax.models.streaming.filters import chunk_filter, filter_chunk
 

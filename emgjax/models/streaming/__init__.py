@@ -5,7 +5,8 @@ explicit pytree whose shapes never change while streaming, so one compiled
 step serves the whole stream (jit with ``config`` static):
 
     state = init_stream_state(config, variables, batch_size, chunk_samples)
-    state, poses, valid = stream_step(config, variables, state, chunk)
+    prepared = prepare_variables(config, variables)  # once: the weight layout the step reads as it is
+    state, poses, valid = stream_step(config, prepared, state, chunk)  # raw variables work too, slower
 
 ``chunk``: (B, channels, chunk_samples) at the model's input rate;
 ``poses``: (B, *pose_shape, k_max) and ``valid``: (B, k_max) bool, the first
@@ -60,9 +61,7 @@ def prepare_variables(config: StreamConfig, variables: Any) -> Any:
     return _kind(config).prepare_variables(config, variables)
 
 
-def stream_step(
-    config: StreamConfig, variables: Any, state: Any, chunk: jax.Array
-) -> tuple[Any, jax.Array, jax.Array]:
+def stream_step(config: StreamConfig, variables: Any, state: Any, chunk: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
     """One chunk through ``config``'s kind: (state, poses (B, *pose_shape, k_max), valid (B, k_max)).
 
     variables: the model's variables or their `prepare_variables` form.

@@ -243,7 +243,7 @@ def _width_major_network(config: PoseModelConfig, network: dict) -> dict:
             fc["layer_norm"] = {name: value[order] for name, value in fc["layer_norm"].items()}
         if stage.out_channels is not None:
             p["linear_layer"] = {**p["linear_layer"], "kernel": p["linear_layer"]["kernel"][order]}
-    return cast(dict, out)
+    return out
 
 
 def _stream_network(
