@@ -207,6 +207,8 @@ def _compile_stream_step(model: Model, chunk_samples: int) -> Callable[..., Any]
     """One jitted ``(params, filter, kind_state, chunk) -> (filter, kind_state, poses, valid)`` for the model.
 
     The causal filter (chunk matrices for this chunk size), the z-score and the kind's step, in order.
+    ``params``: the model's variables as `Model._stream_program` passes them, laid out for streaming once
+    (`emgjax.models.streaming.prepare_variables`), so that no per-chunk work goes into the weights.
     """
     from emgjax.models.streaming.filters import chunk_filter, filter_chunk
 
@@ -418,19 +420,29 @@ class Model:
         if not isinstance(state, StreamState):
             raise ValueError(f"state: expected the StreamState of init_stream, found {type(state).__name__}")
         shape = (state.batch_size, self.input_spec.channels, state.chunk_samples)
-        if tuple(np.shape(chunk)) != shape:
+        if np.shape(chunk) != shape:
             raise ValueError(
                 f"chunk: expected shape {shape} (batch, channels, chunk_samples), found {tuple(np.shape(chunk))}"
             )
-        step = self._stream_program(state.chunk_samples)
-        filt, kind_state, poses, valid = step(self.params, state.filter, state.model, jnp.asarray(chunk, jnp.float32))
-        return state.replace(filter=filt, model=kind_state), poses, valid
+        if getattr(chunk, "dtype", None) != np.float32:  # one dtype, so one program; float32 goes to jit as it is
+            chunk = np.asarray(chunk, np.float32)
+        step, variables = self._stream_program(state.chunk_samples)
+        filt, kind_state, poses, valid = step(variables, state.filter, state.model, chunk)
+        return StreamState(filt, kind_state, state.batch_size, state.chunk_samples), poses, valid
 
-    def _stream_program(self, chunk_samples: int) -> Callable[..., Any]:
+    def _stream_program(self, chunk_samples: int) -> tuple[Callable[..., Any], Any]:
+        """(the compiled step for this chunk size, the variables it takes: laid out for streaming once)."""
+        from emgjax.models import streaming
+
         cache = self.__dict__.setdefault("_stream_programs", {})
         if chunk_samples not in cache:
             cache[chunk_samples] = _compile_stream_step(self, chunk_samples)
-        return cache[chunk_samples]
+        if "_stream_variables" not in self.__dict__:
+            stream_config = isinstance(self.config, streaming.StreamConfig)
+            self._stream_variables = (
+                streaming.prepare_variables(self.config, self.params) if stream_config else self.params
+            )
+        return cache[chunk_samples], self._stream_variables
 
 
 # One jitted function per kind, shared by all models: the config is static (hashable), so jit keeps

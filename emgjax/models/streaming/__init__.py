@@ -5,7 +5,8 @@ explicit pytree whose shapes never change while streaming, so one compiled
 step serves the whole stream (jit with ``config`` static):
 
     state = init_stream_state(config, variables, batch_size, chunk_samples)
-    state, poses, valid = stream_step(config, variables, state, chunk)
+    prepared = prepare_variables(config, variables)  # once: the weight layout the step reads as it is
+    state, poses, valid = stream_step(config, prepared, state, chunk)  # raw variables work too, slower
 
 ``chunk``: (B, channels, chunk_samples) at the model's input rate;
 ``poses``: (B, *pose_shape, k_max) and ``valid``: (B, k_max) bool, the first
@@ -51,10 +52,20 @@ def init_stream_state(config: StreamConfig, variables: dict, batch_size: int, ch
     return _kind(config).init_stream_state(config, variables, batch_size, chunk_samples)
 
 
-def stream_step(
-    config: StreamConfig, variables: dict, state: Any, chunk: jax.Array
-) -> tuple[Any, jax.Array, jax.Array]:
-    """One chunk through ``config``'s kind: (state, poses (B, *pose_shape, k_max), valid (B, k_max))."""
+def prepare_variables(config: StreamConfig, variables: Any) -> Any:
+    """``variables`` laid out for ``config``'s kind's stream step, once (jittable; prepared ones pass through).
+
+    `stream_step` takes either form and computes the same poses; the prepared form spares the
+    per-chunk program the weight layout work (permutations, slices, folded constants).
+    """
+    return _kind(config).prepare_variables(config, variables)
+
+
+def stream_step(config: StreamConfig, variables: Any, state: Any, chunk: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+    """One chunk through ``config``'s kind: (state, poses (B, *pose_shape, k_max), valid (B, k_max)).
+
+    variables: the model's variables or their `prepare_variables` form.
+    """
     return _kind(config).stream_step(config, variables, state, chunk)
 
 
@@ -78,6 +89,7 @@ __all__ = [
     "StreamBuffer",
     "AdapterModelConfig",
     "init_stream_state",
+    "prepare_variables",
     "stream_step",
     "jit_stream_step",
     "streaming_steps",

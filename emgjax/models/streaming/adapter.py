@@ -29,7 +29,7 @@ samples the stream has completed, then emg2pose's streaming twin.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +48,16 @@ from emgjax.models.streaming.buffers import (
 
 STREAMABLE_ADAPTERS = ("zero_fill", "duplicate", "interpolation", "linear")
 STREAMABLE_UPSAMPLERS = ("zero_stuff", "hold", "linear", "sinc")
+
+
+class AdapterStreamVariables(NamedTuple):
+    """An adapter pipeline's variables laid out for streaming once (`prepare_variables`).
+
+    adapter: the channel adapter's variables; emg2pose: the frozen emg2pose's `Emg2PoseStreamVariables`.
+    """
+
+    adapter: dict
+    emg2pose: emg2pose_stream.Emg2PoseStreamVariables
 
 
 class AdapterStreamState(NamedTuple):
@@ -133,6 +143,20 @@ def _part_variables(variables: dict, part: str) -> dict:
     return out
 
 
+def prepare_variables(config: AdapterModelConfig, variables: Any) -> AdapterStreamVariables:
+    """The pipeline's variables laid out for streaming (prepared ones are returned as they are); jittable.
+
+    `stream_step` takes either form and computes the same poses; preparing once saves the per-chunk
+    layout of the emg2pose part (`emgjax.models.streaming.emg2pose.prepare_variables`).
+    """
+    if isinstance(variables, AdapterStreamVariables):
+        return variables
+    cfg = _check_config(config)
+    adapter = {"params": variables["params"]["adapter"].get("channel_adapter", {})}
+    inner = emg2pose_stream.prepare_variables(cfg.emg2pose, _part_variables(variables, "emg2pose"))
+    return AdapterStreamVariables(adapter, inner)
+
+
 def init_stream_state(
     config: AdapterModelConfig,
     variables: dict,
@@ -154,9 +178,10 @@ def init_stream_state(
 
 
 def stream_step(
-    config: AdapterModelConfig, variables: dict, state: AdapterStreamState, chunk: jax.Array
+    config: AdapterModelConfig, variables: Any, state: AdapterStreamState, chunk: jax.Array
 ) -> tuple[AdapterStreamState, jax.Array, jax.Array]:
-    """Feed one chunk. chunk: (B, adapter in_channels, chunk_samples) at the input rate (500 Hz).
+    """Feed one chunk. chunk: (B, adapter in_channels, chunk_samples) at the input rate (500 Hz);
+    variables: the pipeline's variables or their `prepare_variables` layout.
 
     Returns (state, poses (B, 20, k_max), valid (B, k_max)) as `emg2pose.stream_step` does for the
     upsampled samples this chunk completes. Jit with ``config`` static.
@@ -165,14 +190,13 @@ def stream_step(
     frames = state.upsampler.frames
     window = upsampler_window(cfg)
     check_chunk(chunk, frames.shape[0], cfg.pipeline.adapter.in_channels, frames.shape[1] - (window - 1))
-    adapted = ChannelAdapter(cfg.pipeline.adapter).apply(
-        {"params": variables["params"]["adapter"].get("channel_adapter", {})}, jnp.asarray(chunk, jnp.float32)
-    )
+    prepared = prepare_variables(cfg, variables)
+    adapted = ChannelAdapter(cfg.pipeline.adapter).apply(prepared.adapter, jnp.asarray(chunk, jnp.float32))
     x = jnp.swapaxes(cast(jax.Array, adapted), 1, 2)  # (B, N, 16)
     buffer, upsampled, blocks = buffered_window_op(state.upsampler, x, x.shape[1], window, 1, _upsample_op(cfg))
     inner, poses, valid = emg2pose_stream.advance(
         cfg.emg2pose,
-        _part_variables(variables, "emg2pose"),
+        prepared.emg2pose,
         state.emg2pose,
         upsampled,
         blocks * cfg.pipeline.upsampler.factor,
@@ -208,6 +232,8 @@ def predict_streaming_offline(
 __all__ = [
     "AdapterModelConfig",
     "AdapterStreamState",
+    "AdapterStreamVariables",
+    "prepare_variables",
     "STREAMABLE_ADAPTERS",
     "STREAMABLE_UPSAMPLERS",
     "init_stream_state",

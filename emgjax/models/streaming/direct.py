@@ -37,7 +37,7 @@ import numpy as np
 from jax import lax
 
 from emgjax.models.direct import DirectConfig, DirectModel, lookahead_samples, output_steps
-from emgjax.models.lstm import LSTMCarry, LSTMLayerWeights, lstm_step, zero_carry
+from emgjax.models.lstm import LSTMCarry, LSTMLayerWeights, lstm_cell, zero_carry
 from emgjax.models.streaming.buffers import (
     StreamBuffer,
     buffered_window_op,
@@ -96,6 +96,12 @@ def init_stream_state(config: DirectConfig, variables: dict, batch_size: int, ch
     return DirectStreamState(tuple(convs), tuple(pools), zero_carry(cfg.lstm_layers, batch_size, cfg.lstm_hidden))
 
 
+def prepare_variables(config: DirectConfig, variables: Any) -> Any:
+    """The direct model streams its variables as stored: nothing to lay out (one signature for every kind)."""
+    _check_config(config)
+    return variables
+
+
 def _lstm_weights(params: dict, num_layers: int) -> list[LSTMLayerWeights]:
     layers = params["lstm"]
     return [
@@ -107,6 +113,26 @@ def _lstm_weights(params: dict, num_layers: int) -> list[LSTMLayerWeights]:
         )
         for n in range(num_layers)
     ]
+
+
+def _masked_layer_scan(
+    weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array, valid: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`emgjax.models.lstm.lstm_layer_scan` whose state stops at the last valid step.
+
+    x: (K, B, in) time-major, h0, c0: (B, H), valid: (K,) bool, valid steps first -> (outputs (K, B, H), h, c).
+    """
+    projected = jnp.dot(x, weights.kernel_ih) + (weights.bias_ih + weights.bias_hh)
+
+    def step(
+        carry: tuple[jax.Array, jax.Array], inputs: tuple[jax.Array, jax.Array]
+    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+        projected_t, valid_t = inputs
+        h, c = lstm_cell(projected_t + jnp.dot(carry[0], weights.kernel_hh), carry[1])
+        return masked_update(valid_t, (h, c), carry), h
+
+    (h, c), outputs = lax.scan(step, (h0, c0), (projected, valid))
+    return outputs, h, c
 
 
 def stream_step(
@@ -144,17 +170,16 @@ def stream_step(
         pools.append(pool_buffer)
     k_max = x.shape[1]
     valid = jnp.arange(k_max) < count
-    weights = _lstm_weights(params, cfg.lstm_layers)
-    first_layer = weights[0]
-    # The first layer's input projection for every candidate step at once, as the LSTM hoists it.
-    gates = jnp.dot(jnp.swapaxes(x, 0, 1), first_layer.kernel_ih) + (first_layer.bias_ih + first_layer.bias_hh)
-
-    def body(carry: LSTMCarry, inputs: tuple[jax.Array, jax.Array]) -> tuple[LSTMCarry, jax.Array]:
-        gates_t, valid_t = inputs
-        new_carry, h = lstm_step(weights, carry, gates_t)
-        return masked_update(valid_t, new_carry, carry), h
-
-    carry, hidden = lax.scan(body, state.lstm, (gates, valid))  # hidden: (k_max, B, H)
+    # Layer by layer, as the offline LSTM runs (no feedback from the output here, unlike the emg2pose
+    # rollout): each layer's input projection is one matmul over the k_max candidate steps, so only
+    # kernel_hh is read once per step (step by step through every layer would read kernel_ih too).
+    sequence = jnp.swapaxes(x, 0, 1)  # (k_max, B, C)
+    hs, cs = [], []
+    for n, weights in enumerate(_lstm_weights(params, cfg.lstm_layers)):
+        sequence, h_n, c_n = _masked_layer_scan(weights, sequence, state.lstm.h[n], state.lstm.c[n], valid)
+        hs.append(h_n)
+        cs.append(c_n)
+    carry, hidden = LSTMCarry(jnp.stack(hs), jnp.stack(cs)), sequence  # hidden: (k_max, B, H)
     h = cast(jax.Array, nn.Dense(cfg.head_hidden).apply({"params": params["head_hidden"]}, jnp.swapaxes(hidden, 0, 1)))
     h = nn.relu(h)
     out = cast(jax.Array, nn.Dense(int(np.prod(cfg.output_shape))).apply({"params": params["head_out"]}, h))
@@ -179,6 +204,7 @@ def predict_streaming_offline(config: DirectConfig, variables: dict, emg: jax.Ar
 __all__ = [
     "DirectStreamState",
     "init_stream_state",
+    "prepare_variables",
     "stream_step",
     "predict_streaming_offline",
     "streaming_steps",

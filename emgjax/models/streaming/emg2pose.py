@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple, cast
 
+import flax.core
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,7 +49,7 @@ from jax import lax
 
 from emgjax.models import pose_modules
 from emgjax.models.configs import LSTMDecoderConfig, PoseModelConfig, TdsNetworkConfig
-from emgjax.models.decoders import MLP, SequentialLSTM
+from emgjax.models.decoders import MLP, SequentialLSTM, _project_features
 from emgjax.models.layers import Dense
 from emgjax.models.lstm import zero_carry
 from emgjax.models.pose_modules import Emg2PoseNet
@@ -81,6 +82,23 @@ class Emg2PoseStreamState(NamedTuple):
     steps: jax.Array
     decoder: Any
     pose: jax.Array
+
+
+class Emg2PoseStreamVariables(NamedTuple):
+    """An emg2pose model's variables laid out for streaming once (`prepare_variables`), so that the
+    per-chunk program only reads them: no weight is permuted, sliced or summed per chunk.
+
+    network: the network's variables with every TDS stage's parameters stored in width-major order
+    (the order its modules would otherwise gather them into on every call);
+    feature_kernel: (F, P) the decoder's first-layer rows for the features; feature_bias: (P,) that
+    layer's bias (the LSTM's bias_ih + bias_hh); decoder: its rollout step weights (`LSTMStepWeights`
+    or `MLPStepWeights`). The last three are () for kind "pose" (no rollout).
+    """
+
+    network: dict
+    feature_kernel: Any
+    feature_bias: Any
+    decoder: Any
 
 
 # ----------------------------------------------------------------------------- the network, layer by layer
@@ -117,8 +135,12 @@ def _module_layer(module: nn.Module, path: tuple[str, ...], kernel: int, stride:
     return _Layer(apply, kernel, stride)
 
 
-def _tds_layers(network: TdsNetworkConfig) -> list[_Layer]:
-    """TdsNetwork as a flat list of streamed layers, reusing the model's own modules and parameter paths."""
+def _tds_layers(network: TdsNetworkConfig, prepared: bool = False) -> list[_Layer]:
+    """TdsNetwork as a flat list of streamed layers, reusing the model's own modules and parameter paths.
+
+    prepared: the TDS stages' parameters are already in width-major order (`prepare_variables`), so the
+    modules read them as stored instead of permuting them on every call.
+    """
     layers: list[_Layer] = []
     index = 0
     for block in network.conv_blocks:
@@ -126,7 +148,7 @@ def _tds_layers(network: TdsNetworkConfig) -> list[_Layer]:
         index += 1
     for stage in network.tds_stages:
         base = f"layers_{index}"
-        order = width_major_order(stage.channels, stage.feature_width)
+        order = None if prepared else width_major_order(stage.channels, stage.feature_width)
         conv = stage.conv_block
         layers.append(
             _module_layer(
@@ -201,14 +223,43 @@ def max_poses_per_chunk(config: PoseModelConfig, chunk_samples: int) -> int:
     return (frames * _tds(config).stride - 1) // rollout_hop(config) + 1
 
 
+def _width_major_network(config: PoseModelConfig, network: dict) -> dict:
+    """The network's variables with each TDS stage's parameters permuted to width-major order, as its
+    modules permute them (`emgjax.models.tds`: conv1dblock's output channels and norm, the fully
+    connected blocks' rows, columns and norms, linear_layer's rows); the rest shared, not copied."""
+    out = flax.core.unfreeze(network)
+    params = out["params"]
+    tds = _tds(config)
+    for i, stage in enumerate(tds.tds_stages):
+        order = np.asarray(width_major_order(stage.channels, stage.feature_width))
+        p = params[f"layers_{len(tds.conv_blocks) + i}"]
+        block = p["conv1dblock"]
+        block["conv"] = {"kernel": block["conv"]["kernel"][..., order], "bias": block["conv"]["bias"][order]}
+        block["norm"] = {name: value[order] for name, value in block["norm"].items()}
+        for k in range(stage.num_blocks):
+            fc = p[f"tds_conv_blocks_{2 * k + 1}"]
+            for name in ("fc_block_0", "fc_block_2"):
+                fc[name] = {"kernel": fc[name]["kernel"][order][:, order], "bias": fc[name]["bias"][order]}
+            fc["layer_norm"] = {name: value[order] for name, value in fc["layer_norm"].items()}
+        if stage.out_channels is not None:
+            p["linear_layer"] = {**p["linear_layer"], "kernel": p["linear_layer"]["kernel"][order]}
+    return out
+
+
 def _stream_network(
-    config: PoseModelConfig, variables: dict, buffers: tuple[StreamBuffer, ...], x: jax.Array, num_new: jax.Array | int
+    config: PoseModelConfig,
+    network_variables: dict,
+    buffers: tuple[StreamBuffer, ...],
+    x: jax.Array,
+    num_new: jax.Array | int,
 ) -> tuple[tuple[StreamBuffer, ...], jax.Array, jax.Array]:
-    """x: (B, N, C) input frames, the first num_new valid -> (buffers, features (B, F_max, F), num_features ())."""
-    network_variables = _network_variables(variables)
+    """x: (B, N, C) input frames, the first num_new valid -> (buffers, features (B, F_max, F), num_features ()).
+
+    network_variables: `Emg2PoseStreamVariables.network` (TDS stages in width-major order).
+    """
     new_buffers = []
     count = jnp.asarray(num_new, jnp.int32)
-    layers = _tds_layers(_tds(config))
+    layers = _tds_layers(_tds(config), prepared=True)
     b = 0
     for layer in layers:
         if layer.kernel == 1 and layer.stride == 1:
@@ -243,12 +294,38 @@ def _emg2pose_variables(variables: dict) -> dict:
     return {k: v for k, v in variables.items() if k in ("params", "batch_stats") and v}
 
 
-def _prepare_decoder(config: PoseModelConfig, variables: dict, features: jax.Array) -> tuple[jax.Array, Any]:
-    """features (B, n, F) -> (per-step first-layer projections (n, B, P), decoder step weights)."""
-    out = Emg2PoseNet(config).apply(
-        _emg2pose_variables(variables), features, method=lambda net, f: net.decoder.prepare_rollout(f)
-    )
-    return cast(tuple[jax.Array, Any], out)
+def _decoder_parts(net: Emg2PoseNet) -> tuple[jax.Array, jax.Array, Any]:
+    """(feature_kernel (F, P), feature_bias (P,), step weights) of the net's decoder (see `Emg2PoseStreamVariables`)."""
+    decoder = net.decoder
+    channels = decoder.feature_channels
+    _, weights = decoder.prepare_rollout(jnp.zeros((1, 0, channels), jnp.float32))
+    if isinstance(decoder, SequentialLSTM):
+        first = decoder.lstm.weights()[0]
+        kernel, bias = first.kernel_ih, first.bias_ih + first.bias_hh
+    else:
+        groups, _last = decoder._groups()
+        kernel, bias = groups[0][0].weights()
+    return kernel[:channels], bias, weights
+
+
+def prepare_variables(config: PoseModelConfig, variables: Any) -> Emg2PoseStreamVariables:
+    """``variables`` ({"params", ["batch_stats"]}) laid out for streaming; prepared ones are returned as they are.
+
+    `stream_step` and `advance` take either form and compute the same poses; a live loop prepares once
+    and passes the result, so that the per-chunk program does not redo the layout (jittable).
+    """
+    if isinstance(variables, Emg2PoseStreamVariables):
+        return variables
+    _check_streamable(config)
+    network = _width_major_network(config, _network_variables(variables))
+    if config.kind == "pose":
+        return Emg2PoseStreamVariables(network, (), (), ())
+    return Emg2PoseStreamVariables(network, *_decoder_variables(config, variables))
+
+
+def _decoder_variables(config: PoseModelConfig, variables: dict) -> tuple[jax.Array, jax.Array, Any]:
+    parts = Emg2PoseNet(config).apply(_emg2pose_variables(variables), method=_decoder_parts)
+    return cast(tuple[jax.Array, jax.Array, Any], parts)
 
 
 def _decoder_step_fn(config: PoseModelConfig) -> Callable[..., tuple[Any, jax.Array]]:
@@ -267,7 +344,7 @@ def _initial_decoder_carry(config: PoseModelConfig, batch: int) -> Any:
 
 def _rollout(
     config: PoseModelConfig,
-    variables: dict,
+    variables: Emg2PoseStreamVariables,
     features: jax.Array,
     valid: jax.Array,
     decoder_carry: Any,
@@ -278,7 +355,8 @@ def _rollout(
 
     Returns (decoder carry, last pose (B, J), poses (n, B, J)); invalid steps leave the carry and pose as they are.
     """
-    projected, weights = _prepare_decoder(config, variables, features)
+    projected = _project_features(features, variables.feature_kernel, variables.feature_bias)  # (n, B, P)
+    weights = variables.decoder
     step_fn = _decoder_step_fn(config)
     position_steps = config.num_position_rollout_steps
     state_condition = config.state_condition
@@ -360,9 +438,10 @@ def init_stream_state(
 
 
 def stream_step(
-    config: PoseModelConfig, variables: dict, state: Emg2PoseStreamState, chunk: jax.Array
+    config: PoseModelConfig, variables: Any, state: Emg2PoseStreamState, chunk: jax.Array
 ) -> tuple[Emg2PoseStreamState, jax.Array, jax.Array]:
-    """Feed one chunk. chunk: (B, C, chunk_samples) at the model's sample rate.
+    """Feed one chunk. chunk: (B, C, chunk_samples) at the model's sample rate; variables: the model's
+    variables or, cheaper per chunk, their `prepare_variables` layout.
 
     Returns (state, poses (B, num_joints, k_max), valid (B, k_max) bool): the first valid poses are
     the rollout steps (kind "pose": the feature frames) this chunk completes, in order;
@@ -376,7 +455,7 @@ def stream_step(
 
 
 def advance(
-    config: PoseModelConfig, variables: dict, state: Emg2PoseStreamState, x: jax.Array, num_new: jax.Array | int
+    config: PoseModelConfig, variables: Any, state: Emg2PoseStreamState, x: jax.Array, num_new: jax.Array | int
 ) -> tuple[Emg2PoseStreamState, jax.Array, jax.Array]:
     """`stream_step` on time-major input whose count may vary: x (B, N, C), the first ``num_new`` samples valid.
 
@@ -384,7 +463,8 @@ def advance(
     samples per chunk (the adapter pipeline's upsamplers) feed the network through this.
     """
     chunk_samples = x.shape[1]
-    buffers, frames, num_frames = _stream_network(config, variables, state.buffers, x, num_new)
+    variables = prepare_variables(config, variables)
+    buffers, frames, num_frames = _stream_network(config, variables.network, state.buffers, x, num_new)
     batch = x.shape[0]
     if config.kind == "pose":
         valid = jnp.arange(frames.shape[1]) < num_frames
@@ -451,12 +531,15 @@ def predict_streaming_offline(
     carry = _initial_decoder_carry(config, batch)
     valid = jnp.ones(len(i0), bool)
     pose = jnp.asarray(initial_pose, jnp.float32)
-    _, _, poses = _rollout(config, variables, resampled, valid, carry, pose, jnp.asarray(0, jnp.int32))
+    decoder = Emg2PoseStreamVariables({}, *_decoder_variables(config, variables))
+    _, _, poses = _rollout(config, decoder, resampled, valid, carry, pose, jnp.asarray(0, jnp.int32))
     return jnp.transpose(poses, (1, 2, 0))
 
 
 __all__ = [
     "Emg2PoseStreamState",
+    "Emg2PoseStreamVariables",
+    "prepare_variables",
     "advance",
     "init_stream_state",
     "stream_step",
