@@ -69,30 +69,31 @@ def _emg2pose_make(parts: BundleParts) -> Model:
     )
 
 
-def _emg2pose_stream_init(model: Model, batch: int, chunk: int, initial_pose: np.ndarray | None) -> Any:
-    from emgjax.models.streaming import emg2pose as streaming
+def _streaming_module(config: Any) -> Any:
+    """The `emgjax.models.streaming` module of an emg2pose or adapter config (both roll out a pose)."""
+    from emgjax.models.streaming import adapter, emg2pose
 
+    return adapter if isinstance(config, AdapterModelConfig) else emg2pose
+
+
+def _rollout_stream_init(model: Model, batch: int, chunk: int, initial_pose: np.ndarray | None) -> Any:
     start = None if initial_pose is None else jnp.asarray(initial_pose)
-    return streaming.init_stream_state(model.config, model.params, batch, chunk, start)
+    return _streaming_module(model.config).init_stream_state(model.config, model.params, batch, chunk, start)
 
 
-def _emg2pose_stream_step(model: Model) -> Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
-    from emgjax.models.streaming import emg2pose as streaming
-
-    config = model.config
-    return lambda params, state, chunk: streaming.stream_step(config, params, state, chunk)
+def _rollout_stream_step(model: Model) -> Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
+    config, module = model.config, _streaming_module(model.config)
+    return lambda params, state, chunk: module.stream_step(config, params, state, chunk)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _emg2pose_twin(config: PoseModelConfig, variables: dict, emg: jax.Array, start: jax.Array) -> jax.Array:
-    from emgjax.models.streaming import emg2pose as streaming
-
-    return streaming.predict_streaming_offline(config, variables, emg, start)
+def _rollout_twin(config: Any, variables: dict, emg: jax.Array, start: jax.Array) -> jax.Array:
+    return _streaming_module(config).predict_streaming_offline(config, variables, emg, start)
 
 
-def _emg2pose_predict_streaming(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
+def _rollout_predict_streaming(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
     start = _zeros_pose(emg) if initial_pose is None else initial_pose
-    return _emg2pose_twin(model.config, model.params, emg, start)
+    return _rollout_twin(model.config, model.params, emg, start)
 
 
 def _emg2pose_stream_rate(model: Model) -> float:
@@ -118,9 +119,9 @@ register_kind(
         ),
         takes_initial_pose=True,
         make_model=_emg2pose_make,
-        stream_init=_emg2pose_stream_init,
-        stream_step=_emg2pose_stream_step,
-        predict_streaming=_emg2pose_predict_streaming,
+        stream_init=_rollout_stream_init,
+        stream_step=_rollout_stream_step,
+        predict_streaming=_rollout_predict_streaming,
         stream_rate=_emg2pose_stream_rate,
     )
 )
@@ -392,31 +393,13 @@ def _adapter_streamable(model: Model) -> None:
 
 
 def _adapter_stream_init(model: Model, batch: int, chunk: int, initial_pose: np.ndarray | None) -> Any:
-    from emgjax.models.streaming import adapter as streaming
-
     _adapter_streamable(model)
-    start = None if initial_pose is None else jnp.asarray(initial_pose)
-    return streaming.init_stream_state(model.config, model.params, batch, chunk, start)
-
-
-def _adapter_stream_step(model: Model) -> Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, jax.Array]]:
-    from emgjax.models.streaming import adapter as streaming
-
-    config = model.config
-    return lambda params, state, chunk: streaming.stream_step(config, params, state, chunk)
-
-
-@functools.partial(jax.jit, static_argnums=(0,))
-def _adapter_twin(config: AdapterModelConfig, variables: dict, emg: jax.Array, start: jax.Array) -> jax.Array:
-    from emgjax.models.streaming import adapter as streaming
-
-    return streaming.predict_streaming_offline(config, variables, emg, start)
+    return _rollout_stream_init(model, batch, chunk, initial_pose)
 
 
 def _adapter_predict_streaming(model: Model, emg: np.ndarray, initial_pose: np.ndarray | None) -> Any:
     _adapter_streamable(model)
-    start = _zeros_pose(emg) if initial_pose is None else initial_pose
-    return _adapter_twin(model.config, model.params, emg, start)
+    return _rollout_predict_streaming(model, emg, initial_pose)
 
 
 def _adapter_stream_rate(model: Model) -> float:
@@ -440,7 +423,7 @@ register_kind(
         ),
         takes_initial_pose=True,
         stream_init=_adapter_stream_init,
-        stream_step=_adapter_stream_step,
+        stream_step=_rollout_stream_step,
         predict_streaming=_adapter_predict_streaming,
         stream_rate=_adapter_stream_rate,
     )
