@@ -24,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("emgjax.record.command", "record EMG, camera frames, hand labels and prompts into a session file"),
     "check": ("emgjax.record.check", "report a session's duration, gaps, label coverage, IK error and prompts"),
     "label": ("emgjax.record.relabel", "recompute a session's hand labels from its recorded video"),
+    "calibrate": (
+        "emgjax.recipes.calibrate",
+        "record a few minutes, fine-tune a direct model on them, save the bundle",
+    ),
     "stream": ("emgjax.stream.command", "live hand pose from a model bundle and an EMG source (armband, file)"),
 }
 

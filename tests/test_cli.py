@@ -10,10 +10,10 @@ from emgjax.cli import SUBCOMMANDS, main, run_command
 
 def test_help_lists_every_command(capsys):
     # The commands the README documents, spelled out (not read back from SUBCOMMANDS, which builds the text).
-    assert set(SUBCOMMANDS) == {"convert", "synth", "demo", "stream", "record", "check", "label"}
+    assert set(SUBCOMMANDS) == {"convert", "synth", "demo", "stream", "record", "check", "label", "calibrate"}
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("convert", "synth", "demo", "stream", "record", "check", "label"):
+    for name in ("convert", "synth", "demo", "stream", "record", "check", "label", "calibrate"):
         assert re.search(rf"^  {name} +\S", out, re.MULTILINE), out
 
 
