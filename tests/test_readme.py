@@ -57,6 +57,11 @@ SKIPPED = {
         "and a GPU/TPU"
     ),
     "python bench/inference.py": "a benchmark (speed belongs in bench/, not in tests)",
+    "emgjax calibrate --model runs/direct --source mindrove": (
+        "needs a MindRove armband, a webcam and runs/direct (skipped above); tests/test_calibrate.py runs the same "
+        "loop on the synthetic source"
+    ),
+    "emgjax stream --model runs/me/model --source mindrove": "needs a MindRove armband and the calibrated model above",
     "python bench/train_step.py": "a benchmark (speed belongs in bench/, not in tests)",
 }
 

@@ -9,6 +9,7 @@ command lines over these functions:
   ``train_emg2pose``, ``evaluate_emg2pose``;
 - `emgjax.recipes.adapter`: the hardware adapter's objectives, phases,
   frozen-model training and batch benchmark;
+- `emgjax.recipes.calibrate`: the calibration loop (``calibrate``, `emgjax calibrate`);
 - `emgjax.recipes.common`: what they share (sessions, loop settings, run
   directories, ``run_fit``).
 
