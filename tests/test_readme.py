@@ -206,4 +206,4 @@ def test_readme_blocks_run_as_written(tmp_path):
     assert (tmp_path / "data" / "synth" / "metadata.csv").is_file()
     assert (tmp_path / "runs" / "vemg2pose_small" / "model" / "bundle.json").is_file()
     if have_checkpoint:
-        assert (tmp_path / "runs" / "tracking_vemg2pose" / "config.json").is_file()
+        assert (tmp_path / "runs" / "tracking_vemg2pose" / "bundle.json").is_file()

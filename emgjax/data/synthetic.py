@@ -209,7 +209,7 @@ class SyntheticConfig(Config):
                     f"integer, found {v!r}"
                 )
         ratio = self.emg_rate_hz / self.mindrove_rate_hz
-        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        if not math.isfinite(ratio) or abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
             raise ValueError(
                 f"SyntheticConfig: emg_rate_hz / mindrove_rate_hz must be a whole number, found "
                 f"{self.emg_rate_hz:g} / {self.mindrove_rate_hz:g} = {ratio:g}"

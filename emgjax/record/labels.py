@@ -287,5 +287,15 @@ def joint_angles_from_landmarks(landmarks_mm: np.ndarray, hand: str = "right") -
     landmarks = np.asarray(landmarks_mm, np.float32)
     if hand == "left":
         landmarks = landmarks * np.array([-1.0, 1.0, 1.0], np.float32)
-    angles, error = fit_angles(landmarks, hand_model, units="mm")
-    return np.asarray(angles, np.float32), np.asarray(error, np.float32)
+    # Frames without a hand are stored as zeros (the format refuses NaN): they get NaN, not a fit.
+    has_hand = np.isfinite(landmarks).all(axis=(-2, -1)) & (np.abs(landmarks).max(axis=(-2, -1)) > 0)
+    angles = np.full((*landmarks.shape[:-2], 20), np.nan, np.float32)
+    error = np.full(landmarks.shape[:-2], np.nan, np.float32)
+    if has_hand.any():
+        try:
+            fitted, fit_error = fit_angles(landmarks[has_hand], hand_model, units="mm")
+        except ValueError as err:  # landmarks no hand could make (e.g. a degenerate detection): no labels
+            logger.warning("IK skipped %d frame(s): %s", int(has_hand.sum()), err)
+        else:
+            angles[has_hand], error[has_hand] = np.asarray(fitted), np.asarray(fit_error)
+    return angles, error

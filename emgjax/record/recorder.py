@@ -392,9 +392,10 @@ def _write_ik(recorder: LiveRecorder, buffer: list[LabelRows], hand: str) -> boo
     if fitted is None:
         return False
     angles, error = fitted
-    recorder.append_rows("joint_angles", angles, times)
-    recorder.append_rows("ik_error", error, times)
-    recorder.live.ik_frames += int(times.size)
+    fitted_ok = np.isfinite(error)  # frames the fit could not explain carry no angle label
+    recorder.append_rows("joint_angles", angles[fitted_ok], times[fitted_ok])
+    recorder.append_rows("ik_error", error[fitted_ok], times[fitted_ok])
+    recorder.live.ik_frames += int(fitted_ok.sum())
     return True
 
 

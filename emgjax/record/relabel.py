@@ -94,8 +94,9 @@ def relabel_session(
                 hand_found=rows.found,
             )
             if fitted is not None:
-                writer.append("joint_angles", fitted[0], rows.timestamps[keep])
-                writer.append("ik_error", fitted[1], rows.timestamps[keep])
+                ok = np.isfinite(fitted[1])  # frames the fit could not explain carry no angle label
+                writer.append("joint_angles", fitted[0][ok], rows.timestamps[keep][ok])
+                writer.append("ik_error", fitted[1][ok], rows.timestamps[keep][ok])
             writer.set_attrs({"labels_source": f"camera (recomputed from {Path(video_path).name})"})
         MindRoveSession(tmp).close()  # the result reads before it replaces the original
         os.replace(tmp, session_path)
@@ -105,7 +106,7 @@ def relabel_session(
     return {
         "frames": len(rows),
         "hand_frames": int(keep.sum()),
-        "ik_frames": 0 if fitted is None else int(keep.sum()),
+        "ik_frames": 0 if fitted is None else int(np.isfinite(fitted[1]).sum()),
         "video_frames": count,
     }
 
