@@ -44,6 +44,7 @@ import scipy.signal
 from emgjax.config import Config
 
 __all__ = [
+    "ring_resample_matrix",
     "design_emg_filter",
     "offline_min_length",
     "filter_offline",
@@ -503,6 +504,27 @@ def resample_poly_channels(x, up: int, down: int, axis: int = -1) -> np.ndarray:
         raise ValueError(f"resample_poly_channels needs at least 1 sample along axis {axis}, found 0")
     y = scipy.signal.resample_poly(x.astype(np.float64, copy=False), up, down, axis=ax)
     return y.astype(_output_dtype(x), copy=False)
+
+
+def ring_resample_matrix(in_channels: int, out_channels: int) -> np.ndarray:
+    """(out_channels, in_channels) float64 circular linear interpolation between evenly spaced ring electrodes.
+
+    Output electrode j sits at ring position j / out_channels, input k at k / in_channels; rows sum to 1.
+    Any pair of counts works: the hardware adapter's fixed interpolation (8 -> 16) and the live sources'
+    channel-count changes both use it.
+    """
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, found {value!r}")
+    in_channels, out_channels = int(in_channels), int(out_channels)
+    position = np.arange(out_channels) * in_channels / out_channels  # in input-electrode units
+    left = np.floor(position).astype(np.int64)
+    weight = position - left
+    matrix = np.zeros((out_channels, in_channels))
+    rows = np.arange(out_channels)
+    np.add.at(matrix, (rows, left % in_channels), 1.0 - weight)
+    np.add.at(matrix, (rows, (left + 1) % in_channels), weight)
+    return matrix
 
 
 def interpolate_to_times(values, times, new_times, *, axis: int = 0, outside: str = "hold") -> np.ndarray:

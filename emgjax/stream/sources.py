@@ -36,6 +36,7 @@ import numpy as np
 
 from emgjax.data.emg2pose import EMG2POSE_GROUP, Emg2PoseSession, SessionFormatError
 from emgjax.data.mindrove import SCHEMA_NAME, MindRoveSession
+from emgjax.data.signal import ring_resample_matrix
 from emgjax.data.synthetic import SyntheticConfig, generate_session
 
 __all__ = [
@@ -249,24 +250,6 @@ def lost_from_package_numbers(
         far = clock >= modulus - 1
         lost[far] += modulus * np.rint((clock[far] - lost[far]) / modulus).astype(np.int64)
     return lost
-
-
-def ring_resample_matrix(in_channels: int, out_channels: int) -> np.ndarray:
-    """(out_channels, in_channels) float64 circular linear interpolation between evenly spaced ring electrodes.
-
-    Output electrode j sits at ring position j / out_channels, input k at k / in_channels; rows sum to 1.
-    Any pair of counts works (the adapter's `ring_interpolation_matrix` needs out a multiple of in).
-    """
-    in_channels = _positive_int("in_channels", in_channels)
-    out_channels = _positive_int("out_channels", out_channels)
-    position = np.arange(out_channels) * in_channels / out_channels  # in input-electrode units
-    left = np.floor(position).astype(np.int64)
-    weight = position - left
-    matrix = np.zeros((out_channels, in_channels))
-    rows = np.arange(out_channels)
-    np.add.at(matrix, (rows, left % in_channels), 1.0 - weight)
-    np.add.at(matrix, (rows, (left + 1) % in_channels), weight)
-    return matrix
 
 
 class BlockSource(abc.ABC):

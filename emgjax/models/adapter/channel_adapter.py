@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emgjax.config import Config
+from emgjax.data.signal import ring_resample_matrix
 
 ADAPTER_KINDS = ("zero_fill", "duplicate", "interpolation", "linear", "conv")
 FIXED_ADAPTER_KINDS = ("zero_fill", "duplicate", "interpolation")
@@ -105,14 +106,7 @@ def ring_interpolation_matrix(in_channels: int = 8, out_channels: int = 16) -> n
     """
     if out_channels % in_channels != 0:
         raise ValueError(f"out_channels ({out_channels}) must be a multiple of in_channels ({in_channels})")
-    ratio = out_channels // in_channels
-    matrix = np.zeros((out_channels, in_channels), np.float32)
-    for j in range(out_channels):
-        left, offset = divmod(j, ratio)
-        weight_right = offset / ratio
-        matrix[j, left] += 1.0 - weight_right
-        matrix[j, (left + 1) % in_channels] += weight_right
-    return matrix
+    return ring_resample_matrix(in_channels, out_channels).astype(np.float32)
 
 
 def fixed_adapter_matrix(kind: str, in_channels: int = 8, out_channels: int = 16) -> np.ndarray:
