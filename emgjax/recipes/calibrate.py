@@ -193,7 +193,6 @@ def calibrate(
     from emgjax.record.command import SOURCES, make_source
     from emgjax.record.labels import Labeller, MediaPipeLabeller, require_mediapipe
     from emgjax.record.recorder import PromptSchedule, record_session
-    from emgjax.stream.sources import SyntheticSource
     from emgjax.train.optim import OptimConfig
 
     out = Path(out)
@@ -251,10 +250,7 @@ def calibrate(
         def labeller() -> Labeller:
             return MediaPipeLabeller(static_image_mode=False)
 
-    emg = make_source(source, chunk_samples=20, seed=seed)
-    if fast:
-        assert isinstance(emg, SyntheticSource)
-        emg.realtime = False  # the generator reads this flag at every chunk
+    emg = make_source(source, chunk_samples=20, seed=seed, realtime=not fast)
     preview = None
     if view:
         from emgjax.record.preview import open_preview

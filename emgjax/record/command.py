@@ -31,10 +31,10 @@ SOURCES = ("mindrove", "synthetic-board", "synthetic")
 METADATA_COLUMNS = ("split", "mindrove_file")
 
 
-def make_source(name: str, *, chunk_samples: int, seed: int = 0) -> BlockSource:
-    """The EMG source for ``--source`` (real time)."""
+def make_source(name: str, *, chunk_samples: int, seed: int = 0, realtime: bool = True) -> BlockSource:
+    """The EMG source for ``--source``; ``realtime=False`` (synthetic only) generates as fast as possible."""
     if name == "synthetic":
-        return SyntheticTruthSource(8, 500.0, chunk_samples=chunk_samples, seed=seed, realtime=True)
+        return SyntheticTruthSource(8, 500.0, chunk_samples=chunk_samples, seed=seed, realtime=realtime)
     if name in ("mindrove", "synthetic-board"):
         from emgjax.stream.mindrove_board import SYNTHETIC_BOARD, WIFI_BOARD, MindRoveBoardSource
 
