@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from test_bundle import DIRECT_ARGS  # the tiny direct model the bundle tests train
 
 from emgjax.cli import main as emgjax_main
 from emgjax.recipes.calibrate import MODEL_DIR, RUN_DIR, SESSION_FILE, calibrate
@@ -16,11 +17,7 @@ from emgjax.recipes.calibrate import MODEL_DIR, RUN_DIR, SESSION_FILE, calibrate
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-DIRECT_ARGS = [
-    "--set", "model.conv_channels=8,16", "--set", "model.lstm_hidden=16", "--set", "model.head_hidden=8",
-    "--set", "data.window_length=32", "--set", "data.stride=16", "--set", "data.eval_stride=32",
-    "--set", "loop.batch_size=8", "--set", "loop.max_steps=2", "--set", "loop.progress=false",
-]  # fmt: skip
+
 FAST = ["--source", "synthetic", "--labels", "synthetic", "--camera", "none", "--no-view", "--fast", "--quiet"]
 TINY_LOOP = ["--epochs", "1", "--batch-size", "16"]
 

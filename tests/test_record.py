@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_bundle import DIRECT_ARGS  # the tiny direct model the bundle tests train
 
 from emgjax.data.emg2pose import SessionFormatError
 from emgjax.data.mindrove import MindRoveSession, MindRoveSessionWriter
@@ -39,11 +40,6 @@ from emgjax.record.command import main as record_main
 from emgjax.stream.sources import Block, BlockSource
 
 ROOT = Path(__file__).resolve().parents[1]
-DIRECT_ARGS = [
-    "--set", "model.conv_channels=8,16", "--set", "model.lstm_hidden=16", "--set", "model.head_hidden=8",
-    "--set", "data.window_length=32", "--set", "data.stride=16", "--set", "data.eval_stride=32",
-    "--set", "loop.batch_size=8", "--set", "loop.max_steps=2", "--set", "loop.progress=false",
-]  # fmt: skip
 
 
 class FakeClock:
