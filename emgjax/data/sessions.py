@@ -17,8 +17,12 @@ import dataclasses
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from emgjax.data.synthetic import SyntheticConfig
 
 __all__ = [
     "SessionArrays",
@@ -36,35 +40,57 @@ _FACTOR = 4  # 2 kHz samples per 500 Hz sample
 @dataclasses.dataclass
 class SessionArrays:
     """One session, channel-first. emg_2k (16, N) [normalised], joint_angles (20, N), no_ik_failure (N,) bool,
-    emg_500 (8, N // 4): the simulated MindRove view of emg_2k (``prepare_sessions``)."""
+    emg_500 (8, N // 4): the simulated MindRove view of emg_2k (``prepare_sessions``).
+
+    ``user`` and ``stage`` say who recorded it and in which emg2pose stage ("" when unknown): what
+    ``split_sessions`` holds out."""
 
     emg_2k: np.ndarray
     joint_angles: np.ndarray
     no_ik_failure: np.ndarray
     emg_500: np.ndarray | None = None
     name: str = ""
+    user: str = ""
+    stage: str = ""
 
 
-def synthetic_sessions(n: int, seconds: float, first_seed: int) -> list[SessionArrays]:
-    """``n`` synthetic emg2pose-format sessions of ``seconds`` each (seeds first_seed, first_seed + 1, ...)."""
+def synthetic_sessions(
+    n: int, seconds: float, first_seed: int, *, user: int = 0, config: SyntheticConfig | None = None
+) -> list[SessionArrays]:
+    """``n`` synthetic emg2pose-format sessions of one simulated user, ``seconds`` each.
+
+    Seeds first_seed, first_seed + 1, ...; ``user`` as in ``generate_session`` (0: the base physiology);
+    ``config`` (default ``SyntheticConfig()``) sets everything else, its ``duration_s`` replaced by ``seconds``.
+    Names are ``synthetic-u{user}-{seed}``, ``user`` is ``"user{user}"`` and ``stage`` is ``"stage0"`` (as in
+    the files ``write_synthetic_dataset`` writes).
+    """
     from emgjax.data.synthetic import SyntheticConfig, generate_session
 
+    config = SyntheticConfig() if config is None else config
+    if not isinstance(config, SyntheticConfig):
+        raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
+    config = config.replace(duration_s=seconds)
     sessions = []
     for seed in range(first_seed, first_seed + n):
-        s = generate_session(SyntheticConfig(duration_s=seconds), seed=seed)
+        s = generate_session(config, seed=seed, user=user)
         sessions.append(
             SessionArrays(
                 np.ascontiguousarray(s.emg_2k.T),
                 np.ascontiguousarray(s.angles_2k.T),
                 np.asarray(s.no_ik_failure_2k),
-                name=f"synthetic-{seed}",
+                name=f"synthetic-u{user}-{seed}",
+                user=f"user{user}",
+                stage="stage0",
             )
         )
     return sessions
 
 
 def load_emg2pose_sessions(directory: str | os.PathLike, max_sessions: int | None = None) -> list[SessionArrays]:
-    """Every ``*.hdf5`` emg2pose session in ``directory`` (sorted by name, at most ``max_sessions``), read whole."""
+    """Every ``*.hdf5`` emg2pose session in ``directory`` (sorted by name, at most ``max_sessions``), read whole.
+
+    ``user`` and ``stage`` come from each file's HDF5 attributes (emg2pose stores both), else "".
+    """
     from emgjax.data.emg2pose import Emg2PoseSession
 
     paths = sorted(pathlib.Path(directory).glob("*.hdf5"))
@@ -74,7 +100,17 @@ def load_emg2pose_sessions(directory: str | os.PathLike, max_sessions: int | Non
     for path in paths[:max_sessions]:
         with Emg2PoseSession(path) as session:
             data = session.read()
-        sessions.append(SessionArrays(data["emg"], data["joint_angles"], data["no_ik_failure"], name=path.name))
+            attrs = session.metadata
+        sessions.append(
+            SessionArrays(
+                data["emg"],
+                data["joint_angles"],
+                data["no_ik_failure"],
+                name=path.name,
+                user=str(attrs.get("user", "")),
+                stage=str(attrs.get("stage", "")),
+            )
+        )
     return sessions
 
 
@@ -91,8 +127,12 @@ def prepare_sessions(sessions: Sequence[SessionArrays], norm: Mapping | None) ->
         n = (emg.shape[1] // _FACTOR) * _FACTOR
         emg = np.ascontiguousarray(emg[:, :n])
         out.append(
-            SessionArrays(
-                emg, s.joint_angles[:, :n], s.no_ik_failure[:n], simulate_mindrove_view(emg).astype(np.float32), s.name
+            dataclasses.replace(
+                s,
+                emg_2k=emg,
+                joint_angles=s.joint_angles[:, :n],
+                no_ik_failure=s.no_ik_failure[:n],
+                emg_500=simulate_mindrove_view(emg).astype(np.float32),
             )
         )
     return out

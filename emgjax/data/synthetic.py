@@ -28,8 +28,12 @@ The simulation, in order (all vectorised NumPy/SciPy; see docs/synthetic_data.md
    powerline hum (fundamental + 3rd harmonic).
 
 ``model_seed`` fixes the physiology; the session ``seed`` fixes the movement,
-band placement, gains and noise. Both views are bitwise deterministic per
-(config, seed).
+band placement, gains and noise. ``user`` (0 = the physiology above, unchanged)
+draws a simulated person from (model_seed, user): systematic band placement
+(rotation) and along-the-forearm shift, muscle depth and position (the
+muscle-to-electrode mixing), skin gain per electrode, a perturbed activation
+map and a hand size (scales the landmarks), each scaled by
+``user_variation``. Both views are bitwise deterministic per (config, seed, user).
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ _GESTURE_WEIGHTS = np.array([0.18, 0.14, 0.16, 0.14, 0.12, 0.26])
 _STREAM_TRAJECTORY, _STREAM_TREMOR, _STREAM_NOISE, _STREAM_PLACEMENT = 1, 2, 3, 4
 _STREAM_SENSOR16, _STREAM_SENSOR8, _STREAM_IK, _STREAM_CAMERA = 5, 6, 7, 8
 _PHYSIOLOGY_KEY = 7919
+_USER_KEY = 2  # SeedSequence([model_seed, _PHYSIOLOGY_KEY, _USER_KEY, user]): user k's deviations
 
 
 # --------------------------------------------------------------------------
@@ -138,6 +143,9 @@ class SyntheticConfig(Config):
       low_confidence_fraction: fraction of camera frames in low-confidence bursts.
       landmark_noise_mm: landmark noise std on good frames (8x on low-confidence ones).
       model_seed: seeds the physiology shared by all sessions.
+      user_variation: scale of how much simulated users (``generate_session(user=k)``, k >= 1) differ from
+        each other (0: every user has user 0's body and placement habits; 1: the spreads in
+        docs/synthetic_data.md, e.g. +-20 deg systematic band rotation, ~7 % hand size).
       start_time_unix: clock of session seed 0 (session k starts k hours later).
     """
 
@@ -163,6 +171,7 @@ class SyntheticConfig(Config):
     low_confidence_fraction: float = 0.03
     landmark_noise_mm: float = 1.0
     model_seed: int = 0
+    user_variation: float = 1.0
     start_time_unix: float = 1_700_000_000.0
 
     def __post_init__(self):
@@ -198,6 +207,7 @@ class SyntheticConfig(Config):
             "ik_failure_fraction",
             "low_confidence_fraction",
             "landmark_noise_mm",
+            "user_variation",
             "start_time_unix",
         ):
             non_negative(name)
@@ -259,7 +269,8 @@ class SyntheticSession(NamedTuple):
       confidence: (F,) float32 detector confidence; low in occasional bursts.
       activations: (N, n_muscles) float32 muscle activations (0 .. ~1).
       angles_true_2k: (N, 20) float32 rad, the motion without IK failures.
-      info: per-session parameters (seed, band rotations in degrees, ...).
+      info: per-session parameters (seed, user, band rotations in degrees, hand scale, ...).
+      user: the simulated user (0 = the base physiology of ``model_seed``).
     """
 
     emg_2k: np.ndarray
@@ -276,6 +287,7 @@ class SyntheticSession(NamedTuple):
     activations: np.ndarray
     angles_true_2k: np.ndarray
     info: dict
+    user: int = 0
 
 
 def _check_seed(seed) -> int:
@@ -284,8 +296,16 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
-def _rng(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, stream]))
+def _check_user(user) -> int:
+    if not isinstance(user, (int, np.integer)) or isinstance(user, bool) or user < 0:
+        raise ValueError(f"user must be a non-negative integer, found {user!r}")
+    return int(user)
+
+
+def _rng(seed: int, stream: int, user: int = 0) -> np.random.Generator:
+    # User 0 keeps the original two-number key (its sessions predate users); user k's sessions are their own
+    # draws, so two users never perform the very same movement under the same session seed.
+    return np.random.default_rng(np.random.SeedSequence([seed, stream] if user == 0 else [seed, stream, user]))
 
 
 # --------------------------------------------------------------------------
@@ -386,9 +406,9 @@ def _upsample_linear(values: np.ndarray, step: int, n: int) -> np.ndarray:
     return values[i0] * (1.0 - frac) + values[i0 + 1] * frac
 
 
-def _trajectory(config: SyntheticConfig, seed: int, t: np.ndarray) -> np.ndarray:
+def _trajectory(config: SyntheticConfig, seed: int, t: np.ndarray, user: int = 0) -> np.ndarray:
     """True joint angles (N, 20) float64 at times t (seconds from the session start)."""
-    knot_times, knot_poses = _keyframes(float(t[-1]) + 1e-9, _rng(seed, _STREAM_TRAJECTORY))
+    knot_times, knot_poses = _keyframes(float(t[-1]) + 1e-9, _rng(seed, _STREAM_TRAJECTORY, user))
     angles = _minimum_jerk(knot_times, knot_poses, t)
     if config.tremor_rad > 0:
         # Tremor (8-12 Hz) is smooth at the 200 Hz control rate; interpolating
@@ -396,7 +416,7 @@ def _trajectory(config: SyntheticConfig, seed: int, t: np.ndarray) -> np.ndarray
         step = _control_step(config.emg_rate_hz)
         n_ctrl = t.shape[0] // step + 2
         band = (8.0, 12.0, config.emg_rate_hz / step)
-        tremor = _unit_rms_noise(_rng(seed, _STREAM_TREMOR), n_ctrl, 20, band)
+        tremor = _unit_rms_noise(_rng(seed, _STREAM_TREMOR, user), n_ctrl, 20, band)
         angles += config.tremor_rad * _upsample_linear(tremor, step, t.shape[0])
     angles = _clip_to_limits(angles)
     # A row of all ~0 angles is emg2pose's IK-failure marker: never produce one by accident.
@@ -480,9 +500,78 @@ def _finger_of_joint() -> np.ndarray:
     return np.repeat(np.arange(5), 4)
 
 
-@functools.lru_cache(maxsize=8)
-def _physiology(model_seed: int, n_muscles: int, hidden_units: int, emg_rate_hz: float) -> _Physiology:
+class _UserModel(NamedTuple):
+    """How simulated user k differs from user 0 of the same ``model_seed`` (identity for user 0)."""
+
+    w1_factor: np.ndarray  # (40, H) activation map: multiplies the network's input weights
+    w2_factor: np.ndarray  # (H, M) ... and its output weights (elementwise: survives the per-muscle calibration)
+    rest_shift: np.ndarray  # (M,) added to each muscle's resting drive
+    cocontraction_factor: np.ndarray  # (M,)
+    angle_shift: np.ndarray  # (M,) radians: where each muscle lies around the forearm
+    depth_shift: np.ndarray  # (M,) muscle depth (0 superficial .. 1 deep): spatial spread, amplitude, spectrum
+    axial_factor: np.ndarray  # (M,) amplitude at the skin from where the bands sit along the forearm
+    rotation16: float  # radians, systematic rotation of the 16-electrode band (on top of per-session jitter)
+    rotation8: float  # radians, the same for the MindRove band
+    gain16: np.ndarray  # (16,) skin impedance / contact gain per electrode
+    gain8: np.ndarray  # (8,)
+    hand_scale: float  # hand size relative to the synthetic hand model (scales the landmarks)
+
+
+@functools.lru_cache(maxsize=64)
+def _user_model(model_seed: int, n_muscles: int, hidden_units: int, user: int, variation: float) -> _UserModel:
+    """User ``user``'s deviations, drawn from (model_seed, user) and scaled by ``variation``."""
+    if user == 0:
+        return _UserModel(
+            np.ones((40, hidden_units)),
+            np.ones((hidden_units, n_muscles)),
+            np.zeros(n_muscles),
+            np.ones(n_muscles),
+            np.zeros(n_muscles),
+            np.zeros(n_muscles),
+            np.ones(n_muscles),
+            0.0,
+            0.0,
+            np.ones(16),
+            np.ones(8),
+            1.0,
+        )
+    rng = np.random.default_rng(np.random.SeedSequence([model_seed, _PHYSIOLOGY_KEY, _USER_KEY, user]))
+    v = variation
+    w1_factor = np.exp(v * 0.25 * rng.standard_normal((40, hidden_units)))
+    w2_factor = np.exp(v * 0.3 * rng.standard_normal((hidden_units, n_muscles)))
+    rest_shift = v * 0.2 * rng.standard_normal(n_muscles)
+    cocontraction_factor = np.exp(v * 0.3 * rng.standard_normal(n_muscles))
+    angle_shift = v * 0.15 * rng.standard_normal(n_muscles)
+    depth_shift = v * 0.15 * rng.standard_normal(n_muscles)
+    # A band worn ~2 cm more proximal or distal sees some muscles more and others less.
+    axial_factor = np.exp(v * rng.uniform(-1.0, 1.0) * rng.normal(0.0, 0.35, n_muscles))
+    rotation16, rotation8 = v * math.radians(20.0) * rng.uniform(-1.0, 1.0, 2)
+    gain16 = np.exp(v * 0.25 * rng.standard_normal(16))
+    gain8 = np.exp(v * 0.25 * rng.standard_normal(8))
+    hand_scale = float(np.clip(np.exp(v * 0.07 * rng.standard_normal()), 0.8, 1.25))
+    return _UserModel(
+        w1_factor,
+        w2_factor,
+        rest_shift,
+        cocontraction_factor,
+        angle_shift,
+        depth_shift,
+        axial_factor,
+        float(rotation16),
+        float(rotation8),
+        gain16,
+        gain8,
+        hand_scale,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _physiology(
+    model_seed: int, n_muscles: int, hidden_units: int, emg_rate_hz: float, user: int = 0, variation: float = 1.0
+) -> _Physiology:
     rng = np.random.default_rng(np.random.SeedSequence([model_seed, _PHYSIOLOGY_KEY]))
+    # User k's deviations are applied to the base draws (whose order never changes) before the calibration.
+    dev = _user_model(model_seed, n_muscles, hidden_units, user, variation)
     finger = _finger_of_joint()
     # Per-finger structure: hidden unit k mostly sees finger k % 5 (angles and
     # velocities), muscle m mostly listens to units of finger m % 5 -- like the
@@ -501,8 +590,15 @@ def _physiology(model_seed: int, n_muscles: int, hidden_units: int, emg_rate_hz:
     muscle_angle = (2 * np.pi * (np.arange(n_muscles) + rng.uniform(-0.35, 0.35, n_muscles)) / n_muscles) % (2 * np.pi)
     muscle_angle = rng.permutation(muscle_angle)
     depth = rng.uniform(0.0, 1.0, n_muscles)
+    if user:
+        w1 = w1 * dev.w1_factor
+        w2 = w2 * dev.w2_factor
+        rest_level = np.clip(rest_level + dev.rest_shift, -3.5, -1.5)
+        cocontraction = cocontraction * dev.cocontraction_factor
+        muscle_angle = (muscle_angle + dev.angle_shift) % (2 * np.pi)
+        depth = np.clip(depth + dev.depth_shift, 0.0, 1.0)
     kappa = 1.5 + 8.0 * (1.0 - depth)
-    amplitude = np.exp(-1.2 * depth)
+    amplitude = np.exp(-1.2 * depth) * dev.axial_factor
     band = np.stack([rng.uniform(20.0, 40.0, n_muscles), 450.0 - 220.0 * depth], axis=1)
     band[:, 1] = np.minimum(band[:, 1], 0.45 * emg_rate_hz)
 
@@ -559,7 +655,7 @@ def _band_noise(phys: _Physiology, rng: np.random.Generator, n: int, fs: float) 
     return out
 
 
-def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
+def _simulate(config: SyntheticConfig, seed: int, user: int = 0) -> dict[str, Any]:
     """Every array of a session, including the separate EMG components (float64)."""
     fs = config.emg_rate_hz
     factor = config.decimation
@@ -567,9 +663,10 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
     n = max(n - n % factor, factor)  # whole MindRove periods: both views cover the same span
     t = np.arange(n) / fs
     start = config.start_time_unix + 3600.0 * (seed % 100_000)
-    phys = _physiology(config.model_seed, config.n_muscles, config.hidden_units, fs)
+    phys = _physiology(config.model_seed, config.n_muscles, config.hidden_units, fs, user, config.user_variation)
+    person = _user_model(config.model_seed, config.n_muscles, config.hidden_units, user, config.user_variation)
 
-    angles = _trajectory(config, seed, t)
+    angles = _trajectory(config, seed, t, user)
     # Muscle drive and activation dynamics (tau ~40 ms) are slow: compute them
     # at the 200 Hz control rate and interpolate the activations up.
     step = _control_step(fs)
@@ -581,13 +678,14 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
     b, a = [1.0 - alpha], [1.0, -alpha]
     ctrl_act = scipy.signal.lfilter(b, a, drive, axis=0, zi=scipy.signal.lfilter_zi(b, a)[:, None] * drive[:1])[0]
     activations = _upsample_linear(ctrl_act, step, n)
-    sources = config.emg_amplitude_uv * activations * _band_noise(phys, _rng(seed, _STREAM_NOISE), n, fs)  # (N, M) µV
+    sources = config.emg_amplitude_uv * activations * _band_noise(phys, _rng(seed, _STREAM_NOISE, user), n, fs)  # µV
 
-    placement = _rng(seed, _STREAM_PLACEMENT)
-    rot16 = math.radians(config.ring_rotation_max_deg) * placement.uniform(-1.0, 1.0)
-    rot8 = math.radians(config.mindrove_rotation_max_deg) * placement.uniform(-1.0, 1.0)
-    gain16 = np.exp(config.electrode_gain_sigma * placement.standard_normal(16))
-    gain8 = np.exp(config.electrode_gain_sigma * placement.standard_normal(8))
+    placement = _rng(seed, _STREAM_PLACEMENT, user)
+    # Each band's placement: the user's habit plus this session's jitter; gains: the user's skin times this session's.
+    rot16 = person.rotation16 + math.radians(config.ring_rotation_max_deg) * placement.uniform(-1.0, 1.0)
+    rot8 = person.rotation8 + math.radians(config.mindrove_rotation_max_deg) * placement.uniform(-1.0, 1.0)
+    gain16 = person.gain16 * np.exp(config.electrode_gain_sigma * placement.standard_normal(16))
+    gain8 = person.gain8 * np.exp(config.electrode_gain_sigma * placement.standard_normal(8))
     offset16 = config.electrode_offset_uv * placement.standard_normal(16)
     offset8 = config.electrode_offset_uv * placement.standard_normal(8)
     hum_phase = placement.uniform(0, 2 * np.pi)
@@ -597,7 +695,7 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
     # emg2pose band: 16 electrodes, evenly spaced, rotated by rot16.
     w16 = _ring_weights(phys, 2 * np.pi * np.arange(16) / 16 + rot16) * gain16[:, None]
     muscle16 = sources @ w16.T
-    noise16 = config.sensor_noise_uv * _rng(seed, _STREAM_SENSOR16).standard_normal((n, 16))
+    noise16 = config.sensor_noise_uv * _rng(seed, _STREAM_SENSOR16, user).standard_normal((n, 16))
     interference16 = _hum(t, config.hum_hz, *hum16)
     emg16 = muscle16 + interference16 + noise16 + offset16
 
@@ -608,15 +706,16 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
     muscle8 = _signal.decimate_channels(w8 @ sources.T, factor, axis=-1).T  # channel-first is faster
     m = muscle8.shape[0]
     t500 = t[::factor][:m]
-    noise8 = config.mindrove_noise_uv * _rng(seed, _STREAM_SENSOR8).standard_normal((m, 8))
+    noise8 = config.mindrove_noise_uv * _rng(seed, _STREAM_SENSOR8, user).standard_normal((m, 8))
     interference8 = _hum(t500, config.hum_hz, *hum8)
     emg8 = muscle8 + interference8 + noise8 + offset8
 
     labels = angles.copy()
-    ik_failure = _segments_mask(n, config.ik_failure_fraction, int(0.05 * fs), int(0.5 * fs), _rng(seed, _STREAM_IK))
+    ik_rng = _rng(seed, _STREAM_IK, user)
+    ik_failure = _segments_mask(n, config.ik_failure_fraction, int(0.05 * fs), int(0.5 * fs), ik_rng)
     labels[ik_failure] = 0.0
 
-    frames = _camera(config, seed, t, angles)
+    frames = _camera(config, seed, t, angles, user, person.hand_scale)
     return {
         "t": t,
         "start": start,
@@ -638,6 +737,7 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
         "w8": w8,
         "rot16": rot16,
         "rot8": rot8,
+        "hand_scale": person.hand_scale,
         **frames,
     }
 
@@ -674,8 +774,10 @@ def landmarks_from_angles(angles: np.ndarray) -> np.ndarray:
     return np.concatenate(blocks, axis=0)[:f].astype(np.float32) if blocks else np.zeros((0, 21, 3), np.float32)
 
 
-def _camera(config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarray) -> dict[str, np.ndarray]:
-    rng = _rng(seed, _STREAM_CAMERA)
+def _camera(
+    config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarray, user: int = 0, hand_scale: float = 1.0
+) -> dict[str, np.ndarray]:
+    rng = _rng(seed, _STREAM_CAMERA, user)
     period = 1.0 / config.camera_fps
     n_frames = math.floor(t[-1] * config.camera_fps) + 1
     jitter = np.clip(rng.normal(0.0, config.camera_jitter_s, n_frames), -0.4 * period, 0.4 * period)
@@ -683,6 +785,8 @@ def _camera(config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarra
     frame_t = np.unique(frame_t)  # sorted, strictly increasing even where clipping met an edge
     angles_frames = _signal.interpolate_to_times(angles, t, frame_t, axis=0).astype(np.float64)
     landmarks = landmarks_from_angles(angles_frames).astype(np.float64)
+    if hand_scale != 1.0:
+        landmarks *= hand_scale  # a bigger hand: every bone longer by the same factor, about the wrist
     low = _segments_mask(frame_t.shape[0], config.low_confidence_fraction, 2, 8, rng)
     confidence = np.where(low, rng.uniform(0.15, 0.5, frame_t.shape[0]), rng.uniform(0.85, 0.99, frame_t.shape[0]))
     # A hand detector is noisier exactly when it is unsure.
@@ -694,13 +798,20 @@ def _camera(config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarra
 # --------------------------------------------------------------------------
 # public generator
 # --------------------------------------------------------------------------
-def generate_session(config: SyntheticConfig | None = None, seed: int = 0) -> SyntheticSession:
-    """Generate one session (both views). Deterministic per (config, seed).
+def generate_session(config: SyntheticConfig | None = None, seed: int = 0, user: int = 0) -> SyntheticSession:
+    """Generate one session (both views). Deterministic per (config, seed, user).
 
     Args:
       config: SyntheticConfig (default: 60 s, 2 kHz / 500 Hz, 60 Hz hum).
       seed: session seed (movement, band placement, gains, noise); the
         physiology comes from ``config.model_seed``.
+      user: simulated user, a non-negative integer. 0 is the physiology of
+        ``config.model_seed`` as it is (the sessions from before users existed,
+        bit for bit); user k >= 1 is a person drawn from (model_seed, k) --
+        systematic band rotation and axial shift, muscle depth and position,
+        skin gain per electrode, activation map, hand size -- scaled by
+        ``config.user_variation``. Each user has their own session draws: the
+        same ``seed`` under two users is two different movements.
     Returns:
       SyntheticSession (N = duration_s * 2000 rounded down to a multiple of 4).
     """
@@ -708,16 +819,19 @@ def generate_session(config: SyntheticConfig | None = None, seed: int = 0) -> Sy
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
     seed = _check_seed(seed)
-    s = _simulate(config, seed)
+    user = _check_user(user)
+    s = _simulate(config, seed, user)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     angles32 = f32(s["angles"])
     info = {
         "seed": seed,
+        "user": user,
         "model_seed": config.model_seed,
         "ring_rotation_deg": math.degrees(s["rot16"]),
         "mindrove_rotation_deg": math.degrees(s["rot8"]),
         "ik_failure_fraction": float(np.mean(s["ik_failure"])),
         "hum_hz": config.hum_hz,
+        "hand_scale": s["hand_scale"],
     }
     factor = config.decimation
     m = s["emg8"].shape[0]
@@ -736,6 +850,7 @@ def generate_session(config: SyntheticConfig | None = None, seed: int = 0) -> Sy
         activations=f32(s["activations"]),
         angles_true_2k=angles32,
         info=info,
+        user=user,
     )
 
 
@@ -746,7 +861,7 @@ def _db(signal_power: float, noise_power: float) -> float:
     return 10.0 * math.log10(signal_power / noise_power)
 
 
-def session_diagnostics(config: SyntheticConfig | None = None, seed: int = 0) -> dict[str, float]:
+def session_diagnostics(config: SyntheticConfig | None = None, seed: int = 0, user: int = 0) -> dict[str, float]:
     """Physics of one session, for docs and sanity checks.
 
     Returns a dict with:
@@ -761,7 +876,7 @@ def session_diagnostics(config: SyntheticConfig | None = None, seed: int = 0) ->
         many muscle directions each band can tell apart.
     """
     config = SyntheticConfig() if config is None else config
-    s = _simulate(config, _check_seed(seed))
+    s = _simulate(config, _check_seed(seed), _check_user(user))
     fs = config.emg_rate_hz
     noise16 = s["noise16"] + s["interference16"]
     noise8 = s["noise8"] + s["interference8"]
