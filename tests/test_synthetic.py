@@ -202,7 +202,7 @@ def test_low_confidence_fraction():
 def test_learnable_but_not_trivial():
     cfg = SyntheticConfig(duration_s=15.0)
     report = learnability_report(cfg, train_seeds=(0, 1, 2), test_seeds=(3,))
-    assert set(report) == {"16ch_2k", "16ch_2k_lowband", "8of16_500", "mindrove_500"}
+    assert set(report) == {"16ch_2k", "16ch_2k_lowband", "16ch_2k_bands", "8of16_500", "mindrove_500"}
     best = max(report.values(), key=lambda r: r["r2"])
     baseline = best["mean_baseline_mae_deg"]
     assert best["mae_deg"] < 0.85 * baseline  # clearly better than predicting the mean

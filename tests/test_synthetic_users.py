@@ -4,6 +4,7 @@ import hashlib
 
 import numpy as np
 import pytest
+import scipy.signal
 
 from emgjax.data.synthetic import SyntheticConfig, generate_session
 
@@ -91,3 +92,56 @@ def test_bad_user_is_refused(kwargs, match):
 def test_user_variation_is_validated():
     with pytest.raises(ValueError, match=r"user_variation must be a finite number >= 0, found -0\.5"):
         SyntheticConfig(user_variation=-0.5)
+
+
+def _band_envelope(emg: np.ndarray, band: tuple[float, float], win: int = 200) -> np.ndarray:
+    """(N // win, C) RMS of emg (N, C) at 2 kHz in ``band`` over windows of ``win`` samples."""
+    sos = scipy.signal.butter(4, band, btype="bandpass", fs=2000.0, output="sos")
+    x = scipy.signal.sosfiltfilt(sos, emg.astype(np.float64), axis=0)
+    n = x.shape[0] // win * win
+    return np.sqrt(np.mean(x[:n].reshape(-1, win, x.shape[1]) ** 2, axis=1))
+
+
+def test_high_band_knob_moves_the_information_onto_the_dropped_electrodes(monkeypatch):
+    from emgjax.data import synthetic as syn
+    from emgjax.data.signal import MINDROVE_KEEP_CHANNELS
+
+    kept = list(MINDROVE_KEEP_CHANNELS)
+    dropped = [c for c in range(16) if c not in kept]
+    cfg = SyntheticConfig(duration_s=4.0, hum_hz=None)
+    plain, full = generate_session(cfg, seed=5), generate_session(cfg.replace(high_band_info=1.0), seed=5)
+    # The movement is the same; the dropped electrodes carry 500-950 Hz content the kept ones do not have.
+    np.testing.assert_array_equal(plain.angles_2k, full.angles_2k)
+    high = _band_envelope(full.emg_2k, (500.0, 950.0)).mean(axis=0)
+    high_plain = _band_envelope(plain.emg_2k, (500.0, 950.0)).mean(axis=0)
+    assert high[dropped].mean() > 5 * high[kept].mean()
+    assert 0.5 < high_plain[dropped].mean() / high_plain[kept].mean() < 2.0
+    # ... and it follows the true muscle activity.
+    envelope = _band_envelope(full.emg_2k[:, dropped], (500.0, 950.0)).mean(axis=1)
+    win = 200
+    total = full.activations[: len(envelope) * win].reshape(len(envelope), win, -1).mean(axis=(1, 2))
+    assert np.corrcoef(envelope, total)[0, 1] > 0.7
+    # At h = 1 the kept electrodes know nothing of the movement: another movement gives the very same signals
+    # there (bit for bit), while the dropped electrodes change. At h = 0.5 the kept ones still change.
+    real = syn._trajectory
+
+    def other_movement(config, seed, t, user=0, streams=(syn._STREAM_TRAJECTORY, syn._STREAM_TREMOR)):
+        angles = real(config, seed, t, user, streams)
+        return angles if streams[0] != syn._STREAM_TRAJECTORY else angles[::-1].copy()
+
+    monkeypatch.setattr(syn, "_trajectory", other_movement)
+    moved = generate_session(cfg.replace(high_band_info=1.0), seed=5)
+    assert not np.array_equal(moved.angles_true_2k, full.angles_true_2k)
+    np.testing.assert_array_equal(moved.emg_2k[:, kept], full.emg_2k[:, kept])
+    assert not np.allclose(moved.emg_2k[:, dropped], full.emg_2k[:, dropped])
+    monkeypatch.setattr(syn, "_trajectory", real)
+    half = generate_session(cfg.replace(high_band_info=0.5), seed=5)
+    monkeypatch.setattr(syn, "_trajectory", other_movement)
+    half_moved = generate_session(cfg.replace(high_band_info=0.5), seed=5)
+    assert not np.allclose(half_moved.emg_2k[:, kept], half.emg_2k[:, kept])
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, float("nan"), True])
+def test_high_band_info_is_validated(value):
+    with pytest.raises(ValueError, match=r"high_band_info must be a number in \[0, 1\], found"):
+        SyntheticConfig(high_band_info=value)

@@ -112,6 +112,16 @@ _GESTURE_WEIGHTS = np.array([0.18, 0.14, 0.16, 0.14, 0.12, 0.26])
 # of the simulation never reshuffles another.
 _STREAM_TRAJECTORY, _STREAM_TREMOR, _STREAM_NOISE, _STREAM_PLACEMENT = 1, 2, 3, 4
 _STREAM_SENSOR16, _STREAM_SENSOR8, _STREAM_IK, _STREAM_CAMERA = 5, 6, 7, 8
+_STREAM_DECOY_TRAJECTORY, _STREAM_DECOY_TREMOR, _STREAM_HIGH_BAND = 9, 10, 11
+_HIGH_BAND_KEY = 3  # SeedSequence([model_seed, _PHYSIOLOGY_KEY, _HIGH_BAND_KEY, user]): the high-band spectra
+# The high band of the knob, split in two sub-bands (Hz; the top edge is capped at 0.475 x the EMG rate).
+_HIGH_BANDS = ((250.0, 500.0), (500.0, 1000.0))
+# RMS of the high-band content at full activation and h = 1, relative to emg_amplitude_uv: strong enough that
+# the full view keeps its pose information (learnability R2 flat in h) although only 8 electrodes carry it.
+_HIGH_BAND_GAIN = 2.0
+# Electrodes the MindRove view drops (simulate_mindrove_view keeps MINDROVE_KEEP_CHANNELS): where the knob puts
+# the high-band content.
+_DROPPED_CHANNELS = np.array([c for c in range(16) if c not in _signal.MINDROVE_KEEP_CHANNELS])
 _PHYSIOLOGY_KEY = 7919
 _USER_KEY = 2  # SeedSequence([model_seed, _PHYSIOLOGY_KEY, _USER_KEY, user]): user k's deviations
 
@@ -143,6 +153,12 @@ class SyntheticConfig(Config):
       low_confidence_fraction: fraction of camera frames in low-confidence bursts.
       landmark_noise_mm: landmark noise std on good frames (8x on low-confidence ones).
       model_seed: seeds the physiology shared by all sessions.
+      high_band_info: the known-answer knob, h in [0, 1]. A share h of the pose information moves into
+        250-1000 Hz motor-unit-like content on the electrodes the MindRove view drops (the odd ones of
+        the 16): the 20-450 Hz sources are driven by (1 - h) x the true activations + h x the
+        activations of an unrelated movement, and every muscle adds 250-500 / 500-1000 Hz content with
+        power proportional to h x its true activation squared, seen only by the dropped electrodes. h = 0 is the data
+        without the knob, bit for bit; h = 1 leaves no pose information in the 8 ch / 500 Hz view.
       user_variation: scale of how much simulated users (``generate_session(user=k)``, k >= 1) differ from
         each other (0: every user has user 0's body and placement habits; 1: the spreads in
         docs/synthetic_data.md, e.g. +-20 deg systematic band rotation, ~7 % hand size).
@@ -171,6 +187,7 @@ class SyntheticConfig(Config):
     low_confidence_fraction: float = 0.03
     landmark_noise_mm: float = 1.0
     model_seed: int = 0
+    high_band_info: float = 0.0
     user_variation: float = 1.0
     start_time_unix: float = 1_700_000_000.0
 
@@ -234,6 +251,14 @@ class SyntheticConfig(Config):
                 raise ValueError(
                     f"SyntheticConfig.hum_hz must be below {self.mindrove_rate_hz / 2:g} Hz, found {self.hum_hz:g}"
                 )
+        if not (
+            isinstance(self.high_band_info, (int, float))
+            and not isinstance(self.high_band_info, bool)
+            and 0.0 <= self.high_band_info <= 1.0
+        ):
+            raise ValueError(
+                f"SyntheticConfig.high_band_info must be a number in [0, 1], found {self.high_band_info!r}"
+            )
         if self.ik_failure_fraction > 0.5 or self.low_confidence_fraction > 0.5:
             raise ValueError(
                 "SyntheticConfig.ik_failure_fraction and low_confidence_fraction must be <= 0.5, found "
@@ -406,9 +431,16 @@ def _upsample_linear(values: np.ndarray, step: int, n: int) -> np.ndarray:
     return values[i0] * (1.0 - frac) + values[i0 + 1] * frac
 
 
-def _trajectory(config: SyntheticConfig, seed: int, t: np.ndarray, user: int = 0) -> np.ndarray:
-    """True joint angles (N, 20) float64 at times t (seconds from the session start)."""
-    knot_times, knot_poses = _keyframes(float(t[-1]) + 1e-9, _rng(seed, _STREAM_TRAJECTORY, user))
+def _trajectory(
+    config: SyntheticConfig,
+    seed: int,
+    t: np.ndarray,
+    user: int = 0,
+    streams: tuple[int, int] = (_STREAM_TRAJECTORY, _STREAM_TREMOR),
+) -> np.ndarray:
+    """True joint angles (N, 20) float64 at times t (seconds from the session start); ``streams``: the
+    random streams of the gestures and of the tremor."""
+    knot_times, knot_poses = _keyframes(float(t[-1]) + 1e-9, _rng(seed, streams[0], user))
     angles = _minimum_jerk(knot_times, knot_poses, t)
     if config.tremor_rad > 0:
         # Tremor (8-12 Hz) is smooth at the 200 Hz control rate; interpolating
@@ -416,7 +448,7 @@ def _trajectory(config: SyntheticConfig, seed: int, t: np.ndarray, user: int = 0
         step = _control_step(config.emg_rate_hz)
         n_ctrl = t.shape[0] // step + 2
         band = (8.0, 12.0, config.emg_rate_hz / step)
-        tremor = _unit_rms_noise(_rng(seed, _STREAM_TREMOR, user), n_ctrl, 20, band)
+        tremor = _unit_rms_noise(_rng(seed, streams[1], user), n_ctrl, 20, band)
         angles += config.tremor_rad * _upsample_linear(tremor, step, t.shape[0])
     angles = _clip_to_limits(angles)
     # A row of all ~0 angles is emg2pose's IK-failure marker: never produce one by accident.
@@ -655,6 +687,53 @@ def _band_noise(phys: _Physiology, rng: np.random.Generator, n: int, fs: float) 
     return out
 
 
+def _activations(config: SyntheticConfig, phys: _Physiology, angles: np.ndarray) -> np.ndarray:
+    """Muscle activations (N, M) of the motion ``angles`` (N, 20)."""
+    fs, n = config.emg_rate_hz, angles.shape[0]
+    # Muscle drive and activation dynamics (tau ~40 ms) are slow: compute them
+    # at the 200 Hz control rate and interpolate the activations up.
+    step = _control_step(fs)
+    ctrl_angles = np.concatenate([angles[::step], angles[-1:]])
+    ctrl_velocity = np.gradient(ctrl_angles, step / fs, axis=0)
+    drive = _drive(phys, ctrl_angles, ctrl_velocity)
+    # First-order activation dynamics, started at steady state.
+    alpha = math.exp(-step / (config.activation_tau_s * fs))
+    b, a = [1.0 - alpha], [1.0, -alpha]
+    ctrl_act = scipy.signal.lfilter(b, a, drive, axis=0, zi=scipy.signal.lfilter_zi(b, a)[:, None] * drive[:1])[0]
+    return _upsample_linear(ctrl_act, step, n)
+
+
+@functools.lru_cache(maxsize=64)
+def _high_band_spectra(model_seed: int, n_muscles: int, user: int) -> np.ndarray:
+    """(2, M) RMS of each muscle's content in each high sub-band (unit norm per muscle): muscles differ in
+    motor-unit size and conduction velocity, so the two sub-bands see two different mixtures of the muscles."""
+    rng = np.random.default_rng(np.random.SeedSequence([model_seed, _PHYSIOLOGY_KEY, _HIGH_BAND_KEY, user]))
+    # Cubed: most muscles sit mainly in one sub-band, so the two mixtures differ clearly.
+    spectra = rng.uniform(0.1, 1.0, (2, n_muscles)) ** 3
+    spectra /= np.linalg.norm(spectra, axis=0, keepdims=True)
+    spectra.setflags(write=False)
+    return spectra
+
+
+def _high_band(
+    config: SyntheticConfig,
+    phys: _Physiology,
+    activations: np.ndarray,
+    electrode_angle: np.ndarray,
+    rng: np.random.Generator,
+    user: int,
+) -> np.ndarray:
+    """(N, len(electrode_angle)) µV: the knob's 250-1000 Hz content, power ~ h x activation**2 per muscle."""
+    fs, n = config.emg_rate_hz, activations.shape[0]
+    spectra = _high_band_spectra(config.model_seed, config.n_muscles, user)
+    spatial = _ring_weights(phys, electrode_angle)  # (E, M), the same spatial spread as the 20-450 Hz content
+    out = np.zeros((n, electrode_angle.shape[0]))
+    for b, (low, high) in enumerate(_HIGH_BANDS):
+        noise = _unit_rms_noise(rng, n, config.n_muscles, (low, min(high, 0.475 * fs), fs))
+        out += (activations * noise * spectra[b]) @ spatial.T
+    return _HIGH_BAND_GAIN * math.sqrt(config.high_band_info) * config.emg_amplitude_uv * out
+
+
 def _simulate(config: SyntheticConfig, seed: int, user: int = 0) -> dict[str, Any]:
     """Every array of a session, including the separate EMG components (float64)."""
     fs = config.emg_rate_hz
@@ -667,18 +746,15 @@ def _simulate(config: SyntheticConfig, seed: int, user: int = 0) -> dict[str, An
     person = _user_model(config.model_seed, config.n_muscles, config.hidden_units, user, config.user_variation)
 
     angles = _trajectory(config, seed, t, user)
-    # Muscle drive and activation dynamics (tau ~40 ms) are slow: compute them
-    # at the 200 Hz control rate and interpolate the activations up.
-    step = _control_step(fs)
-    ctrl_angles = np.concatenate([angles[::step], angles[-1:]])
-    ctrl_velocity = np.gradient(ctrl_angles, step / fs, axis=0)
-    drive = _drive(phys, ctrl_angles, ctrl_velocity)
-    # First-order activation dynamics, started at steady state.
-    alpha = math.exp(-step / (config.activation_tau_s * fs))
-    b, a = [1.0 - alpha], [1.0, -alpha]
-    ctrl_act = scipy.signal.lfilter(b, a, drive, axis=0, zi=scipy.signal.lfilter_zi(b, a)[:, None] * drive[:1])[0]
-    activations = _upsample_linear(ctrl_act, step, n)
-    sources = config.emg_amplitude_uv * activations * _band_noise(phys, _rng(seed, _STREAM_NOISE, user), n, fs)  # µV
+    activations = _activations(config, phys, angles)
+    h = config.high_band_info
+    low_band_drive = activations
+    if h > 0:
+        # The knob: the 20-450 Hz sources follow an unrelated movement (same statistics, no information about
+        # this one) for a share h, and the true activations for the rest.
+        decoy = _trajectory(config, seed, t, user, (_STREAM_DECOY_TRAJECTORY, _STREAM_DECOY_TREMOR))
+        low_band_drive = (1.0 - h) * activations + h * _activations(config, phys, decoy)
+    sources = config.emg_amplitude_uv * low_band_drive * _band_noise(phys, _rng(seed, _STREAM_NOISE, user), n, fs)
 
     placement = _rng(seed, _STREAM_PLACEMENT, user)
     # Each band's placement: the user's habit plus this session's jitter; gains: the user's skin times this session's.
@@ -695,6 +771,12 @@ def _simulate(config: SyntheticConfig, seed: int, user: int = 0) -> dict[str, An
     # emg2pose band: 16 electrodes, evenly spaced, rotated by rot16.
     w16 = _ring_weights(phys, 2 * np.pi * np.arange(16) / 16 + rot16) * gain16[:, None]
     muscle16 = sources @ w16.T
+    if h > 0:
+        angle16 = 2 * np.pi * np.arange(16) / 16 + rot16
+        high = _high_band(
+            config, phys, activations, angle16[_DROPPED_CHANNELS], _rng(seed, _STREAM_HIGH_BAND, user), user
+        )
+        muscle16[:, _DROPPED_CHANNELS] += high * gain16[_DROPPED_CHANNELS]
     noise16 = config.sensor_noise_uv * _rng(seed, _STREAM_SENSOR16, user).standard_normal((n, 16))
     interference16 = _hum(t, config.hum_hz, *hum16)
     emg16 = muscle16 + interference16 + noise16 + offset16
@@ -920,6 +1002,8 @@ def learnability_report(
     *,
     train_seeds: Sequence[int] = (0, 1, 2, 3),
     test_seeds: Sequence[int] = (4, 5),
+    train_user: int = 0,
+    test_user: int = 0,
     window_s: float = 0.2,
     stride_s: float = 0.05,
     lags: int = 2,
@@ -930,6 +1014,8 @@ def learnability_report(
     Views compared (same windows, same targets = true angles at window ends):
       "16ch_2k": the emg2pose view, band 20-450 Hz;
       "16ch_2k_lowband": the same electrodes, band 20-200 Hz (temporal loss only);
+      "16ch_2k_bands": the same electrodes, log RMS in three bands per channel (20-250, 250-500 and
+        500-950 Hz): what the full view carries, ``high_band_info`` content included;
       "8of16_500": simulate_mindrove_view of the emg2pose view (8 of its 16
         electrodes at 500 Hz; spatial + temporal loss);
       "mindrove_500": the MindRove view itself (own band placement, own noise).
@@ -938,22 +1024,31 @@ def learnability_report(
     The ridge strength (times the number of windows) is picked from
     ``ridge_grid`` on the last training session, then the model is refit on
     all training sessions and scored on the test sessions (other seeds, hence
-    other band placements, gains and movements).
+    other band placements, gains and movements). ``train_user`` / ``test_user``
+    pick the simulated users of the training and test sessions (another test
+    user: a cross-user check).
     Each entry: r2 (mean over joints, against the held-out sessions' variance),
     mae_deg, mean_baseline_mae_deg (predicting the training mean) and ridge.
     """
     config = SyntheticConfig() if config is None else config
-    views = ("16ch_2k", "16ch_2k_lowband", "8of16_500", "mindrove_500")
+    views = ("16ch_2k", "16ch_2k_lowband", "16ch_2k_bands", "8of16_500", "mindrove_500")
     fs, fs500 = config.emg_rate_hz, config.mindrove_rate_hz
 
-    def featurize(seed):
-        sess = generate_session(config, seed)
+    def featurize(seed, user):
+        sess = generate_session(config, seed, user)
         t = sess.time_2k - sess.time_2k[0]
         times = np.arange(window_s + lags * stride_s, t[-1], stride_s)
         target = _signal.interpolate_to_times(sess.angles_true_2k, t, times, axis=0).astype(np.float64)
         feats = {
             "16ch_2k": _rms_features(sess.emg_2k, fs, window_s, times, (20.0, 450.0), config.hum_hz),
             "16ch_2k_lowband": _rms_features(sess.emg_2k, fs, window_s, times, (20.0, 200.0), config.hum_hz),
+            "16ch_2k_bands": np.concatenate(
+                [
+                    _rms_features(sess.emg_2k, fs, window_s, times, band, config.hum_hz)
+                    for band in ((20.0, 250.0), (250.0, 500.0), (500.0, min(950.0, 0.475 * fs)))
+                ],
+                axis=1,
+            ),
             "8of16_500": _rms_features(
                 _signal.simulate_mindrove_view(sess.emg_2k, axis=0, factor=config.decimation),
                 fs500,
@@ -972,8 +1067,8 @@ def learnability_report(
             f"learnability_report needs >= 2 train seeds (the last one picks the ridge strength) and >= 1 test "
             f"seed, found {len(train_seeds)} and {len(test_seeds)}"
         )
-    train = [featurize(s) for s in train_seeds]
-    test = [featurize(s) for s in test_seeds]
+    train = [featurize(s, train_user) for s in train_seeds]
+    test = [featurize(s, test_user) for s in test_seeds]
     y_train = np.concatenate([y for _, y in train])
     y_test = np.concatenate([y for _, y in test])
     baseline_mae = float(np.degrees(np.mean(np.abs(y_test - y_train.mean(axis=0)))))
