@@ -28,6 +28,7 @@ __all__ = [
     "SessionArrays",
     "synthetic_sessions",
     "load_emg2pose_sessions",
+    "split_sessions",
     "prepare_sessions",
     "sample_batch",
     "heldout_batches",
@@ -86,21 +87,52 @@ def synthetic_sessions(
     return sessions
 
 
+def _metadata_by_file(directory: pathlib.Path) -> dict[str, dict[str, str]]:
+    """emg2pose ``metadata.csv`` rows (in ``directory`` or its parent, as ``emgjax synth`` writes it) keyed by
+    the resolved path of the file each describes, and by the bare file name where that is unique."""
+    from emgjax.data.emg2pose import METADATA_FILE, read_metadata
+
+    for folder in (directory, directory.parent):
+        if (folder / METADATA_FILE).is_file():
+            break
+    else:
+        return {}
+    rows = read_metadata(folder / METADATA_FILE)
+    by_file: dict[str, dict[str, str]] = {}
+    names: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        # emg2pose's filename has no suffix (and no folder); ours may name a folder (emg2pose/session000).
+        name = row["filename"] if row["filename"].endswith(".hdf5") else row["filename"] + ".hdf5"
+        by_file[str((folder / name).resolve())] = row
+        names.setdefault(pathlib.Path(name).name, []).append(row)
+    for name, matches in names.items():
+        if len(matches) == 1:
+            by_file.setdefault(name, matches[0])
+    return by_file
+
+
 def load_emg2pose_sessions(directory: str | os.PathLike, max_sessions: int | None = None) -> list[SessionArrays]:
     """Every ``*.hdf5`` emg2pose session in ``directory`` (sorted by name, at most ``max_sessions``), read whole.
 
-    ``user`` and ``stage`` come from each file's HDF5 attributes (emg2pose stores both), else "".
+    ``user`` and ``stage`` come from emg2pose's ``metadata.csv`` when there is one in ``directory`` or its
+    parent (a row matches a file by its path, else by its unique file name), else from the file's HDF5
+    attributes (emg2pose stores both), else "".
     """
     from emgjax.data.emg2pose import Emg2PoseSession
 
-    paths = sorted(pathlib.Path(directory).glob("*.hdf5"))
+    folder = pathlib.Path(directory)
+    paths = sorted(folder.glob("*.hdf5"))
     if not paths:
         raise FileNotFoundError(f"{directory}: expected emg2pose session files (*.hdf5), found none")
+    metadata = _metadata_by_file(folder)
     sessions = []
     for path in paths[:max_sessions]:
         with Emg2PoseSession(path) as session:
             data = session.read()
             attrs = session.metadata
+        row = metadata.get(str(path.resolve())) or metadata.get(path.name)
+        if row is not None:
+            attrs = {"user": row["user"], "stage": row["stage"]}
         sessions.append(
             SessionArrays(
                 data["emg"],
@@ -112,6 +144,60 @@ def load_emg2pose_sessions(directory: str | os.PathLike, max_sessions: int | Non
             )
         )
     return sessions
+
+
+def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(v, str) and v for v in names):
+        raise ValueError(f"{what}: expected non-empty strings, found {names!r}")
+    return names
+
+
+def split_sessions(
+    sessions: Sequence[SessionArrays],
+    *,
+    heldout_users: str | Sequence[str] = (),
+    heldout_stages: str | Sequence[str] = (),
+) -> tuple[list[SessionArrays], list[SessionArrays]]:
+    """Split sessions as emg2pose's held-out conditions do: (train, heldout), order kept.
+
+    A session is held out when its user is in ``heldout_users`` or its stage in
+    ``heldout_stages`` (held-out user, stage, or both: emg2pose's user, stage
+    and user_stage generalization); the rest is train, so no held-out user or
+    stage is ever trained on.
+
+    Raises:
+      ValueError: nothing asked to hold out; a user or stage that no session has
+        (the known ones are listed); a session whose user (stage) is unknown ("")
+        when users (stages) are held out; or an empty train or held-out side.
+    """
+    users = _names(heldout_users, "heldout_users")
+    stages = _names(heldout_stages, "heldout_stages")
+    if not users and not stages:
+        raise ValueError("split_sessions: expected heldout_users or heldout_stages, found neither")
+    for wanted, field in ((users, "user"), (stages, "stage")):
+        if not wanted:
+            continue
+        unlabelled = [s.name for s in sessions if not getattr(s, field)]
+        if unlabelled:
+            raise ValueError(
+                f"split_sessions: expected every session to name its {field} (metadata.csv or the HDF5 attributes), "
+                f"found none for {unlabelled[:3]}{' ...' if len(unlabelled) > 3 else ''}"
+            )
+        known = sorted({getattr(s, field) for s in sessions})
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise ValueError(f"split_sessions: held-out {field}(s) {unknown} not found; the sessions have {known}")
+    train: list[SessionArrays] = []
+    heldout: list[SessionArrays] = []
+    for s in sessions:
+        (heldout if s.user in users or s.stage in stages else train).append(s)
+    if not train or not heldout:
+        raise ValueError(
+            f"split_sessions: expected sessions on both sides, found {len(train)} train and {len(heldout)} held out "
+            f"(of {len(sessions)})"
+        )
+    return train, heldout
 
 
 def prepare_sessions(sessions: Sequence[SessionArrays], norm: Mapping | None) -> list[SessionArrays]:

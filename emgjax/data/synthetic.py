@@ -57,6 +57,7 @@ import scipy.signal
 from emgjax.config import Config
 from emgjax.data import signal as _signal
 from emgjax.data.emg2pose import JOINT_NAMES  # the one definition of emg2pose's joint order
+from emgjax.data.emg2pose import METADATA_COLUMNS as _EMG2POSE_COLUMNS
 
 __all__ = [
     "JOINT_NAMES",
@@ -69,6 +70,7 @@ __all__ = [
     "session_diagnostics",
     "learnability_report",
     "session_splits",
+    "heldout_user_count",
     "write_synthetic_dataset",
     "METADATA_COLUMNS",
     "main",
@@ -1107,17 +1109,13 @@ def learnability_report(
 # writing datasets
 # --------------------------------------------------------------------------
 _FORMATS = ("emg2pose", "mindrove")
-# emg2pose's metadata columns first (``filename, user, session, stage, side, split``: what
-# `emgjax.data.load_splits` and emg2pose's own tools read), then ours. ``filename`` is the session's
-# emg2pose file without its suffix, as in emg2pose (the MindRove file when only that format is written);
-# ``emg2pose_file`` / ``mindrove_file`` name each format's file (empty when not written).
+# emg2pose's metadata columns first (``filename, user, session, stage, side, moving_hand, held_out_user,
+# held_out_stage, split, generalization``: what `emgjax.data.load_splits`, `load_emg2pose_sessions` and
+# emg2pose's own tools read), then ours. ``filename`` is the session's emg2pose file without its suffix, as in
+# emg2pose (the MindRove file when only that format is written); ``emg2pose_file`` / ``mindrove_file`` name
+# each format's file (empty when not written).
 METADATA_COLUMNS = (
-    "filename",
-    "user",
-    "session",
-    "stage",
-    "side",
-    "split",
+    *_EMG2POSE_COLUMNS,
     "session_seed",
     "model_seed",
     "duration_s",
@@ -1130,6 +1128,8 @@ METADATA_COLUMNS = (
     "ring_rotation_deg",
     "mindrove_rotation_deg",
     "hum_hz",
+    "hand_scale",
+    "high_band_info",
 )
 
 # Sane limits, checked before anything is generated: 10,000 sessions of up to 10 minutes. A 10-minute
@@ -1168,6 +1168,11 @@ def session_splits(n_sessions: int) -> list[str]:
     if n_sessions == 2:
         return ["train", "test"]
     return [_split_of(i, n_sessions) for i in range(n_sessions)]
+
+
+def heldout_user_count(n_users: int) -> int:
+    """How many of ``n_users`` simulated users a dataset holds out: none of 1, else max(1, round(n_users / 4))."""
+    return 0 if n_users < 2 else max(1, round(n_users / 4))
 
 
 def _check_count(name: str, value: Any, low: int, high: int) -> int:
@@ -1242,20 +1247,30 @@ def write_synthetic_dataset(
     seed: int = 0,
     formats: Sequence[str] = _FORMATS,
     config: SyntheticConfig | None = None,
+    n_users: int = 1,
 ) -> dict[str, Any]:
-    """Generate ``n_sessions`` sessions and write them as HDF5 files.
+    """Generate ``n_sessions`` sessions for each of ``n_users`` simulated users and write them as HDF5 files.
 
     Layout: ``out_dir/emg2pose/sessionNNN.hdf5`` (emg2pose format, 16 ch, 2 kHz,
     angles per sample), ``out_dir/mindrove/sessionNNN.hdf5`` (our MindRove
     schema: 8 ch, 500 Hz, 30 fps landmarks + confidence + angles) and
     ``out_dir/metadata.csv`` (one row per session in emg2pose's metadata
-    format -- ``filename, user, session, stage, side, split`` -- plus our
-    columns, see ``METADATA_COLUMNS``; session-level train/val/test splits,
-    see ``session_splits``). ``load_splits(out_dir / "metadata.csv")`` reads it.
-    Session i uses seed ``seed * 10000 + i``. ``duration_s`` (seconds per
-    session) overrides ``config.duration_s``; pass None to keep the config's.
+    format -- ``filename, user, session, stage, side, moving_hand, held_out_user,
+    held_out_stage, split, generalization`` -- plus our columns, see
+    ``METADATA_COLUMNS``). ``load_splits(out_dir / "metadata.csv")`` and
+    ``load_emg2pose_sessions(out_dir / "emg2pose")`` read it.
+    User u's session i is file ``session{u * n_sessions + i:03d}`` with seed
+    ``seed * 10000 + i`` (``generate_session(config, seed, user=u)``), user id
+    ``user{u}`` and stage ``stage0``. Splits: the last ``heldout_user_count(n_users)``
+    users are held out (``held_out_user`` True, split ``test``, generalization
+    ``user``); every other user's sessions are split by session (``session_splits``:
+    train, then val and test, generalization ``session``, our label for a seen
+    user's unseen session). With one user this is the single-user dataset as before.
+    ``duration_s`` (seconds per session) overrides ``config.duration_s``; pass
+    None to keep the config's.
 
     Checked before anything is generated: 1 <= n_sessions <= MAX_SESSIONS,
+    1 <= n_users, n_users * n_sessions <= MAX_SESSIONS,
     0 < duration <= MAX_DURATION_S, 0 <= seed <= MAX_SEED, room on the disk,
     and ``out_dir`` new, empty or an earlier synthetic dataset, whose files
     are deleted first (anything else in it is refused). Sessions are
@@ -1264,12 +1279,19 @@ def write_synthetic_dataset(
 
     Returns:
       {"emg2pose": [Path, ...], "mindrove": [Path, ...], "metadata": Path,
-          "splits": [str, ...]} (a format not asked for has an empty list).
+          "splits": [str, ...], "users": [str, ...]} (one entry per session, in
+          file order; a format not asked for has an empty list).
     """
     config = SyntheticConfig() if config is None else config
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
     n_sessions = _check_count("sessions", n_sessions, 1, MAX_SESSIONS)
+    n_users = _check_count("users", n_users, 1, MAX_SESSIONS)
+    if n_users * n_sessions > MAX_SESSIONS:
+        raise ValueError(
+            f"users x sessions: expected at most {MAX_SESSIONS:,} sessions in all, found {n_users} x {n_sessions} = "
+            f"{n_users * n_sessions:,}"
+        )
     duration = config.duration_s if duration_s is None else duration_s
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= MAX_DURATION_S:
         raise ValueError(f"duration: expected seconds in (0, {MAX_DURATION_S:g}], found {duration!r}")
@@ -1283,28 +1305,35 @@ def write_synthetic_dataset(
     from emgjax.errors import check_output_path
 
     out = check_output_path("out_dir", out_dir)
-    bytes_needed = int(n_sessions * config.duration_s * sum(_BYTES_PER_SECOND[f] for f in formats) * 1.1)
+    bytes_needed = int(n_users * n_sessions * config.duration_s * sum(_BYTES_PER_SECOND[f] for f in formats) * 1.1)
     _prepare_output(out, bytes_needed)
     if "emg2pose" in formats:
         from emgjax.data.emg2pose import write_emg2pose_session
     if "mindrove" in formats:
         from emgjax.data.mindrove import write_mindrove_session
 
-    result: dict[str, Any] = {"emg2pose": [], "mindrove": [], "splits": []}
+    result: dict[str, Any] = {"emg2pose": [], "mindrove": [], "splits": [], "users": []}
     rows = []
-    for i in range(n_sessions):
+    first_heldout = n_users - heldout_user_count(n_users)
+    for user, i in ((u, i) for u in range(n_users) for i in range(n_sessions)):
         session_seed = seed * 10_000 + i
-        name = f"session{i:03d}"
-        split = _split_of(i, n_sessions)
+        name = f"session{user * n_sessions + i:03d}"
+        heldout_user = user >= first_heldout
+        split = "test" if heldout_user else _split_of(i, n_sessions)
         result["splits"].append(split)
-        sess = generate_session(config, session_seed)
+        result["users"].append(f"user{user}")
+        sess = generate_session(config, session_seed, user)
         row = {
             "filename": f"{'emg2pose' if 'emg2pose' in formats else 'mindrove'}/{name}",
             "stage": "stage0",
             "side": "right",
             "session": name,
-            "user": f"synthetic{config.model_seed}",
+            "user": f"user{user}",
+            "moving_hand": True,
+            "held_out_user": heldout_user,
+            "held_out_stage": False,
             "split": split,
+            "generalization": "user" if heldout_user else "" if split == "train" else "session",
             "session_seed": session_seed,
             "model_seed": config.model_seed,
             "duration_s": config.duration_s,
@@ -1317,6 +1346,8 @@ def write_synthetic_dataset(
             "ring_rotation_deg": f"{sess.info['ring_rotation_deg']:.3f}",
             "mindrove_rotation_deg": f"{sess.info['mindrove_rotation_deg']:.3f}",
             "hum_hz": "" if config.hum_hz is None else config.hum_hz,
+            "hand_scale": f"{sess.info['hand_scale']:.4f}",
+            "high_band_info": config.high_band_info,
         }
         if "emg2pose" in formats:
             path = write_emg2pose_session(
@@ -1368,7 +1399,10 @@ def write_synthetic_dataset(
 # command line
 # --------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """``emgjax synth --out DIR [--sessions N --duration S --seed K]`` (also ``python -m emgjax.data.synthetic``)."""
+    """``emgjax synth --out DIR [--sessions N --users U --duration S --seed K ...]``.
+
+    Also ``python -m emgjax.data.synthetic``.
+    """
     from emgjax.errors import run_command
 
     parser = argparse.ArgumentParser(
@@ -1380,7 +1414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output: replaced)")
     parser.add_argument(
-        "--sessions", type=int, default=6, help=f"number of sessions, 1 to {MAX_SESSIONS:,} (default 6)"
+        "--sessions", type=int, default=6, help=f"sessions per user, 1 to {MAX_SESSIONS:,} in all (default 6)"
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=1,
+        help="simulated users (default 1); with 2 or more, the last quarter (at least one) are held out as test",
     )
     parser.add_argument(
         "--duration", type=float, default=60.0, help=f"seconds per session, up to {MAX_DURATION_S:g} (default 60)"
@@ -1395,6 +1435,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=SyntheticConfig.ik_failure_fraction,
         help="fraction of emg2pose samples with injected IK failures (default 0.02)",
     )
+    parser.add_argument(
+        "--user-variation",
+        type=float,
+        default=SyntheticConfig.user_variation,
+        help="how much the simulated users differ, 0 = not at all (default 1)",
+    )
+    parser.add_argument(
+        "--high-band-info",
+        type=float,
+        default=SyntheticConfig.high_band_info,
+        help="known-answer knob in [0, 1]: share of the pose information moved to 250-1000 Hz on the electrodes "
+        "the MindRove view drops (default 0)",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -1403,6 +1456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_seed=args.model_seed,
             hum_hz=args.hum_hz or None,
             ik_failure_fraction=args.ik_failure_fraction,
+            user_variation=args.user_variation,
+            high_band_info=args.high_band_info,
         )
         result = write_synthetic_dataset(
             args.out,
@@ -1411,9 +1466,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             formats=tuple(args.formats),
             config=config,
+            n_users=args.users,
         )
         counts = ", ".join(f"{len(result[f])} {f}" for f in _FORMATS if result[f])
-        print(f"wrote {counts} session(s) of {args.duration:g} s to {args.out} (splits in {result['metadata']})")
+        users = f" from {args.users} users" if args.users > 1 else ""
+        print(f"wrote {counts} session(s){users} of {args.duration:g} s to {args.out} (splits in {result['metadata']})")
         return 0
 
     return run_command("emgjax synth", body)
