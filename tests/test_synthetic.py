@@ -170,9 +170,17 @@ def test_landmarks_consistent_with_forward_kinematics():
     expected_angles = interpolate_to_times(sess.angles_true_2k, t, sess.frame_times - sess.time_2k[0])
     np.testing.assert_allclose(sess.angles_frames, expected_angles, atol=1e-5)
     jax = pytest.importorskip("jax")
-    fk_fn = jax.jit(lambda a, hand: hand_model_to_mediapipe(kin.forward_kinematics(a, hand)))  # one compile, not per op
-    fk = np.asarray(fk_fn(sess.angles_frames, kin.synthetic_hand_model()))
+    hand = kin.synthetic_hand_model()
+    fk_fn = jax.jit(kin.forward_kinematics)  # one compile, not per op
+    fk_model = fk_fn(sess.angles_frames, hand)
+    fk = np.asarray(hand_model_to_mediapipe(fk_model, hand))
     np.testing.assert_allclose(sess.landmarks_frames, fk, atol=1e-3)
+    # MediaPipe's thumb CMC (landmark 1) is the hand model's thumb CMC joint, fixed relative to the wrist, not
+    # the palm centre that stands in for it in the bare reordering (2-4 cm away).
+    cmc = sess.landmarks_frames[:, 1]
+    np.testing.assert_allclose(cmc, np.broadcast_to(np.asarray(hand.joint_rest_positions[0]), cmc.shape), atol=1e-3)
+    palm = np.asarray(hand_model_to_mediapipe(fk_model))[:, 1]
+    assert np.all(np.linalg.norm(cmc - palm, axis=-1) > 15.0)
     # MediaPipe order: wrist first; fingertips (4, 8, 12, 16, 20) far from it.
     tips = np.linalg.norm(sess.landmarks_frames[:, [4, 8, 12, 16, 20]] - sess.landmarks_frames[:, :1], axis=-1)
     assert np.all(tips > 30.0)

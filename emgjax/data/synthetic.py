@@ -837,16 +837,21 @@ def _fk_mediapipe():
     # Lazy: importing JAX costs ~1 s, and only the camera view needs it.
     import jax
 
-    from emgjax.kinematics import forward_kinematics, synthetic_hand_model
-    from emgjax.kinematics.mediapipe import hand_model_to_mediapipe
+    from emgjax.kinematics import synthetic_hand_model
+    from emgjax.kinematics.ik import model_landmarks
 
     hand = synthetic_hand_model()
-    fn = jax.jit(lambda angles, hand: hand_model_to_mediapipe(forward_kinematics(angles, hand)))
+    # model_landmarks puts MediaPipe's thumb-CMC landmark at the hand model's thumb CMC joint (not the palm
+    # centre, 2-4 cm away, which the bare reordering uses): the landmarks an IK fit of this hand can match.
+    fn = jax.jit(model_landmarks)
     return fn, hand
 
 
 def landmarks_from_angles(angles: np.ndarray) -> np.ndarray:
-    """MediaPipe-ordered landmarks (F, 21, 3) float32 mm of the synthetic hand for angles (F, 20)."""
+    """MediaPipe-ordered landmarks (F, 21, 3) float32 mm of the synthetic hand for angles (F, 20).
+
+    ``emgjax.kinematics.ik.model_landmarks``: the thumb-CMC landmark is the hand model's thumb CMC joint.
+    """
     angles = np.asarray(angles, dtype=np.float32)
     if angles.ndim != 2 or angles.shape[1] != 20:
         raise ValueError(f"angles must have shape (F, 20), found {angles.shape}")
