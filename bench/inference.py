@@ -31,36 +31,16 @@ import jax  # noqa: E402
 import torch  # noqa: E402
 import torch_reference as tr  # noqa: E402
 
+sys.path.insert(0, os.path.join(REPO, "bench"))
+import machine as machine_mod  # noqa: E402
+import meta  # noqa: E402
+from flops import emg2pose_flops  # noqa: E402
+
 from emgjax.convert import emg2pose_map  # noqa: E402
 from emgjax.models import pose_modules  # noqa: E402
-from emgjax.models.configs import EXPERIMENTS, PoseModelConfig, TdsNetworkConfig  # noqa: E402
+from emgjax.models.configs import EXPERIMENTS  # noqa: E402
 
 EXPERIMENT = "tracking_vemg2pose"
-
-
-def analytic_flops(config: PoseModelConfig, num_samples: int, batch: int) -> float:
-    """Multiply-adds × 2 of convolutions, linears and the LSTM rollout (norms/activations left out)."""
-    net: TdsNetworkConfig = config.network
-    flops, length = 0.0, num_samples
-    for block in net.conv_blocks:
-        length = (length - block.kernel_size) // block.stride + 1
-        flops += 2 * length * block.kernel_size * block.in_channels * block.out_channels
-    for stage in net.tds_stages:
-        c = stage.num_features
-        length = (length - stage.in_conv_kernel_width) // stage.in_conv_stride + 1
-        flops += 2 * length * stage.in_conv_kernel_width * stage.in_channels * c
-        for _ in range(stage.num_blocks):
-            length = length - stage.kernel_width + 1
-            flops += 2 * length * stage.kernel_width * stage.channels * c  # conv2d: width columns × ch × ch × k
-            flops += 2 * 2 * length * c * c  # two Linear C→C
-        if stage.out_channels is not None:
-            flops += 2 * length * c * stage.out_channels
-    dec = config.decoder
-    steps = config.rollout_steps(num_samples)
-    h = dec.hidden_size
-    per_step = 2 * 4 * h * (dec.in_channels + h) + 2 * 4 * h * 2 * h * (dec.num_layers - 1) + 2 * h * dec.out_channels
-    flops += steps * per_step
-    return batch * flops
 
 
 def timings(fn, repeats: int) -> tuple[float, float]:
@@ -73,8 +53,8 @@ def timings(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--seconds", type=float, default=10.0, help="window length beyond the left context")
     parser.add_argument(
@@ -87,24 +67,50 @@ def main(argv=None) -> int:
         help="jax_default_matmul_precision (CPU float32 matmuls are float32 either way)",
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=0,
+        help="TDS channels and LSTM hidden size scaled down by this factor (0: the published size; for quick checks)",
+    )
+    meta.add_argument(parser)
+    machine_mod.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.size < 0 or min(args.batches) < 1 or args.seconds <= 0:
+        parser.error(
+            f"expected --size >= 0, batches >= 1, --seconds > 0; found {args.size}, {args.batches}, {args.seconds}"
+        )
 
     jax.config.update("jax_default_matmul_precision", args.precision)
     torch.set_num_threads(args.threads)
-    config = EXPERIMENTS[EXPERIMENT].model
-    model = tr.build_torch_model(EXPERIMENT)
+    overrides = {"tds_channels": 16 // args.size, "hidden_size": 512 // args.size} if args.size else {}
+    model = tr.build_torch_model(EXPERIMENT, **overrides)
     tr.randomize_(model, 0)
     model.eval()
-    state_dict = {"model." + k: v.numpy() for k, v in model.state_dict().items()}
+    torch_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(torch_device)
+    meta_model = None
+    if args.emg2pose_src:
+        meta_model = meta.build_meta_model(args.emg2pose_src, EXPERIMENT, model.state_dict(), **overrides)
+        meta_model.eval()
+        meta_model.to(torch_device)
+    state_dict = {"model." + k: v.cpu().numpy() for k, v in model.state_dict().items()}
+    config = (
+        emg2pose_map.model_config_from_hyper_parameters(tr.hyper_parameters_for(EXPERIMENT, **overrides))
+        if args.size
+        else EXPERIMENTS[EXPERIMENT].model
+    )
     variables = jax.device_put(emg2pose_map.convert_state_dict(state_dict, config))
     num_samples = config.left_context + round(args.seconds * config.sample_rate)
     forward = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
 
+    machine = machine_mod.start_from_args(args)
     print(
-        f"{EXPERIMENT}, full size, window {num_samples} samples ({args.seconds:g} s + left context "
-        f"{config.left_context}); CPU count {os.cpu_count()}, torch threads {args.threads}, "
-        f"jax {jax.__version__} ({jax.devices()[0].platform}), torch {torch.__version__}, "
-        f"matmul precision {args.precision}"
+        f"{EXPERIMENT}, {'full size' if not args.size else f'size / {args.size}'}, window {num_samples} samples "
+        f"({args.seconds:g} s + left context {config.left_context}); torch threads {args.threads}, "
+        f"jax {jax.__version__}, torch {torch.__version__} on {torch_device}, matmul precision {args.precision}; "
+        f"Meta's code: {args.emg2pose_src or 'not given (--emg2pose-src DIR)'}",
+        flush=True,
     )
     for batch in args.batches:
         repeats = args.repeats or (20 if batch == 1 else 5)
@@ -115,50 +121,60 @@ def main(argv=None) -> int:
         emg_j, angles_j, mask_j = (jax.device_put(a) for a in (emg, angles, mask))
 
         start = time.perf_counter()
-        lowered = forward.lower(config, variables, emg_j, angles_j, mask_j, True)
-        compiled = lowered.compile()
+        compiled = forward.lower(config, variables, emg_j, angles_j, mask_j, True).compile()
         compile_s = time.perf_counter() - start
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+        xla = machine_mod.xla_flops(compiled)
 
         def run_jax(compiled=compiled, emg_j=emg_j, angles_j=angles_j, mask_j=mask_j):
-            jax.block_until_ready(compiled(variables, emg_j, angles_j, mask_j))
-
-        run_jax()  # warm-up
-        jax_s, jax_best = timings(run_jax, repeats)
+            return jax.block_until_ready(compiled(variables, emg_j, angles_j, mask_j))
 
         torch_batch = {
-            "emg": torch.from_numpy(emg),
-            "joint_angles": torch.from_numpy(angles),
-            "no_ik_failure": torch.from_numpy(mask),
+            "emg": torch.from_numpy(emg).to(torch_device),
+            "joint_angles": torch.from_numpy(angles).to(torch_device),
+            "no_ik_failure": torch.from_numpy(mask).to(torch_device),
         }
 
-        def run_torch(torch_batch=torch_batch):
-            with torch.no_grad():
-                return model(torch_batch, True)
+        def torch_runner(net, torch_batch=torch_batch):
+            def forward():
+                with torch.no_grad():
+                    out = net(torch_batch, True)
+                if torch_device.type == "cuda":
+                    torch.cuda.synchronize()  # the call's time includes its kernels
+                return tuple(t.cpu() for t in out)
 
-        run_torch()  # warm-up
-        torch_s, torch_best = timings(run_torch, max(3, repeats // 4))
+            return forward
 
-        j_pred = np.asarray(compiled(variables, emg_j, angles_j, mask_j)[0])
-        t_pred = run_torch()[0].numpy()
-        flops = analytic_flops(config, num_samples, batch)
+        runners = [
+            ("ours (jax)", run_jax, repeats),
+            ("our PyTorch reference", torch_runner(model), max(3, repeats // 4)),
+        ]
+        if meta_model is not None:
+            runners.append(("Meta's emg2pose code", torch_runner(meta_model), max(3, repeats // 4)))
+        results = {}
+        for name, run, count in runners:
+            pred = np.asarray(run()[0])  # warm-up (jax: first call after compilation), and the output for parity
+            results[name] = (pred, *timings(run, count))
+        flops = emg2pose_flops(config, num_samples, batch)
         print(
             f"\nbatch {batch}: jax compile {compile_s:.2f} s; {flops / 1e9:.2f} GFLOP per call (analytic; XLA's cost "
-            f"analysis says {xla_flops / 1e9:.2f}, counting the rollout loop body once)"
+            f"analysis says {xla / 1e9:.2f}, counting the rollout loop body once)"
         )
-        for name, median, best in (("jax", jax_s, jax_best), ("torch", torch_s, torch_best)):
+        for name, (_, median, best) in results.items():
             print(
-                f"  {name:5s} median {median * 1e3:9.1f} ms/call  {batch / median:7.2f} windows/s  "
-                f"{flops / median / 1e9:6.1f} GFLOP/s   "
-                f"(best {batch / best:7.2f} windows/s, {flops / best / 1e9:6.1f} GFLOP/s)"
+                f"  {name:22s} median {median * 1e3:9.1f} ms/call  {batch / median:8.2f} windows/s  "
+                f"{machine.rate(flops, median)}   (best {best * 1e3:9.1f} ms, {machine.rate(flops, best)})"
             )
-        print(
-            f"  speed-up jax/torch: median {torch_s / jax_s:.2f}x, best {torch_best / jax_best:.2f}x   "
-            f"max |pred difference| {np.max(np.abs(j_pred - t_pred)):.2e} rad"
-        )
-    return 0
+        ours = results["ours (jax)"]
+        for name, (pred, median, best) in results.items():
+            if name != "ours (jax)":
+                print(
+                    f"  ours / {name}: median {median / ours[1]:.2f}x, best {best / ours[2]:.2f}x faster; "
+                    f"max |pred difference| {np.max(np.abs(ours[0] - pred)):.2e} rad"
+                )
+        if meta_model is not None:
+            ref, met = results["our PyTorch reference"][0], results["Meta's emg2pose code"][0]
+            print(f"  our reference vs Meta's code: max |pred difference| {np.max(np.abs(ref - met)):.2e} rad")
+    return machine.finish()
 
 
 if __name__ == "__main__":
