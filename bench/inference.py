@@ -1,16 +1,25 @@
-"""Inference speed: emgjax (jitted) vs the PyTorch reference of Meta's tracking_vemg2pose.
+"""Inference speed: ours (jitted JAX), our PyTorch reference and Meta's own code; and the direct model.
 
-Full published size, 10 s windows beyond the left context (1790 + 20,000
-samples), batch 1 and 32, provide_initial_pos=True, eval mode, float32, in one
-process on the same CPU:
+tracking_vemg2pose at its published size (``--size K`` divides the TDS channels and LSTM width by
+K, for quick checks), 10 s windows beyond the left context (1790 + 20,000 samples), batch 1 and
+32, provide_initial_pos=True, eval mode, float32, in one process on the same machine:
 
-    python bench/inference.py                 # both batch sizes
-    python bench/inference.py --batches 1 --repeats 20
+    python bench/inference.py                                # both batch sizes, and the direct model
+    python bench/inference.py --emg2pose-src ~/emg2pose      # + Meta's own modules (a checkout you supply)
+    python bench/inference.py --batches 1 --repeats 20 --models vemg2pose
 
-Prints, per batch size: JAX compile time (separately), median seconds per
-call, windows/s for JAX and torch (torch.no_grad, torch.set_num_threads = CPU
-count), the speed-up, the FLOPs per call (XLA's cost analysis and an analytic
-count) and the achieved GFLOP/s, and the max |difference| of the two outputs.
+Sides: ours (``pose_modules.pose_forward`` under ``jax.jit``), our PyTorch reference
+(``tests/torch_reference.py``, ``torch.no_grad``, ``torch.set_num_threads(--threads)``) and, with
+``--emg2pose-src DIR``, Meta's ``emg2pose.pose_modules`` built from the experiment's hydra config
+(`bench/meta.py`); all three hold the same weights (our reference's, randomised; ours through
+``emgjax.convert``'s state_dict mapping). Prints, per batch size: JAX compile time (separately),
+median and best time per call, windows/s, the FLOPs per call (analytic, and XLA's cost analysis)
+and the achieved rate as a share of the matmul peak measured in the same run (`bench/machine.py`),
+the ratios ours / theirs and the max |difference| of the outputs (parity).
+
+The direct model (``--models direct``): ``DirectModel(DirectConfig())`` batch-1 (and
+``--batches``) inference on a 100 ms window (50 samples at 500 Hz), ours jitted against its PyTorch
+twin (``bench/torch_direct_reference.py``, different random weights: speed only).
 Needs the `torch` extra and tests/torch_reference.py (run from the repo root).
 """
 
@@ -34,13 +43,14 @@ import torch_reference as tr  # noqa: E402
 sys.path.insert(0, os.path.join(REPO, "bench"))
 import machine as machine_mod  # noqa: E402
 import meta  # noqa: E402
-from flops import emg2pose_flops  # noqa: E402
+from flops import direct_flops, emg2pose_flops  # noqa: E402
 
 from emgjax.convert import emg2pose_map  # noqa: E402
 from emgjax.models import pose_modules  # noqa: E402
 from emgjax.models.configs import EXPERIMENTS  # noqa: E402
 
 EXPERIMENT = "tracking_vemg2pose"
+TORCH_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def timings(fn, repeats: int) -> tuple[float, float]:
@@ -55,7 +65,9 @@ def timings(fn, repeats: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=["vemg2pose", "direct"], default=["vemg2pose", "direct"])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--direct-window", type=int, default=50, help="direct model window samples (100 ms at 500 Hz)")
     parser.add_argument("--seconds", type=float, default=10.0, help="window length beyond the left context")
     parser.add_argument(
         "--repeats", type=int, default=0, help="timed calls per batch size (0: 20 at batch 1, 5 otherwise)"
@@ -83,11 +95,26 @@ def main(argv: list[str] | None = None) -> int:
 
     jax.config.update("jax_default_matmul_precision", args.precision)
     torch.set_num_threads(args.threads)
+    machine = machine_mod.start_from_args(args)
+    print(
+        f"jax {jax.__version__}, torch {torch.__version__} on {TORCH_DEVICE} ({args.threads} threads), "
+        f"matmul precision {args.precision}",
+        flush=True,
+    )
+    if "vemg2pose" in args.models:
+        bench_vemg2pose(args, machine)
+    if "direct" in args.models:
+        bench_direct(args, machine)
+    return machine.finish()
+
+
+def bench_vemg2pose(args: argparse.Namespace, machine: machine_mod.Machine) -> None:
+    """tracking_vemg2pose: ours, our PyTorch reference and (--emg2pose-src) Meta's code, same weights."""
     overrides = {"tds_channels": 16 // args.size, "hidden_size": 512 // args.size} if args.size else {}
     model = tr.build_torch_model(EXPERIMENT, **overrides)
     tr.randomize_(model, 0)
     model.eval()
-    torch_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch_device = TORCH_DEVICE
     model.to(torch_device)
     meta_model = None
     if args.emg2pose_src:
@@ -104,11 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     num_samples = config.left_context + round(args.seconds * config.sample_rate)
     forward = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
 
-    machine = machine_mod.start_from_args(args)
     print(
-        f"{EXPERIMENT}, {'full size' if not args.size else f'size / {args.size}'}, window {num_samples} samples "
-        f"({args.seconds:g} s + left context {config.left_context}); torch threads {args.threads}, "
-        f"jax {jax.__version__}, torch {torch.__version__} on {torch_device}, matmul precision {args.precision}; "
+        f"\n{EXPERIMENT}, {'full size' if not args.size else f'size / {args.size}'}, window {num_samples} samples "
+        f"({args.seconds:g} s + left context {config.left_context}); "
         f"Meta's code: {args.emg2pose_src or 'not given (--emg2pose-src DIR)'}",
         flush=True,
     )
@@ -174,7 +199,56 @@ def main(argv: list[str] | None = None) -> int:
         if meta_model is not None:
             ref, met = results["our PyTorch reference"][0], results["Meta's emg2pose code"][0]
             print(f"  our reference vs Meta's code: max |pred difference| {np.max(np.abs(ref - met)):.2e} rad")
-    return machine.finish()
+
+
+def bench_direct(args: argparse.Namespace, machine: machine_mod.Machine) -> None:
+    """Batch inference of the direct model, ours (jitted) against its PyTorch twin, in eval mode."""
+    from torch_direct_reference import TorchDirectModel
+
+    from emgjax.models.direct import DirectConfig, DirectModel
+
+    config, window = DirectConfig(), args.direct_window
+    model = DirectModel(config)
+    variables = model.init_variables(jax.random.key(0), window)
+    forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    torch.manual_seed(0)
+    twin = TorchDirectModel().eval().to(TORCH_DEVICE)
+    print(f"\ndirect model (DirectConfig defaults), window {window} samples, eval mode")
+    for batch in args.batches:
+        emg = np.random.default_rng(batch).standard_normal((batch, config.in_channels, window)).astype(np.float32)
+        emg_j, emg_t = jax.device_put(emg), torch.from_numpy(emg).to(TORCH_DEVICE)
+        compiled = forward.lower(variables, emg_j).compile()
+        flops = direct_flops(config, window, batch)
+        repeats = args.repeats or 200
+
+        def run_jax(compiled=compiled, emg_j=emg_j):
+            return jax.block_until_ready(compiled(variables, emg_j))
+
+        def run_torch(emg_t=emg_t):
+            with torch.no_grad():
+                out = twin(emg_t)
+            if TORCH_DEVICE.type == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        rows = {}
+        for name, run in (("ours (jax)", run_jax), ("our PyTorch twin", run_torch)):
+            run()
+            rows[name] = timings(run, repeats)
+        print(
+            f"batch {batch}: {flops / 1e6:.2f} MFLOP per call "
+            f"(analytic; XLA: {machine_mod.xla_flops(compiled) / 1e6:.2f})"
+        )
+        for name, (median, best) in rows.items():
+            print(
+                f"  {name:22s} median {median * 1e3:8.3f} ms/call  {batch / median:9.1f} windows/s  "
+                f"{machine.rate(flops, median)}   (best {best * 1e3:8.3f} ms)"
+            )
+        (ours_median, ours_best), (twin_median, twin_best) = rows["ours (jax)"], rows["our PyTorch twin"]
+        print(
+            f"  ours / our PyTorch twin: median {twin_median / ours_median:.2f}x, "
+            f"best {twin_best / ours_best:.2f}x faster"
+        )
 
 
 if __name__ == "__main__":

@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing (default 2, at least 1)")
     parser.add_argument("--skip-torch", action="store_true", help="time ours (JAX) only")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     meta.add_argument(parser)
     machine_mod.add_arguments(parser)
@@ -284,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.emg2pose_src and args.skip_torch:
         parser.error("--emg2pose-src runs Meta's PyTorch code: drop --skip-torch")
+    if args.threads and not args.skip_torch:
+        import torch
+
+        torch.set_num_threads(args.threads)
     machine = machine_mod.start_from_args(args)
     results = []
     for model in models:

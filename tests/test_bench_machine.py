@@ -71,6 +71,7 @@ def test_inference_main_tiny(capsys):
     assert re.search(r"ours \(jax\) +median .* windows/s .*GFLOP/s, \d+ % of peak", out)
     (difference,) = re.findall(r"ours / our PyTorch reference: .* max \|pred difference\| (\S+) rad", out)
     assert float(difference) < 1e-4
+    assert re.search(r"direct model .*\n.*\n  ours \(jax\) .*\n  our PyTorch twin .*\n  ours / our PyTorch twin: ", out)
 
 
 def test_train_step_main_tiny(capsys, tmp_path):
