@@ -40,7 +40,10 @@ same window from the same initial pose (regular grid, 249 steps), step by step o
 regression_neuropose has no rollout (and no streaming form): reported as not applicable.
 
 Every part prints the load average beside its figures, and the header the machine's measured
-matmul peak and memory bandwidth: this machine is shared, and the numbers move with it.
+matmul peak and memory bandwidth: this machine is shared, and the numbers move with it. As in every
+bench script, `bench/machine.py` measures the float32 matmul peak before and after the run and says
+whether the run was quiet enough for a headline (``--strict``: exit status 3 when it was not); the
+latency part prints the FLOP rate each chunk achieved as a share of that peak.
 """
 
 from __future__ import annotations
@@ -57,9 +60,11 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import machine as machine_mod  # noqa: E402
 
 from emgjax.bundle import Model, direct_specs, load_model, save_adapter_pipeline, save_model  # noqa: E402
 from emgjax.data.synthetic import SyntheticConfig, generate_session  # noqa: E402
@@ -231,8 +236,11 @@ def weight_reads(model: Model) -> tuple[int, int]:
     return _nbytes(variables) - recurrent, recurrent
 
 
-def floor_note(model: Model, samples: int, peak: tuple[float, float, float]) -> str:
-    """Bytes and FLOPs one chunk needs at least, and the time they take at the measured peaks."""
+def floor_note(
+    model: Model, samples: int, peak: tuple[float, float, float], machine: machine_mod.Machine, seconds: float
+) -> str:
+    """Bytes and FLOPs one chunk needs at least, the time they take at the measured peaks, and the FLOP rate
+    achieved in ``seconds`` (the mean step time)."""
     step, variables = model._stream_program(samples)
     state = model.init_stream(1, samples)
     chunk = chunk_pool(model, samples, 1)[0]
@@ -247,7 +255,8 @@ def floor_note(model: Model, samples: int, peak: tuple[float, float, float]) -> 
         f"   floor: {reads / 2**20:.1f} MiB of weights per chunk ({once / 2**20:.1f} once + {poses:g} poses x "
         f"{per_pose / 2**20:.1f}) / {peak[1] / 1e9:.1f} GB/s = {reads / peak[1] * 1e3:.3f} ms (in cache at "
         f"{peak[2] / 1e9:.1f} GB/s: {reads / peak[2] * 1e3:.3f} ms); "
-        f"{flops / 1e6:.1f} MFLOP / {peak[0] / 1e9:.1f} GFLOP/s = {flops / peak[0] * 1e3:.3f} ms"
+        f"{flops / 1e6:.1f} MFLOP / {peak[0] / 1e9:.1f} GFLOP/s = {flops / peak[0] * 1e3:.3f} ms; "
+        f"achieved {machine.rate(flops, seconds)}"
     )
 
 
@@ -264,7 +273,9 @@ def report_latency(name: str, times: np.ndarray, chunk_seconds: float) -> None:
 # ----------------------------------------------------------------------------- the parts
 
 
-def part_latency(args: argparse.Namespace, bundles: dict[str, str], peak: tuple[float, float, float]) -> None:
+def part_latency(
+    args: argparse.Namespace, bundles: dict[str, str], peak: tuple[float, float, float], machine: machine_mod.Machine
+) -> None:
     print(f"== per-chunk latency through Model.stream_step, batch 1, {args.chunk_ms:g} ms chunks ({load_note()})")
     for name in args.models:
         model = load_model(bundles[name])
@@ -272,7 +283,7 @@ def part_latency(args: argparse.Namespace, bundles: dict[str, str], peak: tuple[
         times = time_stream(model, samples, args.chunks)
         rate = model.input_spec.sample_rate
         report_latency(f"{name}, {samples} samples @{rate:g} Hz", times, samples / rate)
-        print(floor_note(model, samples, peak), flush=True)
+        print(floor_note(model, samples, peak, machine, float(times.mean())), flush=True)
     print(f"   after: {load_note()}")
 
 
@@ -375,10 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windowed-calls", type=int, default=500, help="timed windowed forwards")
     parser.add_argument("--hour-chunks", type=int, default=0, help="chunks of the simulated hour (0: one hour)")
     parser.add_argument("--windows", type=int, default=2, help="11,790-sample windows for the gap")
+    machine_mod.add_arguments(parser)
     args = parser.parse_args(argv)
-    peak = machine_peak()
+    machine = machine_mod.start_from_args(args)
+    # The FLOP peak: bench/machine.py's (the best of jax, numpy and torch), the one every bench script uses.
+    peak = (machine.peak, *machine_peak()[1:])
     print(
-        f"jax {jax.__version__} on {jax.devices()[0].platform}, float32; measured matmul peak "
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, float32; matmul peak "
         f"{peak[0] / 1e9:.1f} GFLOP/s, matrix-vector bandwidth {peak[1] / 1e9:.1f} GB/s over 64 MiB, "
         f"{peak[2] / 1e9:.1f} GB/s over 2 MiB; {load_note()}",
         flush=True,
@@ -386,14 +400,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="emgjax-bench-") as root:
         bundles = build_bundles(root) if set(args.parts) - {"gap"} else {}
         if "latency" in args.parts:
-            part_latency(args, bundles, peak)
+            part_latency(args, bundles, peak, machine)
         if "windowed" in args.parts:
             part_windowed(args, bundles)
         if "hour" in args.parts:
             part_hour(args, bundles)
     if "gap" in args.parts:
         part_gap(args)
-    return 0
+    return machine.finish()
 
 
 if __name__ == "__main__":
