@@ -216,7 +216,7 @@ def test_input_errors(mindrove_data, tmp_path):
     path = str(next((mindrove_data / "mindrove").glob("*.hdf5")))
     with pytest.raises(ValueError, match="both split"):
         resolve_sessions(SessionsConfig(train=(path,), test=(path,)), "mindrove")
-    with pytest.raises(ValueError, match="multiple of the 4 devices"):
+    with pytest.raises(ValueError, match="multiple of the 4 local devices"):
         train_direct(
             dataclasses.replace(_experiment(tmp_path / "c", mindrove_data), loop=LoopConfig(batch_size=6)),
             verbose=False,

@@ -269,15 +269,17 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
 
 
 def check_batch_size(loop: LoopConfig, devices: int | None = None) -> None:
-    """The batch is split over all devices: its size must be a multiple of their number."""
+    """``loop.batch_size`` is per process (each process loads its own rows, see ``emgjax.data.loader``) and is
+    split over this process's devices: it must be a multiple of their number (default ``jax.local_device_count()``).
+    """
     if devices is None:
         import jax
 
-        devices = jax.device_count()
+        devices = jax.local_device_count()
     if loop.batch_size % devices:
         raise ValueError(
-            f"loop.batch_size: expected a multiple of the {devices} devices the batch is split over, "
-            f"found {loop.batch_size}"
+            f"loop.batch_size: expected a multiple of the {devices} local devices this process splits its batch "
+            f"over, found {loop.batch_size}"
         )
 
 
@@ -336,10 +338,12 @@ def run_fit(
     Returns ``(FitResult, best_state)``: ``best_state`` is the state of the
     best validation checkpoint when there is a val split, else the final state.
     """
+    import jax
+
     from emgjax.data.loader import Loader
     from emgjax.train import Checkpointer, EarlyStopping, evaluate, fit
 
-    check_batch_size(loop, mesh.devices.size)
+    check_batch_size(loop, sum(d.process_index == jax.process_index() for d in mesh.devices.flat))
     seed = loop.seed
 
     def make_train_loader(epoch: int, position: dict | None):
