@@ -23,16 +23,17 @@ import sys
 
 from emgjax.cli import run_command
 from emgjax.config import parse_config
-from emgjax.recipes.common import write_json
+from emgjax.recipes.common import experiment_parser, join_distributed, write_json
 from emgjax.recipes.emg2pose import Emg2PoseTraining, evaluate_emg2pose, train_emg2pose
 
 PROG = "train_emg2pose.py"
 
 
 def main(argv=None) -> int:
-    exp, _ = parse_config(Emg2PoseTraining(), argv, prog=PROG, description=__doc__)
+    exp, namespace = parse_config(Emg2PoseTraining(), argv, parser=experiment_parser(PROG, __doc__))
 
     def body() -> int:
+        join_distributed(namespace)
         run = train_emg2pose(exp)
         print(f"trained {run.steps} steps in {run.train_seconds:.1f} s; model in {run.out_dir / 'model'}")
         if run.splits["test"]:

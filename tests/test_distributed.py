@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from emgjax.train import initialize_distributed
+from emgjax.train import initialize_distributed, initialize_distributed_from_environment
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_scripts"))
 import train_tiny
@@ -38,6 +38,8 @@ def test_two_process_training_equals_single_process(tmp_path):
         JAX_DEFAULT_MATMUL_PRECISION="highest",
     )
     env[train_tiny.INIT_ENV] = train_tiny.save_initial_variables(tmp_path / "init.npz")
+    # Process 0 joins with explicit arguments, process 1 as a launcher would start it: from the environment.
+    env_1 = dict(env, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID="1")
     procs = [
         subprocess.Popen(
             [
@@ -51,8 +53,9 @@ def test_two_process_training_equals_single_process(tmp_path):
                 str(STEPS),
                 "--out",
                 str(tmp_path / f"p{i}.npz"),
+                *(["--from-environment"] if i == 1 else []),
             ],
-            env=env,
+            env=env_1 if i == 1 else env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -91,3 +94,16 @@ def test_initialize_distributed_rejects_bad_arguments():
         initialize_distributed("127.0.0.1:1234", 2, 2)
     with pytest.raises(ValueError, match="num_processes >= 1, found 0"):
         initialize_distributed("127.0.0.1:1234", 0, 0)
+
+
+def test_initialize_distributed_from_environment_rejects_partial_settings():
+    with pytest.raises(ValueError, match="JAX_PROCESS_ID unset"):
+        initialize_distributed_from_environment({"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2"})
+    with pytest.raises(ValueError, match="JAX_NUM_PROCESSES to be an integer, found 'two'"):
+        initialize_distributed_from_environment(
+            {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}
+        )
+    with pytest.raises(ValueError, match="0 <= process_id < 2, found 5"):
+        initialize_distributed_from_environment(
+            {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "5"}
+        )

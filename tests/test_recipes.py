@@ -511,3 +511,13 @@ def test_evaluate_masks_windows_without_initial_state(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="emgjax.recipes.emg2pose"), pytest.raises(ValueError, match="no valid"):
         evaluate_emg2pose(run, [session("none", emg, every)], skip_ik_failures=False)
     assert [r.getMessage() for r in caplog.records] == [ALL_MASKED_WARNING]
+
+
+def test_distributed_flag_joins_from_the_environment_and_names_what_is_missing(monkeypatch, capsys, tmp_path):
+    train = runpy.run_path(str(ROOT / "experiments" / "train_direct.py"))["main"]
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+    assert train(["--distributed", "--out_dir", str(tmp_path / "run"), "--data_dir", str(tmp_path)]) == 2
+    assert "JAX_PROCESS_ID unset" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made

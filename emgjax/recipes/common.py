@@ -19,6 +19,7 @@ Run directory layout (every recipe)::
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import functools
@@ -43,6 +44,8 @@ __all__ = [
     "run_fit",
     "run_length",
     "check_batch_size",
+    "experiment_parser",
+    "join_distributed",
 ]
 
 
@@ -398,3 +401,33 @@ def run_fit(
             if best is not None and best != final_step and val_loss.get(best, math.inf) < val_loss[final_step]:
                 best_state, _ = checkpointer.restore(best, result.state)
     return result, best_state
+
+
+def experiment_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The experiment scripts' parser (fields added by ``emgjax.config.parse_config``) with ``--distributed``.
+
+    ``--distributed`` joins a multi-process run before anything touches JAX: call
+    ``join_distributed(namespace)`` first thing in the script's body (see docs/scaling.md).
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s [-h] [--show-config] [--distributed] [--set KEY=VALUE ...] [--<field> VALUE ...]",
+    )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run first: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID, "
+        "or the cluster jax.distributed detects (SLURM, Open MPI); loop.batch_size is then per process",
+    )
+    return parser
+
+
+def join_distributed(namespace: argparse.Namespace) -> None:
+    """Join the multi-process run when the script was given ``--distributed``; otherwise nothing."""
+    if getattr(namespace, "distributed", False):
+        from emgjax.train import initialize_distributed_from_environment
+
+        initialize_distributed_from_environment()

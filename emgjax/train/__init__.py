@@ -22,6 +22,7 @@ from emgjax.train.losses import (
 from emgjax.train.mesh import (
     DATA_AXIS,
     initialize_distributed,
+    initialize_distributed_from_environment,
     make_data_mesh,
     pad_batch,
     replicate,
@@ -72,6 +73,7 @@ __all__ = [
     "emg2pose_loss",
     "fingertip_distance",
     "initialize_distributed",
+    "initialize_distributed_from_environment",
     "joint_distance",
     "joint_l1",
     "joint_mse",

@@ -90,8 +90,11 @@ class Checkpointer:
             raise ValueError(f"Checkpointer max_to_keep: expected None or >= 1, found {max_to_keep}")
         if keep_best < 0:
             raise ValueError(f"Checkpointer keep_best: expected >= 0, found {keep_best}")
-        self.directory = os.path.abspath(os.fspath(directory))
-        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+        raw = os.fspath(directory)
+        # Object-store URLs (gs://, s3://) go to Orbax unchanged: it writes them through etils.epath.
+        is_url = "://" in str(raw)
+        self.directory = str(raw) if is_url else os.path.abspath(raw)
+        if not is_url and os.path.exists(self.directory) and not os.path.isdir(self.directory):
             raise ValueError(f"Checkpointer directory: expected a directory, found a file at {self.directory}")
         self.best_metric = best_metric
         self.best_mode = best_mode

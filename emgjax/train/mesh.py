@@ -9,6 +9,7 @@ the global batch, e.g. from a loader that shards by process) and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "replicate",
     "pad_batch",
     "initialize_distributed",
+    "initialize_distributed_from_environment",
 ]
 
 DATA_AXIS = "data"
@@ -148,4 +150,37 @@ def initialize_distributed(coordinator_address: str, num_processes: int, process
         raise RuntimeError(
             f"initialize_distributed: process {process_id}/{num_processes} could not join the coordinator at "
             f"{coordinator_address}: {err}"
+        ) from err
+
+
+def initialize_distributed_from_environment(environ: Mapping[str, str] | None = None) -> None:
+    """Join the multi-process run this process was launched into; call before any other JAX call.
+
+    With ``JAX_COORDINATOR_ADDRESS`` ("host:port" of process 0), ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID`` set, joins through ``initialize_distributed``; otherwise lets
+    ``jax.distributed.initialize()`` detect the cluster itself (SLURM, Open MPI, Cloud TPU, ...).
+    Raises ValueError naming the variable when only some of the three are set or one is not an integer,
+    RuntimeError when neither way finds the run.
+    """
+    env = os.environ if environ is None else environ
+    names = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+    given = [name for name in names if env.get(name)]
+    if given and len(given) < len(names):
+        missing = [name for name in names if name not in given]
+        raise ValueError(f"distributed run: expected {', '.join(names)} all set, found {', '.join(missing)} unset")
+    if given:
+        numbers = {}
+        for name in names[1:]:
+            try:
+                numbers[name] = int(env[name])
+            except ValueError:
+                raise ValueError(f"distributed run: expected {name} to be an integer, found {env[name]!r}") from None
+        initialize_distributed(env[names[0]], numbers[names[1]], numbers[names[2]])
+        return
+    try:
+        jax.distributed.initialize()
+    except Exception as err:
+        raise RuntimeError(
+            "distributed run: found no cluster to join (set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
+            f"JAX_PROCESS_ID, or launch under SLURM / Open MPI): {err}"
         ) from err

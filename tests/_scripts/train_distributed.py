@@ -2,7 +2,8 @@
 
     python train_distributed.py --port P --process-id I --out OUT.npz [--steps 3]
 
-Each process joins the coordinator at 127.0.0.1:P, feeds only its own half of
+Each process joins the coordinator at 127.0.0.1:P (with ``--from-environment``: as
+the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID variables say), feeds only its own half of
 the global batch (``train_tiny.global_batch``) and trains the tiny direct
 model; it writes its final parameters and the per-step losses to OUT.npz.
 The parent sets XLA_FLAGS so each process has 2 CPU devices.
@@ -24,11 +25,17 @@ def main():
     parser.add_argument("--num-processes", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", required=True)
+    parser.add_argument(
+        "--from-environment", action="store_true", help="join via JAX_COORDINATOR_ADDRESS/NUM_PROCESSES/PROCESS_ID"
+    )
     args = parser.parse_args()
 
-    from emgjax.train import initialize_distributed, shard_batch
+    from emgjax.train import initialize_distributed, initialize_distributed_from_environment, shard_batch
 
-    initialize_distributed(f"127.0.0.1:{args.port}", args.num_processes, args.process_id)
+    if args.from_environment:
+        initialize_distributed_from_environment()
+    else:
+        initialize_distributed(f"127.0.0.1:{args.port}", args.num_processes, args.process_id)
 
     import jax
     import train_tiny
