@@ -490,8 +490,14 @@ def test_recorder_round_trip_keeps_gaps_and_fills(tmp_path):
         assert json.loads(f["stream/stats_json"][()])["lost_samples"] == 50
     with pytest.raises(FileExistsError):
         SessionRecorder(tmp_path / "rec.h5", sample_rate=500.0, channels=8)
-    with pytest.raises(ValueError, match="stores 8 EMG channels, this stream has 16"):
-        SessionRecorder(tmp_path / "r16.h5", sample_rate=2000.0, channels=16)
+    wide = ArraySource(np.arange(16 * 40, dtype=np.float32).reshape(16, 40), 2000.0, chunk_samples=20)
+    with SessionRecorder.for_source(tmp_path / "r16.h5", wide) as recorder16:  # the writer takes the source's width
+        chunks16 = [recorder16.append(c) or c for c in wide]
+        with pytest.raises(ValueError, match=r"expected 16 channels, found shape \(8, 50\)"):
+            recorder16.append(chunks[0])
+    with MindRoveSession(tmp_path / "r16.h5") as session:
+        assert session.num_channels == 16 and session.metadata["emg_channels"] == 16
+        np.testing.assert_array_equal(session.read_emg(), np.concatenate([c.emg for c in chunks16], axis=1))
 
 
 def test_recorder_flushes_on_keyboard_interrupt(tmp_path):
