@@ -418,7 +418,7 @@ def test_the_sdk_synthetic_board_records_its_imu(tmp_path):
     BoardShim.disable_board_logger()
     source = open_source("synthetic-board", chunk_samples=25)
     assert source.has_imu and source.channels == 16
-    out, stats = _record(tmp_path, source=source, seconds=0.4)
+    out, _ = _record(tmp_path, source=source, seconds=0.4)
     with MindRoveSession(out) as session:
         imu = session.read_imu()
         assert imu is not None and session.metadata["imu_sample_rate"] == source.sample_rate
