@@ -242,6 +242,32 @@ def test_recording_with_camera_labels_keeps_frames_without_a_hand(tmp_path):
     assert report["duration_s"] == pytest.approx(2.0)
 
 
+def test_camera_labels_get_ik_joint_angles_in_the_ik_thread(tmp_path):
+    """A labeller that sees the synthetic hand in every other frame (FK-made landmarks, mm): the confident
+    frames get joint angles fitted in the IK thread, in batches of one compiled shape, and flushes keep
+    their interval while it fits."""
+    from emgjax.kinematics import synthetic_hand_model
+    from emgjax.kinematics.ik import mean_pose, model_landmarks
+
+    model = synthetic_hand_model()
+    pose = np.asarray(model_landmarks(mean_pose(model), model), np.float32)
+
+    class FKHands(HalfHands):
+        def __call__(self, image, timestamp):
+            label = super().__call__(image, timestamp)
+            return label if not label.found else HandLabel(timestamp, label.image_landmarks, pose, 1.0, 0.9, True)
+
+    camera = SyntheticCamera(width=32, height=24, fps=30.0, seconds=1.0)
+    out, stats = _record(tmp_path, camera=camera, labeller=FKHands, seconds=1.0, max_label_queue=1000)
+    assert stats.hand_frames == 15 and stats.ik_frames == 15
+    report = check_session(out)
+    assert report["joint_angle_frames"] == 15 and report["ik_error_mm"]["max"] < 0.5
+    with MindRoveSession(out) as session:
+        times, angles = session.read_stream("joint_angles")
+        np.testing.assert_allclose(angles, np.broadcast_to(np.asarray(mean_pose(model)), angles.shape), atol=0.02)
+        np.testing.assert_array_equal(times, session.read_stream("landmarks")[0][::2])
+
+
 def test_synthetic_labels_prompts_and_check(tmp_path):
     clock = FakeClock()
 

@@ -2,8 +2,10 @@
 incrementally into our MindRove session format (`emgjax.data.mindrove`).
 
 Threads: the EMG source is read in the calling thread, which is also the only one writing the file; the
-camera runs in its own thread (frames stamped on ``time.monotonic``), and hand labelling in a third
-(`LabelWorker`, bounded queue: frames are dropped and counted when it falls behind, never EMG).
+camera runs in its own thread (frames stamped on ``time.monotonic``), hand labelling in a third
+(`LabelWorker`, bounded queue: frames are dropped and counted when it falls behind, never EMG), and the IK
+pseudo-labels (joint angles of the confident frames, fitted in batches at each flush) in a fourth: a fit
+(the first of a batch size compiles for seconds) never holds up the EMG or the flushes.
 
 Clock. Every stream is stored on ``time.monotonic`` seconds. EMG sources stamp their own sample clock
 (the MindRove SDK's host time, the synthetic generator's from 0, a replayed file's); the recorder maps it
@@ -117,10 +119,10 @@ class RecordingStats:
     ik_frames: int = 0
 
     def summary(self) -> str:
-        coverage = self.hand_frames / self.labelled_frames if self.labelled_frames else float("nan")
+        coverage = f" ({self.hand_frames / self.labelled_frames:.0%} with a hand)" if self.labelled_frames else ""
         return (
-            f"{self.emg_samples} EMG samples, {self.camera_frames} camera frames, {self.labelled_frames} labelled "
-            f"({coverage:.0%} with a hand), {self.dropped_frames} dropped by the labeller, "
+            f"{self.emg_samples} EMG samples, {self.camera_frames} camera frames, {self.labelled_frames} labelled"
+            f"{coverage}, {self.dropped_frames} dropped by the labeller, "
             f"{self.clock_jumps_emg + self.clock_jumps_camera} clock jump(s), {self.prompts} prompt(s), "
             f"flushed {self.flushes} times (max interval {self.max_flush_interval_s:.2f} s)"
         )
@@ -334,26 +336,74 @@ def _write_labels(recorder: LiveRecorder, rows: LabelRows, *, ik_buffer: list[La
         ik_buffer.append(rows)
 
 
-def _write_ik(recorder: LiveRecorder, buffer: list[LabelRows], hand: str) -> bool:
-    """Fit joint angles to the buffered confident frames (`joint_angles_from_landmarks`); False without IK."""
-    good_t, good_lm = [], []
-    for rows in buffer:
-        keep = (rows.found > 0) & (rows.confidence > MIN_CONFIDENCE)
-        good_t.append(rows.timestamps[keep])
-        good_lm.append(rows.world_landmarks[keep])
-    buffer.clear()
-    times = np.concatenate(good_t) if good_t else np.zeros(0)
-    if times.size == 0:
-        return True
-    fitted = joint_angles_from_landmarks(np.concatenate(good_lm), hand)
-    if fitted is None:
-        return False
-    angles, error = fitted
-    fitted_ok = np.isfinite(error)  # frames the fit could not explain carry no angle label
-    recorder.append_rows("joint_angles", angles[fitted_ok], times[fitted_ok])
-    recorder.append_rows("ik_error", error[fitted_ok], times[fitted_ok])
-    recorder.live.ik_frames += int(fitted_ok.sum())
-    return True
+class _IKWorker:
+    """Fits joint angles to batches of confident label frames in its own thread (`joint_angles_from_landmarks`):
+    the first fit of a batch size compiles for seconds, and the EMG loop must keep writing and flushing
+    meanwhile, and compiling holds it up anyway (measured: 10-15 s without a flush on a loaded 2-core machine).
+    So every fit has the one shape (`BATCH` frames), compiled here before the recording starts. Results come
+    back in order, through `drain`; a failing fit stops the fitting (logged), the landmarks stay."""
+
+    BATCH = 16  # confident frames per fit: a flush interval's worth at 30 fps
+
+    def __init__(self, hand: str):
+        self.hand = hand
+        self.failed = False
+        self._warm_up()
+        self._todo: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue()
+        self._done: queue.Queue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="emgjax-ik", daemon=True)
+        self._thread.start()
+
+    def submit(self, buffer: list[LabelRows]) -> None:
+        """Queue the confident frames of the buffered label rows (and empty the buffer)."""
+        times = [rows.timestamps[(rows.found > 0) & (rows.confidence > MIN_CONFIDENCE)] for rows in buffer]
+        landmarks = [rows.world_landmarks[(rows.found > 0) & (rows.confidence > MIN_CONFIDENCE)] for rows in buffer]
+        buffer.clear()
+        if times and sum(t.size for t in times) and not self.failed:
+            self._todo.put((np.concatenate(times), np.concatenate(landmarks)))
+
+    def _warm_up(self) -> None:
+        """Compile the fit for `BATCH` frames (on the mean pose of the synthetic hand, in mm)."""
+        from emgjax.kinematics import synthetic_hand_model
+        from emgjax.kinematics.ik import mean_pose, model_landmarks
+
+        model = synthetic_hand_model()
+        pose = np.asarray(model_landmarks(mean_pose(model), model), np.float32)
+        joint_angles_from_landmarks(np.broadcast_to(pose, (self.BATCH, *pose.shape)), self.hand, batch=self.BATCH)
+
+    def _run(self) -> None:
+        while (batch := self._todo.get()) is not None:
+            times, landmarks = batch
+            try:
+                angles, error = joint_angles_from_landmarks(landmarks, self.hand, batch=self.BATCH)
+            except Exception as err:  # never stop the recording for a pseudo-label
+                logger.warning("IK failed (%s): landmarks are stored, joint angles no longer fitted", err)
+                self.failed = True
+                return
+            self._done.put((times, angles, error))
+
+    def drain(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The fits finished so far: (times (F,), angles (F, 20), fit error (F,)) each, in order."""
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self, timeout_s: float = 120.0) -> None:
+        """Finish the queued fits (at most ``timeout_s``)."""
+        self._todo.put(None)
+        self._thread.join(timeout_s)
+
+
+def _write_ik(recorder: LiveRecorder, fits: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Append finished IK fits; frames the fit could not explain (NaN error) carry no angle label."""
+    for times, angles, error in fits:
+        fitted_ok = np.isfinite(error)
+        recorder.append_rows("joint_angles", angles[fitted_ok], times[fitted_ok])
+        recorder.append_rows("ik_error", error[fitted_ok], times[fitted_ok])
+        recorder.live.ik_frames += int(fitted_ok.sum())
 
 
 def record_session(
@@ -491,7 +541,7 @@ class _Recording:
         self.cam_thread: _CameraThread | None = None
         self.recorder: LiveRecorder | None = None
         self.ik_buffer: list[LabelRows] | None = [] if labeller is not None else None
-        self.ik_available = True
+        self.ik: _IKWorker | None = None
         self.offset: float | None = None  # source clock -> monotonic clock, set at the first chunk
         self.last_t = -math.inf
 
@@ -539,6 +589,7 @@ class _Recording:
         source.start()
         if self.labeller is not None:
             self.worker = LabelWorker(self.labeller, max_queue=max_label_queue)
+            self.ik = _IKWorker(self.hand)
             attrs["labeller"] = str(getattr(self.worker, "name", "camera labeller"))
         if self.camera is not None:
             self.cam_thread = _CameraThread(self.camera, self.worker, self.video_path)
@@ -582,8 +633,11 @@ class _Recording:
             recorder.live.dropped_frames = self.worker.dropped
         if self.prompts is not None:
             _write_prompts(recorder, self.prompts.update(self.clock()))
+        if self.ik is not None:
+            _write_ik(recorder, self.ik.drain())
+            if recorder.due() and self.ik_buffer:
+                self.ik.submit(self.ik_buffer)  # fitted in the IK thread, written when done
         if recorder.due():
-            self._write_ik(recorder)
             recorder.flush()
         if self.preview is not None:
             self.preview.update(None if self.cam_thread is None else self.cam_thread.latest, labels, chunk.emg)
@@ -615,13 +669,6 @@ class _Recording:
             recorder.live.camera_frames += len(frames)
         recorder.live.clock_jumps_camera = cam_thread.clock_jumps
 
-    def _write_ik(self, recorder: LiveRecorder) -> None:
-        """Joint angles for the buffered labels (until IK turns out to be unavailable)."""
-        if self.ik_buffer and self.ik_available:
-            self.ik_available = _write_ik(recorder, self.ik_buffer, self.hand)
-            if not self.ik_available:
-                logger.info("emgjax.kinematics.fit_angles is not available: landmarks stored, no joint angles")
-
     def _close(self) -> None:
         """Stop the camera and the labeller, close the source, write what they still held, flush, close."""
         if self.cam_thread is not None:
@@ -631,6 +678,8 @@ class _Recording:
         self.source.close()
         recorder = self.recorder
         if recorder is None:
+            if self.ik is not None:
+                self.ik.close()
             return
         with contextlib.suppress(OSError):  # a failed disk: keep what was flushed, report the first error
             if self.worker is not None:
@@ -639,7 +688,11 @@ class _Recording:
                 self._write_camera_frames(recorder, self.cam_thread)
             if self.prompts is not None:
                 _write_prompts(recorder, self.prompts.finish(self.clock()))
-            self._write_ik(recorder)
+            if self.ik is not None:
+                if self.ik_buffer:
+                    self.ik.submit(self.ik_buffer)
+                self.ik.close()
+                _write_ik(recorder, self.ik.drain())
             recorder.flush()
         with contextlib.suppress(OSError):
             recorder.close()
