@@ -475,11 +475,10 @@ def fake_board_shim(clock, *, present=True, nan=()):
 
 @pytest.fixture
 def fake_armband(monkeypatch):
-    """``--source mindrove`` opens a fake armband on a fake clock: set ``state["shim"]`` to a `fake_board_shim`
-    (`emgjax.stream.open_source` makes board sources from `emgjax.stream.mindrove_board`)."""
-    from emgjax.stream import mindrove_board
+    """``--source mindrove`` opens a fake armband on a fake clock: set ``state["shim"]`` to a `fake_board_shim`."""
+    import emgjax.stream
 
-    original = mindrove_board.MindRoveBoardSource
+    original = emgjax.stream.MindRoveBoardSource
     clock = FakeClock()
     state = {"clock": clock}
 
@@ -489,7 +488,7 @@ def fake_armband(monkeypatch):
     def board(board_id, **kwargs):
         return original(board_id, shim=state["shim"], clock=clock, sleep=sleep, **kwargs)
 
-    monkeypatch.setattr(mindrove_board, "MindRoveBoardSource", board)
+    monkeypatch.setattr(emgjax.stream, "MindRoveBoardSource", board)
     return state
 
 

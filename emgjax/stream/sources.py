@@ -796,7 +796,8 @@ def open_source(
     if name == "file":
         assert path is not None
         return FileSource(path, chunk_samples=chunk_samples, realtime=realtime)
-    from emgjax.stream.mindrove_board import SYNTHETIC_BOARD, WIFI_BOARD, MindRoveBoardSource
+    # From the package, where the commands always found it (tests put a fake armband there).
+    from emgjax.stream import SYNTHETIC_BOARD, WIFI_BOARD, MindRoveBoardSource
 
     if board_id is None:
         board_id = WIFI_BOARD if name == "mindrove" else SYNTHETIC_BOARD
