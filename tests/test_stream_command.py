@@ -176,12 +176,13 @@ def test_ctrl_c_during_compilation_waits_for_it_then_stops():
     assert "no chunk streamed" in report.format()
 
 
-def test_recording_refuses_other_channel_counts_before_streaming(tmp_path):
+def test_a_16_channel_stream_is_recorded_at_its_width(tmp_path):
     model = CountingModel(channels=16)
-    source = SyntheticSource(16, 500.0, chunk_samples=20)
-    with pytest.raises(ValueError, match=r"stores 8 EMG channels, this stream has 16"):
-        run_stream(model, source, record=tmp_path / "x.h5")
-    assert model.calls == 0 and source._closed and not (tmp_path / "x.h5").exists()
+    source = SyntheticSource(16, 500.0, chunk_samples=20, seconds=0.2)
+    report = run_stream(model, source, record=tmp_path / "x.h5")
+    with MindRoveSession(tmp_path / "x.h5") as session:
+        assert session.num_channels == 16 and len(session) == report.recorded_samples == 100
+        np.testing.assert_array_equal(session.read_emg().shape, (16, 100))
 
 
 def test_source_of_another_rate_is_refused_unless_resampled():

@@ -35,9 +35,11 @@ from emgjax.stream import (
     Source,
     SpecMismatchError,
     SyntheticSource,
+    SyntheticTruthSource,
     check_input_spec,
     lost_from_package_numbers,
     mindrove_board,
+    open_source,
     ring_resample_matrix,
 )
 
@@ -318,6 +320,9 @@ def test_sdk_synthetic_board():
     with source:
         chunks = [source.read_chunk() for _ in range(3)]  # 30 samples at 250 Hz: ~0.12 s
     assert all(c.emg.shape == (source.channels, 10) for c in chunks)
+    # its accelerometer and gyroscope rows come with every sample
+    assert source.imu_rows == (*BoardShim.get_accel_channels(board_id), *BoardShim.get_gyro_channels(board_id))
+    assert all(c.imu is not None and c.imu.shape == (6, 10) and np.all(np.isfinite(c.imu)) for c in chunks)
     times = np.concatenate([c.timestamps for c in chunks])
     np.testing.assert_allclose(np.diff(times), 1 / source.sample_rate, atol=1e-6)
     assert np.all(np.isfinite(np.concatenate([c.emg for c in chunks], axis=1)))
@@ -490,8 +495,14 @@ def test_recorder_round_trip_keeps_gaps_and_fills(tmp_path):
         assert json.loads(f["stream/stats_json"][()])["lost_samples"] == 50
     with pytest.raises(FileExistsError):
         SessionRecorder(tmp_path / "rec.h5", sample_rate=500.0, channels=8)
-    with pytest.raises(ValueError, match="stores 8 EMG channels, this stream has 16"):
-        SessionRecorder(tmp_path / "r16.h5", sample_rate=2000.0, channels=16)
+    wide = ArraySource(np.arange(16 * 40, dtype=np.float32).reshape(16, 40), 2000.0, chunk_samples=20)
+    with SessionRecorder.for_source(tmp_path / "r16.h5", wide) as recorder16:  # the writer takes the source's width
+        chunks16 = [recorder16.append(c) or c for c in wide]
+        with pytest.raises(ValueError, match=r"expected 16 channels, found shape \(8, 50\)"):
+            recorder16.append(chunks[0])
+    with MindRoveSession(tmp_path / "r16.h5") as session:
+        assert session.num_channels == 16 and session.metadata["emg_channels"] == 16
+        np.testing.assert_array_equal(session.read_emg(), np.concatenate([c.emg for c in chunks16], axis=1))
 
 
 def test_recorder_flushes_on_keyboard_interrupt(tmp_path):
@@ -518,3 +529,24 @@ def test_board_source_is_isolated_from_the_sdk(monkeypatch):
     source, _ = board_source(FakeDevice(clock), clock)
     assert source.info()["name"] == "board 0"
     assert mindrove_board.WIFI_BOARD == 0
+
+
+def test_open_source_makes_each_named_source_and_refuses_others(tmp_path):
+    synthetic = open_source("synthetic", chunk_samples=20, channels=16, sample_rate=2000.0, realtime=False)
+    assert type(synthetic) is SyntheticSource and (synthetic.channels, synthetic.sample_rate) == (16, 2000.0)
+    truth = open_source("synthetic", chunk_samples=20, truth=True, realtime=False)
+    assert isinstance(truth, SyntheticTruthSource) and truth.read_chunk() is not None and truth.truth
+    path = write_mindrove_session(
+        tmp_path / "s.h5", emg=np.zeros((100, 8)), emg_timestamps=np.arange(100) / 500.0, sample_rate=500.0
+    )
+    replay = open_source("file", path, chunk_samples=50, realtime=False)
+    assert isinstance(replay, FileSource) and len(list(replay)) == 2
+    for args, kwargs, message in (
+        (("usb",), {}, r"expected one of \['mindrove', 'synthetic-board', 'file', 'synthetic'\], found 'usb'"),
+        (("file",), {}, "source file: expected a session file path"),
+        (("synthetic", path), {}, "source synthetic: expected no path"),
+        (("file", path), {"truth": True}, "ground-truth labels: expected the synthetic source, found 'file'"),
+        (("synthetic",), {"board_id": 0}, "board id: expected with the mindrove or synthetic-board source"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            open_source(*args, chunk_samples=20, **kwargs)

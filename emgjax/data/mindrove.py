@@ -8,6 +8,9 @@ Root attrs:
 ``emgjax_schema``   ``"mindrove-session"`` (identifies the file)
 ``schema_version``  ``1`` (readers refuse newer versions)
 ``sample_rate``     EMG rate in Hz (MindRove WiFi board: 500.0)
+``emg_channels``    EMG channel count C (optional; the width of ``emg/raw``,
+                    8 when absent: the MindRove armband)
+``imu_sample_rate`` IMU rate in Hz (optional, with the ``imu`` stream)
 ``board``           JSON object: ``name``, ``board_id``, ``emg_channel_rows``,
                     ``gain``, ``sdk_version`` where known (free-form extras ok)
 ``hand``            ``"left"`` or ``"right"``
@@ -20,9 +23,12 @@ seconds on one shared clock, so EMG, camera and IMU need not be synchronous:
 ==============================  ===========  ===============================
 dataset                         shape        meaning
 ==============================  ===========  ===============================
-``emg/raw``                     (N, 8) f4    EMG in µV as the SDK delivers it
+``emg/raw``                     (N, C) f4    EMG in µV as the SDK delivers it
+                                             (C = attr ``emg_channels``,
+                                             8 on the MindRove armband)
 ``emg/timestamps``              (N,) f8      seconds
-``imu/data`` (optional)         (K, 6) f4    accel xyz, gyro xyz
+``imu/data`` (optional)         (K, 6) f4    accel xyz, gyro xyz (the
+                                             board's units: g, deg/s)
 ``imu/timestamps``              (K,) f8
 ``labels/landmarks``            (M, 21, 3)   **millimetres**, MediaPipe order:
                                              wrist; thumb CMC, MCP, IP, TIP;
@@ -256,8 +262,11 @@ class MindRoveSessionWriter:
         date: str | _dt.datetime | None = None,
         overwrite: bool = True,
         extra_attrs: Mapping[str, Any] | None = None,
+        channels: int = NUM_CHANNELS,
     ):
         sample_rate = _positive_rate(sample_rate)
+        if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
+            raise ValueError(f"channels: expected a positive number of EMG channels, found {channels!r}")
         if hand not in ("left", "right"):
             raise ValueError(f"hand: expected 'left' or 'right', found {hand!r}")
         if date is None:
@@ -266,6 +275,7 @@ class MindRoveSessionWriter:
             date = date.isoformat()
         self.path = Path(path)
         self.sample_rate = float(sample_rate)
+        self.channels = int(channels)
         if self.path.exists() and not overwrite:
             raise FileExistsError(f"{self.path}: already exists (pass overwrite=True to replace it)")
         board_dict = _normalise_board(board)
@@ -275,6 +285,7 @@ class MindRoveSessionWriter:
         attrs["emgjax_schema"] = SCHEMA_NAME
         attrs["schema_version"] = SCHEMA_VERSION
         attrs["sample_rate"] = self.sample_rate
+        attrs["emg_channels"] = self.channels
         attrs["board"] = json.dumps(board_dict, sort_keys=True)
         attrs["hand"] = hand
         attrs["subject_id"] = str(subject_id)
@@ -285,14 +296,19 @@ class MindRoveSessionWriter:
         self._last_time: dict[str, float] = {}
         self._create("emg")
 
+    def _shape(self, stream: str) -> tuple[int, ...]:
+        """Per-row shape of ``stream`` in this file: the EMG's width is the writer's channel count."""
+        return (self.channels,) if stream == "emg" else STREAMS[stream].shape
+
     def _create(self, stream: str) -> None:
         spec = STREAMS[stream]
+        shape = self._shape(stream)
         self._file.create_dataset(
             spec.values,
-            shape=(0, *spec.shape),
-            maxshape=(None, *spec.shape),
+            shape=(0, *shape),
+            maxshape=(None, *shape),
             dtype=np.float32,
-            chunks=(spec.chunk_rows, *spec.shape),
+            chunks=(spec.chunk_rows, *shape),
         )
         self._file.create_dataset(
             spec.timestamps,
@@ -316,7 +332,7 @@ class MindRoveSessionWriter:
         Args:
           stream: a key of `STREAMS` ("emg", "imu", "landmarks", "joint_angles",
             "mano_theta", "ik_error").
-          values: (rows, *STREAMS[stream].shape).
+          values: (rows, *STREAMS[stream].shape); EMG (rows, channels).
           timestamps: (rows,) seconds, strictly increasing and after the last
             appended timestamp of this stream.
           extras: per-row companions, e.g. ``confidence=(rows,)`` for landmarks
@@ -325,7 +341,7 @@ class MindRoveSessionWriter:
         if stream not in STREAMS:
             raise ValueError(f"stream: expected one of {sorted(STREAMS)}, found {stream!r}")
         spec = STREAMS[stream]
-        values = _finite_array(f"{stream} values", values, np.float32, spec.shape)
+        values = _finite_array(f"{stream} values", values, np.float32, self._shape(stream))
         timestamps = _finite_array(f"{stream} timestamps", timestamps, np.float64, ())
         rows = values.shape[0]
         if timestamps.shape[0] != rows:
@@ -383,6 +399,8 @@ class MindRoveSessionWriter:
             self._file.close()
             raise SessionFormatError(self.path, f"expected attr emgjax_schema={SCHEMA_NAME!r}: not a MindRove session")
         self.sample_rate = float(self._file.attrs["sample_rate"])
+        emg = self._file.get(STREAMS["emg"].values)
+        self.channels = int(emg.shape[1]) if isinstance(emg, h5py.Dataset) and emg.ndim == 2 else NUM_CHANNELS
         self._last_time = {}
         for stream, spec in STREAMS.items():
             times = self._file.get(spec.timestamps)
@@ -461,12 +479,13 @@ def write_mindrove_session(
     hand: str = "right",
     date: str | _dt.datetime | None = None,
     ik_error_timestamps: np.ndarray | None = None,
+    channels: int = NUM_CHANNELS,
 ) -> Path:
     """Write a whole schema-v1 MindRove session in one go (overwrites ``path``).
 
     Args:
       path: the session file to write (replaced if it exists).
-      emg: (N, 8) µV.
+      emg: (N, channels) µV.
       emg_timestamps: (N,) seconds, strictly increasing and within 5 % of
         ``sample_rate``.
       sample_rate: the nominal EMG rate in Hz.
@@ -488,6 +507,7 @@ def write_mindrove_session(
       hand: 'left' or 'right'.
       date: ISO date or datetime (default now).
       ik_error_timestamps: (M4,) seconds; see ``ik_error_mm``.
+      channels: the EMG channel count (8: the MindRove armband).
 
     Returns:
       the path written.
@@ -530,6 +550,7 @@ def write_mindrove_session(
             session_id=session_id,
             hand=hand,
             date=date,
+            channels=channels,
         ) as writer:
             writer.append("emg", emg, emg_timestamps_arr)
             if imu is not None:
@@ -728,6 +749,10 @@ class MindRoveSession:
         if expected_sample_rate is not None and not math.isclose(sample_rate, expected_sample_rate, rel_tol=1e-9):
             raise self._fail(f"expected sample_rate {expected_sample_rate} Hz, found {sample_rate} Hz")
         self._sample_rate = sample_rate
+        channels = _attr_to_python(attrs.get("emg_channels", NUM_CHANNELS))  # files before the attr: the armband's 8
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise self._fail(f"attr emg_channels: expected a positive integer, found {channels!r}")
+        self._num_channels = channels
 
         self._streams: list[str] = []
         for stream, spec in STREAMS.items():
@@ -742,9 +767,10 @@ class MindRoveSession:
                 missing = [m for m, p in zip(members, present, strict=True) if not p]
                 raise self._fail(f"stream '{stream}' is incomplete: missing {missing}")
             values = self._file[spec.values]
-            if values.shape[1:] != spec.shape:
-                expected = "(rows" + "".join(f", {d}" for d in spec.shape) + ")"
-                what = f"{NUM_CHANNELS} EMG channels, shape " if stream == "emg" else "shape "
+            shape = (channels,) if stream == "emg" else spec.shape
+            if values.shape[1:] != shape:
+                expected = "(rows" + "".join(f", {d}" for d in shape) + ")"
+                what = f"{channels} EMG channels, shape " if stream == "emg" else "shape "
                 raise self._fail(f"'{spec.values}': expected {what}{expected}, found {values.shape}")
             if values.dtype.kind != "f":
                 raise self._fail(f"'{spec.values}': expected floating point, found {values.dtype}")
@@ -793,7 +819,8 @@ class MindRoveSession:
 
     @property
     def num_channels(self) -> int:
-        return NUM_CHANNELS
+        """EMG channels C (attr ``emg_channels``; 8 in files written before it)."""
+        return self._num_channels
 
     @property
     def hand(self) -> str:
@@ -820,13 +847,13 @@ class MindRoveSession:
     # -- reading ----------------------------------------------------------
 
     def read_emg(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """EMG samples [start, stop) as (8, T) float32 µV."""
+        """EMG samples [start, stop) as (C, T) float32 µV."""
         n = len(self)
         stop = n if stop is None else stop
         if not 0 <= int(start) <= int(stop) <= n:
             raise ValueError(f"{self.path}: expected 0 <= start <= stop <= {n}, found start={start}, stop={stop}")
         self._check_fits_in_memory(
-            STREAMS["emg"].values, (int(stop) - int(start), NUM_CHANNELS), 8
+            STREAMS["emg"].values, (int(stop) - int(start), self._num_channels), 8
         )  # read + float32 copy
         try:
             block = self._emg[int(start) : int(stop)]

@@ -86,7 +86,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -609,6 +609,188 @@ def _block_tridiagonal_solve(diagonal: jax.Array, coupling: jax.Array, rhs: jax.
     return jnp.moveaxis(xs, 0, 1)
 
 
+class _Problem(NamedTuple):
+    """One batch of fits inside :func:`_fit` (traced arrays; ``model`` a pytree).
+
+    target (B, T, 21, 3) mm with missing frames replaced by the rest hand; valid (B, T); root_weights
+    (21, 1) square roots of the landmark weights; lower, upper, centre (P,); links (B, T) smoothness
+    links (see :func:`_links`); prior_weight, smoothness () weights.
+    """
+
+    model: Any
+    target: jax.Array
+    valid: jax.Array
+    root_weights: jax.Array
+    lower: jax.Array
+    upper: jax.Array
+    centre: jax.Array
+    links: jax.Array
+    prior_weight: jax.Array
+    smoothness: jax.Array
+
+    @property
+    def n_angles(self) -> int:
+        return int(self.lower.shape[0])
+
+
+def _posed(p: _Problem, angles: jax.Array, rotation: jax.Array, translation: jax.Array, scale: jax.Array) -> jax.Array:
+    """(B, T, 21, 3) the model's landmarks for ``angles`` placed by the global pose: s R x + t."""
+    return scale * jnp.einsum("ntab,ntjb->ntja", rotation, _points(p.model, angles)) + translation[..., None, :]
+
+
+def _data_cost(
+    p: _Problem, angles: jax.Array, rotation: jax.Array, translation: jax.Array, scale: jax.Array
+) -> jax.Array:
+    """(B, T) weighted squared landmark residuals plus the prior."""
+    world = _posed(p, angles, rotation, translation, scale)
+    cost = jnp.sum(((world - p.target) * p.root_weights) ** 2, axis=(-2, -1))
+    return cost + p.prior_weight * jnp.sum((angles - p.centre) ** 2, axis=-1)
+
+
+def _smooth_cost(p: _Problem, angles: jax.Array) -> jax.Array:
+    """(B,) the smoothness term of each sequence."""
+    step = jnp.concatenate([jnp.zeros_like(angles[:, :1]), jnp.diff(angles, axis=1)], axis=1)
+    return p.smoothness * jnp.sum(p.links * jnp.sum(step**2, axis=-1), axis=1)
+
+
+def _initial_pose(p: _Problem, given_scale: jax.Array, fit_scale: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Rotation (B, T, 3, 3), translation (B, T, 3) and scale () from per-frame palm alignments: the
+    median of their scales unless ``fit_scale`` is False (then ``given_scale``)."""
+    rest = _points(p.model, p.centre).astype(jnp.float32)  # (21, 3); the palm does not depend on angles
+    palm = jnp.asarray(PALM_INDICES)
+    rest_palm = jnp.broadcast_to(rest[palm], p.target[..., palm, :].shape)
+    rotation, palm_scale, _ = similarity_transform(rest_palm, p.target[..., palm, :])
+    median_scale = jnp.nanmedian(jnp.where(p.valid, palm_scale, jnp.nan))
+    median_scale = jnp.where(jnp.isfinite(median_scale), median_scale, 1.0)
+    scale = jnp.where(fit_scale, median_scale, given_scale)
+    translation = jnp.mean(p.target[..., palm, :], axis=-2) - scale * jnp.einsum(
+        "...ab,b->...a", rotation, jnp.mean(rest[palm], axis=0)
+    )
+    return rotation, translation, scale
+
+
+def _normal_equations(
+    p: _Problem, angles: jax.Array, rotation: jax.Array, translation: jax.Array, scale: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Per frame: Gauss-Newton Hessian (B, T, 26, 26) and gradient (B, T, 26) of data_cost / 2."""
+    n_angles = p.n_angles
+    points, jac = _points_and_jacobian(p.model, angles)  # (B, T, 21, 3), (B, T, 21, 3, 20)
+    world = scale * jnp.einsum("ntab,ntjb->ntja", rotation, points) + translation[..., None, :]
+    residual = ((world - p.target) * p.root_weights).reshape(*world.shape[:2], -1)  # (B, T, 63)
+    j_angles = scale * jnp.einsum("ntab,ntjbk->ntjak", rotation, jac)
+    # d/dw of s R exp([w]_x) x at w = 0 is -s R [x]_x.
+    j_rotation = -scale * jnp.einsum("ntab,ntjbc->ntjac", rotation, _cross_matrix(points))
+    j_translation = jnp.broadcast_to(jnp.eye(3, dtype=points.dtype), (*points.shape[:3], 3, 3))
+    jacobian = jnp.concatenate([j_angles, j_rotation, j_translation], axis=-1) * p.root_weights[..., None]
+    jacobian = jacobian.reshape(*world.shape[:2], -1, n_angles + 6)  # (B, T, 63, 26)
+    hessian = jnp.einsum("ntri,ntrj->ntij", jacobian, jacobian)
+    gradient = jnp.einsum("ntri,ntr->nti", jacobian, residual)
+    # The prior's Hessian is prior_weight on the angles' diagonal.
+    prior_diagonal = jnp.concatenate([jnp.full((n_angles,), 1.0), jnp.zeros((6,))]) * p.prior_weight
+    hessian = hessian + jnp.diag(prior_diagonal)
+    gradient = gradient.at[..., :n_angles].add(p.prior_weight * (angles - p.centre))
+    return hessian, gradient
+
+
+def _apply(
+    p: _Problem, delta: jax.Array, angles: jax.Array, rotation: jax.Array, translation: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The step ``delta`` (B, T, 26): angles projected onto the limits, the rotation updated multiplicatively."""
+    n = p.n_angles
+    new_angles = jnp.clip(angles + delta[..., :n], p.lower, p.upper)  # projection onto the limits
+    new_rotation = rotation @ rotation_from_vector(delta[..., n : n + 3])
+    return new_angles, new_rotation, translation + delta[..., n + 3 :]
+
+
+def _fix_active(p: _Problem, angles: jax.Array, hessian: jax.Array, gradient: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Angles on a limit that the gradient pushes outward are held (active set): their rows and
+    columns leave the system, so the others take a full Newton step instead of one the
+    projection would cut short (projected Newton, Bertsekas 1982)."""
+    n = p.n_angles
+    g = gradient[..., :n]
+    held = ((angles <= p.lower + 1e-6) & (g > 0)) | ((angles >= p.upper - 1e-6) & (g < 0))
+    free = jnp.concatenate([~held, jnp.ones((*held.shape[:-1], 6), bool)], axis=-1).astype(hessian.dtype)
+    hessian = hessian * free[..., :, None] * free[..., None, :] + (1.0 - free)[..., None] * jnp.eye(n + 6)
+    return hessian, gradient * free
+
+
+_Carry = tuple[jax.Array, jax.Array, jax.Array, jax.Array]  # angles, rotation, translation, damping
+
+
+def _accept(better: jax.Array, new: tuple[jax.Array, ...], carry: _Carry) -> _Carry:
+    """Keep the step where it lowered the cost (``better`` (B, T) or (B,)) and adapt the damping."""
+    angles, rotation, translation, damping = carry
+    new_angles, new_rotation, new_translation = new
+    expand = (...,) + (None,) * (angles.ndim - better.ndim)
+    keep = better[expand]
+    angles = jnp.where(keep, new_angles, angles)
+    translation = jnp.where(keep, new_translation, translation)
+    rotation = jnp.where(keep[..., None], new_rotation, rotation)
+    damping = jnp.clip(jnp.where(better, damping / 3.0, damping * 4.0), 1e-7, 1e7)
+    return angles, rotation, translation, damping
+
+
+def _frame_step(p: _Problem, carry: _Carry, scale: jax.Array) -> _Carry:
+    """One LM iteration of every frame on its own (no smoothness)."""
+    angles, rotation, translation, damping = carry
+    n = p.n_angles
+    hessian, gradient = _normal_equations(p, angles, rotation, translation, scale)
+    hessian, gradient = _fix_active(p, angles, hessian, gradient)
+    cost = _data_cost(p, angles, rotation, translation, scale)
+    diagonal = jnp.diagonal(hessian, axis1=-2, axis2=-1)
+    damped = hessian + (damping[..., None] * (diagonal + 1e-6))[..., None] * jnp.eye(n + 6)
+    delta = -jnp.linalg.solve(damped, gradient[..., None])[..., 0]
+    new = _apply(p, delta, angles, rotation, translation)
+    return _accept(_data_cost(p, *new, scale) < cost, new, carry)
+
+
+def _sequence_step(p: _Problem, carry: _Carry, scale: jax.Array) -> _Carry:
+    """One LM iteration of each whole sequence with the smoothness term: the 26 parameters of
+    every frame are coupled to the neighbours' angles only, so the pose parameters are
+    eliminated per frame (Schur complement) and the angles solved exactly across time."""
+    angles, rotation, translation, damping = carry  # damping (B,)
+    n, links, smoothness = p.n_angles, p.links, p.smoothness
+    hessian, gradient = _normal_equations(p, angles, rotation, translation, scale)
+    step = jnp.diff(angles, axis=1)  # (B, T - 1, 20)
+    link_next = links[:, 1:, None]
+    smooth_gradient = jnp.zeros_like(angles).at[:, 1:].add(link_next * step).at[:, :-1].add(-link_next * step)
+    gradient = gradient.at[..., :n].add(smoothness * smooth_gradient)
+    cost = jnp.sum(_data_cost(p, angles, rotation, translation, scale), axis=1) + _smooth_cost(p, angles)
+    diagonal = jnp.diagonal(hessian, axis1=-2, axis2=-1)
+    hessian = hessian + (damping[:, None, None] * (diagonal + 1e-6))[..., None] * jnp.eye(n + 6)
+    a_block, b_block, c_block = hessian[..., :n, :n], hessian[..., :n, n:], hessian[..., n:, n:]
+    g_angles, g_pose = gradient[..., :n], gradient[..., n:]
+    c_inv_bt = jnp.linalg.solve(c_block, jnp.concatenate([jnp.swapaxes(b_block, -1, -2), g_pose[..., None]], -1))
+    reduced = a_block - b_block @ c_inv_bt[..., :n]
+    reduced_gradient = g_angles - jnp.einsum("ntab,ntb->nta", b_block, c_inv_bt[..., n])
+    neighbours = links + jnp.concatenate([links[:, 1:], jnp.zeros_like(links[:, :1])], axis=1)
+    reduced = reduced + (smoothness * neighbours)[..., None, None] * jnp.eye(n)
+    delta_angles = _block_tridiagonal_solve(reduced, smoothness * links, -reduced_gradient)
+    delta_pose = -jnp.linalg.solve(c_block, (g_pose + jnp.einsum("ntab,nta->ntb", b_block, delta_angles))[..., None])[
+        ..., 0
+    ]
+    new = _apply(p, jnp.concatenate([delta_angles, delta_pose], axis=-1), angles, rotation, translation)
+    new_cost = jnp.sum(_data_cost(p, *new, scale), axis=1) + _smooth_cost(p, new[0])
+    return _accept(new_cost < cost, new, carry)
+
+
+def _refit_scale(p: _Problem, carry: _Carry, scale: jax.Array) -> tuple[_Carry, jax.Array]:
+    """Closed-form scale over all valid frames with angles and rotations fixed, translations
+    re-solved with it: s = sum <R x~, y~> / sum |x~|^2 with per-frame centred (weighted) points."""
+    angles, rotation, translation, damping = carry
+    moved = jnp.einsum("ntab,ntjb->ntja", rotation, _points(p.model, angles))
+    moved_weighted, target_weighted = moved * p.root_weights, p.target * p.root_weights
+    moved_centred = moved_weighted - jnp.mean(moved_weighted, axis=-2, keepdims=True)
+    target_centred = target_weighted - jnp.mean(target_weighted, axis=-2, keepdims=True)
+    weight = p.valid[..., None, None]
+    numerator = jnp.sum(jnp.where(weight, moved_centred * target_centred, 0.0))
+    denominator = jnp.sum(jnp.where(weight, moved_centred**2, 0.0))
+    refined = numerator / jnp.maximum(denominator, jnp.finfo(p.target.dtype).tiny)
+    scale = jnp.where(jnp.isfinite(refined) & (refined > 0), refined, scale)
+    translation = jnp.mean(p.target - scale * moved, axis=-2)
+    return (angles, rotation, translation, damping), scale
+
+
 @functools.partial(jax.jit, static_argnames=("smooth",))
 def _fit(
     target: jax.Array,
@@ -625,157 +807,46 @@ def _fit(
     *,
     smooth: bool,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
-    """target (B, T, 21, 3) mm, init (B, T, 20) -> angles, error (B, T), rotation, translation, scale ()."""
+    """target (B, T, 21, 3) mm, init (B, T, 20) -> angles, error (B, T), rotation, translation, scale ().
+
+    Per-frame LM steps (the scale refitted once after ``iterations`` when ``fit_scale``), then, with
+    ``smooth``, whole-sequence steps with the smoothness term."""
     valid = jnp.all(jnp.isfinite(target), axis=(-2, -1))  # (B, T)
     lower, upper = _bounds(model)
-    n_angles = lower.shape[0]
     centre = _centre(model)
-    rest = _points(model, centre).astype(jnp.float32)  # (21, 3); the palm does not depend on angles
+    rest = _points(model, centre).astype(jnp.float32)
     # Missing frames get the rest hand as a stand-in target: everything stays finite, results are masked.
     target = jnp.where(valid[..., None, None], target, rest)
-    root_weights = jnp.sqrt(landmark_weights)[:, None]  # (21, 1): residual rows scaled by sqrt(w)
-
-    palm = jnp.asarray(PALM_INDICES)
-    rest_palm = jnp.broadcast_to(rest[palm], target[..., palm, :].shape)
-    rotation, palm_scale, _ = similarity_transform(rest_palm, target[..., palm, :])
-    median_scale = jnp.nanmedian(jnp.where(valid, palm_scale, jnp.nan))
-    median_scale = jnp.where(jnp.isfinite(median_scale), median_scale, 1.0)
-    scale = jnp.where(fit_scale, median_scale, given_scale)
-    translation = jnp.mean(target[..., palm, :], axis=-2) - scale * jnp.einsum(
-        "...ab,b->...a", rotation, jnp.mean(rest[palm], axis=0)
+    p = _Problem(
+        model=model,
+        target=target,
+        valid=valid,
+        root_weights=jnp.sqrt(landmark_weights)[:, None],  # (21, 1): residual rows scaled by sqrt(w)
+        lower=lower,
+        upper=upper,
+        centre=centre,
+        links=_links(valid),
+        prior_weight=prior_weight,
+        smoothness=smoothness,
     )
+    rotation, translation, scale = _initial_pose(p, given_scale, fit_scale)
     angles = jnp.clip(init, lower, upper)
-    links = _links(valid)
 
-    def data_cost(angles: jax.Array, rotation: jax.Array, translation: jax.Array, scale: jax.Array) -> jax.Array:
-        """(B, T) weighted squared landmark residuals plus the prior."""
-        points = _points(model, angles)
-        world = scale * jnp.einsum("ntab,ntjb->ntja", rotation, points) + translation[..., None, :]
-        cost = jnp.sum(((world - target) * root_weights) ** 2, axis=(-2, -1))
-        return cost + prior_weight * jnp.sum((angles - centre) ** 2, axis=-1)
-
-    def smooth_cost(angles: jax.Array) -> jax.Array:
-        """(B,) the smoothness term of each sequence."""
-        step = jnp.concatenate([jnp.zeros_like(angles[:, :1]), jnp.diff(angles, axis=1)], axis=1)
-        return smoothness * jnp.sum(links * jnp.sum(step**2, axis=-1), axis=1)
-
-    def normal_equations(angles: jax.Array, rotation: jax.Array, translation: jax.Array, scale: jax.Array) -> tuple:
-        """Per frame: Gauss-Newton Hessian (B, T, 26, 26) and gradient (B, T, 26) of data_cost / 2."""
-        points, jac = _points_and_jacobian(model, angles)  # (B, T, 21, 3), (B, T, 21, 3, 20)
-        world = scale * jnp.einsum("ntab,ntjb->ntja", rotation, points) + translation[..., None, :]
-        residual = ((world - target) * root_weights).reshape(*world.shape[:2], -1)  # (B, T, 63)
-        j_angles = scale * jnp.einsum("ntab,ntjbk->ntjak", rotation, jac)
-        # d/dw of s R exp([w]_x) x at w = 0 is -s R [x]_x.
-        j_rotation = -scale * jnp.einsum("ntab,ntjbc->ntjac", rotation, _cross_matrix(points))
-        j_translation = jnp.broadcast_to(jnp.eye(3, dtype=points.dtype), (*points.shape[:3], 3, 3))
-        jacobian = jnp.concatenate([j_angles, j_rotation, j_translation], axis=-1) * root_weights[..., None]
-        jacobian = jacobian.reshape(*world.shape[:2], -1, n_angles + 6)  # (B, T, 63, 26)
-        hessian = jnp.einsum("ntri,ntrj->ntij", jacobian, jacobian)
-        gradient = jnp.einsum("ntri,ntr->nti", jacobian, residual)
-        # The prior's Hessian is prior_weight on the angles' diagonal.
-        prior_diagonal = jnp.concatenate([jnp.full((n_angles,), 1.0), jnp.zeros((6,))]) * prior_weight
-        hessian = hessian + jnp.diag(prior_diagonal)
-        gradient = gradient.at[..., :n_angles].add(prior_weight * (angles - centre))
-        return hessian, gradient
-
-    def apply(delta: jax.Array, angles: jax.Array, rotation: jax.Array, translation: jax.Array) -> tuple:
-        new_angles = jnp.clip(angles + delta[..., :n_angles], lower, upper)  # projection onto the limits
-        new_rotation = rotation @ rotation_from_vector(delta[..., n_angles : n_angles + 3])
-        return new_angles, new_rotation, translation + delta[..., n_angles + 3 :]
-
-    def fix_active(angles: jax.Array, hessian: jax.Array, gradient: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Angles on a limit that the gradient pushes outward are held (active set): their rows and
-        columns leave the system, so the others take a full Newton step instead of one the
-        projection would cut short (projected Newton, Bertsekas 1982)."""
-        g = gradient[..., :n_angles]
-        held = ((angles <= lower + 1e-6) & (g > 0)) | ((angles >= upper - 1e-6) & (g < 0))
-        free = jnp.concatenate([~held, jnp.ones((*held.shape[:-1], 6), bool)], axis=-1).astype(hessian.dtype)
-        hessian = hessian * free[..., :, None] * free[..., None, :] + (1.0 - free)[..., None] * jnp.eye(n_angles + 6)
-        return hessian, gradient * free
-
-    def frame_step(carry: tuple, scale: jax.Array) -> tuple:
-        """One LM iteration of every frame on its own (no smoothness)."""
-        angles, rotation, translation, damping = carry
-        hessian, gradient = normal_equations(angles, rotation, translation, scale)
-        hessian, gradient = fix_active(angles, hessian, gradient)
-        cost = data_cost(angles, rotation, translation, scale)
-        diagonal = jnp.diagonal(hessian, axis1=-2, axis2=-1)
-        damped = hessian + (damping[..., None] * (diagonal + 1e-6))[..., None] * jnp.eye(n_angles + 6)
-        delta = -jnp.linalg.solve(damped, gradient[..., None])[..., 0]
-        new_angles, new_rotation, new_translation = apply(delta, angles, rotation, translation)
-        better = data_cost(new_angles, new_rotation, new_translation, scale) < cost
-        angles = jnp.where(better[..., None], new_angles, angles)
-        translation = jnp.where(better[..., None], new_translation, translation)
-        rotation = jnp.where(better[..., None, None], new_rotation, rotation)
-        damping = jnp.clip(jnp.where(better, damping / 3.0, damping * 4.0), 1e-7, 1e7)
-        return angles, rotation, translation, damping
-
-    def sequence_step(carry: tuple, scale: jax.Array) -> tuple:
-        """One LM iteration of each whole sequence with the smoothness term: the 26 parameters of
-        every frame are coupled to the neighbours' angles only, so the pose parameters are
-        eliminated per frame (Schur complement) and the angles solved exactly across time."""
-        angles, rotation, translation, damping = carry  # damping (B,)
-        hessian, gradient = normal_equations(angles, rotation, translation, scale)
-        step = jnp.diff(angles, axis=1)  # (B, T - 1, 20)
-        link_next = links[:, 1:, None]
-        smooth_gradient = jnp.zeros_like(angles).at[:, 1:].add(link_next * step).at[:, :-1].add(-link_next * step)
-        gradient = gradient.at[..., :n_angles].add(smoothness * smooth_gradient)
-        cost = jnp.sum(data_cost(angles, rotation, translation, scale), axis=1) + smooth_cost(angles)
-        diagonal = jnp.diagonal(hessian, axis1=-2, axis2=-1)
-        hessian = hessian + (damping[:, None, None] * (diagonal + 1e-6))[..., None] * jnp.eye(n_angles + 6)
-        a_block, b_block = hessian[..., :n_angles, :n_angles], hessian[..., :n_angles, n_angles:]
-        c_block = hessian[..., n_angles:, n_angles:]
-        g_angles, g_pose = gradient[..., :n_angles], gradient[..., n_angles:]
-        c_inv_bt = jnp.linalg.solve(c_block, jnp.concatenate([jnp.swapaxes(b_block, -1, -2), g_pose[..., None]], -1))
-        reduced = a_block - b_block @ c_inv_bt[..., :n_angles]
-        reduced_gradient = g_angles - jnp.einsum("ntab,ntb->nta", b_block, c_inv_bt[..., n_angles])
-        neighbours = links + jnp.concatenate([links[:, 1:], jnp.zeros_like(links[:, :1])], axis=1)
-        reduced = reduced + (smoothness * neighbours)[..., None, None] * jnp.eye(n_angles)
-        delta_angles = _block_tridiagonal_solve(reduced, smoothness * links, -reduced_gradient)
-        delta_pose = -jnp.linalg.solve(
-            c_block, (g_pose + jnp.einsum("ntab,nta->ntb", b_block, delta_angles))[..., None]
-        )[..., 0]
-        delta = jnp.concatenate([delta_angles, delta_pose], axis=-1)
-        new_angles, new_rotation, new_translation = apply(delta, angles, rotation, translation)
-        new_cost = jnp.sum(data_cost(new_angles, new_rotation, new_translation, scale), axis=1)
-        better = new_cost + smooth_cost(new_angles) < cost  # (B,)
-        angles = jnp.where(better[:, None, None], new_angles, angles)
-        translation = jnp.where(better[:, None, None], new_translation, translation)
-        rotation = jnp.where(better[:, None, None, None], new_rotation, rotation)
-        damping = jnp.clip(jnp.where(better, damping / 3.0, damping * 4.0), 1e-7, 1e7)
-        return angles, rotation, translation, damping
-
-    def refit_scale(carry: tuple, scale: jax.Array) -> tuple:
-        """Closed-form scale over all valid frames with angles and rotations fixed, translations
-        re-solved with it: s = sum <R x~, y~> / sum |x~|^2 with per-frame centred (weighted) points."""
-        angles, rotation, translation, damping = carry
-        moved = jnp.einsum("ntab,ntjb->ntja", rotation, _points(model, angles))
-        moved_weighted, target_weighted = moved * root_weights, target * root_weights
-        moved_centred = moved_weighted - jnp.mean(moved_weighted, axis=-2, keepdims=True)
-        target_centred = target_weighted - jnp.mean(target_weighted, axis=-2, keepdims=True)
-        weight = valid[..., None, None]
-        numerator = jnp.sum(jnp.where(weight, moved_centred * target_centred, 0.0))
-        denominator = jnp.sum(jnp.where(weight, moved_centred**2, 0.0))
-        refined = numerator / jnp.maximum(denominator, jnp.finfo(target.dtype).tiny)
-        scale = jnp.where(jnp.isfinite(refined) & (refined > 0), refined, scale)
-        translation = jnp.mean(target - scale * moved, axis=-2)
-        return (angles, rotation, translation, damping), scale
-
-    def frame_loop(i: jax.Array, state: tuple) -> tuple:
+    def frame_loop(i: jax.Array, state: tuple[_Carry, jax.Array]) -> tuple[_Carry, jax.Array]:
         carry, scale = state
-        carry, scale = jax.lax.cond(fit_scale & (i == iterations), refit_scale, lambda c, s: (c, s), carry, scale)
-        return frame_step(carry, scale), scale
+        carry, scale = jax.lax.cond(
+            fit_scale & (i == iterations), functools.partial(_refit_scale, p), lambda c, s: (c, s), carry, scale
+        )
+        return _frame_step(p, carry, scale), scale
 
-    carry = (angles, rotation, translation, jnp.full(valid.shape, 1e-3, target.dtype))
+    carry: _Carry = (angles, rotation, translation, jnp.full(valid.shape, 1e-3, target.dtype))
     carry, scale = jax.lax.fori_loop(0, iterations + refine_iterations, frame_loop, (carry, scale))
-    angles, rotation, translation, _ = carry
     if smooth:
-        carry = (angles, rotation, translation, jnp.full(valid.shape[:1], 1e-3, target.dtype))
-        carry = jax.lax.fori_loop(0, smooth_iterations, lambda _, c: sequence_step(c, scale), carry)
-        angles, rotation, translation, _ = carry
+        carry = (*carry[:3], jnp.full(valid.shape[:1], 1e-3, target.dtype))
+        carry = jax.lax.fori_loop(0, smooth_iterations, lambda _, c: _sequence_step(p, c, scale), carry)
+    angles, rotation, translation, _ = carry
 
-    world = scale * jnp.einsum("ntab,ntjb->ntja", rotation, _points(model, angles)) + translation[..., None, :]
-    error = jnp.mean(jnp.linalg.norm(world - target, axis=-1), axis=-1)
+    error = jnp.mean(jnp.linalg.norm(_posed(p, angles, rotation, translation, scale) - target, axis=-1), axis=-1)
     missing = ~valid
     angles = jnp.where(missing[..., None], jnp.nan, angles)
     error = jnp.where(missing, jnp.nan, error)

@@ -189,10 +189,8 @@ def calibrate(
     """
     from emgjax.recipes.common import LoopConfig, SessionsConfig
     from emgjax.recipes.direct import FinetuneExperiment, direct_info, finetune_direct
-    from emgjax.record.camera import open_camera
-    from emgjax.record.command import SOURCES, make_source
-    from emgjax.record.labels import Labeller, MediaPipeLabeller, require_mediapipe
-    from emgjax.record.recorder import PromptSchedule, record_session
+    from emgjax.record.inputs import choose_labels, open_inputs
+    from emgjax.record.recorder import PromptSchedule
     from emgjax.train.optim import OptimConfig
 
     out = Path(out)
@@ -204,20 +202,12 @@ def calibrate(
         raise ValueError(f"--minutes: expected a positive number of minutes, found {minutes!r}")
     if not (0.0 < heldout_fraction < 1.0):
         raise ValueError(f"--heldout-fraction: expected a fraction in (0, 1), found {heldout_fraction!r}")
-    if source not in SOURCES:
-        raise ValueError(f"--source: expected one of {SOURCES}, found {source!r}")
-    labels = labels or ("mediapipe" if camera != "none" else "none")
-    if labels == "none":
+    if (labels or ("mediapipe" if camera != "none" else "none")) == "none":
         raise ValueError(
             "labels: expected hand labels to fine-tune on (a --camera with MediaPipe, or --labels synthetic with "
             "--source synthetic), found none"
         )
-    if labels == "synthetic" and source != "synthetic":
-        raise ValueError(f"--labels synthetic: expected --source synthetic (its ground truth), found {source}")
-    if labels == "mediapipe" and camera == "none":
-        raise ValueError("--labels mediapipe: expected a --camera, found none")
-    if labels not in ("mediapipe", "synthetic"):
-        raise ValueError(f"--labels: expected mediapipe, synthetic or none, found {labels!r}")
+    labels = choose_labels(labels, source=source, camera=camera)  # MediaPipe missing: a one-line error, now
     if fast and source != "synthetic":
         raise ValueError(f"--fast: expected --source synthetic (a board runs in real time), found {source}")
     model_dir, pretrained = _load_direct_model(model)
@@ -237,41 +227,27 @@ def calibrate(
             f"--minutes: expected at least {shortest:.2f} min (one batch of {batch_size} windows in the first "
             f"{1 - heldout_fraction:.0%} and one window in the held-out rest), found {minutes:g}"
         )
-    if labels == "mediapipe":
-        require_mediapipe()  # before opening anything: a missing extra is a one-line error
     _check_out_dir(out)
 
-    # 1. record, exactly as `emgjax record` does
+    # 1. record, exactly as `emgjax record` does, at the model's channels and rate for the synthetic source
     session = out / SESSION_FILE
-    camera_source = open_camera(camera, realtime=True)
-    labeller = None
-    if labels == "mediapipe":
-
-        def labeller() -> Labeller:
-            return MediaPipeLabeller(static_image_mode=False)
-
-    emg = make_source(source, chunk_samples=20, seed=seed, realtime=not fast)
-    preview = None
-    if view:
-        from emgjax.record.preview import open_preview
-
-        preview = open_preview(emg.sample_rate, min(emg.channels, 8))
-    try:
-        stats = record_session(
-            session,
-            emg,
-            camera=camera_source,
-            labeller=labeller,
-            synthetic_labels=labels == "synthetic",
-            seconds=minutes * 60.0,
-            prompts=PromptSchedule(seconds_each=prompt_seconds, show=log) if prompts else None,
-            preview=preview,
-            hand=hand,
-            log=log,
-        )
-    finally:
-        if preview is not None:
-            preview.close()
+    inputs = open_inputs(
+        source,
+        camera,
+        labels,
+        view=view,
+        channels=int(pretrained.input_spec.channels),
+        sample_rate=float(info["sample_rate"]),
+        seed=seed,
+        realtime=not fast,
+    )
+    stats = inputs.record(
+        session,
+        seconds=minutes * 60.0,
+        prompts=PromptSchedule(seconds_each=prompt_seconds, show=log) if prompts else None,
+        hand=hand,
+        log=log,
+    )
     log(f"{session}: {stats.summary()}")
 
     # 2. enough labels?
@@ -307,7 +283,7 @@ def calibrate(
 
 def main(argv: Sequence[str] | None = None) -> int:
     from emgjax.errors import run_command
-    from emgjax.record.command import SOURCES
+    from emgjax.record.inputs import LABELS, RECORD_SOURCES
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -315,9 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, metavar="DIR", help="the direct model bundle (or its run folder)")
-    parser.add_argument("--source", choices=SOURCES, required=True, help="EMG source")
+    parser.add_argument("--source", choices=RECORD_SOURCES, required=True, help="EMG source")
     parser.add_argument("--camera", default="none", help="0 (webcam index), video:PATH, images:DIR, synthetic, none")
-    parser.add_argument("--labels", choices=("mediapipe", "synthetic", "none"), default=None, help="hand labels")
+    parser.add_argument("--labels", choices=LABELS, default=None, help="hand labels")
     parser.add_argument("--minutes", type=float, default=3.0, help="minutes to record (default 3)")
     parser.add_argument("--out", required=True, metavar="NEW_DIR", help="the calibration folder to create")
     parser.add_argument("--prompts", action="store_true", help="show a sequence of gestures in the terminal")

@@ -1,6 +1,7 @@
 """``emgjax check SESSION.hdf5``: what a recorded session holds and how good it is.
 
-Reports the duration, sample rate (stored and measured from the timestamps), gaps and dropped packets (from
+Reports the duration, sample rate (stored and measured from the timestamps), EMG channels, the IMU stream
+(samples, rate, coverage, value ranges) when recorded, gaps and dropped packets (from
 the EMG timestamps: a step of d sample periods is a gap of round(d) - 1 lost samples), label coverage
 (the fraction of label frames with a confident hand, the longest stretch without one), the IK error
 distribution when IK pseudo-labels are present, the gesture prompts and the recorder's statistics.
@@ -66,7 +67,12 @@ def check_session(path: str | Path) -> dict[str, Any]:
     with MindRoveSession(path) as session:
         times = session.timestamps
         rate = session.sample_rate
-        report: dict[str, Any] = {"file": str(path), "samples": len(session), "sample_rate_hz": rate}
+        report: dict[str, Any] = {
+            "file": str(path),
+            "samples": len(session),
+            "sample_rate_hz": rate,
+            "channels": session.num_channels,
+        }
         report["board"] = session.board
         meta = session.metadata
         for key in ("recorder", "labels_source", "clock", "video_file"):
@@ -89,6 +95,17 @@ def check_session(path: str | Path) -> dict[str, Any]:
         else:
             report.update(measured_rate_hz=float("nan"), gaps=0, lost_samples=0, longest_gap_s=0.0)
         report["streams"] = list(session.streams)
+        imu = session.read_imu()
+        if imu is not None:
+            imu_times, imu_data = imu
+            report["imu"] = {
+                "samples": int(imu_times.size),
+                "sample_rate_hz": meta.get("imu_sample_rate"),
+                "measured_rate_hz": float(1.0 / np.median(np.diff(imu_times))) if imu_times.size >= 2 else None,
+                "coverage": float(imu_times.size / len(session)) if len(session) else 0.0,
+                "accel_range": [float(imu_data[:3].min()), float(imu_data[:3].max())] if imu_times.size else [],
+                "gyro_range": [float(imu_data[3:].min()), float(imu_data[3:].max())] if imu_times.size else [],
+            }
         if "landmarks" in session.streams:
             stream = session.label_stream("landmarks", min_confidence=MIN_CONFIDENCE)
             lm_times = stream.timestamps
@@ -134,12 +151,23 @@ def format_check(report: dict[str, Any]) -> str:
     lines = [
         (
             f"{report['file']}: {report['duration_s']:.2f} s, {report['samples']} samples at "
-            f"{report['sample_rate_hz']:g} Hz (measured {report['measured_rate_hz']:.4g} Hz)"
+            f"{report['sample_rate_hz']:g} Hz (measured {report['measured_rate_hz']:.4g} Hz), "
+            f"{report['channels']} EMG channels"
         ),
         f"board: {report['board'].get('name', '?')}",
         f"gaps: {report['gaps']} ({report['lost_samples']} samples lost, longest {report['longest_gap_s']:.3f} s)",
         f"streams: {', '.join(report['streams'])}",
     ]
+    if "imu" in report:
+        imu = report["imu"]
+        ranges = "".join(
+            f", {name} {low:.3g} to {high:.3g}"
+            for name, (low, high) in (("accel", imu["accel_range"] or (0, 0)), ("gyro", imu["gyro_range"] or (0, 0)))
+        )
+        lines.append(
+            f"IMU: {imu['samples']} samples ({imu['coverage']:.1%} of the EMG samples) at "
+            f"{imu['measured_rate_hz'] or float('nan'):.4g} Hz{ranges}"
+        )
     if "label_frames" in report:
         lines.append(
             f"labels: {report['label_frames']} frames ({report.get('label_fps', float('nan')):.1f} fps), "

@@ -3,10 +3,13 @@
     emgjax record --source mindrove --camera 0 --out s.hdf5 --prompts
     emgjax record --source synthetic --camera video:hand.mp4 --seconds 10 --out s.hdf5 --no-view
     emgjax record --source synthetic --labels synthetic --seconds 10 --out data/s1.hdf5 --metadata data/metadata.csv
+    emgjax record --source synthetic --channels 16 --sample-rate 2000 --labels synthetic --seconds 10 --out s16.hdf5
 
 ``--labels`` defaults to ``mediapipe`` with a camera (MediaPipe Hands on every frame it can keep up with) and
 ``none`` without one; ``synthetic`` stores the synthetic EMG generator's ground-truth landmarks and joint
-angles (for trying the chain without a hand in view). ``--metadata CSV --split NAME`` adds the session to a
+angles (for trying the chain without a hand in view). The session stores the source's channels (the
+armband's 8; ``--channels``/``--sample-rate`` set the synthetic source's, e.g. 16 at 2 kHz like emg2pose's
+band) and its IMU when it has one (the MindRove boards). ``--metadata CSV --split NAME`` adds the session to a
 dataset's ``metadata.csv`` (created if needed), which ``experiments/train_direct.py --data_dir`` reads.
 """
 
@@ -19,27 +22,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from emgjax.record.camera import CameraSource, open_camera
-from emgjax.record.labels import Labeller, MediaPipeLabeller, require_mediapipe
-from emgjax.record.recorder import DEFAULT_GESTURES, PromptSchedule, SyntheticTruthSource, record_session
-from emgjax.stream.sources import BlockSource
+from emgjax.record.inputs import LABELS, RECORD_SOURCES, choose_labels, open_inputs
+from emgjax.record.recorder import DEFAULT_GESTURES, PromptSchedule
 
-__all__ = ["main", "make_source", "add_to_metadata"]
+__all__ = ["main", "add_to_metadata"]
 
 PROG = "emgjax record"
-SOURCES = ("mindrove", "synthetic-board", "synthetic")
 METADATA_COLUMNS = ("split", "mindrove_file")
-
-
-def make_source(name: str, *, chunk_samples: int, seed: int = 0, realtime: bool = True) -> BlockSource:
-    """The EMG source for ``--source``; ``realtime=False`` (synthetic only) generates as fast as possible."""
-    if name == "synthetic":
-        return SyntheticTruthSource(8, 500.0, chunk_samples=chunk_samples, seed=seed, realtime=realtime)
-    if name in ("mindrove", "synthetic-board"):
-        from emgjax.stream.mindrove_board import SYNTHETIC_BOARD, WIFI_BOARD, MindRoveBoardSource
-
-        return MindRoveBoardSource(WIFI_BOARD if name == "mindrove" else SYNTHETIC_BOARD, chunk_samples=chunk_samples)
-    raise ValueError(f"source: expected one of {SOURCES}, found {name!r}")
 
 
 def add_to_metadata(metadata: str | Path, session: str | Path, split: str) -> Path:
@@ -81,9 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--source", choices=SOURCES, required=True, help="EMG source")
+    parser.add_argument("--source", choices=RECORD_SOURCES, required=True, help="EMG source")
     parser.add_argument("--camera", default="none", help="0 (webcam index), video:PATH, images:DIR, synthetic, none")
-    parser.add_argument("--labels", choices=("mediapipe", "synthetic", "none"), default=None, help="hand labels")
+    parser.add_argument("--labels", choices=LABELS, default=None, help="hand labels")
+    parser.add_argument("--channels", type=int, default=None, help="--source synthetic: EMG channels (default 8)")
+    parser.add_argument("--sample-rate", type=float, default=None, help="--source synthetic: EMG rate (500 Hz)")
     parser.add_argument("--out", required=True, help="the session file to write (.hdf5)")
     parser.add_argument("--seconds", type=float, default=None, help="EMG seconds to record (default: until Ctrl-C)")
     parser.add_argument("--prompts", action="store_true", help="show a sequence of gestures in the terminal")
@@ -104,51 +95,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
         out = Path(args.out)
-        labels = args.labels or ("mediapipe" if args.camera != "none" else "none")
         if not (0 < args.flush_seconds <= 1.0):
             raise ValueError(f"--flush-seconds: expected a number in (0, 1], found {args.flush_seconds!r}")
-        if labels == "synthetic" and args.source != "synthetic":
-            raise ValueError(f"--labels synthetic: expected --source synthetic (its ground truth), found {args.source}")
-        if labels == "mediapipe":
-            if args.camera == "none":
-                raise ValueError("--labels mediapipe: expected a --camera, found none")
-            require_mediapipe()  # before opening anything: a missing extra is a one-line error
+        if args.source != "synthetic" and (args.channels, args.sample_rate) != (None, None):
+            raise ValueError(
+                f"--channels/--sample-rate: expected with --source synthetic (a board has its own), found "
+                f"--source {args.source}"
+            )
+        labels = choose_labels(args.labels, source=args.source, camera=args.camera)
         _check_writable(out, args.overwrite)
-        camera: CameraSource | None = open_camera(args.camera, realtime=True, fps=args.fps)
-        labeller = None
-        if labels == "mediapipe":
-
-            def labeller() -> Labeller:
-                return MediaPipeLabeller(static_image_mode=False)
-
         prompts = None
         if args.prompts:
             gestures = [g.strip() for g in args.gestures.split(",") if g.strip()]
             prompts = PromptSchedule(gestures, seconds_each=args.prompt_seconds)
-        source = make_source(args.source, chunk_samples=args.chunk_samples, seed=args.seed)
-        preview = None
-        if not args.no_view:
-            from emgjax.record.preview import open_preview
-
-            preview = open_preview(source.sample_rate, min(source.channels, 8))
-        try:
-            stats = record_session(
-                out,
-                source,
-                camera=camera,
-                labeller=labeller,
-                synthetic_labels=labels == "synthetic",
-                seconds=args.seconds,
-                prompts=prompts,
-                video_path=args.save_video,
-                preview=preview,
-                flush_every_s=args.flush_seconds,
-                overwrite=args.overwrite,
-                hand=args.hand,
-            )
-        finally:
-            if preview is not None:
-                preview.close()
+        inputs = open_inputs(
+            args.source,
+            args.camera,
+            labels,
+            view=not args.no_view,
+            chunk_samples=args.chunk_samples,
+            channels=8 if args.channels is None else args.channels,
+            sample_rate=500.0 if args.sample_rate is None else args.sample_rate,
+            seed=args.seed,
+            fps=args.fps,
+        )
+        stats = inputs.record(
+            out,
+            seconds=args.seconds,
+            prompts=prompts,
+            video_path=args.save_video,
+            flush_every_s=args.flush_seconds,
+            overwrite=args.overwrite,
+            hand=args.hand,
+        )
         print(f"{out}: {stats.summary()}")
         if args.metadata:
             print(f"added to {add_to_metadata(args.metadata, out, args.split)} (split {args.split})")

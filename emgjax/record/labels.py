@@ -266,7 +266,9 @@ def stack_labels(labels: list[HandLabel]) -> LabelRows:
     )
 
 
-def joint_angles_from_landmarks(landmarks_mm: np.ndarray, hand: str = "right") -> tuple[np.ndarray, np.ndarray] | None:
+def joint_angles_from_landmarks(
+    landmarks_mm: np.ndarray, hand: str = "right", *, batch: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """IK pseudo-labels: MediaPipe world landmarks → emg2pose's 20 joint angles and per-frame fit error.
 
     The one hook from landmarks to angles (recorder and ``emgjax label``): `emgjax.kinematics.fit_angles`
@@ -276,6 +278,9 @@ def joint_angles_from_landmarks(landmarks_mm: np.ndarray, hand: str = "right") -
     Args:
       landmarks_mm: (F, 21, 3) millimetres, MediaPipe order, confident frames only.
       hand: "left" or "right".
+      batch: fit the hand frames in calls of exactly ``batch`` frames (the last padded with missing frames,
+        which take no part in the fit), so every call has the one shape compiled (the live recorder); None:
+        all in one call (one scale for all frames).
     Returns:
       (angles (F, 20) radians, fit_error_mm (F,)); frames the fit could not explain get NaN.
     """
@@ -291,11 +296,19 @@ def joint_angles_from_landmarks(landmarks_mm: np.ndarray, hand: str = "right") -
     has_hand = np.isfinite(landmarks).all(axis=(-2, -1)) & (np.abs(landmarks).max(axis=(-2, -1)) > 0)
     angles = np.full((*landmarks.shape[:-2], 20), np.nan, np.float32)
     error = np.full(landmarks.shape[:-2], np.nan, np.float32)
-    if has_hand.any():
+    index = np.flatnonzero(has_hand.reshape(-1))
+    flat_lm = landmarks.reshape(-1, *landmarks.shape[-2:])
+    flat_angles, flat_error = angles.reshape(-1, 20), error.reshape(-1)
+    size = index.size if batch is None else batch
+    for start in range(0, index.size, max(size, 1)):
+        part = index[start : start + size]
+        frames = np.full((size, *flat_lm.shape[1:]), np.nan, np.float32)
+        frames[: part.size] = flat_lm[part]
         try:
-            fitted, fit_error = fit_angles(landmarks[has_hand], hand_model, units="mm")
+            fitted, fit_error = fit_angles(frames, hand_model, units="mm")
         except ValueError as err:  # landmarks no hand could make (e.g. a degenerate detection): no labels
-            logger.warning("IK skipped %d frame(s): %s", int(has_hand.sum()), err)
+            logger.warning("IK skipped %d frame(s): %s", part.size, err)
         else:
-            angles[has_hand], error[has_hand] = np.asarray(fitted), np.asarray(fit_error)
-    return angles, error
+            flat_angles[part] = np.asarray(fitted)[: part.size]
+            flat_error[part] = np.asarray(fit_error)[: part.size]
+    return flat_angles.reshape(angles.shape), flat_error.reshape(error.shape)

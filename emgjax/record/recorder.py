@@ -2,8 +2,10 @@
 incrementally into our MindRove session format (`emgjax.data.mindrove`).
 
 Threads: the EMG source is read in the calling thread, which is also the only one writing the file; the
-camera runs in its own thread (frames stamped on ``time.monotonic``), and hand labelling in a third
-(`LabelWorker`, bounded queue: frames are dropped and counted when it falls behind, never EMG).
+camera runs in its own thread (frames stamped on ``time.monotonic``), hand labelling in a third
+(`LabelWorker`, bounded queue: frames are dropped and counted when it falls behind, never EMG), and the IK
+pseudo-labels (joint angles of the confident frames, fitted in batches at each flush) in a fourth: a fit
+(the first of a batch size compiles for seconds) never holds up the EMG or the flushes.
 
 Clock. Every stream is stored on ``time.monotonic`` seconds. EMG sources stamp their own sample clock
 (the MindRove SDK's host time, the synthetic generator's from 0, a replayed file's); the recorder maps it
@@ -31,14 +33,12 @@ import platform
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emgjax.data.mindrove import NUM_CHANNELS
 from emgjax.record.camera import CameraSource, Frame, require_cv2
 from emgjax.record.labels import (
     MIN_CONFIDENCE,
@@ -50,7 +50,7 @@ from emgjax.record.labels import (
     stack_labels,
 )
 from emgjax.stream.recorder import SessionRecorder
-from emgjax.stream.sources import BlockSource, SyntheticSource, ring_resample_matrix
+from emgjax.stream.sources import BlockSource, Chunk, SyntheticTruthSource
 
 __all__ = [
     "DEFAULT_GESTURES",
@@ -119,22 +119,21 @@ class RecordingStats:
     ik_frames: int = 0
 
     def summary(self) -> str:
-        coverage = self.hand_frames / self.labelled_frames if self.labelled_frames else float("nan")
+        coverage = f" ({self.hand_frames / self.labelled_frames:.0%} with a hand)" if self.labelled_frames else ""
         return (
-            f"{self.emg_samples} EMG samples, {self.camera_frames} camera frames, {self.labelled_frames} labelled "
-            f"({coverage:.0%} with a hand), {self.dropped_frames} dropped by the labeller, "
+            f"{self.emg_samples} EMG samples, {self.camera_frames} camera frames, {self.labelled_frames} labelled"
+            f"{coverage}, {self.dropped_frames} dropped by the labeller, "
             f"{self.clock_jumps_emg + self.clock_jumps_camera} clock jump(s), {self.prompts} prompt(s), "
             f"flushed {self.flushes} times (max interval {self.max_flush_interval_s:.2f} s)"
         )
 
 
 class LiveRecorder(SessionRecorder):
-    """`SessionRecorder` plus label, prompt and camera streams, attributes, and flush-interval measurement.
+    """`SessionRecorder` that keeps a recording's `RecordingStats` in the file and measures flush intervals.
 
     Args:
-      path, sample_rate, board, overwrite, hand: as `SessionRecorder` (8 channels).
-      streams: optional streams to create before recording (see `emgjax.data.mindrove.STREAMS`).
-      attrs: root attributes to store now (metadata).
+      path, sample_rate, channels, board, streams, attrs, overwrite, hand: as `SessionRecorder`.
+      flush_every_s: the longest time between flushes (`due` says when one is due).
       clock: measures flush intervals.
     """
 
@@ -143,6 +142,7 @@ class LiveRecorder(SessionRecorder):
         path: str | Path,
         *,
         sample_rate: float,
+        channels: int,
         board: dict[str, Any],
         streams: Sequence[str] = (),
         attrs: dict[str, Any] | None = None,
@@ -154,34 +154,24 @@ class LiveRecorder(SessionRecorder):
         super().__init__(
             path,
             sample_rate=sample_rate,
-            channels=NUM_CHANNELS,
+            channels=channels,
             board=board,
             flush_every_s=flush_every_s,
             overwrite=overwrite,
             subject_id="recorded",
             session_id=Path(path).stem,
             hand=hand,
+            streams=streams,
+            attrs=attrs,
         )
         self.live = RecordingStats()
         self._clock = clock
         self._last_flush: float | None = None
-        writer = self._writer
-        assert writer is not None
-        for stream in streams:
-            writer.ensure_stream(stream)
-        if attrs:
-            writer.set_attrs(attrs)
         self.flush()
-
-    def append_rows(self, stream: str, values: np.ndarray, timestamps: np.ndarray, **extras: np.ndarray) -> None:
-        """Append rows to a non-EMG stream (see `MindRoveSessionWriter.append`)."""
-        if self._writer is None:
-            raise ValueError(f"{self.path}: the recorder is closed")
-        self._writer.append(stream, values, timestamps, **extras)
 
     def flush(self) -> None:
         """Store the statistics and flush to disk; measures the interval since the last flush."""
-        if self._writer is None:
+        if self.closed:
             return
         now = self._clock()
         if self._last_flush is not None:
@@ -191,7 +181,7 @@ class LiveRecorder(SessionRecorder):
             stats.mean_flush_interval_s += (interval - stats.mean_flush_interval_s) / (stats.flushes + 1)
             stats.flushes += 1
         self._last_flush = now
-        self._writer.set_attrs({"recording_stats": json.dumps(dataclasses.asdict(self.live))})
+        self.set_attrs({"recording_stats": json.dumps(dataclasses.asdict(self.live))})
         super().flush()
 
     def restart_flush_clock(self) -> None:
@@ -201,25 +191,6 @@ class LiveRecorder(SessionRecorder):
     def due(self) -> bool:
         """Whether ``flush_every_s`` has passed since the last flush."""
         return self._last_flush is None or self._clock() - self._last_flush >= self.flush_every_s
-
-
-class SyntheticTruthSource(SyntheticSource):
-    """`SyntheticSource` that also keeps each generated block's ground truth: camera-frame landmarks (mm),
-    joint angles and detector confidence, on the source's clock (``truth``: a deque of
-    ``(times (F,), landmarks (F, 21, 3), angles (F, 20), confidence (F,))``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.truth: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque()
-        self._generated = 0
-
-    def on_block(self, session: Any, view: np.ndarray) -> None:
-        first = session.time_500[0] if self._view == "emg_500" else session.time_2k[0]
-        offset = self.start_time + self._generated / self.sample_rate - float(first)
-        self._generated += view.shape[1]
-        self.truth.append(
-            (session.frame_times + offset, session.landmarks_frames, session.angles_frames, session.confidence)
-        )
 
 
 class PromptSchedule:
@@ -350,18 +321,6 @@ class _CameraThread:
             self._writer.release()
 
 
-def _channel_map(channels: int) -> np.ndarray | None:
-    """(8, channels) selection onto the format's 8 EMG channels, or None when the source has 8."""
-    if channels == NUM_CHANNELS:
-        return None
-    if channels == 2 * NUM_CHANNELS:
-        return ring_resample_matrix(channels, NUM_CHANNELS)  # every other electrode of a 16-electrode ring
-    raise ValueError(
-        f"source: the MindRove session format stores {NUM_CHANNELS} EMG channels; expected a source with "
-        f"{NUM_CHANNELS} or {2 * NUM_CHANNELS} (every other electrode kept), found {channels}"
-    )
-
-
 def _write_labels(recorder: LiveRecorder, rows: LabelRows, *, ik_buffer: list[LabelRows] | None) -> None:
     """Append labelled frames: world landmarks (mm, confidence 0 without a hand) and image landmarks."""
     if not len(rows):
@@ -377,26 +336,74 @@ def _write_labels(recorder: LiveRecorder, rows: LabelRows, *, ik_buffer: list[La
         ik_buffer.append(rows)
 
 
-def _write_ik(recorder: LiveRecorder, buffer: list[LabelRows], hand: str) -> bool:
-    """Fit joint angles to the buffered confident frames (`joint_angles_from_landmarks`); False without IK."""
-    good_t, good_lm = [], []
-    for rows in buffer:
-        keep = (rows.found > 0) & (rows.confidence > MIN_CONFIDENCE)
-        good_t.append(rows.timestamps[keep])
-        good_lm.append(rows.world_landmarks[keep])
-    buffer.clear()
-    times = np.concatenate(good_t) if good_t else np.zeros(0)
-    if times.size == 0:
-        return True
-    fitted = joint_angles_from_landmarks(np.concatenate(good_lm), hand)
-    if fitted is None:
-        return False
-    angles, error = fitted
-    fitted_ok = np.isfinite(error)  # frames the fit could not explain carry no angle label
-    recorder.append_rows("joint_angles", angles[fitted_ok], times[fitted_ok])
-    recorder.append_rows("ik_error", error[fitted_ok], times[fitted_ok])
-    recorder.live.ik_frames += int(fitted_ok.sum())
-    return True
+class _IKWorker:
+    """Fits joint angles to batches of confident label frames in its own thread (`joint_angles_from_landmarks`):
+    the first fit of a batch size compiles for seconds, and the EMG loop must keep writing and flushing
+    meanwhile, and compiling holds it up anyway (measured: 10-15 s without a flush on a loaded 2-core machine).
+    So every fit has the one shape (`BATCH` frames), compiled here before the recording starts. Results come
+    back in order, through `drain`; a failing fit stops the fitting (logged), the landmarks stay."""
+
+    BATCH = 16  # confident frames per fit: a flush interval's worth at 30 fps
+
+    def __init__(self, hand: str):
+        self.hand = hand
+        self.failed = False
+        self._warm_up()
+        self._todo: queue.Queue[tuple[np.ndarray, np.ndarray] | None] = queue.Queue()
+        self._done: queue.Queue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="emgjax-ik", daemon=True)
+        self._thread.start()
+
+    def submit(self, buffer: list[LabelRows]) -> None:
+        """Queue the confident frames of the buffered label rows (and empty the buffer)."""
+        times = [rows.timestamps[(rows.found > 0) & (rows.confidence > MIN_CONFIDENCE)] for rows in buffer]
+        landmarks = [rows.world_landmarks[(rows.found > 0) & (rows.confidence > MIN_CONFIDENCE)] for rows in buffer]
+        buffer.clear()
+        if times and sum(t.size for t in times) and not self.failed:
+            self._todo.put((np.concatenate(times), np.concatenate(landmarks)))
+
+    def _warm_up(self) -> None:
+        """Compile the fit for `BATCH` frames (on the mean pose of the synthetic hand, in mm)."""
+        from emgjax.kinematics import synthetic_hand_model
+        from emgjax.kinematics.ik import mean_pose, model_landmarks
+
+        model = synthetic_hand_model()
+        pose = np.asarray(model_landmarks(mean_pose(model), model), np.float32)
+        joint_angles_from_landmarks(np.broadcast_to(pose, (self.BATCH, *pose.shape)), self.hand, batch=self.BATCH)
+
+    def _run(self) -> None:
+        while (batch := self._todo.get()) is not None:
+            times, landmarks = batch
+            try:
+                angles, error = joint_angles_from_landmarks(landmarks, self.hand, batch=self.BATCH)
+            except Exception as err:  # never stop the recording for a pseudo-label
+                logger.warning("IK failed (%s): landmarks are stored, joint angles no longer fitted", err)
+                self.failed = True
+                return
+            self._done.put((times, angles, error))
+
+    def drain(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The fits finished so far: (times (F,), angles (F, 20), fit error (F,)) each, in order."""
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self, timeout_s: float = 120.0) -> None:
+        """Finish the queued fits (at most ``timeout_s``)."""
+        self._todo.put(None)
+        self._thread.join(timeout_s)
+
+
+def _write_ik(recorder: LiveRecorder, fits: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Append finished IK fits; frames the fit could not explain (NaN error) carry no angle label."""
+    for times, angles, error in fits:
+        fitted_ok = np.isfinite(error)
+        recorder.append_rows("joint_angles", angles[fitted_ok], times[fitted_ok])
+        recorder.append_rows("ik_error", error[fitted_ok], times[fitted_ok])
+        recorder.live.ik_frames += int(fitted_ok.sum())
 
 
 def record_session(
@@ -422,7 +429,7 @@ def record_session(
 
     Args:
       out: the session file (``.hdf5``) to create.
-      source: the EMG source (8 channels, or 16 of which every other is kept), started here.
+      source: the EMG source (any channel count, stored as it comes; its IMU rows too), started here.
       camera: frames to label and/or save (None: no camera).
       labeller: a factory of the `Labeller` run on camera frames (e.g. `MediaPipeLabeller`); None: no labels
         from the camera.
@@ -448,19 +455,46 @@ def record_session(
         raise ValueError("video: saving the camera's video needs a camera (--camera), found --camera none")
     if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"seconds: expected a positive duration, found {seconds!r}")
-    mix = _channel_map(source.channels)
+    recording = _Recording(
+        out,
+        source,
+        camera=camera,
+        labeller=labeller,
+        synthetic_labels=synthetic_labels,
+        samples_target=None if seconds is None else round(seconds * source.sample_rate),
+        prompts=prompts,
+        video_path=None if video_path is None else Path(video_path),
+        preview=preview,
+        hand=hand,
+        clock=clock,
+        log=log,
+    )
+    return recording.run(flush_every_s=flush_every_s, overwrite=overwrite, max_label_queue=max_label_queue, stop=stop)
+
+
+def _layout(
+    source: BlockSource,
+    *,
+    camera: CameraSource | None,
+    labeller: Callable[[], Labeller] | None,
+    synthetic_labels: bool,
+    prompts: PromptSchedule | None,
+    video_path: Path | None,
+    flush_every_s: float,
+) -> tuple[list[str], dict[str, Any]]:
+    """The streams a recording creates before it starts (the file's structure never changes while it grows:
+    crash safety) and its root attributes (metadata)."""
     streams: list[str] = []
-    if labeller is not None or synthetic_labels:
-        streams += ["landmarks", "image_landmarks"] if labeller is not None else ["landmarks", "joint_angles"]
+    if labeller is not None:
+        streams += ["landmarks", "image_landmarks"]
+    elif synthetic_labels:
+        streams += ["landmarks", "joint_angles"]
     if camera is not None:
         streams.append("camera_frames")
     if prompts is not None:
         streams.append("prompts")
-    board = dict(source.info())
-    board.setdefault("name", source.name)
-    board["source_channels"] = source.channels
-    if mix is not None:
-        board["recorded_channels"] = "every other electrode of the source's ring"
+    if source.has_imu:
+        streams.append("imu")
     attrs: dict[str, Any] = {
         "recorder": "emgjax record",
         "software": json.dumps(software_versions(), sort_keys=True),
@@ -469,143 +503,206 @@ def record_session(
         "flush_every_s": float(flush_every_s),
         "labels_source": "synthetic ground truth" if synthetic_labels else (labeller and "camera") or "none",
     }
+    if source.has_imu:
+        attrs["imu_sample_rate"] = source.sample_rate  # IMU rows come with every EMG sample
     if camera is not None:
         attrs["camera"] = json.dumps(camera.info(), sort_keys=True, default=str)
     if video_path is not None:
         attrs["video_file"] = str(video_path)
     if prompts is not None:
         attrs["prompt_gestures"] = json.dumps(list(prompts.gestures))
-    worker: LabelWorker | None = None
-    cam_thread: _CameraThread | None = None
-    recorder: LiveRecorder | None = None
-    ik_buffer: list[LabelRows] | None = [] if labeller is not None else None
-    ik_available = True
-    samples_target = None if seconds is None else round(seconds * source.sample_rate)
-    try:
+    return streams, attrs
+
+
+class _Recording:
+    """The state of one `record_session` run: the recorder, the camera thread, the label worker, the EMG
+    clock mapping and the IK buffer; `run` opens them, loops over EMG chunks and closes them."""
+
+    def __init__(
+        self,
+        out: Path,
+        source: BlockSource,
+        *,
+        camera: CameraSource | None,
+        labeller: Callable[[], Labeller] | None,
+        synthetic_labels: bool,
+        samples_target: int | None,
+        prompts: PromptSchedule | None,
+        video_path: Path | None,
+        preview: Any,
+        hand: str,
+        clock: Clock,
+        log: Callable[[str], None],
+    ):
+        self.out, self.source, self.camera, self.labeller = out, source, camera, labeller
+        self.synthetic_labels, self.samples_target, self.prompts = synthetic_labels, samples_target, prompts
+        self.video_path, self.preview, self.hand, self.clock, self.log = video_path, preview, hand, clock, log
+        self.worker: LabelWorker | None = None
+        self.cam_thread: _CameraThread | None = None
+        self.recorder: LiveRecorder | None = None
+        self.ik_buffer: list[LabelRows] | None = [] if labeller is not None else None
+        self.ik: _IKWorker | None = None
+        self.offset: float | None = None  # source clock -> monotonic clock, set at the first chunk
+        self.last_t = -math.inf
+
+    def run(
+        self, *, flush_every_s: float, overwrite: bool, max_label_queue: int, stop: threading.Event | None
+    ) -> RecordingStats:
+        source = self.source
+        try:
+            recorder = self._open(flush_every_s, overwrite, max_label_queue)
+            camera = f", {self.camera.name}" if self.camera else ""
+            self.log(f"recording to {self.out} ({source.name}{camera}); Ctrl-C stops")
+            try:
+                while self.samples_target is None or recorder.samples_written < self.samples_target:
+                    if stop is not None and stop.is_set():
+                        break
+                    chunk = source.read_chunk()
+                    if chunk is None:
+                        break
+                    self._step(recorder, chunk)
+            except KeyboardInterrupt:
+                self.log("stopped (Ctrl-C); closing the file")
+        except OSError as err:
+            written = self.recorder.samples_written / source.sample_rate if self.recorder is not None else 0.0
+            raise OSError(
+                f"{self.out}: recording stopped, cannot write ({err}); {written:.1f} s of EMG were recorded and "
+                "what was flushed before the failure stays readable"
+            ) from None
+        finally:
+            self._close()
+        return recorder.live
+
+    def _open(self, flush_every_s: float, overwrite: bool, max_label_queue: int) -> LiveRecorder:
+        """Start the source, the labeller and the camera (their errors surface before the file exists), then
+        create the file with every stream it will hold."""
+        source = self.source
+        streams, attrs = _layout(
+            source,
+            camera=self.camera,
+            labeller=self.labeller,
+            synthetic_labels=self.synthetic_labels,
+            prompts=self.prompts,
+            video_path=self.video_path,
+            flush_every_s=flush_every_s,
+        )
         source.start()
-        if labeller is not None:
-            worker = LabelWorker(labeller, max_queue=max_label_queue)
-            attrs["labeller"] = str(getattr(worker, "name", "camera labeller"))
-        if camera is not None:
-            cam_thread = _CameraThread(camera, worker, None if video_path is None else Path(video_path))
-            cam_thread.open()
-        recorder = LiveRecorder(
-            out,
+        if self.labeller is not None:
+            self.worker = LabelWorker(self.labeller, max_queue=max_label_queue)
+            self.ik = _IKWorker(self.hand)
+            attrs["labeller"] = str(getattr(self.worker, "name", "camera labeller"))
+        if self.camera is not None:
+            self.cam_thread = _CameraThread(self.camera, self.worker, self.video_path)
+            self.cam_thread.open()
+        board = dict(source.info())
+        board.setdefault("name", source.name)
+        self.recorder = LiveRecorder(
+            self.out,
             sample_rate=source.sample_rate,
+            channels=source.channels,
             board=board,
             streams=streams,
             attrs=attrs,
             flush_every_s=flush_every_s,
             overwrite=overwrite,
-            hand=hand,
-            clock=clock,
+            hand=self.hand,
+            clock=self.clock,
         )
-        recorder.stats = source.stats
-        offset: float | None = None
-        last_t = -math.inf
-        period = 1.0 / source.sample_rate
-        log(f"recording to {out} ({source.name}{', ' + camera.name if camera else ''}); Ctrl-C stops")
-        try:
-            while samples_target is None or recorder.samples_written < samples_target:
-                if stop is not None and stop.is_set():
-                    break
-                chunk = source.read_chunk()
-                if chunk is None:
-                    break
-                if offset is None:
-                    offset = clock() - float(chunk.timestamps[-1])
-                    recorder.restart_flush_clock()  # flush intervals are measured from the first EMG
-                    log("EMG is flowing")
-                    if cam_thread is not None:
-                        cam_thread.start()
-                times = chunk.timestamps + offset
-                if times[0] <= last_t:
-                    recorder.live.clock_jumps_emg += 1
-                    shift = last_t + period - times[0]
-                    logger.warning(
-                        "EMG clock went back by %.6f s at sample %d; chunk shifted", shift, recorder.samples_written
-                    )
-                    offset += shift
-                    times = times + shift
-                emg = chunk.emg if mix is None else (mix @ chunk.emg).astype(np.float32)
-                if samples_target is not None:
-                    keep = min(chunk.samples, samples_target - recorder.samples_written)
-                    emg, times = emg[:, :keep], times[:keep]
-                    chunk = dataclasses.replace(chunk, gap=chunk.gap[:keep], filled=chunk.filled[:keep])
-                recorder.append(dataclasses.replace(chunk, emg=emg, timestamps=times))
-                last_t = float(times[-1])
-                recorder.live.emg_samples = recorder.samples_written
-                if synthetic_labels:
-                    _write_truth(recorder, source, offset, last_t)
-                if cam_thread is not None:
-                    if cam_thread.error is not None:
-                        raise cam_thread.error
-                    frames = cam_thread.drain()
-                    if frames:
-                        index = np.array([f[0] for f in frames], np.float32)
-                        recorder.append_rows("camera_frames", index, np.array([f[1] for f in frames]))
-                        recorder.live.camera_frames += len(frames)
-                    recorder.live.clock_jumps_camera = cam_thread.clock_jumps
-                labels: list[HandLabel] = []
-                if worker is not None:
-                    labels = worker.drain()
-                    _write_labels(recorder, stack_labels(labels), ik_buffer=ik_buffer)
-                    recorder.live.dropped_frames = worker.dropped
-                if prompts is not None:
-                    for index_, start, duration in prompts.update(clock()):
-                        recorder.append_rows(
-                            "prompts", np.array([index_], np.float32), np.array([start]), duration=np.array([duration])
-                        )
-                        recorder.live.prompts += 1
-                if recorder.due():
-                    if ik_buffer and ik_available:
-                        ik_available = _write_ik(recorder, ik_buffer, hand)
-                        if not ik_available:
-                            logger.info(
-                                "emgjax.kinematics.fit_angles is not available: landmarks stored, no joint angles"
-                            )
-                    recorder.flush()
-                if preview is not None:
-                    preview.update(None if cam_thread is None else cam_thread.latest, labels, chunk.emg)
-        except KeyboardInterrupt:
-            log("stopped (Ctrl-C); closing the file")
-    except OSError as err:
-        written = recorder.samples_written / source.sample_rate if recorder is not None else 0.0
-        raise OSError(
-            f"{out}: recording stopped, cannot write ({err}); {written:.1f} s of EMG were recorded and what was "
-            "flushed before the failure stays readable"
-        ) from None
-    finally:
-        if cam_thread is not None:
-            cam_thread.stop()
-        if worker is not None:
-            worker.close(wait=recorder is not None)
-        source.close()
-        if recorder is not None:
-            with contextlib.suppress(OSError):  # a failed disk: keep what was flushed, report the first error
-                if worker is not None:
-                    _write_labels(recorder, stack_labels(worker.drain()), ik_buffer=ik_buffer)
-                if cam_thread is not None:
-                    frames = cam_thread.drain()
-                    if frames:
-                        recorder.append_rows(
-                            "camera_frames",
-                            np.array([f[0] for f in frames], np.float32),
-                            np.array([f[1] for f in frames]),
-                        )
-                        recorder.live.camera_frames += len(frames)
-                if prompts is not None:
-                    for index_, start, duration in prompts.finish(clock()):
-                        recorder.append_rows(
-                            "prompts", np.array([index_], np.float32), np.array([start]), duration=np.array([duration])
-                        )
-                        recorder.live.prompts += 1
-                if ik_buffer and ik_available:
-                    _write_ik(recorder, ik_buffer, hand)
-                recorder.flush()
-            with contextlib.suppress(OSError):
-                recorder.close()
-    return recorder.live
+        self.recorder.stats = source.stats
+        return self.recorder
+
+    def _step(self, recorder: LiveRecorder, chunk: Chunk) -> None:
+        """One EMG chunk: write it, then whatever the camera, the labeller and the prompts have ready."""
+        if self.offset is None:
+            self.offset = self.clock() - float(chunk.timestamps[-1])
+            recorder.restart_flush_clock()  # flush intervals are measured from the first EMG
+            self.log("EMG is flowing")
+            if self.cam_thread is not None:
+                self.cam_thread.start()
+        chunk = self._write_emg(recorder, chunk, self.offset)
+        if self.synthetic_labels:
+            _write_truth(recorder, self.source, self.offset, self.last_t)
+        if self.cam_thread is not None:
+            if self.cam_thread.error is not None:
+                raise self.cam_thread.error
+            self._write_camera_frames(recorder, self.cam_thread)
+        labels: list[HandLabel] = []
+        if self.worker is not None:
+            labels = self.worker.drain()
+            _write_labels(recorder, stack_labels(labels), ik_buffer=self.ik_buffer)
+            recorder.live.dropped_frames = self.worker.dropped
+        if self.prompts is not None:
+            _write_prompts(recorder, self.prompts.update(self.clock()))
+        if self.ik is not None:
+            _write_ik(recorder, self.ik.drain())
+            if recorder.due() and self.ik_buffer:
+                self.ik.submit(self.ik_buffer)  # fitted in the IK thread, written when done
+        if recorder.due():
+            recorder.flush()
+        if self.preview is not None:
+            self.preview.update(None if self.cam_thread is None else self.cam_thread.latest, labels, chunk.emg)
+
+    def _write_emg(self, recorder: LiveRecorder, chunk: Chunk, offset: float) -> Chunk:
+        """Map the chunk onto the monotonic clock (a clock jump back shifts it to one sample period after the
+        last sample), cut it at the target length and append it; returns the chunk as written."""
+        times = chunk.timestamps + offset
+        if times[0] <= self.last_t:
+            recorder.live.clock_jumps_emg += 1
+            shift = self.last_t + 1.0 / self.source.sample_rate - times[0]
+            logger.warning("EMG clock went back by %.6f s at sample %d; chunk shifted", shift, recorder.samples_written)
+            self.offset = offset + shift
+            times = times + shift
+        chunk = dataclasses.replace(chunk, timestamps=times)
+        if self.samples_target is not None:
+            chunk = chunk.head(min(chunk.samples, self.samples_target - recorder.samples_written))
+        recorder.append(chunk)
+        self.last_t = float(chunk.timestamps[-1])
+        recorder.live.emg_samples = recorder.samples_written
+        return chunk
+
+    @staticmethod
+    def _write_camera_frames(recorder: LiveRecorder, cam_thread: _CameraThread) -> None:
+        frames = cam_thread.drain()
+        if frames:
+            index = np.array([f[0] for f in frames], np.float32)
+            recorder.append_rows("camera_frames", index, np.array([f[1] for f in frames]))
+            recorder.live.camera_frames += len(frames)
+        recorder.live.clock_jumps_camera = cam_thread.clock_jumps
+
+    def _close(self) -> None:
+        """Stop the camera and the labeller, close the source, write what they still held, flush, close."""
+        if self.cam_thread is not None:
+            self.cam_thread.stop()
+        if self.worker is not None:
+            self.worker.close(wait=self.recorder is not None)
+        self.source.close()
+        recorder = self.recorder
+        if recorder is None:
+            if self.ik is not None:
+                self.ik.close()
+            return
+        with contextlib.suppress(OSError):  # a failed disk: keep what was flushed, report the first error
+            if self.worker is not None:
+                _write_labels(recorder, stack_labels(self.worker.drain()), ik_buffer=self.ik_buffer)
+            if self.cam_thread is not None:
+                self._write_camera_frames(recorder, self.cam_thread)
+            if self.prompts is not None:
+                _write_prompts(recorder, self.prompts.finish(self.clock()))
+            if self.ik is not None:
+                if self.ik_buffer:
+                    self.ik.submit(self.ik_buffer)
+                self.ik.close()
+                _write_ik(recorder, self.ik.drain())
+            recorder.flush()
+        with contextlib.suppress(OSError):
+            recorder.close()
+
+
+def _write_prompts(recorder: LiveRecorder, done: list[tuple[int, float, float]]) -> None:
+    """Append the prompts that ended: (gesture index, start, duration) each."""
+    for index, start, duration in done:
+        recorder.append_rows("prompts", np.array([index], np.float32), np.array([start]), duration=np.array([duration]))
+        recorder.live.prompts += 1
 
 
 def _write_truth(recorder: LiveRecorder, source: BlockSource, offset: float, until: float) -> None:

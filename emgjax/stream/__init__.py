@@ -1,7 +1,9 @@
 """emgjax.stream: live EMG for streaming inference.
 
 - `emgjax.stream.sources`: the `Source` interface and its fixed-size timestamped `Chunk`s (with gap
-  and NaN-fill marks), file replay (`FileSource`) and the synthetic generator (`SyntheticSource`).
+  and NaN-fill marks, and IMU rows where the device has them), file replay (`FileSource`), the synthetic
+  generator (`SyntheticSource`, `SyntheticTruthSource`), and `open_source`, the one factory of the
+  sources the commands name (``mindrove``, ``synthetic-board``, ``file``, ``synthetic``).
 - `emgjax.stream.mindrove_board`: the MindRove armband or the SDK's synthetic board
   (`MindRoveBoardSource`, optional ``mindrove`` extra), with absent-device, stall and reconnection handling.
 - `emgjax.stream.preprocess`: the causal `Preprocessor` with carried filter state, `check_input_spec`
@@ -44,8 +46,10 @@ from emgjax.stream.sources import (
     Source,
     SourceStats,
     SyntheticSource,
+    SyntheticTruthSource,
     lost_from_package_numbers,
     lost_from_timestamps,
+    open_source,
     ring_resample_matrix,
 )
 from emgjax.stream.view import MatplotlibView, RerunView, TerminalView, Throttle, make_view
@@ -71,6 +75,7 @@ __all__ = [
     "SpecMismatchError",
     "StreamReport",
     "SyntheticSource",
+    "SyntheticTruthSource",
     "TerminalView",
     "Throttle",
     "WIFI_BOARD",
@@ -79,6 +84,7 @@ __all__ = [
     "lost_from_package_numbers",
     "lost_from_timestamps",
     "make_view",
+    "open_source",
     "require_sdk",
     "resampling_filter",
     "ring_resample_matrix",

@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
 
 from emgjax.errors import run_command
 
 PROG = "emgjax stream"
-SOURCES = ("mindrove", "synthetic-board", "file", "synthetic")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _source_choice(values: list[str]) -> tuple[str, str | None]:
+    from emgjax.stream.sources import SOURCES
+
     name, rest = values[0], values[1:]
     if name not in SOURCES:
         raise ValueError(f"--source: expected one of {list(SOURCES)}, found {name!r}")
@@ -65,26 +65,10 @@ def _source_choice(values: list[str]) -> tuple[str, str | None]:
     return name, None
 
 
-def make_source(name: str, path: str | None, model: Any, args: argparse.Namespace) -> Any:
-    """The source for ``--source`` with the model's chunk size."""
-    from emgjax.stream import SYNTHETIC_BOARD, WIFI_BOARD, FileSource, MindRoveBoardSource, SyntheticSource
-
-    chunk = int(model.default_chunk_samples)
-    if name == "synthetic":
-        spec = model.input_spec
-        return SyntheticSource(
-            spec.channels, spec.sample_rate, chunk_samples=chunk, seed=args.seed, realtime=not args.fast
-        )
-    if name == "file":
-        assert path is not None
-        return FileSource(path, chunk_samples=chunk, realtime=not args.fast)
-    board = args.board_id if args.board_id is not None else (WIFI_BOARD if name == "mindrove" else SYNTHETIC_BOARD)
-    return MindRoveBoardSource(board, chunk_samples=chunk)
-
-
 def stream_command(args: argparse.Namespace) -> int:
     from emgjax.bundle import load_model
     from emgjax.stream.runner import check_seconds, run_stream
+    from emgjax.stream.sources import open_source
     from emgjax.stream.view import make_view
 
     name, path = _source_choice(args.source)
@@ -101,11 +85,20 @@ def stream_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--fast: expected with --source file or synthetic, found --source {name} (a live device)")
     view, note = (None, None) if args.no_view else make_view(args.view, save_rrd=args.save_rrd)
     model = load_model(args.model)
-    # The source is closed by run_stream, also when it refuses it (spec mismatch, --record of != 8 channels).
-    source = make_source(name, path, model, args)
+    spec = model.input_spec
+    # The source is closed by run_stream, also when it refuses it (a spec mismatch, an unwritable --record).
+    source = open_source(
+        name,
+        path,
+        chunk_samples=int(model.default_chunk_samples),
+        channels=spec.channels,  # --source synthetic: generated at the model's own spec
+        sample_rate=spec.sample_rate,
+        seed=args.seed,
+        realtime=not args.fast,
+        board_id=args.board_id,
+    )
     if note:
         print(f"{PROG}: {note}", file=sys.stderr)
-    spec = model.input_spec
     print(
         f"{PROG}: {model.kind} model ({spec.channels} ch at {spec.sample_rate:g} Hz) <- {source.name}; "
         + ("Ctrl-C to stop" if args.seconds is None else f"{args.seconds:g} s (Ctrl-C stops early)"),

@@ -3,7 +3,9 @@
 Install the optional SDK with ``pip install 'emgjax[mindrove]'``. Everything about the board is read
 from ``BoardShim`` for the given board id, never hard-coded: the EMG rows (``get_emg_channels``), the
 rate (``get_sampling_rate``), the timestamp row and the package-number row (the WiFi armband: 8 EMG
-rows at 500 Hz; the SDK's ``SYNTHETIC_BOARD``: 16 rows at 250 Hz).
+rows at 500 Hz; the SDK's ``SYNTHETIC_BOARD``: 16 rows at 250 Hz), and the accelerometer and gyroscope
+rows (``get_accel_channels``, ``get_gyro_channels``): a board with three of each delivers them in
+`Chunk.imu` (6, n) at the EMG's timestamps, in the SDK's units (no ``scale``).
 
 Units. BrainFlow-derived SDKs return ExG rows in µV, so ``scale=1.0`` (the default) keeps the SDK's
 values as µV. Firmware or SDK versions that deliver raw ADC counts need the count size, e.g.
@@ -156,12 +158,18 @@ class MindRoveBoardSource(BlockSource):
             self._package_row: int | None = int(self._shim.get_package_num_channel(self.board_id))
         except Exception:  # boards without a package counter: gaps come from the timestamps only
             self._package_row = None
+        self.imu_rows = self._imu_rows()
         self.emg_rows = tuple(rows)
         self.scale = float(scale)
         if not (math.isfinite(self.scale) and self.scale != 0):
             raise ValueError(f"scale: expected a finite non-zero number of {units} per SDK unit, found {scale!r}")
         super().__init__(
-            channels=len(rows), sample_rate=rate, chunk_samples=chunk_samples, units=units, nan_fill=nan_fill
+            channels=len(rows),
+            sample_rate=rate,
+            chunk_samples=chunk_samples,
+            units=units,
+            nan_fill=nan_fill,
+            imu=bool(self.imu_rows),
         )
         self.board_name = self._board_name()
         self.name = f"MindRove {self.board_name} (board id {self.board_id})"
@@ -191,6 +199,15 @@ class MindRoveBoardSource(BlockSource):
         self._anchor: float | None = None  # SDK time of the first sample: the sample clock's origin
         self._next_position = 0  # samples received + lost so far
 
+    def _imu_rows(self) -> tuple[int, ...]:
+        """The accelerometer then gyroscope rows (3 + 3), or () when the board (or a fake shim) has none."""
+        try:
+            accel = [int(r) for r in self._shim.get_accel_channels(self.board_id)]
+            gyro = [int(r) for r in self._shim.get_gyro_channels(self.board_id)]
+        except Exception:  # the SDK raises for boards without them; fakes may not describe them
+            return ()
+        return tuple(accel + gyro) if len(accel) == 3 and len(gyro) == 3 else ()
+
     def _board_name(self) -> str:
         if self._sdk is not None:
             try:
@@ -204,6 +221,7 @@ class MindRoveBoardSource(BlockSource):
             "name": self.board_name,
             "board_id": self.board_id,
             "emg_channel_rows": list(self.emg_rows),
+            "imu_rows": list(self.imu_rows),
             "scale_uv_per_unit": self.scale,
             "sdk_version": _sdk_version(),
         }
@@ -329,4 +347,5 @@ class MindRoveBoardSource(BlockSource):
             self._prev_package = float(data[self._package_row, -1])
         self._prev_sdk_time = float(sdk_times[-1])
         self._received += k
-        return Block(emg, times, lost)
+        imu = data[list(self.imu_rows)].astype(np.float64) if self.imu_rows else None
+        return Block(emg, times, lost, imu=imu)

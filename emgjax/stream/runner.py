@@ -201,8 +201,7 @@ def check_seconds(seconds: Any) -> float | None:
 def open_recorder(path: str | os.PathLike[str], source: BlockSource) -> SessionRecorder:
     """A `SessionRecorder` for ``source`` at ``path``, created now (so an unwritable path fails before streaming).
 
-    Raises ValueError for a stream the MindRove format cannot hold (it stores 8 channels), an existing file,
-    or a path that cannot be created.
+    Raises ValueError for an existing file or a path that cannot be created.
     """
     path = Path(path)
     if not str(path).strip() or path.is_dir():

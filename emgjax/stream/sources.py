@@ -7,7 +7,10 @@ A source delivers EMG in chunks of a fixed ``chunk_samples`` (the model streams 
 * ``Chunk.gap`` (chunk_samples,) bool: samples were lost right before this sample. Lost samples are
   never stitched over: the timestamps jump by the lost time and the gap is counted in `SourceStats`;
 * ``Chunk.filled`` (chunk_samples,) bool: NaN/Inf values from the device were replaced (by the
-  channel's last finite value, or by 0 with ``nan_fill="zero"``), counted as bursts in `SourceStats`.
+  channel's last finite value, or by 0 with ``nan_fill="zero"``), counted as bursts in `SourceStats`;
+* ``Chunk.imu`` (6, chunk_samples) float32 or None: accelerometer xyz and gyroscope xyz sampled with the
+  EMG (same timestamps), from sources with ``imu=True`` (the MindRove boards); passed on as the device
+  sends them (NaN included).
 
 Sources are context managers (``with source: for chunk in source: ...``); `Source.read_chunk` returns
 None at the end of a finite stream. A tail shorter than one chunk at the end is dropped and counted
@@ -26,6 +29,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +45,7 @@ from emgjax.data.synthetic import SyntheticConfig, generate_session
 
 __all__ = [
     "Chunk",
+    "IMU_CHANNELS",
     "SourceStats",
     "Source",
     "Block",
@@ -48,6 +53,9 @@ __all__ = [
     "ArraySource",
     "FileSource",
     "SyntheticSource",
+    "SyntheticTruthSource",
+    "SOURCES",
+    "open_source",
     "DeviceNotFoundError",
     "DeviceLostError",
     "lost_from_timestamps",
@@ -58,6 +66,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+IMU_CHANNELS = 6  # accelerometer xyz, gyroscope xyz
 Sleep = Callable[[float], None]
 NanFill = Literal["hold", "zero"]
 
@@ -81,6 +90,7 @@ class Chunk:
       filled: (n,) bool, True where NaN/Inf values of any channel were replaced.
       lost_samples: samples lost inside or right before this chunk (sum over its gaps).
       index: 0 for the first chunk of the stream, then 1, 2, ...
+      imu: (6, n) float32 accelerometer xyz, gyroscope xyz at the EMG's timestamps, or None (no IMU).
     """
 
     emg: np.ndarray
@@ -89,6 +99,20 @@ class Chunk:
     filled: np.ndarray
     lost_samples: int
     index: int
+    imu: np.ndarray | None = None
+
+    def head(self, n: int) -> Chunk:
+        """The first ``n`` samples of this chunk (e.g. the part a recording of fixed length still needs); its
+        ``lost_samples`` are the chunk's when the head holds a gap (per-gap counts are not kept), else 0."""
+        return dataclasses.replace(
+            self,
+            emg=self.emg[:, :n],
+            timestamps=self.timestamps[:n],
+            gap=self.gap[:n],
+            filled=self.filled[:n],
+            lost_samples=self.lost_samples if bool(self.gap[:n].any()) else 0,
+            imu=None if self.imu is None else self.imu[:, :n],
+        )
 
     @property
     def has_gap(self) -> bool:
@@ -178,12 +202,14 @@ class Block(NamedTuple):
       timestamps: (k,) float64 seconds, strictly increasing.
       lost_before: (k,) int64, samples lost right before each sample (0: contiguous).
       filled: (k,) bool or None; samples already filled upstream (e.g. by a wrapped source).
+      imu: (6, k) accelerometer xyz, gyroscope xyz at the same times, or None (a source without IMU).
     """
 
     emg: np.ndarray
     timestamps: np.ndarray
     lost_before: np.ndarray
     filled: np.ndarray | None = None
+    imu: np.ndarray | None = None
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -256,7 +282,8 @@ class BlockSource(abc.ABC):
     """Base of every source: turns variable blocks (`Block`) into fixed `Chunk`s, fills NaN, counts.
 
     Subclasses implement `_start`, `_read_block` (a `Block`, or None at the end of the stream) and
-    `_stop`; they set ``name``. The lifecycle: `start` (or entering ``with``, or the first `read_chunk`),
+    `_stop`; they set ``name``. A source constructed with ``imu=True`` delivers every block's ``imu`` rows
+    in `Chunk.imu`. The lifecycle: `start` (or entering ``with``, or the first `read_chunk`),
     then `close` (idempotent; also on ``__exit__``, KeyboardInterrupt included).
     """
 
@@ -270,8 +297,10 @@ class BlockSource(abc.ABC):
         chunk_samples: int,
         units: str = "uV",
         nan_fill: NanFill = "hold",
+        imu: bool = False,
     ):
         self.channels = _positive_int("channels", channels)
+        self.has_imu = bool(imu)
         self.sample_rate = _positive_float("sample_rate", sample_rate)
         self.chunk_samples = _positive_int("chunk_samples", chunk_samples)
         if nan_fill not in ("hold", "zero"):
@@ -383,7 +412,12 @@ class BlockSource(abc.ABC):
         lost = np.asarray(block.lost_before, np.int64)
         self.stats.gaps += int(np.count_nonzero(lost))
         self.stats.lost_samples += int(lost.sum())
-        self._pending.append(Block(emg, times, lost, filled))
+        imu = None
+        if self.has_imu:
+            imu = np.asarray(block.imu if block.imu is not None else np.full((IMU_CHANNELS, k), np.nan), np.float64)
+            if imu.shape != (IMU_CHANNELS, k):
+                raise ValueError(f"{self.name}: expected IMU rows of shape ({IMU_CHANNELS}, {k}), found {imu.shape}")
+        self._pending.append(Block(emg, times, lost, filled, imu))
         self._pending_samples += k
 
     def _fill(self, emg: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -401,9 +435,12 @@ class BlockSource(abc.ABC):
         times = np.concatenate([b.timestamps for b in self._pending])
         lost = np.concatenate([b.lost_before for b in self._pending])
         filled = np.concatenate([np.asarray(b.filled, bool) for b in self._pending])
+        imu = np.concatenate([b.imu for b in self._pending], axis=1) if self.has_imu else None
         n = self.chunk_samples
         rest = emg.shape[1] - n
-        self._pending = [Block(emg[:, n:], times[n:], lost[n:], filled[n:])] if rest else []
+        self._pending = (
+            [Block(emg[:, n:], times[n:], lost[n:], filled[n:], None if imu is None else imu[:, n:])] if rest else []
+        )
         self._pending_samples = rest
         chunk = Chunk(
             emg=np.ascontiguousarray(emg[:, :n], np.float32),
@@ -412,6 +449,7 @@ class BlockSource(abc.ABC):
             filled=filled[:n].copy(),
             lost_samples=int(lost[:n].sum()),
             index=self.stats.chunks,
+            imu=None if imu is None else np.ascontiguousarray(imu[:, :n], np.float32),
         )
         self.stats.chunks += 1
         self.stats.samples += n
@@ -686,3 +724,81 @@ class SyntheticSource(BlockSource):
 
         Does nothing here; a subclass keeps what it needs, e.g. the session's ground-truth labels.
         """
+
+
+class SyntheticTruthSource(SyntheticSource):
+    """`SyntheticSource` that also keeps each generated block's ground truth: camera-frame landmarks (mm),
+    joint angles and detector confidence, on the source's clock (``truth``: a deque of
+    ``(times (F,), landmarks (F, 21, 3), angles (F, 20), confidence (F,))``; whoever reads it pops it, so it
+    stays small)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.truth: deque[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque()
+        self._generated = 0
+
+    def on_block(self, session: Any, view: np.ndarray) -> None:
+        first = session.time_500[0] if self._view == "emg_500" else session.time_2k[0]
+        offset = self.start_time + self._generated / self.sample_rate - float(first)
+        self._generated += view.shape[1]
+        self.truth.append(
+            (session.frame_times + offset, session.landmarks_frames, session.angles_frames, session.confidence)
+        )
+
+
+# The names `open_source` knows; "file" takes a path.
+SOURCES = ("mindrove", "synthetic-board", "file", "synthetic")
+
+
+def open_source(
+    name: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    chunk_samples: int,
+    channels: int = 8,
+    sample_rate: float = 500.0,
+    seed: int = 0,
+    realtime: bool = True,
+    board_id: int | None = None,
+    truth: bool = False,
+) -> BlockSource:
+    """The EMG source called ``name`` on the command line (``emgjax record``, ``stream``, ``calibrate``).
+
+    Args:
+      name: ``mindrove`` (the armband over WiFi, or SDK board ``board_id``), ``synthetic-board`` (the SDK's
+        synthetic board), ``file`` (a recorded session at ``path``), ``synthetic`` (our generator at
+        ``channels`` and ``sample_rate``).
+      chunk_samples: samples per chunk.
+      seed: the synthetic generator's first seed.
+      realtime: deliver file and synthetic data at the speed of the clock (False: as fast as possible).
+      board_id: the SDK board id for ``mindrove`` / ``synthetic-board`` (default: the WiFi armband / the
+        SDK's synthetic board).
+      truth: ``synthetic`` only: a `SyntheticTruthSource`, keeping the generator's ground-truth labels.
+    Raises:
+      ValueError: an unknown name, a path with a source other than ``file`` (or none with it), ``truth``
+        with another source; `emgjax.stream.MindRoveSDKMissingError` for a board without the SDK.
+    """
+    if name not in SOURCES:
+        raise ValueError(f"source: expected one of {list(SOURCES)}, found {name!r}")
+    if (path is None) == (name == "file"):
+        raise ValueError(
+            "source file: expected a session file path"
+            if name == "file"
+            else f"source {name}: expected no path (only 'file' reads one), found {str(path)!r}"
+        )
+    if truth and name != "synthetic":
+        raise ValueError(f"ground-truth labels: expected the synthetic source, found {name!r}")
+    if board_id is not None and name not in ("mindrove", "synthetic-board"):
+        raise ValueError(f"board id: expected with the mindrove or synthetic-board source, found {name!r}")
+    if name == "synthetic":
+        kind = SyntheticTruthSource if truth else SyntheticSource
+        return kind(channels, sample_rate, chunk_samples=chunk_samples, seed=seed, realtime=realtime)
+    if name == "file":
+        assert path is not None
+        return FileSource(path, chunk_samples=chunk_samples, realtime=realtime)
+    # From the package, where the commands always found it (tests put a fake armband there).
+    from emgjax.stream import SYNTHETIC_BOARD, WIFI_BOARD, MindRoveBoardSource
+
+    if board_id is None:
+        board_id = WIFI_BOARD if name == "mindrove" else SYNTHETIC_BOARD
+    return MindRoveBoardSource(board_id, chunk_samples=chunk_samples)
