@@ -38,7 +38,7 @@ SKIPPED = {
         "installs the package, then the full demo (~1-4 min); tests/test_demo.py runs the demo with these very "
         "default settings and checks that it beats the mean pose"
     ),
-    'pip install ".[torch,test]" && python -m pytest': "the test suite itself (this test is part of it)",
+    'pip install ".[torch,test,record]" && python -m pytest': "the test suite itself (this test is part of it)",
     'pip install ".[dev]" && mkdocs build --strict': (
         "installs the docs tooling into the environment; .ci/run runs `mkdocs build --strict` itself"
     ),
