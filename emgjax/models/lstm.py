@@ -96,19 +96,35 @@ def scan_unroll(num_steps: int, unroll: int | bool | None = None) -> int | bool:
     return True if num_steps <= FULL_UNROLL_MAX_STEPS else 1
 
 
+def matmul(a: jax.Array, b: jax.Array, compute_dtype: Any = None) -> jax.Array:
+    """``a @ b`` with both operands in ``compute_dtype`` (None: as they are) and a float32 result.
+
+    With ``jnp.bfloat16`` this is the precision option: bfloat16 products, float32 accumulation.
+    """
+    if compute_dtype is None:
+        return jnp.dot(a, b)
+    return jnp.dot(a.astype(compute_dtype), b.astype(compute_dtype), preferred_element_type=jnp.float32)
+
+
 def _layer_forward(
-    weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array, unroll: int | bool
+    weights: LSTMLayerWeights,
+    x: jax.Array,
+    h0: jax.Array,
+    c0: jax.Array,
+    unroll: int | bool,
+    compute_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The plain (autodiff-able) layer: x (T, B, in), h0, c0 (B, H) -> (outputs (T, B, H), cells (T, B, H), acts).
 
     acts: (T, B, 4H) the gate activations sigmoid(i), sigmoid(f), tanh(g), sigmoid(o), kept for the backward.
+    ``compute_dtype``: the matmuls' operand dtype (see `matmul`); the state h, c stays float32.
     """
     # Hoisted: the input projection of every step at once (one matmul), both biases folded in.
-    projected = jnp.dot(x, weights.kernel_ih) + (weights.bias_ih + weights.bias_hh)
+    projected = matmul(x, weights.kernel_ih, compute_dtype) + (weights.bias_ih + weights.bias_hh)
 
     def step(carry: tuple[jax.Array, jax.Array], projected_t: jax.Array) -> tuple[tuple[jax.Array, jax.Array], Any]:
         h, c = carry
-        i, f, g, o = jnp.split(projected_t + jnp.dot(h, weights.kernel_hh), 4, axis=-1)
+        i, f, g, o = jnp.split(projected_t + matmul(h, weights.kernel_hh, compute_dtype), 4, axis=-1)
         i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
         c = f * c + i * g  # lstm_cell's arithmetic, activations kept
         h = o * jnp.tanh(c)
@@ -118,23 +134,23 @@ def _layer_forward(
     return outputs, cells, acts
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def _layer(
-    weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array, unroll: int | bool
+    weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array, unroll: int | bool, compute_dtype: Any
 ) -> tuple[jax.Array, jax.Array]:
-    outputs, cells, _ = _layer_forward(weights, x, h0, c0, unroll)
+    outputs, cells, _ = _layer_forward(weights, x, h0, c0, unroll, compute_dtype)
     return outputs, cells
 
 
 def _layer_fwd(
-    weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array, unroll: int | bool
+    weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array, unroll: int | bool, compute_dtype: Any
 ) -> tuple[tuple[jax.Array, jax.Array], tuple[Any, ...]]:
-    outputs, cells, acts = _layer_forward(weights, x, h0, c0, unroll)
+    outputs, cells, acts = _layer_forward(weights, x, h0, c0, unroll, compute_dtype)
     return (outputs, cells), (weights, x, h0, c0, outputs, cells, acts)
 
 
 def _layer_bwd(
-    unroll: int | bool, residuals: tuple[Any, ...], cotangents: tuple[jax.Array, jax.Array]
+    unroll: int | bool, compute_dtype: Any, residuals: tuple[Any, ...], cotangents: tuple[jax.Array, jax.Array]
 ) -> tuple[LSTMLayerWeights, jax.Array, jax.Array, jax.Array]:
     """Backpropagation through time with the weight gradients hoisted out of the loop.
 
@@ -157,7 +173,7 @@ def _layer_bwd(
             [dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g), dh * tanh_c * o * (1.0 - o)],
             axis=-1,
         )
-        return (jnp.dot(dgates, weights.kernel_hh.T), dc * f), dgates
+        return (matmul(dgates, weights.kernel_hh.T, compute_dtype), dc * f), dgates
 
     zeros = jnp.zeros_like(h0)
     (dh0, dc0), dgates = lax.scan(
@@ -167,27 +183,32 @@ def _layer_bwd(
     rows = dgates.reshape(-1, dgates.shape[-1])  # (T·B, 4H)
     d_bias = jnp.sum(rows, axis=0)
     grads = LSTMLayerWeights(
-        kernel_ih=jnp.dot(x.reshape(-1, x.shape[-1]).T, rows),
-        kernel_hh=jnp.dot(previous_h.reshape(-1, previous_h.shape[-1]).T, rows),
+        kernel_ih=matmul(x.reshape(-1, x.shape[-1]).T, rows, compute_dtype),
+        kernel_hh=matmul(previous_h.reshape(-1, previous_h.shape[-1]).T, rows, compute_dtype),
         bias_ih=d_bias,
         bias_hh=d_bias,
     )
-    return grads, jnp.dot(dgates, weights.kernel_ih.T), dh0, dc0
+    return grads, matmul(dgates, weights.kernel_ih.T, compute_dtype), dh0, dc0
 
 
 _layer.defvjp(_layer_fwd, _layer_bwd)
 
 
 def lstm_layer_scan(
-    weights: LSTMLayerWeights, x: jax.Array, h0: jax.Array, c0: jax.Array, unroll: int | bool | None = None
+    weights: LSTMLayerWeights,
+    x: jax.Array,
+    h0: jax.Array,
+    c0: jax.Array,
+    unroll: int | bool | None = None,
+    compute_dtype: Any = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One layer over a time-major sequence. x: (T, B, in), h0, c0: (B, H) -> (outputs (T, B, H), h_T, c_T).
 
     ``unroll``: `lax.scan`'s unroll; None picks it from the length (`scan_unroll`). Reverse-mode
     derivatives use a hand-written backward (`jax.custom_vjp`, checked against autodiff in the tests);
-    forward-mode (`jax.jvp`) is not defined for it.
+    forward-mode (`jax.jvp`) is not defined for it. ``compute_dtype``: see `matmul` (None: float32 throughout).
     """
-    outputs, cells = _layer(weights, x, h0, c0, scan_unroll(x.shape[0], unroll))
+    outputs, cells = _layer(weights, x, h0, c0, scan_unroll(x.shape[0], unroll), compute_dtype)
     return outputs, outputs[-1], cells[-1]
 
 
@@ -197,12 +218,14 @@ def lstm_sequence(
     carry: LSTMCarry | None = None,
     between_layers: Callable[[jax.Array], jax.Array] | None = None,
     unroll: int | bool | None = None,
+    compute_dtype: Any = None,
 ) -> tuple[jax.Array, LSTMCarry]:
     """Multi-layer LSTM over a batch-first sequence, layer by layer.
 
     x: (B, T, in) -> (outputs (B, T, H), final LSTMCarry with h, c: (num_layers, B, H)).
     ``between_layers`` maps one layer's time-major outputs (T, B, H) to the next layer's input
-    (inter-layer dropout, as PyTorch applies it: not after the last layer). ``unroll``: see `lstm_layer_scan`.
+    (inter-layer dropout, as PyTorch applies it: not after the last layer).
+    ``unroll``, ``compute_dtype``: see `lstm_layer_scan`.
     """
     batch = x.shape[0]
     hidden = layers[0].kernel_hh.shape[0]
@@ -213,7 +236,7 @@ def lstm_sequence(
     for n, weights in enumerate(layers):
         if n > 0 and between_layers is not None:
             sequence = between_layers(sequence)
-        sequence, h, c = lstm_layer_scan(weights, sequence, carry.h[n], carry.c[n], unroll)
+        sequence, h, c = lstm_layer_scan(weights, sequence, carry.h[n], carry.c[n], unroll, compute_dtype)
         hs.append(h)
         cs.append(c)
     return jnp.swapaxes(sequence, 0, 1), LSTMCarry(jnp.stack(hs), jnp.stack(cs))
@@ -282,6 +305,7 @@ class LSTM(nn.Module):
     hidden_size: int
     num_layers: int = 1
     dropout: float = 0.0
+    compute_dtype: Any = None  # matmul operand dtype, e.g. jnp.bfloat16 (see `matmul`); None: float32
 
     def setup(self) -> None:
         self.layers = [
@@ -306,7 +330,7 @@ class LSTM(nn.Module):
             def between(y: jax.Array) -> jax.Array:
                 return self.inter_layer_dropout(y, deterministic=False)
 
-        return lstm_sequence(self.weights(), x, carry, between)
+        return lstm_sequence(self.weights(), x, carry, between, compute_dtype=self.compute_dtype)
 
 
 __all__ = [
@@ -319,6 +343,7 @@ __all__ = [
     "lstm_layer_scan",
     "lstm_sequence",
     "lstm_step",
+    "matmul",
     "scan_unroll",
     "zero_carry",
 ]
