@@ -62,7 +62,9 @@ class DirectConfig(Config):
     "mano" (45 axis-angle values) or "angles" (emg2pose's 20 joint angles,
     radians). ``mode`` "last" gives one pose per window
     (from the last LSTM step); "sequence" gives one pose per LSTM step, i.e.
-    per ``pool_size ** len(conv_channels)`` input samples.
+    per ``pool_size ** len(conv_channels)`` input samples. ``compute_dtype``
+    "bfloat16" is the precision option (bfloat16 matmul/convolution operands,
+    float32 accumulation, state and outputs; docs/performance.md has its cost).
     """
 
     in_channels: int = 8
