@@ -50,6 +50,7 @@ __all__ = [
 
 _OUTPUT_SHAPES = {"joints": (21, 3), "mano": (45,), "angles": (20,)}
 _MODES = ("last", "sequence")
+_COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +62,9 @@ class DirectConfig(Config):
     "mano" (45 axis-angle values) or "angles" (emg2pose's 20 joint angles,
     radians). ``mode`` "last" gives one pose per window
     (from the last LSTM step); "sequence" gives one pose per LSTM step, i.e.
-    per ``pool_size ** len(conv_channels)`` input samples.
+    per ``pool_size ** len(conv_channels)`` input samples. ``compute_dtype``
+    "bfloat16" is the precision option (bfloat16 matmul/convolution operands,
+    float32 accumulation, state and outputs; docs/performance.md has its cost).
     """
 
     in_channels: int = 8
@@ -74,6 +77,9 @@ class DirectConfig(Config):
     head_hidden: int = 128
     output: str = "joints"
     mode: str = "last"
+    # Precision option: "bfloat16" runs the convolutions and the LSTM matmuls on bfloat16 operands (float32
+    # accumulation); BatchNorm, the LSTM state, the head and the outputs stay float32 (docs/performance.md).
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
         # Lists from JSON become tuples so the config stays hashable.
@@ -89,6 +95,10 @@ class DirectConfig(Config):
         if not self.conv_channels or any(c < 1 for c in self.conv_channels):
             raise ValueError(
                 f"DirectConfig.conv_channels: expected a non-empty tuple of positive ints, found {self.conv_channels!r}"
+            )
+        if self.compute_dtype not in _COMPUTE_DTYPES:
+            raise ValueError(
+                f"DirectConfig.compute_dtype: expected one of {list(_COMPUTE_DTYPES)}, found {self.compute_dtype!r}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"DirectConfig.dropout: expected a rate in [0, 1), found {self.dropout!r}")
@@ -189,6 +199,7 @@ class DirectModel(nn.Module):
                 f"DirectModel emg: expected at least {cfg.time_stride} samples (one LSTM step), found {emg.shape[2]}"
             )
         x = jnp.swapaxes(emg.astype(jnp.float32), 1, 2)  # (B, T, C): Flax convs are channel-last
+        compute_dtype = _COMPUTE_DTYPES[cfg.compute_dtype]
         for index, width in enumerate(cfg.conv_channels):
             # No conv bias: BatchNorm subtracts the batch mean right after, so
             # a bias has exactly zero gradient, and Adam would turn its
@@ -200,8 +211,9 @@ class DirectModel(nn.Module):
                 padding="SAME",
                 use_bias=False,
                 kernel_init=_torch_kernel_init,
+                dtype=compute_dtype,
                 name=f"conv_{index}",
-            )(x)
+            )(x).astype(jnp.float32)
             x = nn.BatchNorm(
                 use_running_average=not train,
                 momentum=0.9,  # PyTorch momentum 0.1
@@ -211,7 +223,7 @@ class DirectModel(nn.Module):
             )(x)
             x = nn.relu(x)
             x = nn.max_pool(x, (cfg.pool_size,), strides=(cfg.pool_size,), padding="VALID")
-        lstm = LSTM(x.shape[-1], cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, name="lstm")
+        lstm = LSTM(x.shape[-1], cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, compute_dtype, name="lstm")
         x, carry = lstm(x, initial_carry, train=train)  # (B, T', H), LSTMCarry
         if cfg.mode == "last":
             x = x[:, -1]  # (B, H)

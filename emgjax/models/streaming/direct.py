@@ -37,7 +37,7 @@ import numpy as np
 from jax import lax
 
 from emgjax.models.direct import DirectConfig, DirectModel, lookahead_samples, output_steps
-from emgjax.models.lstm import LSTMCarry, LSTMLayerWeights, lstm_cell, zero_carry
+from emgjax.models.lstm import LSTMCarry, LSTMLayerWeights, lstm_cell, scan_unroll, zero_carry
 from emgjax.models.streaming.buffers import (
     StreamBuffer,
     buffered_window_op,
@@ -131,7 +131,7 @@ def _masked_layer_scan(
         h, c = lstm_cell(projected_t + jnp.dot(carry[0], weights.kernel_hh), carry[1])
         return masked_update(valid_t, (h, c), carry), h
 
-    (h, c), outputs = lax.scan(step, (h0, c0), (projected, valid))
+    (h, c), outputs = lax.scan(step, (h0, c0), (projected, valid), unroll=scan_unroll(x.shape[0]))
     return outputs, h, c
 
 
