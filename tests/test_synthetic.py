@@ -202,7 +202,7 @@ def test_low_confidence_fraction():
 def test_learnable_but_not_trivial():
     cfg = SyntheticConfig(duration_s=15.0)
     report = learnability_report(cfg, train_seeds=(0, 1, 2), test_seeds=(3,))
-    assert set(report) == {"16ch_2k", "16ch_2k_lowband", "8of16_500", "mindrove_500"}
+    assert set(report) == {"16ch_2k", "16ch_2k_lowband", "16ch_2k_bands", "8of16_500", "mindrove_500"}
     best = max(report.values(), key=lambda r: r["r2"])
     baseline = best["mean_baseline_mae_deg"]
     assert best["mae_deg"] < 0.85 * baseline  # clearly better than predicting the mean
@@ -268,6 +268,15 @@ def test_cli(tmp_path, capsys):
     assert "wrote 2 emg2pose, 2 mindrove" in capsys.readouterr().out
     assert syn.main(["--out", str(tmp_path), "--duration", "-1"]) == 2
     assert "emgjax synth: error: duration: expected seconds in (0, 600], found -1.0" in capsys.readouterr().err
+    args = ["--out", str(tmp_path / "users"), "--sessions", "1", "--duration", "0.5", "--formats", "emg2pose"]
+    assert syn.main([*args, "--users", "2", "--high-band-info", "0.5", "--user-variation", "0.5"]) == 0
+    assert "wrote 2 emg2pose session(s) from 2 users" in capsys.readouterr().out
+    with open(tmp_path / "users" / "metadata.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["user"], r["held_out_user"], r["high_band_info"]) for r in rows] == [
+        ("user0", "False", "0.5"),
+        ("user1", "True", "0.5"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -279,6 +288,12 @@ def test_cli(tmp_path, capsys):
         ),
         (["--sessions", "0"], "sessions: expected an integer from 1 to 10,000, found 0"),
         (["--sessions", "-2"], "sessions: expected an integer from 1 to 10,000, found -2"),
+        (["--users", "0"], "users: expected an integer from 1 to 10,000, found 0"),
+        (
+            ["--users", "200", "--sessions", "60"],
+            "users x sessions: expected at most 10,000 sessions in all, found 200 x 60 = 12,000",
+        ),
+        (["--high-band-info", "2"], "SyntheticConfig.high_band_info must be a number in [0, 1], found 2.0"),
         (["--duration", "0"], "duration: expected seconds in (0, 600], found 0.0"),
         (["--duration", "1e9"], "duration: expected seconds in (0, 600], found 1000000000.0"),
         (["--duration", "nan"], "duration: expected seconds in (0, 600], found nan"),
@@ -363,7 +378,18 @@ def test_metadata_is_emg2pose_format_read_by_load_splits(tmp_path):
     written = write_synthetic_dataset(out, n_sessions=6, duration_s=1.0, seed=0)
     with open(out / "metadata.csv", newline="") as fh:
         header = next(csv.reader(fh))
-    assert header[:6] == ["filename", "user", "session", "stage", "side", "split"]
+    assert header[:10] == [
+        "filename",
+        "user",
+        "session",
+        "stage",
+        "side",
+        "moving_hand",
+        "held_out_user",
+        "held_out_stage",
+        "split",
+        "generalization",
+    ]
     splits = load_splits(out / "metadata.csv", data_dir=out)
     expected = {
         name: [p for p, s in zip(written["emg2pose"], written["splits"], strict=True) if s == name]

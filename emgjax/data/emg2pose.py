@@ -17,10 +17,17 @@ blocks. (The records interleave time, angles and EMG, so any column scan
 reads the whole file from disk.)
 
 Public arrays are channel-first: ``emg (C, T)``, ``joint_angles (20, T)``.
+
+Next to the files, emg2pose ships ``metadata.csv``: one row per file with
+``filename`` (the file's name without ``.hdf5``), ``user``, ``session``,
+``stage``, ``side``, ``moving_hand``, ``held_out_user``, ``held_out_stage``,
+``split`` (train / val / test) and ``generalization`` (user, stage or
+user_stage: what a held-out row tests); `read_metadata` reads it.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 from pathlib import Path
@@ -42,6 +49,9 @@ __all__ = [
     "contiguous_runs",
     "write_emg2pose_session",
     "Emg2PoseSession",
+    "METADATA_FILE",
+    "METADATA_COLUMNS",
+    "read_metadata",
 ]
 
 EMG2POSE_GROUP = "emg2pose"
@@ -74,6 +84,23 @@ JOINT_NAMES = (
     "PINKY_PIP_FE",
     "PINKY_DIP_FE",
 )
+
+# emg2pose's metadata.csv and its columns, in the order of emg2pose's README.
+METADATA_FILE = "metadata.csv"
+METADATA_COLUMNS = (
+    "filename",
+    "user",
+    "session",
+    "stage",
+    "side",
+    "moving_hand",
+    "held_out_user",
+    "held_out_stage",
+    "split",
+    "generalization",
+)
+# The columns a metadata file must have to say which user and stage each file holds.
+_METADATA_REQUIRED = ("filename", "user", "stage")
 
 # Relative tolerance between the sample_rate attribute and the rate implied by
 # the median timestamp step; the median ignores occasional gaps.
@@ -545,3 +572,40 @@ class Emg2PoseSession:
 
     def __repr__(self) -> str:
         return f"Emg2PoseSession({str(self.path)!r}, samples={len(self) if self._file.id.valid else '?'})"
+
+
+def read_metadata(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of an emg2pose ``metadata.csv`` as dicts of strings, in file order.
+
+    Columns ``filename``, ``user`` and ``stage`` are required (the rest of
+    ``METADATA_COLUMNS`` and any others are kept as found); every row needs a
+    filename, and no filename may repeat.
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: missing columns, an empty or repeated filename, or a file that is not CSV text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: expected an emg2pose metadata.csv, found no such file")
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in _METADATA_REQUIRED if c not in (reader.fieldnames or ())]
+            if missing:
+                raise ValueError(
+                    f"{path}: expected emg2pose metadata columns {list(_METADATA_REQUIRED)}, missing {missing}"
+                )
+            rows = []
+            seen: set[str] = set()
+            for line, row in enumerate(reader, start=2):
+                name = (row.get("filename") or "").strip()
+                if not name:
+                    raise ValueError(f"{path}:{line}: expected a filename, found an empty one")
+                if name in seen:
+                    raise ValueError(f"{path}:{line}: expected each filename once, found {name!r} again")
+                seen.add(name)
+                rows.append({str(k): (v or "").strip() for k, v in row.items() if k is not None})
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{path}: expected an emg2pose metadata CSV, found unreadable text ({err})") from None
+    return rows

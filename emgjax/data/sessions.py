@@ -17,13 +17,18 @@ import dataclasses
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from emgjax.data.synthetic import SyntheticConfig
 
 __all__ = [
     "SessionArrays",
     "synthetic_sessions",
     "load_emg2pose_sessions",
+    "split_sessions",
     "prepare_sessions",
     "sample_batch",
     "heldout_batches",
@@ -36,46 +41,163 @@ _FACTOR = 4  # 2 kHz samples per 500 Hz sample
 @dataclasses.dataclass
 class SessionArrays:
     """One session, channel-first. emg_2k (16, N) [normalised], joint_angles (20, N), no_ik_failure (N,) bool,
-    emg_500 (8, N // 4): the simulated MindRove view of emg_2k (``prepare_sessions``)."""
+    emg_500 (8, N // 4): the simulated MindRove view of emg_2k (``prepare_sessions``).
+
+    ``user`` and ``stage`` say who recorded it and in which emg2pose stage ("" when unknown): what
+    ``split_sessions`` holds out."""
 
     emg_2k: np.ndarray
     joint_angles: np.ndarray
     no_ik_failure: np.ndarray
     emg_500: np.ndarray | None = None
     name: str = ""
+    user: str = ""
+    stage: str = ""
 
 
-def synthetic_sessions(n: int, seconds: float, first_seed: int) -> list[SessionArrays]:
-    """``n`` synthetic emg2pose-format sessions of ``seconds`` each (seeds first_seed, first_seed + 1, ...)."""
+def synthetic_sessions(
+    n: int, seconds: float, first_seed: int, *, user: int = 0, config: SyntheticConfig | None = None
+) -> list[SessionArrays]:
+    """``n`` synthetic emg2pose-format sessions of one simulated user, ``seconds`` each.
+
+    Seeds first_seed, first_seed + 1, ...; ``user`` as in ``generate_session`` (0: the base physiology);
+    ``config`` (default ``SyntheticConfig()``) sets everything else, its ``duration_s`` replaced by ``seconds``.
+    Names are ``synthetic-u{user}-{seed}``, ``user`` is ``"user{user}"`` and ``stage`` is ``"stage0"`` (as in
+    the files ``write_synthetic_dataset`` writes).
+    """
     from emgjax.data.synthetic import SyntheticConfig, generate_session
 
+    config = SyntheticConfig() if config is None else config
+    if not isinstance(config, SyntheticConfig):
+        raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
+    config = config.replace(duration_s=seconds)
     sessions = []
     for seed in range(first_seed, first_seed + n):
-        s = generate_session(SyntheticConfig(duration_s=seconds), seed=seed)
+        s = generate_session(config, seed=seed, user=user)
         sessions.append(
             SessionArrays(
                 np.ascontiguousarray(s.emg_2k.T),
                 np.ascontiguousarray(s.angles_2k.T),
                 np.asarray(s.no_ik_failure_2k),
-                name=f"synthetic-{seed}",
+                name=f"synthetic-u{user}-{seed}",
+                user=f"user{user}",
+                stage="stage0",
             )
         )
     return sessions
 
 
+def _metadata_by_file(directory: pathlib.Path) -> dict[str, dict[str, str]]:
+    """emg2pose ``metadata.csv`` rows (in ``directory`` or its parent, as ``emgjax synth`` writes it) keyed by
+    the resolved path of the file each describes, and by the bare file name where that is unique."""
+    from emgjax.data.emg2pose import METADATA_FILE, read_metadata
+
+    for folder in (directory, directory.parent):
+        if (folder / METADATA_FILE).is_file():
+            break
+    else:
+        return {}
+    rows = read_metadata(folder / METADATA_FILE)
+    by_file: dict[str, dict[str, str]] = {}
+    names: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        # emg2pose's filename has no suffix (and no folder); ours may name a folder (emg2pose/session000).
+        name = row["filename"] if row["filename"].endswith(".hdf5") else row["filename"] + ".hdf5"
+        by_file[str((folder / name).resolve())] = row
+        names.setdefault(pathlib.Path(name).name, []).append(row)
+    for name, matches in names.items():
+        if len(matches) == 1:
+            by_file.setdefault(name, matches[0])
+    return by_file
+
+
 def load_emg2pose_sessions(directory: str | os.PathLike, max_sessions: int | None = None) -> list[SessionArrays]:
-    """Every ``*.hdf5`` emg2pose session in ``directory`` (sorted by name, at most ``max_sessions``), read whole."""
+    """Every ``*.hdf5`` emg2pose session in ``directory`` (sorted by name, at most ``max_sessions``), read whole.
+
+    ``user`` and ``stage`` come from emg2pose's ``metadata.csv`` when there is one in ``directory`` or its
+    parent (a row matches a file by its path, else by its unique file name), else from the file's HDF5
+    attributes (emg2pose stores both), else "".
+    """
     from emgjax.data.emg2pose import Emg2PoseSession
 
-    paths = sorted(pathlib.Path(directory).glob("*.hdf5"))
+    folder = pathlib.Path(directory)
+    paths = sorted(folder.glob("*.hdf5"))
     if not paths:
         raise FileNotFoundError(f"{directory}: expected emg2pose session files (*.hdf5), found none")
+    metadata = _metadata_by_file(folder)
     sessions = []
     for path in paths[:max_sessions]:
         with Emg2PoseSession(path) as session:
             data = session.read()
-        sessions.append(SessionArrays(data["emg"], data["joint_angles"], data["no_ik_failure"], name=path.name))
+            attrs = session.metadata
+        row = metadata.get(str(path.resolve())) or metadata.get(path.name)
+        if row is not None:
+            attrs = {"user": row["user"], "stage": row["stage"]}
+        sessions.append(
+            SessionArrays(
+                data["emg"],
+                data["joint_angles"],
+                data["no_ik_failure"],
+                name=path.name,
+                user=str(attrs.get("user", "")),
+                stage=str(attrs.get("stage", "")),
+            )
+        )
     return sessions
+
+
+def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(v, str) and v for v in names):
+        raise ValueError(f"{what}: expected non-empty strings, found {names!r}")
+    return names
+
+
+def split_sessions(
+    sessions: Sequence[SessionArrays],
+    *,
+    heldout_users: str | Sequence[str] = (),
+    heldout_stages: str | Sequence[str] = (),
+) -> tuple[list[SessionArrays], list[SessionArrays]]:
+    """Split sessions as emg2pose's held-out conditions do: (train, heldout), order kept.
+
+    A session is held out when its user is in ``heldout_users`` or its stage in
+    ``heldout_stages`` (held-out user, stage, or both: emg2pose's user, stage
+    and user_stage generalization); the rest is train, so no held-out user or
+    stage is ever trained on.
+
+    Raises:
+      ValueError: nothing asked to hold out; a user or stage that no session has
+        (the known ones are listed); a session whose user (stage) is unknown ("")
+        when users (stages) are held out; or an empty train or held-out side.
+    """
+    users = _names(heldout_users, "heldout_users")
+    stages = _names(heldout_stages, "heldout_stages")
+    if not users and not stages:
+        raise ValueError("split_sessions: expected heldout_users or heldout_stages, found neither")
+    for wanted, field in ((users, "user"), (stages, "stage")):
+        if not wanted:
+            continue
+        unlabelled = [s.name for s in sessions if not getattr(s, field)]
+        if unlabelled:
+            raise ValueError(
+                f"split_sessions: expected every session to name its {field} (metadata.csv or the HDF5 attributes), "
+                f"found none for {unlabelled[:3]}{' ...' if len(unlabelled) > 3 else ''}"
+            )
+        known = sorted({getattr(s, field) for s in sessions})
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise ValueError(f"split_sessions: held-out {field}(s) {unknown} not found; the sessions have {known}")
+    train: list[SessionArrays] = []
+    heldout: list[SessionArrays] = []
+    for s in sessions:
+        (heldout if s.user in users or s.stage in stages else train).append(s)
+    if not train or not heldout:
+        raise ValueError(
+            f"split_sessions: expected sessions on both sides, found {len(train)} train and {len(heldout)} held out "
+            f"(of {len(sessions)})"
+        )
+    return train, heldout
 
 
 def prepare_sessions(sessions: Sequence[SessionArrays], norm: Mapping | None) -> list[SessionArrays]:
@@ -91,8 +213,12 @@ def prepare_sessions(sessions: Sequence[SessionArrays], norm: Mapping | None) ->
         n = (emg.shape[1] // _FACTOR) * _FACTOR
         emg = np.ascontiguousarray(emg[:, :n])
         out.append(
-            SessionArrays(
-                emg, s.joint_angles[:, :n], s.no_ik_failure[:n], simulate_mindrove_view(emg).astype(np.float32), s.name
+            dataclasses.replace(
+                s,
+                emg_2k=emg,
+                joint_angles=s.joint_angles[:, :n],
+                no_ik_failure=s.no_ik_failure[:n],
+                emg_500=simulate_mindrove_view(emg).astype(np.float32),
             )
         )
     return out

@@ -28,8 +28,12 @@ The simulation, in order (all vectorised NumPy/SciPy; see docs/synthetic_data.md
    powerline hum (fundamental + 3rd harmonic).
 
 ``model_seed`` fixes the physiology; the session ``seed`` fixes the movement,
-band placement, gains and noise. Both views are bitwise deterministic per
-(config, seed).
+band placement, gains and noise. ``user`` (0 = the physiology above, unchanged)
+draws a simulated person from (model_seed, user): systematic band placement
+(rotation) and along-the-forearm shift, muscle depth and position (the
+muscle-to-electrode mixing), skin gain per electrode, a perturbed activation
+map and a hand size (scales the landmarks), each scaled by
+``user_variation``. Both views are bitwise deterministic per (config, seed, user).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ import scipy.signal
 from emgjax.config import Config
 from emgjax.data import signal as _signal
 from emgjax.data.emg2pose import JOINT_NAMES  # the one definition of emg2pose's joint order
+from emgjax.data.emg2pose import METADATA_COLUMNS as _EMG2POSE_COLUMNS
 
 __all__ = [
     "JOINT_NAMES",
@@ -65,6 +70,7 @@ __all__ = [
     "session_diagnostics",
     "learnability_report",
     "session_splits",
+    "heldout_user_count",
     "write_synthetic_dataset",
     "METADATA_COLUMNS",
     "main",
@@ -108,7 +114,18 @@ _GESTURE_WEIGHTS = np.array([0.18, 0.14, 0.16, 0.14, 0.12, 0.26])
 # of the simulation never reshuffles another.
 _STREAM_TRAJECTORY, _STREAM_TREMOR, _STREAM_NOISE, _STREAM_PLACEMENT = 1, 2, 3, 4
 _STREAM_SENSOR16, _STREAM_SENSOR8, _STREAM_IK, _STREAM_CAMERA = 5, 6, 7, 8
+_STREAM_DECOY_TRAJECTORY, _STREAM_DECOY_TREMOR, _STREAM_HIGH_BAND = 9, 10, 11
+_HIGH_BAND_KEY = 3  # SeedSequence([model_seed, _PHYSIOLOGY_KEY, _HIGH_BAND_KEY, user]): the high-band spectra
+# The high band of the knob, split in two sub-bands (Hz; the top edge is capped at 0.475 x the EMG rate).
+_HIGH_BANDS = ((250.0, 500.0), (500.0, 1000.0))
+# RMS of the high-band content at full activation and h = 1, relative to emg_amplitude_uv: strong enough that
+# the full view keeps its pose information (learnability R2 flat in h) although only 8 electrodes carry it.
+_HIGH_BAND_GAIN = 2.0
+# Electrodes the MindRove view drops (simulate_mindrove_view keeps MINDROVE_KEEP_CHANNELS): where the knob puts
+# the high-band content.
+_DROPPED_CHANNELS = np.array([c for c in range(16) if c not in _signal.MINDROVE_KEEP_CHANNELS])
 _PHYSIOLOGY_KEY = 7919
+_USER_KEY = 2  # SeedSequence([model_seed, _PHYSIOLOGY_KEY, _USER_KEY, user]): user k's deviations
 
 
 # --------------------------------------------------------------------------
@@ -138,6 +155,15 @@ class SyntheticConfig(Config):
       low_confidence_fraction: fraction of camera frames in low-confidence bursts.
       landmark_noise_mm: landmark noise std on good frames (8x on low-confidence ones).
       model_seed: seeds the physiology shared by all sessions.
+      high_band_info: the known-answer knob, h in [0, 1]. A share h of the pose information moves into
+        250-1000 Hz motor-unit-like content on the electrodes the MindRove view drops (the odd ones of
+        the 16): the 20-450 Hz sources are driven by (1 - h) x the true activations + h x the
+        activations of an unrelated movement, and every muscle adds 250-500 / 500-1000 Hz content with
+        power proportional to h x its true activation squared, seen only by the dropped electrodes. h = 0 is the data
+        without the knob, bit for bit; h = 1 leaves no pose information in the 8 ch / 500 Hz view.
+      user_variation: scale of how much simulated users (``generate_session(user=k)``, k >= 1) differ from
+        each other (0: every user has user 0's body and placement habits; 1: the spreads in
+        docs/synthetic_data.md, e.g. +-20 deg systematic band rotation, ~7 % hand size).
       start_time_unix: clock of session seed 0 (session k starts k hours later).
     """
 
@@ -163,6 +189,8 @@ class SyntheticConfig(Config):
     low_confidence_fraction: float = 0.03
     landmark_noise_mm: float = 1.0
     model_seed: int = 0
+    high_band_info: float = 0.0
+    user_variation: float = 1.0
     start_time_unix: float = 1_700_000_000.0
 
     def __post_init__(self):
@@ -198,6 +226,7 @@ class SyntheticConfig(Config):
             "ik_failure_fraction",
             "low_confidence_fraction",
             "landmark_noise_mm",
+            "user_variation",
             "start_time_unix",
         ):
             non_negative(name)
@@ -224,6 +253,14 @@ class SyntheticConfig(Config):
                 raise ValueError(
                     f"SyntheticConfig.hum_hz must be below {self.mindrove_rate_hz / 2:g} Hz, found {self.hum_hz:g}"
                 )
+        if not (
+            isinstance(self.high_band_info, (int, float))
+            and not isinstance(self.high_band_info, bool)
+            and 0.0 <= self.high_band_info <= 1.0
+        ):
+            raise ValueError(
+                f"SyntheticConfig.high_band_info must be a number in [0, 1], found {self.high_band_info!r}"
+            )
         if self.ik_failure_fraction > 0.5 or self.low_confidence_fraction > 0.5:
             raise ValueError(
                 "SyntheticConfig.ik_failure_fraction and low_confidence_fraction must be <= 0.5, found "
@@ -259,7 +296,8 @@ class SyntheticSession(NamedTuple):
       confidence: (F,) float32 detector confidence; low in occasional bursts.
       activations: (N, n_muscles) float32 muscle activations (0 .. ~1).
       angles_true_2k: (N, 20) float32 rad, the motion without IK failures.
-      info: per-session parameters (seed, band rotations in degrees, ...).
+      info: per-session parameters (seed, user, band rotations in degrees, hand scale, ...).
+      user: the simulated user (0 = the base physiology of ``model_seed``).
     """
 
     emg_2k: np.ndarray
@@ -276,6 +314,7 @@ class SyntheticSession(NamedTuple):
     activations: np.ndarray
     angles_true_2k: np.ndarray
     info: dict
+    user: int = 0
 
 
 def _check_seed(seed) -> int:
@@ -284,8 +323,16 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
-def _rng(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, stream]))
+def _check_user(user) -> int:
+    if not isinstance(user, (int, np.integer)) or isinstance(user, bool) or user < 0:
+        raise ValueError(f"user must be a non-negative integer, found {user!r}")
+    return int(user)
+
+
+def _rng(seed: int, stream: int, user: int = 0) -> np.random.Generator:
+    # User 0 keeps the original two-number key (its sessions predate users); user k's sessions are their own
+    # draws, so two users never perform the very same movement under the same session seed.
+    return np.random.default_rng(np.random.SeedSequence([seed, stream] if user == 0 else [seed, stream, user]))
 
 
 # --------------------------------------------------------------------------
@@ -386,9 +433,16 @@ def _upsample_linear(values: np.ndarray, step: int, n: int) -> np.ndarray:
     return values[i0] * (1.0 - frac) + values[i0 + 1] * frac
 
 
-def _trajectory(config: SyntheticConfig, seed: int, t: np.ndarray) -> np.ndarray:
-    """True joint angles (N, 20) float64 at times t (seconds from the session start)."""
-    knot_times, knot_poses = _keyframes(float(t[-1]) + 1e-9, _rng(seed, _STREAM_TRAJECTORY))
+def _trajectory(
+    config: SyntheticConfig,
+    seed: int,
+    t: np.ndarray,
+    user: int = 0,
+    streams: tuple[int, int] = (_STREAM_TRAJECTORY, _STREAM_TREMOR),
+) -> np.ndarray:
+    """True joint angles (N, 20) float64 at times t (seconds from the session start); ``streams``: the
+    random streams of the gestures and of the tremor."""
+    knot_times, knot_poses = _keyframes(float(t[-1]) + 1e-9, _rng(seed, streams[0], user))
     angles = _minimum_jerk(knot_times, knot_poses, t)
     if config.tremor_rad > 0:
         # Tremor (8-12 Hz) is smooth at the 200 Hz control rate; interpolating
@@ -396,7 +450,7 @@ def _trajectory(config: SyntheticConfig, seed: int, t: np.ndarray) -> np.ndarray
         step = _control_step(config.emg_rate_hz)
         n_ctrl = t.shape[0] // step + 2
         band = (8.0, 12.0, config.emg_rate_hz / step)
-        tremor = _unit_rms_noise(_rng(seed, _STREAM_TREMOR), n_ctrl, 20, band)
+        tremor = _unit_rms_noise(_rng(seed, streams[1], user), n_ctrl, 20, band)
         angles += config.tremor_rad * _upsample_linear(tremor, step, t.shape[0])
     angles = _clip_to_limits(angles)
     # A row of all ~0 angles is emg2pose's IK-failure marker: never produce one by accident.
@@ -480,9 +534,78 @@ def _finger_of_joint() -> np.ndarray:
     return np.repeat(np.arange(5), 4)
 
 
-@functools.lru_cache(maxsize=8)
-def _physiology(model_seed: int, n_muscles: int, hidden_units: int, emg_rate_hz: float) -> _Physiology:
+class _UserModel(NamedTuple):
+    """How simulated user k differs from user 0 of the same ``model_seed`` (identity for user 0)."""
+
+    w1_factor: np.ndarray  # (40, H) activation map: multiplies the network's input weights
+    w2_factor: np.ndarray  # (H, M) ... and its output weights (elementwise: survives the per-muscle calibration)
+    rest_shift: np.ndarray  # (M,) added to each muscle's resting drive
+    cocontraction_factor: np.ndarray  # (M,)
+    angle_shift: np.ndarray  # (M,) radians: where each muscle lies around the forearm
+    depth_shift: np.ndarray  # (M,) muscle depth (0 superficial .. 1 deep): spatial spread, amplitude, spectrum
+    axial_factor: np.ndarray  # (M,) amplitude at the skin from where the bands sit along the forearm
+    rotation16: float  # radians, systematic rotation of the 16-electrode band (on top of per-session jitter)
+    rotation8: float  # radians, the same for the MindRove band
+    gain16: np.ndarray  # (16,) skin impedance / contact gain per electrode
+    gain8: np.ndarray  # (8,)
+    hand_scale: float  # hand size relative to the synthetic hand model (scales the landmarks)
+
+
+@functools.lru_cache(maxsize=64)
+def _user_model(model_seed: int, n_muscles: int, hidden_units: int, user: int, variation: float) -> _UserModel:
+    """User ``user``'s deviations, drawn from (model_seed, user) and scaled by ``variation``."""
+    if user == 0:
+        return _UserModel(
+            np.ones((40, hidden_units)),
+            np.ones((hidden_units, n_muscles)),
+            np.zeros(n_muscles),
+            np.ones(n_muscles),
+            np.zeros(n_muscles),
+            np.zeros(n_muscles),
+            np.ones(n_muscles),
+            0.0,
+            0.0,
+            np.ones(16),
+            np.ones(8),
+            1.0,
+        )
+    rng = np.random.default_rng(np.random.SeedSequence([model_seed, _PHYSIOLOGY_KEY, _USER_KEY, user]))
+    v = variation
+    w1_factor = np.exp(v * 0.25 * rng.standard_normal((40, hidden_units)))
+    w2_factor = np.exp(v * 0.3 * rng.standard_normal((hidden_units, n_muscles)))
+    rest_shift = v * 0.2 * rng.standard_normal(n_muscles)
+    cocontraction_factor = np.exp(v * 0.3 * rng.standard_normal(n_muscles))
+    angle_shift = v * 0.15 * rng.standard_normal(n_muscles)
+    depth_shift = v * 0.15 * rng.standard_normal(n_muscles)
+    # A band worn ~2 cm more proximal or distal sees some muscles more and others less.
+    axial_factor = np.exp(v * rng.uniform(-1.0, 1.0) * rng.normal(0.0, 0.35, n_muscles))
+    rotation16, rotation8 = v * math.radians(20.0) * rng.uniform(-1.0, 1.0, 2)
+    gain16 = np.exp(v * 0.25 * rng.standard_normal(16))
+    gain8 = np.exp(v * 0.25 * rng.standard_normal(8))
+    hand_scale = float(np.clip(np.exp(v * 0.07 * rng.standard_normal()), 0.8, 1.25))
+    return _UserModel(
+        w1_factor,
+        w2_factor,
+        rest_shift,
+        cocontraction_factor,
+        angle_shift,
+        depth_shift,
+        axial_factor,
+        float(rotation16),
+        float(rotation8),
+        gain16,
+        gain8,
+        hand_scale,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _physiology(
+    model_seed: int, n_muscles: int, hidden_units: int, emg_rate_hz: float, user: int = 0, variation: float = 1.0
+) -> _Physiology:
     rng = np.random.default_rng(np.random.SeedSequence([model_seed, _PHYSIOLOGY_KEY]))
+    # User k's deviations are applied to the base draws (whose order never changes) before the calibration.
+    dev = _user_model(model_seed, n_muscles, hidden_units, user, variation)
     finger = _finger_of_joint()
     # Per-finger structure: hidden unit k mostly sees finger k % 5 (angles and
     # velocities), muscle m mostly listens to units of finger m % 5 -- like the
@@ -501,8 +624,15 @@ def _physiology(model_seed: int, n_muscles: int, hidden_units: int, emg_rate_hz:
     muscle_angle = (2 * np.pi * (np.arange(n_muscles) + rng.uniform(-0.35, 0.35, n_muscles)) / n_muscles) % (2 * np.pi)
     muscle_angle = rng.permutation(muscle_angle)
     depth = rng.uniform(0.0, 1.0, n_muscles)
+    if user:
+        w1 = w1 * dev.w1_factor
+        w2 = w2 * dev.w2_factor
+        rest_level = np.clip(rest_level + dev.rest_shift, -3.5, -1.5)
+        cocontraction = cocontraction * dev.cocontraction_factor
+        muscle_angle = (muscle_angle + dev.angle_shift) % (2 * np.pi)
+        depth = np.clip(depth + dev.depth_shift, 0.0, 1.0)
     kappa = 1.5 + 8.0 * (1.0 - depth)
-    amplitude = np.exp(-1.2 * depth)
+    amplitude = np.exp(-1.2 * depth) * dev.axial_factor
     band = np.stack([rng.uniform(20.0, 40.0, n_muscles), 450.0 - 220.0 * depth], axis=1)
     band[:, 1] = np.minimum(band[:, 1], 0.45 * emg_rate_hz)
 
@@ -559,17 +689,9 @@ def _band_noise(phys: _Physiology, rng: np.random.Generator, n: int, fs: float) 
     return out
 
 
-def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
-    """Every array of a session, including the separate EMG components (float64)."""
-    fs = config.emg_rate_hz
-    factor = config.decimation
-    n = round(config.duration_s * fs)
-    n = max(n - n % factor, factor)  # whole MindRove periods: both views cover the same span
-    t = np.arange(n) / fs
-    start = config.start_time_unix + 3600.0 * (seed % 100_000)
-    phys = _physiology(config.model_seed, config.n_muscles, config.hidden_units, fs)
-
-    angles = _trajectory(config, seed, t)
+def _activations(config: SyntheticConfig, phys: _Physiology, angles: np.ndarray) -> np.ndarray:
+    """Muscle activations (N, M) of the motion ``angles`` (N, 20)."""
+    fs, n = config.emg_rate_hz, angles.shape[0]
     # Muscle drive and activation dynamics (tau ~40 ms) are slow: compute them
     # at the 200 Hz control rate and interpolate the activations up.
     step = _control_step(fs)
@@ -580,14 +702,68 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
     alpha = math.exp(-step / (config.activation_tau_s * fs))
     b, a = [1.0 - alpha], [1.0, -alpha]
     ctrl_act = scipy.signal.lfilter(b, a, drive, axis=0, zi=scipy.signal.lfilter_zi(b, a)[:, None] * drive[:1])[0]
-    activations = _upsample_linear(ctrl_act, step, n)
-    sources = config.emg_amplitude_uv * activations * _band_noise(phys, _rng(seed, _STREAM_NOISE), n, fs)  # (N, M) µV
+    return _upsample_linear(ctrl_act, step, n)
 
-    placement = _rng(seed, _STREAM_PLACEMENT)
-    rot16 = math.radians(config.ring_rotation_max_deg) * placement.uniform(-1.0, 1.0)
-    rot8 = math.radians(config.mindrove_rotation_max_deg) * placement.uniform(-1.0, 1.0)
-    gain16 = np.exp(config.electrode_gain_sigma * placement.standard_normal(16))
-    gain8 = np.exp(config.electrode_gain_sigma * placement.standard_normal(8))
+
+@functools.lru_cache(maxsize=64)
+def _high_band_spectra(model_seed: int, n_muscles: int, user: int) -> np.ndarray:
+    """(2, M) RMS of each muscle's content in each high sub-band (unit norm per muscle): muscles differ in
+    motor-unit size and conduction velocity, so the two sub-bands see two different mixtures of the muscles."""
+    rng = np.random.default_rng(np.random.SeedSequence([model_seed, _PHYSIOLOGY_KEY, _HIGH_BAND_KEY, user]))
+    # Cubed: most muscles sit mainly in one sub-band, so the two mixtures differ clearly.
+    spectra = rng.uniform(0.1, 1.0, (2, n_muscles)) ** 3
+    spectra /= np.linalg.norm(spectra, axis=0, keepdims=True)
+    spectra.setflags(write=False)
+    return spectra
+
+
+def _high_band(
+    config: SyntheticConfig,
+    phys: _Physiology,
+    activations: np.ndarray,
+    electrode_angle: np.ndarray,
+    rng: np.random.Generator,
+    user: int,
+) -> np.ndarray:
+    """(N, len(electrode_angle)) µV: the knob's 250-1000 Hz content, power ~ h x activation**2 per muscle."""
+    fs, n = config.emg_rate_hz, activations.shape[0]
+    spectra = _high_band_spectra(config.model_seed, config.n_muscles, user)
+    spatial = _ring_weights(phys, electrode_angle)  # (E, M), the same spatial spread as the 20-450 Hz content
+    out = np.zeros((n, electrode_angle.shape[0]))
+    for b, (low, high) in enumerate(_HIGH_BANDS):
+        noise = _unit_rms_noise(rng, n, config.n_muscles, (low, min(high, 0.475 * fs), fs))
+        out += (activations * noise * spectra[b]) @ spatial.T
+    return _HIGH_BAND_GAIN * math.sqrt(config.high_band_info) * config.emg_amplitude_uv * out
+
+
+def _simulate(config: SyntheticConfig, seed: int, user: int = 0) -> dict[str, Any]:
+    """Every array of a session, including the separate EMG components (float64)."""
+    fs = config.emg_rate_hz
+    factor = config.decimation
+    n = round(config.duration_s * fs)
+    n = max(n - n % factor, factor)  # whole MindRove periods: both views cover the same span
+    t = np.arange(n) / fs
+    start = config.start_time_unix + 3600.0 * (seed % 100_000)
+    phys = _physiology(config.model_seed, config.n_muscles, config.hidden_units, fs, user, config.user_variation)
+    person = _user_model(config.model_seed, config.n_muscles, config.hidden_units, user, config.user_variation)
+
+    angles = _trajectory(config, seed, t, user)
+    activations = _activations(config, phys, angles)
+    h = config.high_band_info
+    low_band_drive = activations
+    if h > 0:
+        # The knob: the 20-450 Hz sources follow an unrelated movement (same statistics, no information about
+        # this one) for a share h, and the true activations for the rest.
+        decoy = _trajectory(config, seed, t, user, (_STREAM_DECOY_TRAJECTORY, _STREAM_DECOY_TREMOR))
+        low_band_drive = (1.0 - h) * activations + h * _activations(config, phys, decoy)
+    sources = config.emg_amplitude_uv * low_band_drive * _band_noise(phys, _rng(seed, _STREAM_NOISE, user), n, fs)
+
+    placement = _rng(seed, _STREAM_PLACEMENT, user)
+    # Each band's placement: the user's habit plus this session's jitter; gains: the user's skin times this session's.
+    rot16 = person.rotation16 + math.radians(config.ring_rotation_max_deg) * placement.uniform(-1.0, 1.0)
+    rot8 = person.rotation8 + math.radians(config.mindrove_rotation_max_deg) * placement.uniform(-1.0, 1.0)
+    gain16 = person.gain16 * np.exp(config.electrode_gain_sigma * placement.standard_normal(16))
+    gain8 = person.gain8 * np.exp(config.electrode_gain_sigma * placement.standard_normal(8))
     offset16 = config.electrode_offset_uv * placement.standard_normal(16)
     offset8 = config.electrode_offset_uv * placement.standard_normal(8)
     hum_phase = placement.uniform(0, 2 * np.pi)
@@ -597,7 +773,13 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
     # emg2pose band: 16 electrodes, evenly spaced, rotated by rot16.
     w16 = _ring_weights(phys, 2 * np.pi * np.arange(16) / 16 + rot16) * gain16[:, None]
     muscle16 = sources @ w16.T
-    noise16 = config.sensor_noise_uv * _rng(seed, _STREAM_SENSOR16).standard_normal((n, 16))
+    if h > 0:
+        angle16 = 2 * np.pi * np.arange(16) / 16 + rot16
+        high = _high_band(
+            config, phys, activations, angle16[_DROPPED_CHANNELS], _rng(seed, _STREAM_HIGH_BAND, user), user
+        )
+        muscle16[:, _DROPPED_CHANNELS] += high * gain16[_DROPPED_CHANNELS]
+    noise16 = config.sensor_noise_uv * _rng(seed, _STREAM_SENSOR16, user).standard_normal((n, 16))
     interference16 = _hum(t, config.hum_hz, *hum16)
     emg16 = muscle16 + interference16 + noise16 + offset16
 
@@ -608,15 +790,16 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
     muscle8 = _signal.decimate_channels(w8 @ sources.T, factor, axis=-1).T  # channel-first is faster
     m = muscle8.shape[0]
     t500 = t[::factor][:m]
-    noise8 = config.mindrove_noise_uv * _rng(seed, _STREAM_SENSOR8).standard_normal((m, 8))
+    noise8 = config.mindrove_noise_uv * _rng(seed, _STREAM_SENSOR8, user).standard_normal((m, 8))
     interference8 = _hum(t500, config.hum_hz, *hum8)
     emg8 = muscle8 + interference8 + noise8 + offset8
 
     labels = angles.copy()
-    ik_failure = _segments_mask(n, config.ik_failure_fraction, int(0.05 * fs), int(0.5 * fs), _rng(seed, _STREAM_IK))
+    ik_rng = _rng(seed, _STREAM_IK, user)
+    ik_failure = _segments_mask(n, config.ik_failure_fraction, int(0.05 * fs), int(0.5 * fs), ik_rng)
     labels[ik_failure] = 0.0
 
-    frames = _camera(config, seed, t, angles)
+    frames = _camera(config, seed, t, angles, user, person.hand_scale)
     return {
         "t": t,
         "start": start,
@@ -638,6 +821,7 @@ def _simulate(config: SyntheticConfig, seed: int) -> dict[str, Any]:
         "w8": w8,
         "rot16": rot16,
         "rot8": rot8,
+        "hand_scale": person.hand_scale,
         **frames,
     }
 
@@ -674,8 +858,10 @@ def landmarks_from_angles(angles: np.ndarray) -> np.ndarray:
     return np.concatenate(blocks, axis=0)[:f].astype(np.float32) if blocks else np.zeros((0, 21, 3), np.float32)
 
 
-def _camera(config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarray) -> dict[str, np.ndarray]:
-    rng = _rng(seed, _STREAM_CAMERA)
+def _camera(
+    config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarray, user: int = 0, hand_scale: float = 1.0
+) -> dict[str, np.ndarray]:
+    rng = _rng(seed, _STREAM_CAMERA, user)
     period = 1.0 / config.camera_fps
     n_frames = math.floor(t[-1] * config.camera_fps) + 1
     jitter = np.clip(rng.normal(0.0, config.camera_jitter_s, n_frames), -0.4 * period, 0.4 * period)
@@ -683,6 +869,8 @@ def _camera(config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarra
     frame_t = np.unique(frame_t)  # sorted, strictly increasing even where clipping met an edge
     angles_frames = _signal.interpolate_to_times(angles, t, frame_t, axis=0).astype(np.float64)
     landmarks = landmarks_from_angles(angles_frames).astype(np.float64)
+    if hand_scale != 1.0:
+        landmarks *= hand_scale  # a bigger hand: every bone longer by the same factor, about the wrist
     low = _segments_mask(frame_t.shape[0], config.low_confidence_fraction, 2, 8, rng)
     confidence = np.where(low, rng.uniform(0.15, 0.5, frame_t.shape[0]), rng.uniform(0.85, 0.99, frame_t.shape[0]))
     # A hand detector is noisier exactly when it is unsure.
@@ -694,13 +882,20 @@ def _camera(config: SyntheticConfig, seed: int, t: np.ndarray, angles: np.ndarra
 # --------------------------------------------------------------------------
 # public generator
 # --------------------------------------------------------------------------
-def generate_session(config: SyntheticConfig | None = None, seed: int = 0) -> SyntheticSession:
-    """Generate one session (both views). Deterministic per (config, seed).
+def generate_session(config: SyntheticConfig | None = None, seed: int = 0, user: int = 0) -> SyntheticSession:
+    """Generate one session (both views). Deterministic per (config, seed, user).
 
     Args:
       config: SyntheticConfig (default: 60 s, 2 kHz / 500 Hz, 60 Hz hum).
       seed: session seed (movement, band placement, gains, noise); the
         physiology comes from ``config.model_seed``.
+      user: simulated user, a non-negative integer. 0 is the physiology of
+        ``config.model_seed`` as it is (the sessions from before users existed,
+        bit for bit); user k >= 1 is a person drawn from (model_seed, k) --
+        systematic band rotation and axial shift, muscle depth and position,
+        skin gain per electrode, activation map, hand size -- scaled by
+        ``config.user_variation``. Each user has their own session draws: the
+        same ``seed`` under two users is two different movements.
     Returns:
       SyntheticSession (N = duration_s * 2000 rounded down to a multiple of 4).
     """
@@ -708,16 +903,19 @@ def generate_session(config: SyntheticConfig | None = None, seed: int = 0) -> Sy
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
     seed = _check_seed(seed)
-    s = _simulate(config, seed)
+    user = _check_user(user)
+    s = _simulate(config, seed, user)
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     angles32 = f32(s["angles"])
     info = {
         "seed": seed,
+        "user": user,
         "model_seed": config.model_seed,
         "ring_rotation_deg": math.degrees(s["rot16"]),
         "mindrove_rotation_deg": math.degrees(s["rot8"]),
         "ik_failure_fraction": float(np.mean(s["ik_failure"])),
         "hum_hz": config.hum_hz,
+        "hand_scale": s["hand_scale"],
     }
     factor = config.decimation
     m = s["emg8"].shape[0]
@@ -736,6 +934,7 @@ def generate_session(config: SyntheticConfig | None = None, seed: int = 0) -> Sy
         activations=f32(s["activations"]),
         angles_true_2k=angles32,
         info=info,
+        user=user,
     )
 
 
@@ -746,7 +945,7 @@ def _db(signal_power: float, noise_power: float) -> float:
     return 10.0 * math.log10(signal_power / noise_power)
 
 
-def session_diagnostics(config: SyntheticConfig | None = None, seed: int = 0) -> dict[str, float]:
+def session_diagnostics(config: SyntheticConfig | None = None, seed: int = 0, user: int = 0) -> dict[str, float]:
     """Physics of one session, for docs and sanity checks.
 
     Returns a dict with:
@@ -761,7 +960,7 @@ def session_diagnostics(config: SyntheticConfig | None = None, seed: int = 0) ->
         many muscle directions each band can tell apart.
     """
     config = SyntheticConfig() if config is None else config
-    s = _simulate(config, _check_seed(seed))
+    s = _simulate(config, _check_seed(seed), _check_user(user))
     fs = config.emg_rate_hz
     noise16 = s["noise16"] + s["interference16"]
     noise8 = s["noise8"] + s["interference8"]
@@ -805,6 +1004,8 @@ def learnability_report(
     *,
     train_seeds: Sequence[int] = (0, 1, 2, 3),
     test_seeds: Sequence[int] = (4, 5),
+    train_user: int = 0,
+    test_user: int = 0,
     window_s: float = 0.2,
     stride_s: float = 0.05,
     lags: int = 2,
@@ -815,6 +1016,8 @@ def learnability_report(
     Views compared (same windows, same targets = true angles at window ends):
       "16ch_2k": the emg2pose view, band 20-450 Hz;
       "16ch_2k_lowband": the same electrodes, band 20-200 Hz (temporal loss only);
+      "16ch_2k_bands": the same electrodes, log RMS in three bands per channel (20-250, 250-500 and
+        500-950 Hz): what the full view carries, ``high_band_info`` content included;
       "8of16_500": simulate_mindrove_view of the emg2pose view (8 of its 16
         electrodes at 500 Hz; spatial + temporal loss);
       "mindrove_500": the MindRove view itself (own band placement, own noise).
@@ -823,22 +1026,31 @@ def learnability_report(
     The ridge strength (times the number of windows) is picked from
     ``ridge_grid`` on the last training session, then the model is refit on
     all training sessions and scored on the test sessions (other seeds, hence
-    other band placements, gains and movements).
+    other band placements, gains and movements). ``train_user`` / ``test_user``
+    pick the simulated users of the training and test sessions (another test
+    user: a cross-user check).
     Each entry: r2 (mean over joints, against the held-out sessions' variance),
     mae_deg, mean_baseline_mae_deg (predicting the training mean) and ridge.
     """
     config = SyntheticConfig() if config is None else config
-    views = ("16ch_2k", "16ch_2k_lowband", "8of16_500", "mindrove_500")
+    views = ("16ch_2k", "16ch_2k_lowband", "16ch_2k_bands", "8of16_500", "mindrove_500")
     fs, fs500 = config.emg_rate_hz, config.mindrove_rate_hz
 
-    def featurize(seed):
-        sess = generate_session(config, seed)
+    def featurize(seed, user):
+        sess = generate_session(config, seed, user)
         t = sess.time_2k - sess.time_2k[0]
         times = np.arange(window_s + lags * stride_s, t[-1], stride_s)
         target = _signal.interpolate_to_times(sess.angles_true_2k, t, times, axis=0).astype(np.float64)
         feats = {
             "16ch_2k": _rms_features(sess.emg_2k, fs, window_s, times, (20.0, 450.0), config.hum_hz),
             "16ch_2k_lowband": _rms_features(sess.emg_2k, fs, window_s, times, (20.0, 200.0), config.hum_hz),
+            "16ch_2k_bands": np.concatenate(
+                [
+                    _rms_features(sess.emg_2k, fs, window_s, times, band, config.hum_hz)
+                    for band in ((20.0, 250.0), (250.0, 500.0), (500.0, min(950.0, 0.475 * fs)))
+                ],
+                axis=1,
+            ),
             "8of16_500": _rms_features(
                 _signal.simulate_mindrove_view(sess.emg_2k, axis=0, factor=config.decimation),
                 fs500,
@@ -857,8 +1069,8 @@ def learnability_report(
             f"learnability_report needs >= 2 train seeds (the last one picks the ridge strength) and >= 1 test "
             f"seed, found {len(train_seeds)} and {len(test_seeds)}"
         )
-    train = [featurize(s) for s in train_seeds]
-    test = [featurize(s) for s in test_seeds]
+    train = [featurize(s, train_user) for s in train_seeds]
+    test = [featurize(s, test_user) for s in test_seeds]
     y_train = np.concatenate([y for _, y in train])
     y_test = np.concatenate([y for _, y in test])
     baseline_mae = float(np.degrees(np.mean(np.abs(y_test - y_train.mean(axis=0)))))
@@ -897,17 +1109,13 @@ def learnability_report(
 # writing datasets
 # --------------------------------------------------------------------------
 _FORMATS = ("emg2pose", "mindrove")
-# emg2pose's metadata columns first (``filename, user, session, stage, side, split``: what
-# `emgjax.data.load_splits` and emg2pose's own tools read), then ours. ``filename`` is the session's
-# emg2pose file without its suffix, as in emg2pose (the MindRove file when only that format is written);
-# ``emg2pose_file`` / ``mindrove_file`` name each format's file (empty when not written).
+# emg2pose's metadata columns first (``filename, user, session, stage, side, moving_hand, held_out_user,
+# held_out_stage, split, generalization``: what `emgjax.data.load_splits`, `load_emg2pose_sessions` and
+# emg2pose's own tools read), then ours. ``filename`` is the session's emg2pose file without its suffix, as in
+# emg2pose (the MindRove file when only that format is written); ``emg2pose_file`` / ``mindrove_file`` name
+# each format's file (empty when not written).
 METADATA_COLUMNS = (
-    "filename",
-    "user",
-    "session",
-    "stage",
-    "side",
-    "split",
+    *_EMG2POSE_COLUMNS,
     "session_seed",
     "model_seed",
     "duration_s",
@@ -920,6 +1128,8 @@ METADATA_COLUMNS = (
     "ring_rotation_deg",
     "mindrove_rotation_deg",
     "hum_hz",
+    "hand_scale",
+    "high_band_info",
 )
 
 # Sane limits, checked before anything is generated: 10,000 sessions of up to 10 minutes. A 10-minute
@@ -958,6 +1168,11 @@ def session_splits(n_sessions: int) -> list[str]:
     if n_sessions == 2:
         return ["train", "test"]
     return [_split_of(i, n_sessions) for i in range(n_sessions)]
+
+
+def heldout_user_count(n_users: int) -> int:
+    """How many of ``n_users`` simulated users a dataset holds out: none of 1, else max(1, round(n_users / 4))."""
+    return 0 if n_users < 2 else max(1, round(n_users / 4))
 
 
 def _check_count(name: str, value: Any, low: int, high: int) -> int:
@@ -1032,20 +1247,30 @@ def write_synthetic_dataset(
     seed: int = 0,
     formats: Sequence[str] = _FORMATS,
     config: SyntheticConfig | None = None,
+    n_users: int = 1,
 ) -> dict[str, Any]:
-    """Generate ``n_sessions`` sessions and write them as HDF5 files.
+    """Generate ``n_sessions`` sessions for each of ``n_users`` simulated users and write them as HDF5 files.
 
     Layout: ``out_dir/emg2pose/sessionNNN.hdf5`` (emg2pose format, 16 ch, 2 kHz,
     angles per sample), ``out_dir/mindrove/sessionNNN.hdf5`` (our MindRove
     schema: 8 ch, 500 Hz, 30 fps landmarks + confidence + angles) and
     ``out_dir/metadata.csv`` (one row per session in emg2pose's metadata
-    format -- ``filename, user, session, stage, side, split`` -- plus our
-    columns, see ``METADATA_COLUMNS``; session-level train/val/test splits,
-    see ``session_splits``). ``load_splits(out_dir / "metadata.csv")`` reads it.
-    Session i uses seed ``seed * 10000 + i``. ``duration_s`` (seconds per
-    session) overrides ``config.duration_s``; pass None to keep the config's.
+    format -- ``filename, user, session, stage, side, moving_hand, held_out_user,
+    held_out_stage, split, generalization`` -- plus our columns, see
+    ``METADATA_COLUMNS``). ``load_splits(out_dir / "metadata.csv")`` and
+    ``load_emg2pose_sessions(out_dir / "emg2pose")`` read it.
+    User u's session i is file ``session{u * n_sessions + i:03d}`` with seed
+    ``seed * 10000 + i`` (``generate_session(config, seed, user=u)``), user id
+    ``user{u}`` and stage ``stage0``. Splits: the last ``heldout_user_count(n_users)``
+    users are held out (``held_out_user`` True, split ``test``, generalization
+    ``user``); every other user's sessions are split by session (``session_splits``:
+    train, then val and test, generalization ``session``, our label for a seen
+    user's unseen session). With one user this is the single-user dataset as before.
+    ``duration_s`` (seconds per session) overrides ``config.duration_s``; pass
+    None to keep the config's.
 
     Checked before anything is generated: 1 <= n_sessions <= MAX_SESSIONS,
+    1 <= n_users, n_users * n_sessions <= MAX_SESSIONS,
     0 < duration <= MAX_DURATION_S, 0 <= seed <= MAX_SEED, room on the disk,
     and ``out_dir`` new, empty or an earlier synthetic dataset, whose files
     are deleted first (anything else in it is refused). Sessions are
@@ -1054,12 +1279,19 @@ def write_synthetic_dataset(
 
     Returns:
       {"emg2pose": [Path, ...], "mindrove": [Path, ...], "metadata": Path,
-          "splits": [str, ...]} (a format not asked for has an empty list).
+          "splits": [str, ...], "users": [str, ...]} (one entry per session, in
+          file order; a format not asked for has an empty list).
     """
     config = SyntheticConfig() if config is None else config
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config must be a SyntheticConfig, found {type(config).__name__}")
     n_sessions = _check_count("sessions", n_sessions, 1, MAX_SESSIONS)
+    n_users = _check_count("users", n_users, 1, MAX_SESSIONS)
+    if n_users * n_sessions > MAX_SESSIONS:
+        raise ValueError(
+            f"users x sessions: expected at most {MAX_SESSIONS:,} sessions in all, found {n_users} x {n_sessions} = "
+            f"{n_users * n_sessions:,}"
+        )
     duration = config.duration_s if duration_s is None else duration_s
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration <= MAX_DURATION_S:
         raise ValueError(f"duration: expected seconds in (0, {MAX_DURATION_S:g}], found {duration!r}")
@@ -1073,28 +1305,35 @@ def write_synthetic_dataset(
     from emgjax.errors import check_output_path
 
     out = check_output_path("out_dir", out_dir)
-    bytes_needed = int(n_sessions * config.duration_s * sum(_BYTES_PER_SECOND[f] for f in formats) * 1.1)
+    bytes_needed = int(n_users * n_sessions * config.duration_s * sum(_BYTES_PER_SECOND[f] for f in formats) * 1.1)
     _prepare_output(out, bytes_needed)
     if "emg2pose" in formats:
         from emgjax.data.emg2pose import write_emg2pose_session
     if "mindrove" in formats:
         from emgjax.data.mindrove import write_mindrove_session
 
-    result: dict[str, Any] = {"emg2pose": [], "mindrove": [], "splits": []}
+    result: dict[str, Any] = {"emg2pose": [], "mindrove": [], "splits": [], "users": []}
     rows = []
-    for i in range(n_sessions):
+    first_heldout = n_users - heldout_user_count(n_users)
+    for user, i in ((u, i) for u in range(n_users) for i in range(n_sessions)):
         session_seed = seed * 10_000 + i
-        name = f"session{i:03d}"
-        split = _split_of(i, n_sessions)
+        name = f"session{user * n_sessions + i:03d}"
+        heldout_user = user >= first_heldout
+        split = "test" if heldout_user else _split_of(i, n_sessions)
         result["splits"].append(split)
-        sess = generate_session(config, session_seed)
+        result["users"].append(f"user{user}")
+        sess = generate_session(config, session_seed, user)
         row = {
             "filename": f"{'emg2pose' if 'emg2pose' in formats else 'mindrove'}/{name}",
             "stage": "stage0",
             "side": "right",
             "session": name,
-            "user": f"synthetic{config.model_seed}",
+            "user": f"user{user}",
+            "moving_hand": True,
+            "held_out_user": heldout_user,
+            "held_out_stage": False,
             "split": split,
+            "generalization": "user" if heldout_user else "" if split == "train" else "session",
             "session_seed": session_seed,
             "model_seed": config.model_seed,
             "duration_s": config.duration_s,
@@ -1107,6 +1346,8 @@ def write_synthetic_dataset(
             "ring_rotation_deg": f"{sess.info['ring_rotation_deg']:.3f}",
             "mindrove_rotation_deg": f"{sess.info['mindrove_rotation_deg']:.3f}",
             "hum_hz": "" if config.hum_hz is None else config.hum_hz,
+            "hand_scale": f"{sess.info['hand_scale']:.4f}",
+            "high_band_info": config.high_band_info,
         }
         if "emg2pose" in formats:
             path = write_emg2pose_session(
@@ -1158,7 +1399,10 @@ def write_synthetic_dataset(
 # command line
 # --------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """``emgjax synth --out DIR [--sessions N --duration S --seed K]`` (also ``python -m emgjax.data.synthetic``)."""
+    """``emgjax synth --out DIR [--sessions N --users U --duration S --seed K ...]``.
+
+    Also ``python -m emgjax.data.synthetic``.
+    """
     from emgjax.errors import run_command
 
     parser = argparse.ArgumentParser(
@@ -1170,7 +1414,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="output folder (new, empty, or an earlier synth output: replaced)")
     parser.add_argument(
-        "--sessions", type=int, default=6, help=f"number of sessions, 1 to {MAX_SESSIONS:,} (default 6)"
+        "--sessions", type=int, default=6, help=f"sessions per user, 1 to {MAX_SESSIONS:,} in all (default 6)"
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=1,
+        help="simulated users (default 1); with 2 or more, the last quarter (at least one) are held out as test",
     )
     parser.add_argument(
         "--duration", type=float, default=60.0, help=f"seconds per session, up to {MAX_DURATION_S:g} (default 60)"
@@ -1185,6 +1435,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=SyntheticConfig.ik_failure_fraction,
         help="fraction of emg2pose samples with injected IK failures (default 0.02)",
     )
+    parser.add_argument(
+        "--user-variation",
+        type=float,
+        default=SyntheticConfig.user_variation,
+        help="how much the simulated users differ, 0 = not at all (default 1)",
+    )
+    parser.add_argument(
+        "--high-band-info",
+        type=float,
+        default=SyntheticConfig.high_band_info,
+        help="known-answer knob in [0, 1]: share of the pose information moved to 250-1000 Hz on the electrodes "
+        "the MindRove view drops (default 0)",
+    )
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -1193,6 +1456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             model_seed=args.model_seed,
             hum_hz=args.hum_hz or None,
             ik_failure_fraction=args.ik_failure_fraction,
+            user_variation=args.user_variation,
+            high_band_info=args.high_band_info,
         )
         result = write_synthetic_dataset(
             args.out,
@@ -1201,9 +1466,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             formats=tuple(args.formats),
             config=config,
+            n_users=args.users,
         )
         counts = ", ".join(f"{len(result[f])} {f}" for f in _FORMATS if result[f])
-        print(f"wrote {counts} session(s) of {args.duration:g} s to {args.out} (splits in {result['metadata']})")
+        users = f" from {args.users} users" if args.users > 1 else ""
+        print(f"wrote {counts} session(s){users} of {args.duration:g} s to {args.out} (splits in {result['metadata']})")
         return 0
 
     return run_command("emgjax synth", body)
