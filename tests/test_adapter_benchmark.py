@@ -87,7 +87,8 @@ def test_tiny_benchmark_writes_table_and_plot(tmp_path):
     for draw in users.values():
         assert draw["heldout"] and not set(draw["heldout"]) & set(draw["train"])
     assert not set(users["0"]["heldout"]) & set(users["1"]["heldout"])
-    curve = list(csv.DictReader(open(out / "frozen_curve.csv")))
+    with open(out / "frozen_curve.csv") as handle:
+        curve = list(csv.DictReader(handle))
     assert [int(p["step"]) for p in curve] == [20, 40] and all(float(p["val_mae_deg"]) > 0 for p in curve)
     # The frozen model was written in `emgjax convert`'s format and reads back with load_pretrained.
     from emgjax.bundle import load_pretrained
@@ -152,8 +153,8 @@ def test_real_data_split_by_user_and_stage(tmp_path):
     staged = dataclasses.replace(config, heldout_stages=("stage0",))
     with pytest.raises(ValueError, match="train"):
         data_source(staged).draw(0)
+    write_synthetic_dataset(tmp_path / "few", n_sessions=1, duration_s=1.0, n_users=2, formats=("emg2pose",))
     with pytest.raises(ValueError, match="at least 4 users"):
-        write_synthetic_dataset(tmp_path / "few", n_sessions=1, duration_s=1.0, n_users=2, formats=("emg2pose",))
         data_source(dataclasses.replace(config, data_dir=str(tmp_path / "few" / "emg2pose")))
 
 

@@ -518,11 +518,11 @@ def _run_family(
             StackModel(config.sweep_data_seed, config.seeds[0], o, lr) for o in todo for lr in config.learning_rates
         ]
         variables = _train(config, family, setup, sweep)
-        results = family.evaluate(variables, setup.evaluators[config.sweep_data_seed], [False] * len(sweep))
+        validation = family.evaluate(variables, setup.evaluators[config.sweep_data_seed], [False] * len(sweep))
         for objective in todo:
             scores = [
                 (r["angle_mae_deg"], m.learning_rate)
-                for m, r in zip(sweep, results, strict=True)
+                for m, r in zip(sweep, validation, strict=True)
                 if m.objective == objective
             ]
             rates[objective] = min(scores)[1]
