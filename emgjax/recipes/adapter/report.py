@@ -355,9 +355,9 @@ def _plot_knob(records: Sequence[Mapping[str, Any]], path: pathlib.Path) -> None
             color=colour,
             label=name,
         )
-    ax.set_xlabel("high_band_info: share of pose information in 250–1000 Hz on the electrodes MindRove lacks")
+    ax.set_xlabel("high_band_info (share of pose information moved to 250–1000 Hz, dropped electrodes)")
     ax.set_ylabel("held-out angle MAE (deg, 95 % CI)")
-    ax.set_title("known-answer check: the adapter/ceiling gap as information leaves the armband")
+    ax.set_title("known-answer check: information leaves the armband")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
