@@ -1,12 +1,14 @@
 """Batch benchmark of the MindRove -> emg2pose hardware adapters (thin CLI over emgjax.recipes.adapter).
 
-    python experiments/bench_adapters.py --quick --out runs/adapters      # CPU, synthetic data, < 10 min
-    python experiments/bench_adapters.py --tiny --out /tmp/adapters       # smoke test, < 60 s
+    python experiments/bench_adapters.py --quick --out runs/adapters         # CPU, synthetic users, < 10 min
+    python experiments/bench_adapters.py --quick --knob --out runs/knob      # known-answer check, < 10 min
+    python experiments/bench_adapters.py --tiny --out /tmp/adapters          # smoke test
     python experiments/bench_adapters.py --out runs/adapters_full \\
-        [--data EMG2POSE_DIR] [--emg2pose CONVERTED_DIR]                   # the full grid, for a GPU/TPU
+        [--data EMG2POSE_DIR [--heldout-stages S1,S2]] [--emg2pose CONVERTED_DIR]   # the full grid, GPU/TPU
 
-Writes OUT/results.csv, OUT/results.md, OUT/adapter_benchmark.png and OUT/summary.json;
-see docs/adapter_benchmark.md for what the numbers mean.
+Writes OUT/results.csv, OUT/results.md, OUT/adapter_benchmark.png, OUT/summary.json and the frozen
+model's learning curve OUT/frozen_curve.csv/.png (--knob: OUT/knob.csv, OUT/knob.png and one
+benchmark per knob value under OUT/knob_<value>/); see docs/adapter_benchmark.md for what they mean.
 """
 
 # No `from __future__ import annotations`: tests load this file without registering it in sys.modules,
@@ -40,7 +42,21 @@ class BenchOptions:
         default=None,
         metadata={"help": "comma-separated objective names (recon, pose, recon+pose, pose+prior), or ';'-separated"},
     )
-    seeds: tuple[int, ...] | None = field(default=None, metadata={"help": "comma-separated integer seeds"})
+    seeds: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "comma-separated init seeds (initial parameters, dropout)"}
+    )
+    data_seeds: tuple[int, ...] | None = field(
+        default=None, metadata={"help": "comma-separated data seeds (draws of train and held-out users)"}
+    )
+    learning_rates: tuple[float, ...] | None = field(
+        default=None, metadata={"help": "comma-separated learning rates each trained row sweeps"}
+    )
+    heldout_stages: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "with --data: emg2pose stages held out with the held-out users"}
+    )
+    knob: bool = field(
+        default=False, metadata={"help": "the known-answer check: a reduced grid at every high-band knob value"}
+    )
     steps: int | None = field(default=None, metadata={"help": "adapter training steps (phase 1)"})
     phase2_steps: int | None = field(default=None, metadata={"help": "extra steps with the emg2pose decoder unfrozen"})
 
@@ -72,6 +88,14 @@ def _run(args: BenchOptions) -> int:
         )
     if args.seeds:
         changes["seeds"] = args.seeds
+    if args.data_seeds:
+        changes["data_seeds"] = args.data_seeds
+    if args.learning_rates:
+        changes["learning_rates"] = args.learning_rates
+    if args.heldout_stages:
+        if not args.data:
+            raise ValueError("--heldout-stages: expected --data (emg2pose files with stages), found none")
+        changes["heldout_stages"] = tuple(s for s in args.heldout_stages if s)
     if args.steps is not None:
         changes["steps"] = args.steps
     if args.phase2_steps is not None:
@@ -84,7 +108,8 @@ def _run(args: BenchOptions) -> int:
         bench_config.tiny_config if args.tiny else bench_config.quick_config if args.quick else bench_config.full_config
     )
     config = make(**changes)
-    benchmark.run_benchmark(config, args.out, log=lambda message: print(message, flush=True))
+    run = benchmark.run_knob if args.knob else benchmark.run_benchmark
+    run(config, args.out, log=lambda message: print(message, flush=True))
     return 0
 
 

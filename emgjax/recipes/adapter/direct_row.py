@@ -5,30 +5,25 @@ same ``emgjax.models.direct.DirectModel`` that ``emgjax.recipes.direct``
 trains, with the "angles" output in "sequence" mode (20 joint angles per LSTM
 step). Its per-step predictions are interpolated onto the 2 kHz samples
 emg2pose predicts (``[left_context, window - right_context)``), trained with
-emg2pose's angle L1 on the adapters' batches, step budget and optimiser (every
-seed at once with the vmapped train step), and scored like every other row.
+emg2pose's angle L1 on the adapters' batches and step budget, with its own
+learning rate (``benchmark``'s sweep), every seed at once with the vmapped
+train step (``stack.train_stack``), and scored like every other row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
-from emgjax.data.sessions import SessionArrays, sample_batch
 from emgjax.models.configs import PoseModelConfig
-from emgjax.models.direct import DirectConfig, DirectModel, count_params, sequence_sample_index
-from emgjax.recipes.adapter.bench_config import BenchmarkConfig, optim_config
-from emgjax.recipes.adapter.evaluation import Evaluator
-from emgjax.recipes.adapter.report import aggregate
+from emgjax.models.direct import DirectConfig, DirectModel, sequence_sample_index
+from emgjax.recipes.adapter.bench_config import BenchmarkConfig
 from emgjax.train.losses import angle_l1
-from emgjax.train.optim import make_optimizer
-from emgjax.train.state import create_train_state
-from emgjax.train.step import make_vmapped_train_step, stack_trees, unstack_tree
 
-__all__ = ["direct_config", "direct_alignment", "direct_predict", "make_direct_angles_loss_fn", "train_direct_row"]
+__all__ = ["direct_config", "direct_alignment", "direct_predict", "make_direct_angles_loss_fn", "direct_family_parts"]
 
 Alignment = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -93,37 +88,12 @@ def make_direct_angles_loss_fn(model: DirectModel, alignment: Alignment, left: i
     return loss_fn
 
 
-def train_direct_row(
-    config: BenchmarkConfig,
-    train: Sequence[SessionArrays],
-    evaluator: Evaluator,
-    window: int,
-    emg2pose_config: PoseModelConfig,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Train the direct model (all seeds vmapped, the adapters' batches and budget) and score it: one table row."""
+def direct_family_parts(
+    config: BenchmarkConfig, window: int, emg2pose_config: PoseModelConfig
+) -> tuple[DirectModel, Alignment, Callable]:
+    """(model, alignment, loss_fn) of the direct row: trained by ``stack.train_stack`` like every trained row."""
     cfg = direct_config(config)
     model = DirectModel(cfg)
-    num_input = window // 4
     left, stop = emg2pose_config.left_context, window - emg2pose_config.right_context
-    alignment = direct_alignment(num_input, cfg, left, stop)
-    optimizer = make_optimizer(optim_config(config))
-    states = []
-    for seed in config.seeds:
-        key, dropout_key = jax.random.split(jax.random.key(seed))
-        variables = model.init_variables(key, num_samples=num_input)
-        states.append(create_train_state(variables["params"], optimizer, dropout_key, variables["batch_stats"]))
-    stacked = stack_trees(states)
-    step = make_vmapped_train_step(make_direct_angles_loss_fn(model, alignment, left, stop), optimizer)
-    rng = np.random.default_rng(1234)  # the adapters' batches
-    for _ in range(config.steps + config.phase2_steps):
-        stacked, _metrics = step(stacked, sample_batch(train, rng, config.batch_size, window), {})
-    forward = jax.jit(lambda v, emg: direct_predict(model, v, emg, alignment)[0])
-    per_seed = []
-    for i in range(len(config.seeds)):
-        variables = {"params": unstack_tree(stacked.params, i), "batch_stats": unstack_tree(stacked.batch_stats, i)}
-        per_seed.append(evaluator.forward_metrics(forward, variables, "emg"))
-    params = count_params(unstack_tree(stacked.params, 0))
-    row = aggregate("direct", "Conv1D+LSTM on 8 ch / 500 Hz", "pose", "yes", per_seed, params, None)
-    log(f"direct model: MAE {row['angle_mae_deg'][0]:.2f} deg")
-    return row
+    alignment = direct_alignment(window // 4, cfg, left, stop)
+    return model, alignment, make_direct_angles_loss_fn(model, alignment, left, stop)

@@ -1,10 +1,12 @@
 """Held-out evaluation of the adapter benchmark's rows: pose, reconstruction, size and speed.
 
-Every row is scored on the same held-out windows (whole sessions never seen in
-training): angle MAE and landmark distance with ``emgjax.metrics`` (landmarks
-through the synthetic hand model's forward kinematics), reconstruction SNR
-overall and per band and per-channel correlation with
-``emgjax.recipes.adapter.objectives``, parameter count and throughput.
+Every row of one data seed is scored on the same held-out windows (sessions of
+users never seen in training): angle MAE and landmark distance with
+``emgjax.metrics`` (landmarks through the synthetic hand model's forward
+kinematics), reconstruction SNR overall and per band (Welch) and per-channel
+correlation with ``emgjax.recipes.adapter.objectives``, all on emg2pose's
+output span (its left context excluded: the pose there is never predicted),
+parameter count and throughput.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from emgjax.models.configs import PoseModelConfig
 from emgjax.recipes.adapter import objectives as obj
 from emgjax.recipes.adapter.bench_config import MEASURED_CHANNELS, SYNTHESISED_CHANNELS
 
-__all__ = ["Evaluator", "evaluate_pipeline", "count_params", "throughput"]
+__all__ = ["Evaluator", "evaluate_pipeline", "pipeline_forward", "count_params", "throughput"]
 
 
 def count_params(tree: Any) -> int:
@@ -61,7 +63,8 @@ class Evaluator:
         stop = self.batches[0]["joint_angles"].shape[-1] - emg2pose_config.right_context
         self.target = np.concatenate([b["joint_angles"][..., left:stop] for b in self.batches])
         self.mask = np.concatenate([b["no_ik_failure"][..., left:stop] for b in self.batches])
-        self.true_emg = np.concatenate([b["emg_2k"] for b in self.batches])
+        self.span = (left, stop)  # the reconstruction metrics score the samples whose pose is predicted
+        self.true_emg = np.concatenate([b["emg_2k"][..., left:stop] for b in self.batches])
 
     def pose_metrics(self, angles: np.ndarray) -> dict[str, float]:
         """angles (N, 20, T') radians -> angle MAE (degrees) and landmark distance (mm) over valid samples."""
@@ -72,7 +75,11 @@ class Evaluator:
         }
 
     def recon_metrics(self, emg_2k: np.ndarray) -> dict[str, float]:
-        """emg_2k (N, 16, window) synthesised -> SNR (overall, 0-250 Hz, 250-1000 Hz) and channel correlations."""
+        """emg_2k (N, 16, window) synthesised -> SNR (overall, 0-250 Hz, 250-1000 Hz) and channel correlations.
+
+        Scored on the output span only (``self.span``): the left context only feeds emg2pose's first output.
+        """
+        emg_2k = np.asarray(emg_2k)[..., self.span[0] : self.span[1]]
         low, high = obj.band_snr_db(emg_2k, self.true_emg, 2000.0)
         corr = obj.channel_correlation(emg_2k, self.true_emg)
         return {
@@ -83,25 +90,40 @@ class Evaluator:
             "corr_synthesised": float(np.mean(corr[list(SYNTHESISED_CHANNELS)])),
         }
 
-    def forward_metrics(self, forward: Callable[[Any, Any], Any], variables: Any, input_key: str) -> dict[str, float]:
-        """Pose metrics and throughput of ``forward(variables, batch[input_key]) -> angles`` (B, 20, T')."""
+    def forward_metrics(
+        self, forward: Callable[[Any, Any], Any], variables: Any, input_key: str, timed: bool = True
+    ) -> dict[str, float]:
+        """Pose metrics (and with ``timed`` throughput) of ``forward(variables, batch[input_key]) -> angles``."""
         angles = np.concatenate([np.asarray(forward(variables, b[input_key])) for b in self.batches])
         metrics = self.pose_metrics(angles)
-        first = self.batches[0][input_key]
-        metrics["windows_per_s"] = throughput(functools.partial(forward, variables, first), first.shape[0])
+        if timed:
+            first = self.batches[0][input_key]
+            metrics["windows_per_s"] = throughput(functools.partial(forward, variables, first), first.shape[0])
         return metrics
 
 
+def pipeline_forward(pipeline: AdapterPipeline) -> Callable[[Any, Any], Any]:
+    """The jitted ``forward(variables, emg) -> outputs`` ({"emg_2k", "angles", ...}) of an adapter pipeline."""
+    return jax.jit(lambda v, emg: pipeline(v, emg)[0])
+
+
 def evaluate_pipeline(
-    pipeline: AdapterPipeline, variables_list: Sequence[Any], evaluator: Evaluator, input_key: str = "emg"
+    pipeline: AdapterPipeline,
+    variables_list: Sequence[Any],
+    evaluator: Evaluator,
+    input_key: str = "emg",
+    timed: Sequence[bool] | None = None,
+    forward: Callable[[Any, Any], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Metrics of each of ``variables_list`` (one dict per model) on the held-out batches.
 
     input_key: the batch entry fed to the pipeline ("emg": the 8 ch / 500 Hz view; "emg_2k": the truth).
+    timed: per model, whether to measure its throughput (default: every model).
+    forward: ``pipeline_forward(pipeline)``, compiled once by a caller that evaluates the pipeline repeatedly.
     """
-    forward = jax.jit(lambda v, emg: pipeline(v, emg)[0])
+    forward = forward or pipeline_forward(pipeline)
     results = []
-    for variables in variables_list:
+    for i, variables in enumerate(variables_list):
         emg_out, angles = [], []
         for batch in evaluator.batches:
             out = forward(variables, batch[input_key])
@@ -109,8 +131,9 @@ def evaluate_pipeline(
             angles.append(np.asarray(out["angles"]))
         metrics: dict[str, Any] = evaluator.recon_metrics(np.concatenate(emg_out))
         metrics.update(evaluator.pose_metrics(np.concatenate(angles)))
-        inputs = evaluator.batches[0][input_key]
-        metrics["windows_per_s"] = throughput(functools.partial(forward, variables, inputs), inputs.shape[0])
+        if timed is None or timed[i]:
+            inputs = evaluator.batches[0][input_key]
+            metrics["windows_per_s"] = throughput(functools.partial(forward, variables, inputs), inputs.shape[0])
         params = variables["params"]
         metrics["params"] = count_params(params["adapter"]) + count_params(params.get("mano_head", {}))
         results.append(metrics)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emgjax.data.windows import rotate_channels as ring_rotation
 from emgjax.models import pose_modules
 from emgjax.models.configs import (
     Conv1dBlockConfig,
@@ -133,13 +134,18 @@ def _pose_loss(config: PoseModelConfig):
     return loss_fn
 
 
+# One compiled forward per (config, shapes) for every evaluation of the process (a validation check every
+# eval_every steps must not recompile).
+_JIT_POSE_FORWARD = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
+
+
 def evaluate_vs_mean(
     config: PoseModelConfig, variables: Mapping, batches: Iterable[Mapping], mean_pose: np.ndarray
 ) -> dict[str, float]:
     """Held-out angle MAE (degrees) of the model and of predicting ``mean_pose`` (20,) everywhere."""
     from emgjax.metrics import masked_sum_and_count
 
-    forward = jax.jit(pose_modules.pose_forward, static_argnums=(0, 5))
+    forward = _JIT_POSE_FORWARD
     model_sum = mean_sum = count = 0.0
     for batch in batches:
         pred, target, mask = forward(
@@ -168,18 +174,26 @@ def train_frozen_emg2pose(
     seed: int = 0,
     min_gain: float | None = 0.15,
     rotate_channels: bool = True,
+    eval_every: int | None = None,
+    patience: int | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict, dict]:
-    """Train emg2pose on 16 ch / 2 kHz windows; returns (variables, report).
+    """Train emg2pose on 16 ch / 2 kHz windows until its validation error stops improving; returns (variables, report).
 
     sample_batch(rng) -> {"emg_2k" (B, 16, T), "joint_angles" (B, 20, T), "no_ik_failure" (B, T)}.
+    heldout_batches: validation windows (users the model does not train on). Every ``eval_every`` steps
+    the validation MAE is measured (the learning curve, ``report["curve"]``); training stops after
+    ``patience`` checks without a new best, or at ``steps``, and the best checkpoint is returned
+    (eval_every None: one check at the end). The schedule is a warm-up and a cosine decay over ``steps``.
     rotate_channels: emg2pose's ring-rotation augmentation (each window's 16 electrodes rolled by -1, 0
-    or +1), because the band sits differently in every session and held-out sessions are unseen.
-    Raises FrozenModelError unless held-out MAE <= (1 - min_gain) x the predict-the-mean MAE
+    or +1, ``emgjax.data.windows.rotate_channels``), because the band sits differently in every session.
+    Raises FrozenModelError unless the best validation MAE <= (1 - min_gain) x the predict-the-mean MAE
     (min_gain=None skips the check and only reports both numbers: for smoke tests on toy data).
     """
     if steps < 1:
         raise ValueError(f"steps: expected >= 1, found {steps}")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every: expected >= 1 or None, found {eval_every}")
     start = time.perf_counter()
     variables = pose_modules.init_variables(config, jax.random.key(seed))
     if "batch_stats" in variables:
@@ -197,35 +211,55 @@ def train_frozen_emg2pose(
     step = make_local_train_step(_pose_loss(config), optimizer)
 
     rng = np.random.default_rng(seed)
-    losses = []
+    losses: list = []
+    curve: list[dict[str, float]] = []
+    best: tuple[float, dict] | None = None
+    since_best = 0
+    check = eval_every or steps
     for i in range(steps):
         batch = sample_batch(rng)
         if rotate_channels:
-            batch = dict(batch, emg_2k=_rotate_ring(np.asarray(batch["emg_2k"]), rng))
+            emg = np.asarray(batch["emg_2k"])
+            batch = dict(batch, emg_2k=np.stack([ring_rotation(window, rng) for window in emg]))
         state, metrics = step(state, batch)
         losses.append(metrics["loss"])
-        if log is not None and (i + 1) % max(1, steps // 5) == 0:
-            log(f"emg2pose step {i + 1}/{steps}: train L1 {float(np.mean(losses[-20:])):.4f} rad")
-    trained = {"params": state.params}
+        if (i + 1) % check and i + 1 < steps:
+            continue
+        current = {"params": state.params}
+        val = evaluate_vs_mean(config, current, heldout_batches, mean_pose)
+        train_l1 = float(np.mean(jnp.stack(losses[-check:])))
+        curve.append({"step": i + 1, "train_l1_deg": float(np.degrees(train_l1)), "val_mae_deg": val["mae_deg"]})
+        if log is not None:
+            log(
+                f"emg2pose step {i + 1}/{steps}: train L1 {np.degrees(train_l1):.2f} deg, "
+                f"val MAE {val['mae_deg']:.2f} deg"
+            )
+        if best is None or val["mae_deg"] < best[0]:
+            best, since_best = (val["mae_deg"], jax.tree_util.tree_map(np.asarray, current)), 0
+        else:
+            since_best += 1
+            if patience is not None and since_best >= patience:
+                break
+    assert best is not None  # the last step always checks
+    trained = best[1]
     report = evaluate_vs_mean(config, trained, heldout_batches, mean_pose)
+    best_step = min(curve, key=lambda point: point["val_mae_deg"])["step"]
     report.update(
-        steps=steps,
+        steps=len(losses),
+        max_steps=steps,
+        best_step=best_step,
+        stopped_early=len(losses) < steps,
         train_seconds=time.perf_counter() - start,
         final_train_l1_rad=float(np.mean(jnp.stack(losses[-20:]))),
+        curve=curve,
     )
     report["beats_mean_baseline"] = bool(report["mae_deg"] < report["mean_baseline_mae_deg"])
     if min_gain is not None and not report["mae_deg"] <= (1.0 - min_gain) * report["mean_baseline_mae_deg"]:
         raise FrozenModelError(
-            f"trained emg2pose held-out MAE {report['mae_deg']:.2f} deg does not beat the predict-the-mean baseline "
-            f"{report['mean_baseline_mae_deg']:.2f} deg by {min_gain:.0%}; not worth freezing (train longer)"
+            f"trained emg2pose validation MAE {report['mae_deg']:.2f} deg does not beat the predict-the-mean "
+            f"baseline {report['mean_baseline_mae_deg']:.2f} deg by {min_gain:.0%}; not worth freezing (train longer)"
         )
     return trained, report
-
-
-def _rotate_ring(emg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Roll each window's electrodes around the ring by -1, 0 or +1. emg: (B, C, T)."""
-    shifts = rng.integers(-1, 2, size=emg.shape[0])
-    return np.stack([np.roll(window, shift, axis=0) for window, shift in zip(emg, shifts, strict=True)])
 
 
 def frozen_emg2pose(

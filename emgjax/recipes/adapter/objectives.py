@@ -248,19 +248,27 @@ def snr_db(pred, target) -> float:
 
 
 def band_snr_db(
-    pred, target, sample_rate: float, bands: Sequence[tuple[float, float]] = DEFAULT_BANDS_HZ
+    pred,
+    target,
+    sample_rate: float,
+    bands: Sequence[tuple[float, float]] = DEFAULT_BANDS_HZ,
+    nperseg: int = 256,
 ) -> list[float]:
-    """SNR (dB) inside each frequency band [low, high) Hz, from FFT power (Parseval).
+    """SNR (dB) inside each frequency band [low, high) Hz, from Welch power spectra (``scipy.signal.welch``).
 
-    pred, target: (B, C, T). A band holds the FFT bins with low <= f < high (the
-    last band also holds f == high, e.g. the Nyquist bin). Returns one SNR per band.
+    pred, target: (B, C, T), the region to score only (e.g. emg2pose's output span, without its left context).
+    Welch's method (Hann segments of ``nperseg`` samples, half overlap, averaged) keeps a strong band from
+    leaking into a weak one, as a rectangular window over the whole signal would. A band holds the bins
+    with low <= f < high (the last band also holds f == high, e.g. the Nyquist bin). Returns one SNR per band.
     """
+    from scipy.signal import welch
+
     pred, target = _check_pair(pred, target)
     if sample_rate <= 0:
         raise ValueError(f"sample_rate: expected > 0 Hz, found {sample_rate}")
-    freqs = np.fft.rfftfreq(target.shape[-1], 1.0 / sample_rate)
-    target_power = np.abs(np.fft.rfft(target, axis=-1)) ** 2
-    error_power = np.abs(np.fft.rfft(pred - target, axis=-1)) ** 2
+    segment = min(nperseg, target.shape[-1])
+    freqs, target_power = welch(target, fs=sample_rate, nperseg=segment, axis=-1)
+    _, error_power = welch(pred - target, fs=sample_rate, nperseg=segment, axis=-1)
     out = []
     for i, (low, high) in enumerate(bands):
         if not 0 <= low < high:
