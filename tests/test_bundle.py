@@ -146,7 +146,15 @@ def test_load_model_opens_and_predicts_every_kind(tmp_path, capsys):
     from emgjax.recipes.adapter.bench_config import tiny_config
     from emgjax.recipes.adapter.benchmark import run_benchmark
 
-    reduced = tiny_config(objectives=("pose",), seeds=(0,), direct=False, calibrated_ceiling=False, emg2pose_steps=5)
+    reduced = tiny_config(
+        objectives=("pose",),
+        seeds=(0,),
+        direct=False,
+        calibrated_ceiling=False,
+        emg2pose_steps=5,
+        target_space=False,
+        learning_rates=(1e-2,),
+    )
     run_benchmark(reduced, tmp_path / "bench", log=lambda line: None)
     adapter = emgjax.load_model(tmp_path / "bench" / "models" / "linear_sinc__pose")
     assert adapter.kind == "adapter_pipeline" and adapter.input_spec.sample_rate == 500.0

@@ -50,7 +50,7 @@ SKIPPED = {
         "needs runs/direct (skipped above) and a new user's own recordings in data/new_user"
     ),
     "python experiments/bench_adapters.py --quick": (
-        "a benchmark (~4-5 min on 2 CPU cores); tests/test_adapter_benchmark.py covers it"
+        "a benchmark (~10 CPU-minutes on 2 cores); tests/test_adapter_benchmark.py covers it"
     ),
     "python experiments/bench_adapters.py --out runs/full": (
         "needs the real emg2pose dataset and a converted Meta checkpoint (EMG2POSE_DIR, CONVERTED_DIR placeholders) "
