@@ -601,7 +601,7 @@ def _fake_armband(channels: int, rate: int, *, present: bool = True, nan: tuple[
         return original(board_id, shim=Shim, clock=lambda: clock[0], sleep=sleep, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(emgjax.stream, "MindRoveBoardSource", board)
+        patch.setattr(emgjax.stream.mindrove_board, "MindRoveBoardSource", board)
         yield clock
 
 

@@ -169,6 +169,9 @@ def test_ctrl_c_during_compilation_waits_for_it_then_stops():
 
     model = InterruptedWhileCompiling()
     source = InterruptedSource(np.zeros((8, 100), np.float32), 500.0, chunk_samples=20, at=99)
+    # Python's own Ctrl-C handling, as in a terminal: a worker of the parallel test run can find SIGINT's handler
+    # changed by an earlier test (it failed once in CI that way, never alone), and that would not test run_stream.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     report = run_stream(model, source)
     assert report.stop == "interrupted" and report.chunks == 0 and source._closed and not source.closed  # never started
     assert model.calls == 1 and report.compile_s > 0  # the compile finished before the stream stopped
@@ -488,7 +491,7 @@ def fake_armband(monkeypatch):
     def board(board_id, **kwargs):
         return original(board_id, shim=state["shim"], clock=clock, sleep=sleep, **kwargs)
 
-    monkeypatch.setattr(emgjax.stream, "MindRoveBoardSource", board)
+    monkeypatch.setattr(emgjax.stream.mindrove_board, "MindRoveBoardSource", board)
     return state
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from emgjax.record.camera import CameraSource, open_camera
 from emgjax.record.labels import Labeller, MediaPipeLabeller, require_mediapipe
 from emgjax.record.recorder import RecordingStats, record_session
-from emgjax.stream.sources import BlockSource, open_source
+from emgjax.stream.factory import open_source
+from emgjax.stream.sources import BlockSource
 
 __all__ = ["RECORD_SOURCES", "LABELS", "RecordingInputs", "choose_labels", "open_inputs"]
 

@@ -18,6 +18,7 @@ Layering: above `emgjax.data`, below the command line; the MindRove SDK is impor
 source is made.
 """
 
+from emgjax.stream.factory import open_source
 from emgjax.stream.mindrove_board import (
     SYNTHETIC_BOARD,
     WIFI_BOARD,
@@ -49,7 +50,6 @@ from emgjax.stream.sources import (
     SyntheticTruthSource,
     lost_from_package_numbers,
     lost_from_timestamps,
-    open_source,
     ring_resample_matrix,
 )
 from emgjax.stream.view import MatplotlibView, RerunView, TerminalView, Throttle, make_view

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _source_choice(values: list[str]) -> tuple[str, str | None]:
-    from emgjax.stream.sources import SOURCES
+    from emgjax.stream.factory import SOURCES
 
     name, rest = values[0], values[1:]
     if name not in SOURCES:
@@ -67,8 +67,8 @@ def _source_choice(values: list[str]) -> tuple[str, str | None]:
 
 def stream_command(args: argparse.Namespace) -> int:
     from emgjax.bundle import load_model
+    from emgjax.stream.factory import open_source
     from emgjax.stream.runner import check_seconds, run_stream
-    from emgjax.stream.sources import open_source
     from emgjax.stream.view import make_view
 
     name, path = _source_choice(args.source)
