@@ -63,6 +63,7 @@ SKIPPED = {
     ),
     "emgjax stream --model runs/me/model --source mindrove": "needs a MindRove armband and the calibrated model above",
     "python bench/train_step.py": "a benchmark (speed belongs in bench/, not in tests)",
+    "python bench/scaling.py": "a benchmark (speed belongs in bench/, not in tests)",
 }
 
 # What needs Meta's checkpoint (fabricated here with torch).
