@@ -590,7 +590,8 @@ def test_load_splits_csv_json_and_lists(tmp_path):
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("filename,split\na,train\n")
     with pytest.raises(
-        ValueError, match=r"bad\.csv: expected CSV columns.*missing \['session', 'side', 'stage', 'user'\]"
+        ValueError,
+        match=r"bad\.csv: expected emg2pose metadata columns.*missing \['user', 'session', 'stage', 'side'\]",
     ):
         load_splits(bad_csv)
     bad_json = tmp_path / "bad.json"

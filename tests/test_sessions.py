@@ -7,7 +7,7 @@ from emgjax.data.sessions import (
     SessionArrays,
     load_emg2pose_sessions,
     prepare_sessions,
-    split_sessions,
+    split_heldout,
     synthetic_sessions,
 )
 from emgjax.data.synthetic import SyntheticConfig, generate_session
@@ -57,11 +57,11 @@ def _session(name: str, user: str, stage: str = "s") -> SessionArrays:
 
 def test_split_sessions_holds_out_users_stages_or_both():
     sessions = [_session("a", "u1", "fist"), _session("b", "u2", "fist"), _session("c", "u1", "pinch")]
-    train, held = split_sessions(sessions, heldout_users="u2")
+    train, held = split_heldout(sessions, heldout_users="u2")
     assert [s.name for s in train] == ["a", "c"] and [s.name for s in held] == ["b"]
-    train, held = split_sessions(sessions, heldout_stages=["pinch"])
+    train, held = split_heldout(sessions, heldout_stages=["pinch"])
     assert [s.name for s in train] == ["a", "b"] and [s.name for s in held] == ["c"]
-    train, held = split_sessions(sessions, heldout_users=["u2"], heldout_stages=["pinch"])
+    train, held = split_heldout(sessions, heldout_users=["u2"], heldout_stages=["pinch"])
     assert [s.name for s in train] == ["a"] and [s.name for s in held] == ["b", "c"]
 
 
@@ -78,12 +78,12 @@ def test_split_sessions_holds_out_users_stages_or_both():
 def test_split_sessions_errors(kwargs, match):
     sessions = [_session("a", "u1"), _session("b", "u2"), _session("c", "u1")]
     with pytest.raises(ValueError, match=match):
-        split_sessions(sessions, **kwargs)
+        split_heldout(sessions, **kwargs)
 
 
 def test_split_sessions_refuses_sessions_without_a_user():
     with pytest.raises(ValueError, match=r"expected every session to name its user .* found none for \['b'\]"):
-        split_sessions([_session("a", "u1"), _session("b", "")], heldout_users=["u1"])
+        split_heldout([_session("a", "u1"), _session("b", "")], heldout_users=["u1"])
 
 
 def test_multi_user_dataset_round_trip(tmp_path):
@@ -116,7 +116,7 @@ def test_multi_user_dataset_round_trip(tmp_path):
         ("session003.hdf5", "user1", "stage0"),
     ]
     np.testing.assert_array_equal(sessions[3].emg_2k, generate_session(cfg.replace(duration_s=0.5), 1, 1).emg_2k.T)
-    train, held = split_sessions(sessions, heldout_users=[r["user"] for r in rows if r["held_out_user"] == "True"])
+    train, held = split_heldout(sessions, heldout_users=[r["user"] for r in rows if r["held_out_user"] == "True"])
     assert {s.user for s in train} == {"user0", "user1"} and [s.name for s in held] == [
         "session004.hdf5",
         "session005.hdf5",

@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -574,10 +575,10 @@ class Emg2PoseSession:
         return f"Emg2PoseSession({str(self.path)!r}, samples={len(self) if self._file.id.valid else '?'})"
 
 
-def read_metadata(path: str | os.PathLike) -> list[dict[str, str]]:
+def read_metadata(path: str | os.PathLike, required: Sequence[str] = _METADATA_REQUIRED) -> list[dict[str, str]]:
     """The rows of an emg2pose ``metadata.csv`` as dicts of strings, in file order.
 
-    Columns ``filename``, ``user`` and ``stage`` are required (the rest of
+    Columns ``required`` (default ``filename``, ``user`` and ``stage``) must be present (the rest of
     ``METADATA_COLUMNS`` and any others are kept as found); every row needs a
     filename, and no filename may repeat.
 
@@ -591,11 +592,9 @@ def read_metadata(path: str | os.PathLike) -> list[dict[str, str]]:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            missing = [c for c in _METADATA_REQUIRED if c not in (reader.fieldnames or ())]
+            missing = [c for c in required if c not in (reader.fieldnames or ())]
             if missing:
-                raise ValueError(
-                    f"{path}: expected emg2pose metadata columns {list(_METADATA_REQUIRED)}, missing {missing}"
-                )
+                raise ValueError(f"{path}: expected emg2pose metadata columns {list(required)}, missing {missing}")
             rows = []
             seen: set[str] = set()
             for line, row in enumerate(reader, start=2):

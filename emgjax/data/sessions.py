@@ -28,7 +28,7 @@ __all__ = [
     "SessionArrays",
     "synthetic_sessions",
     "load_emg2pose_sessions",
-    "split_sessions",
+    "split_heldout",
     "prepare_sessions",
     "sample_batch",
     "heldout_batches",
@@ -44,7 +44,7 @@ class SessionArrays:
     emg_500 (8, N // 4): the simulated MindRove view of emg_2k (``prepare_sessions``).
 
     ``user`` and ``stage`` say who recorded it and in which emg2pose stage ("" when unknown): what
-    ``split_sessions`` holds out."""
+    ``split_heldout`` holds out."""
 
     emg_2k: np.ndarray
     joint_angles: np.ndarray
@@ -153,7 +153,7 @@ def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
     return names
 
 
-def split_sessions(
+def split_heldout(
     sessions: Sequence[SessionArrays],
     *,
     heldout_users: str | Sequence[str] = (),
@@ -174,27 +174,27 @@ def split_sessions(
     users = _names(heldout_users, "heldout_users")
     stages = _names(heldout_stages, "heldout_stages")
     if not users and not stages:
-        raise ValueError("split_sessions: expected heldout_users or heldout_stages, found neither")
+        raise ValueError("split_heldout: expected heldout_users or heldout_stages, found neither")
     for wanted, field in ((users, "user"), (stages, "stage")):
         if not wanted:
             continue
         unlabelled = [s.name for s in sessions if not getattr(s, field)]
         if unlabelled:
             raise ValueError(
-                f"split_sessions: expected every session to name its {field} (metadata.csv or the HDF5 attributes), "
+                f"split_heldout: expected every session to name its {field} (metadata.csv or the HDF5 attributes), "
                 f"found none for {unlabelled[:3]}{' ...' if len(unlabelled) > 3 else ''}"
             )
         known = sorted({getattr(s, field) for s in sessions})
         unknown = [w for w in wanted if w not in known]
         if unknown:
-            raise ValueError(f"split_sessions: held-out {field}(s) {unknown} not found; the sessions have {known}")
+            raise ValueError(f"split_heldout: held-out {field}(s) {unknown} not found; the sessions have {known}")
     train: list[SessionArrays] = []
     heldout: list[SessionArrays] = []
     for s in sessions:
         (heldout if s.user in users or s.stage in stages else train).append(s)
     if not train or not heldout:
         raise ValueError(
-            f"split_sessions: expected sessions on both sides, found {len(train)} train and {len(heldout)} held out "
+            f"split_heldout: expected sessions on both sides, found {len(train)} train and {len(heldout)} held out "
             f"(of {len(sessions)})"
         )
     return train, heldout

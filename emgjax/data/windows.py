@@ -19,7 +19,6 @@ recently used closed first), so a dataset can span all 25k emg2pose files.
 from __future__ import annotations
 
 import collections
-import csv
 import dataclasses
 import json
 import logging
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from emgjax.data.emg2pose import SAMPLE_RATE as EMG2POSE_SAMPLE_RATE
-from emgjax.data.emg2pose import Emg2PoseSession, SessionFormatError
+from emgjax.data.emg2pose import Emg2PoseSession, SessionFormatError, read_metadata
 from emgjax.data.mindrove import LABEL_KINDS, MindRoveSession, interpolate_labels
 
 __all__ = [
@@ -688,17 +687,12 @@ def load_splits(
                 raise ValueError(f"{source}: expected a JSON object mapping split names to lists of paths")
         else:
             raw = collections.defaultdict(list)
-            with open(source, newline="") as handle:
-                reader = csv.DictReader(handle)
-                required = {"filename", "user", "session", "stage", "side", "split"}
-                missing = required - set(reader.fieldnames or ())
-                if missing:
-                    raise ValueError(f"{source}: expected CSV columns {sorted(required)}, missing {sorted(missing)}")
-                for line, row in enumerate(reader, start=2):
-                    if not row["filename"] or not row["split"]:
-                        raise ValueError(f"{source}:{line}: empty filename or split")
-                    name = row["filename"] if Path(row["filename"]).suffix else row["filename"] + ".hdf5"
-                    raw[row["split"]].append(name)
+            rows = read_metadata(source, required=("filename", "user", "session", "stage", "side", "split"))
+            for line, row in enumerate(rows, start=2):
+                if not row["split"]:
+                    raise ValueError(f"{source}:{line}: empty filename or split")
+                name = row["filename"] if Path(row["filename"]).suffix else row["filename"] + ".hdf5"
+                raw[row["split"]].append(name)
             raw = dict(raw)
     unknown = sorted(set(raw) - set(SPLIT_NAMES))
     if unknown:

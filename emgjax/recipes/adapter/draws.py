@@ -15,7 +15,7 @@ users come from the metadata. The first half of the users (sorted) form the
 frozen model's pool when it is trained here (its last ``frozen_val_users``
 for validation); the other users are drawn per data seed: a permutation
 seeded by the data seed holds ``n_heldout_users`` of them out, and
-``split_sessions`` also holds out ``heldout_stages`` (emg2pose's held-out
+``split_heldout`` also holds out ``heldout_stages`` (emg2pose's held-out
 conditions) from training.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emgjax.data.sessions import SessionArrays, load_emg2pose_sessions, split_sessions, synthetic_sessions
+from emgjax.data.sessions import SessionArrays, load_emg2pose_sessions, split_heldout, synthetic_sessions
 from emgjax.recipes.adapter.bench_config import BenchmarkConfig
 
 __all__ = ["Draw", "DataSource", "data_source"]
@@ -77,7 +77,7 @@ class DataSource:
             n_val = max(1, min(config.frozen_val_users, len(self._pool_users) - 1))
             val_users = tuple(self._pool_users[-n_val:])
             pool = [s for s in self._real if s.user in self._pool_users]
-            return split_sessions(pool, heldout_users=val_users)
+            return split_heldout(pool, heldout_users=val_users)
         users = range(config.frozen_users + config.frozen_val_users)
         sessions = [
             self._user_sessions(u, config.frozen_sessions_per_user, config.frozen_session_seconds) for u in users
@@ -92,7 +92,7 @@ class DataSource:
             users = [self._draw_users[i] for i in rng.permutation(len(self._draw_users))]
             n_heldout = min(config.n_heldout_users, len(users) - 1)
             pool = [s for s in self._real if s.user in users]
-            train, heldout = split_sessions(
+            train, heldout = split_heldout(
                 pool, heldout_users=tuple(users[:n_heldout]), heldout_stages=config.heldout_stages
             )
             if not train or not heldout:
