@@ -69,6 +69,7 @@ __all__ = [
     "Config",
     "TaggedConfig",
     "ConfigError",
+    "config_parser",
     "config_to_dict",
     "config_from_dict",
     "leaf_fields",
@@ -586,6 +587,17 @@ def config_from_args(default: Any, namespace: argparse.Namespace) -> Any:
     return apply_overrides(config, getattr(namespace, _DEST_PREFIX + "set", []) or [])
 
 
+def config_parser(prog: str | None, description: str | None, extra_usage: str = "") -> argparse.ArgumentParser:
+    """The parser ``parse_config`` fills with a config's fields; ``extra_usage`` names options a caller adds."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=f"%(prog)s [-h] [--show-config]{extra_usage} [--set KEY=VALUE ...] [--<field> VALUE ...]",
+    )
+
+
 def parse_config(
     default: Any,
     argv: Sequence[str] | None = None,
@@ -599,13 +611,7 @@ def parse_config(
     ``--show-config`` prints the resolved config as JSON and exits 0.
     """
     if parser is None:
-        parser = argparse.ArgumentParser(
-            prog=prog,
-            description=description,
-            allow_abbrev=False,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            usage="%(prog)s [-h] [--show-config] [--set KEY=VALUE ...] [--<field> VALUE ...]",
-        )
+        parser = config_parser(prog, description)
     add_config_arguments(parser, default)
     namespace = parser.parse_args(argv)
     try:

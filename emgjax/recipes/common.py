@@ -409,13 +409,9 @@ def experiment_parser(prog: str, description: str | None) -> argparse.ArgumentPa
     ``--distributed`` joins a multi-process run before anything touches JAX: call
     ``join_distributed(namespace)`` first thing in the script's body (see docs/scaling.md).
     """
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=description,
-        allow_abbrev=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="%(prog)s [-h] [--show-config] [--distributed] [--set KEY=VALUE ...] [--<field> VALUE ...]",
-    )
+    from emgjax.config import config_parser
+
+    parser = config_parser(prog, description, extra_usage=" [--distributed]")
     parser.add_argument(
         "--distributed",
         action="store_true",

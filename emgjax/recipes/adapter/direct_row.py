@@ -23,7 +23,15 @@ from emgjax.models.direct import DirectConfig, DirectModel, sequence_sample_inde
 from emgjax.recipes.adapter.bench_config import BenchmarkConfig
 from emgjax.train.losses import angle_l1
 
-__all__ = ["direct_config", "direct_alignment", "direct_predict", "make_direct_angles_loss_fn", "direct_family_parts"]
+__all__ = [
+    "direct_config",
+    "direct_alignment",
+    "direct_predict",
+    "make_direct_angles_loss_fn",
+    "direct_family_parts",
+    "interpolation_alignment",
+    "interpolate",
+]
 
 Alignment = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -51,9 +59,20 @@ def direct_alignment(num_input: int, config: DirectConfig, left_context: int, st
     steps = num_input // config.time_stride
     step_2k = 4 * sequence_sample_index(steps, config)
     position = np.interp(np.arange(left_context, stop), step_2k, np.arange(steps))
+    return interpolation_alignment(position, steps)
+
+
+def interpolation_alignment(position: np.ndarray, n: int) -> Alignment:
+    """(i0, i1, w) that linearly interpolate a length-``n`` series at the fractional ``position``s."""
     i0 = np.floor(position).astype(np.int32)
-    i1 = np.minimum(i0 + 1, steps - 1)
+    i1 = np.minimum(i0 + 1, n - 1)
     return i0, i1, (position - i0).astype(np.float32)
+
+
+def interpolate(values: jax.Array, alignment: Alignment) -> jax.Array:
+    """values (..., n) at the alignment's positions: (..., len(alignment))."""
+    i0, i1, w = alignment
+    return values[..., i0] * (1.0 - w) + values[..., i1] * w
 
 
 def direct_predict(
@@ -65,7 +84,6 @@ def direct_predict(
     rng: jax.Array | None = None,
 ) -> tuple[jax.Array, Any]:
     """emg (B, 8, T) -> (angles (B, 20, len(alignment)) at 2 kHz, new batch_stats)."""
-    i0, i1, w = alignment
     if train:
         if rng is None:
             raise ValueError("direct_predict: train=True needs a dropout rng, found None")
@@ -73,7 +91,7 @@ def direct_predict(
         batch_stats = updates["batch_stats"]
     else:
         (steps, _), batch_stats = model.apply(variables, emg, train=False), variables["batch_stats"]
-    return steps[..., i0] * (1.0 - w) + steps[..., i1] * w, batch_stats
+    return interpolate(steps, alignment), batch_stats
 
 
 def make_direct_angles_loss_fn(model: DirectModel, alignment: Alignment, left: int, stop: int) -> Callable:

@@ -22,11 +22,10 @@ import numpy as np
 
 from emgjax.models import pose_modules
 from emgjax.models.configs import PoseModelConfig
+from emgjax.recipes.adapter.direct_row import Alignment, interpolate, interpolation_alignment
 from emgjax.train.losses import angle_l1
 
 __all__ = ["target_alignment", "target_predict", "make_target_loss_fn"]
-
-Alignment = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def target_alignment(config: PoseModelConfig, num_input: int, left: int, stop: int) -> Alignment:
@@ -41,9 +40,7 @@ def target_alignment(config: PoseModelConfig, num_input: int, left: int, stop: i
         )
     n = num_input - config.left_context
     position = np.clip(np.arange(left, stop) / 4.0 - config.left_context, 0, n - 1)
-    i0 = np.floor(position).astype(np.int32)
-    i1 = np.minimum(i0 + 1, n - 1)
-    return i0, i1, (position - i0).astype(np.float32)
+    return interpolation_alignment(position, n)
 
 
 def target_predict(
@@ -59,8 +56,7 @@ def target_predict(
     rngs = {"dropout": rng} if rng is not None else None
     raw = pose_modules.predict_pose(config, variables, emg, initial, train=train, rngs=rngs)
     aligned = pose_modules.align_predictions(raw, emg.shape[-1] - config.left_context - config.right_context)
-    i0, i1, w = alignment
-    return aligned[..., i0] * (1.0 - w) + aligned[..., i1] * w
+    return interpolate(aligned, alignment)
 
 
 def make_target_loss_fn(config: PoseModelConfig, alignment: Alignment, left: int, stop: int) -> Callable:
