@@ -213,15 +213,51 @@ def test_mediapipe_finds_no_hand_in_a_blank_frame():
 # -- recording -------------------------------------------------------------------------
 
 
+class FiniteCamera(SyntheticCamera):
+    """A synthetic camera that says when it has delivered its last frame (``ended``)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.ended = threading.Event()
+
+    def _read(self):
+        got = super()._read()
+        if got is None:
+            self.ended.set()
+        return got
+
+
+class CameraFirstSource(SyntheticTruthSource):
+    """Synthetic EMG that holds its second chunk until ``camera`` has delivered every frame. Neither side
+    is paced by a clock here, and the camera thread only starts at the first EMG chunk, so without the
+    wait the EMG could reach its target (and the recording stop) before the camera had read its frames."""
+
+    def __init__(self, camera: FiniteCamera, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.camera, self.reads = camera, 0
+
+    def read_chunk(self):
+        self.reads += 1
+        if self.reads == 2:
+            assert self.camera.ended.wait(60.0), "the camera thread did not read its frames within 60 s"
+        return super().read_chunk()
+
+
 def _record(tmp_path, name="s.hdf5", **kwargs):
-    source = kwargs.pop("source", None) or SyntheticTruthSource(8, 500.0, chunk_samples=50, block_seconds=2.0)
+    source = kwargs.pop("source", None)
+    if source is None:
+        camera = kwargs.get("camera")
+        if isinstance(camera, FiniteCamera):
+            source = CameraFirstSource(camera, 8, 500.0, chunk_samples=50, block_seconds=2.0)
+        else:
+            source = SyntheticTruthSource(8, 500.0, chunk_samples=50, block_seconds=2.0)
     out = tmp_path / name
     stats = record_session(out, source, log=lambda _: None, **kwargs)
     return out, stats
 
 
 def test_recording_with_camera_labels_keeps_frames_without_a_hand(tmp_path):
-    camera = SyntheticCamera(width=32, height=24, fps=30.0, seconds=1.0)
+    camera = FiniteCamera(width=32, height=24, fps=30.0, seconds=1.0)
     out, stats = _record(tmp_path, camera=camera, labeller=HalfHands, seconds=2.0, max_label_queue=1000)
     with MindRoveSession(out) as session:
         assert len(session) == 1000
@@ -257,7 +293,7 @@ def test_camera_labels_get_ik_joint_angles_in_the_ik_thread(tmp_path):
             label = super().__call__(image, timestamp)
             return label if not label.found else HandLabel(timestamp, label.image_landmarks, pose, 1.0, 0.9, True)
 
-    camera = SyntheticCamera(width=32, height=24, fps=30.0, seconds=1.0)
+    camera = FiniteCamera(width=32, height=24, fps=30.0, seconds=1.0)
     out, stats = _record(tmp_path, camera=camera, labeller=FKHands, seconds=1.0, max_label_queue=1000)
     assert stats.hand_frames == 15 and stats.ik_frames == 15
     report = check_session(out)
@@ -327,7 +363,7 @@ def test_an_emg_clock_jump_is_shifted_counted_and_the_file_reads(tmp_path):
 def test_a_camera_clock_jump_skips_the_frame(tmp_path):
     times = iter([10.0, 10.033, 9.0, 10.1, 10.133])
 
-    class Backwards(SyntheticCamera):
+    class Backwards(FiniteCamera):
         def _read(self):
             got = super()._read()
             return None if got is None else (got[0], next(times))
@@ -390,7 +426,7 @@ def test_check_refuses_other_files_and_names_original_recordings(tmp_path, capsy
 
 def test_relabel_replaces_labels_from_the_video(tmp_path):
     _need("cv2")
-    camera = SyntheticCamera(width=32, height=24, fps=30.0, seconds=0.5)
+    camera = FiniteCamera(width=32, height=24, fps=30.0, seconds=0.5)
     video = tmp_path / "s.avi"
     out, _ = _record(tmp_path, camera=camera, seconds=1.0, video_path=video)
     with MindRoveSession(out) as session:
@@ -508,7 +544,7 @@ def test_record_check_train_chain(tmp_path, capsys):
 
 def test_training_on_a_session_without_labels_says_so(tmp_path, capsys):
     data = tmp_path / "data"
-    out, _ = _record(data, seconds=1.0, camera=SyntheticCamera(width=16, height=16, seconds=0.5))
+    out, _ = _record(data, seconds=1.0, camera=FiniteCamera(width=16, height=16, seconds=0.5))
     add_to_metadata(data / "metadata.csv", out, "train")
     train = runpy.run_path(str(ROOT / "experiments" / "train_direct.py"))["main"]
     assert train(["--out_dir", str(tmp_path / "run"), "--data_dir", str(data), *DIRECT_ARGS]) == 2

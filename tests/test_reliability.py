@@ -2182,7 +2182,9 @@ def _(env):
     "frames kept with confidence 0 and `hand_found` 0; `emgjax check` reports the coverage",
 )
 def _(env):
-    from emgjax.record import HandLabel, SyntheticCamera, SyntheticTruthSource, check_session, record_session
+    from test_record import CameraFirstSource, FiniteCamera  # the camera delivers every frame before the EMG ends
+
+    from emgjax.record import HandLabel, check_session, record_session
 
     class NoHand:
         name = "none"
@@ -2194,8 +2196,8 @@ def _(env):
             pass
 
     out = env.fresh("record_no_hand.hdf5")
-    source = SyntheticTruthSource(8, 500.0, chunk_samples=50, block_seconds=2.0)
-    camera = SyntheticCamera(width=16, height=16, seconds=0.5)
+    camera = FiniteCamera(width=16, height=16, seconds=0.5)
+    source = CameraFirstSource(camera, 8, 500.0, chunk_samples=50, block_seconds=2.0)
     record_session(out, source, camera=camera, labeller=NoHand, seconds=1.0, max_label_queue=100, log=lambda _: None)
     report = check_session(out)
     assert report["label_frames"] == 15 and report["label_coverage"] == 0.0
