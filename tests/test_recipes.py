@@ -264,6 +264,7 @@ def test_emg2pose_recipe_trains_a_tiny_config_and_evaluates(emg2pose_data, tmp_p
         window_length=1400,  # left context 1150 (one TDS block per stage) + 250 samples = 6 rollout steps
         stride=700,
         val_window_length=1400,
+        compute_dtype="bfloat16",  # the precision option end to end: trained, saved, loaded, evaluated
         loop=LoopConfig(batch_size=4, num_epochs=1, progress=False),
     )
     from emgjax.data.windows import Emg2PoseWindows
@@ -278,7 +279,8 @@ def test_emg2pose_recipe_trains_a_tiny_config_and_evaluates(emg2pose_data, tmp_p
     assert records and all(np.isfinite(r["train_loss"]) for r in records if "train_loss" in r)
     from emgjax.recipes.emg2pose import load_emg2pose
 
-    _, _, info = load_emg2pose(run.out_dir)
+    config, _, info = load_emg2pose(run.out_dir)
+    assert config.compute_dtype == "bfloat16"
     assert info["experiment"] == "tracking_vemg2pose" and info["provide_initial_pos"] is True
     assert info["normalisation"] is None and len(info["mean_joint_angles"]) == 20
     assert info["trained_on"] == read_json(run.out_dir / "statistics.json", "statistics")["trained_on"]
@@ -288,6 +290,15 @@ def test_emg2pose_recipe_trains_a_tiny_config_and_evaluates(emg2pose_data, tmp_p
         assert np.isfinite(metrics["model"][key]) and metrics["baseline"][key] > 0
     with pytest.raises(ValueError, match="expected at least 1171 samples"):
         train_emg2pose(dataclasses.replace(exp, out_dir=str(tmp_path / "short"), window_length=1000), verbose=False)
+
+
+def test_emg2pose_training_refuses_an_unknown_or_unsupported_compute_dtype():
+    from emgjax.recipes.emg2pose import Emg2PoseTraining
+
+    with pytest.raises(ValueError, match=r"compute_dtype: expected one of \['float32', 'bfloat16'\], found 'half'"):
+        Emg2PoseTraining(compute_dtype="half")
+    with pytest.raises(ValueError, match="found regression_neuropose"):
+        Emg2PoseTraining(compute_dtype="bfloat16", experiment="regression_neuropose")
 
 
 def test_build_pose_config_default_size_is_the_published_one():

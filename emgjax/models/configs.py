@@ -302,6 +302,8 @@ NetworkConfig = TdsNetworkConfig | NeuroPoseConfig
 DecoderConfig = LSTMDecoderConfig | MLPDecoderConfig
 
 POSE_KINDS = ("pose", "state", "vemg2pose")
+# The precision option (`emgjax.models.layers.COMPUTE_DTYPES` maps each name to its operand dtype).
+COMPUTE_DTYPE_NAMES = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,10 @@ class PoseModelConfig(TaggedConfig):
                    on concat(features, previous pose) when state_condition.
       "vemg2pose"  VEMG2PoseWithInitialState: the decoder outputs position ‖ velocity; the first
                    round(num_position_steps · rollout_freq / sample_rate) steps use the position.
+
+    compute_dtype: "float32", or "bfloat16" for bfloat16 operands of every convolution and matmul of
+    the TDS network and the decoder (float32 accumulation; LayerNorm, BatchNorm, the LSTM state and
+    the rollout's poses stay float32). Parameters stay float32. The streaming path runs float32.
     """
 
     kind: str
@@ -325,9 +331,19 @@ class PoseModelConfig(TaggedConfig):
     num_position_steps: int = 500
     sample_rate: float = EMG_SAMPLE_RATE
     num_joints: int = NUM_JOINTS
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
         _require(self.kind in POSE_KINDS, f"PoseModelConfig.kind: expected one of {POSE_KINDS}, found {self.kind!r}")
+        _require(
+            self.compute_dtype in COMPUTE_DTYPE_NAMES,
+            f"PoseModelConfig.compute_dtype: expected one of {list(COMPUTE_DTYPE_NAMES)}, found {self.compute_dtype!r}",
+        )
+        _require(
+            self.compute_dtype == "float32" or isinstance(self.network, TdsNetworkConfig),
+            f"PoseModelConfig.compute_dtype: {self.compute_dtype!r} is supported for TDS networks, found "
+            f"{type(self.network).__name__} (NeuroPose runs float32)",
+        )
         if self.kind == "pose":
             _require(self.decoder is None, "PoseModelConfig: kind 'pose' takes no decoder, found one")
             _require(

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from emgjax.models.configs import LSTMDecoderConfig, MLPDecoderConfig
-from emgjax.models.layers import Dense, LayerNorm, layer_norm
+from emgjax.models.hoisted_scan import Dot
+from emgjax.models.layers import Dense, LayerNorm, layer_norm, matmul
 from emgjax.models.lstm import LSTM, LSTMCarry, LSTMLayerWeights, lstm_step, zero_carry
 
 LEAKY_RELU_SLOPE = 0.01  # torch.nn.LeakyReLU default
@@ -33,9 +34,16 @@ def _split_input_kernel(kernel: jax.Array, feature_channels: int) -> tuple[jax.A
     return kernel[:feature_channels], kernel[feature_channels:]
 
 
-def _project_features(features: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-    """features: (B, n, F) @ kernel (F, P) + bias -> time-major (n, B, P), for the scan."""
-    return jnp.einsum("bnf,fp->nbp", features, kernel) + bias
+def _project_features(features: jax.Array, kernel: jax.Array, bias: jax.Array, compute_dtype: Any = None) -> jax.Array:
+    """features: (B, n, F) @ kernel (F, P) + bias -> time-major (n, B, P), for the scan.
+
+    ``compute_dtype``: the operands' dtype (`layers.matmul`), float32 result."""
+    if compute_dtype is None:
+        return jnp.einsum("bnf,fp->nbp", features, kernel) + bias
+    # Time-major rows first, then one plain (rows, F) @ (F, P) product: XLA's CPU runtime has no
+    # bfloat16 kernel for the transposed contraction it picks for the einsum.
+    rows = jnp.swapaxes(features, 0, 1)  # (n, B, F)
+    return matmul(rows, kernel, compute_dtype) + bias
 
 
 # ----------------------------------------------------------------------------- SequentialLSTM
@@ -65,11 +73,12 @@ class SequentialLSTM(nn.Module):
 
     config: LSTMDecoderConfig
     feature_channels: int
+    compute_dtype: Any = None  # matmul operand dtype (`layers.COMPUTE_DTYPES`); None: float32
 
     def setup(self):
         cfg = self.config
-        self.lstm = LSTM(cfg.in_channels, cfg.hidden_size, cfg.num_layers)
-        self.mlp_out_1 = Dense(cfg.hidden_size, cfg.out_channels)
+        self.lstm = LSTM(cfg.in_channels, cfg.hidden_size, cfg.num_layers, compute_dtype=self.compute_dtype)
+        self.mlp_out_1 = Dense(cfg.hidden_size, cfg.out_channels, compute_dtype=self.compute_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Teacher-forced sequence: x (B, T, in) -> (B, T, out)."""
@@ -85,19 +94,25 @@ class SequentialLSTM(nn.Module):
         layers = self.lstm.weights()
         first = layers[0]
         feature_kernel, state_kernel = _split_input_kernel(first.kernel_ih, self.feature_channels)
-        projected = _project_features(features, feature_kernel, first.bias_ih + first.bias_hh)
+        projected = _project_features(features, feature_kernel, first.bias_ih + first.bias_hh, self.compute_dtype)
         head_kernel, head_bias = self.mlp_out_1.weights()
         step_weights = LSTMStepWeights(state_kernel, tuple(layers), head_kernel, head_bias, self.config.scale)
         return projected, step_weights
 
     @staticmethod
     def rollout_step(
-        weights: LSTMStepWeights, carry: LSTMCarry, projected_t: jax.Array, state: jax.Array | None
+        weights: LSTMStepWeights,
+        carry: LSTMCarry,
+        projected_t: jax.Array,
+        state: jax.Array | None,
+        dot: Dot = jnp.dot,
     ) -> tuple[LSTMCarry, jax.Array]:
-        """One decoder step. projected_t: (B, 4H); state: (B, S) or None -> (carry, out (B, out))."""
-        state_gates = None if state is None else jnp.dot(state, weights.first_state)
-        carry, h = lstm_step(weights.lstm, carry, projected_t, state_gates)
-        out = jnp.dot(jax.nn.leaky_relu(h, LEAKY_RELU_SLOPE), weights.head_kernel) + weights.head_bias
+        """One decoder step. projected_t: (B, 4H); state: (B, S) or None -> (carry, out (B, out)).
+
+        ``dot``: the product with a weight matrix (see `emgjax.models.hoisted_scan`)."""
+        state_gates = None if state is None else dot(state, weights.first_state)
+        carry, h = lstm_step(weights.lstm, carry, projected_t, state_gates, dot)
+        out = dot(jax.nn.leaky_relu(h, LEAKY_RELU_SLOPE), weights.head_kernel) + weights.head_bias
         return carry, out * weights.scale
 
 
@@ -135,6 +150,7 @@ class MLP(nn.Module):
 
     config: MLPDecoderConfig
     feature_channels: int
+    compute_dtype: Any = None  # matmul operand dtype (`layers.COMPUTE_DTYPES`); None: float32
 
     def setup(self):
         cfg = self.config
@@ -144,7 +160,9 @@ class MLP(nn.Module):
         for kind, index in mlp_layer_indices(cfg):
             if kind == "linear":
                 out_size = sizes[linear_count + 1] if linear_count < len(cfg.layer_sizes) else cfg.out_channels
-                layers.append(Dense(sizes[linear_count], out_size, name=f"mlp_{index}"))
+                layers.append(
+                    Dense(sizes[linear_count], out_size, compute_dtype=self.compute_dtype, name=f"mlp_{index}")
+                )
                 linear_count += 1
             else:
                 layers.append(LayerNorm(sizes[linear_count], name=f"mlp_{index}"))
@@ -180,7 +198,7 @@ class MLP(nn.Module):
         (first_dense, first_norm), rest = groups[0], groups[1:]
         kernel, bias = first_dense.weights()
         feature_kernel, state_kernel = _split_input_kernel(kernel, self.feature_channels)
-        projected = _project_features(features, feature_kernel, bias)
+        projected = _project_features(features, feature_kernel, bias, self.compute_dtype)
         hidden = tuple(
             (*dense.weights(), *(norm.weights() if norm is not None else (None, None))) for dense, norm in rest
         )
@@ -188,26 +206,32 @@ class MLP(nn.Module):
         return projected, MLPStepWeights(state_kernel, first_norm_weights, hidden, last.weights(), self.config.scale)
 
     @staticmethod
-    def rollout_step(weights: MLPStepWeights, carry, projected_t: jax.Array, state: jax.Array | None):
-        """One decoder step (stateless). projected_t: (B, H0); state: (B, S) or None -> ((), out)."""
-        x = projected_t if state is None else projected_t + jnp.dot(state, weights.first_state)
+    def rollout_step(
+        weights: MLPStepWeights, carry, projected_t: jax.Array, state: jax.Array | None, dot: Dot = jnp.dot
+    ):
+        """One decoder step (stateless). projected_t: (B, H0); state: (B, S) or None -> ((), out).
+
+        ``dot``: the product with a weight matrix (see `emgjax.models.hoisted_scan`)."""
+        x = projected_t if state is None else projected_t + dot(state, weights.first_state)
         if weights.first_norm is not None:
             x = layer_norm(x, *weights.first_norm)
         x = jax.nn.leaky_relu(x, LEAKY_RELU_SLOPE)
         for kernel, bias, norm_scale, norm_bias in weights.hidden:
-            x = jnp.dot(x, kernel) + bias
+            x = dot(x, kernel) + bias
             if norm_scale is not None:
                 x = layer_norm(x, norm_scale, norm_bias)
             x = jax.nn.leaky_relu(x, LEAKY_RELU_SLOPE)
         kernel, bias = weights.last
-        return carry, (jnp.dot(x, kernel) + bias) * weights.scale
+        return carry, (dot(x, kernel) + bias) * weights.scale
 
 
-def make_decoder(config, feature_channels: int, name: str = "decoder") -> SequentialLSTM | MLP:
+def make_decoder(
+    config, feature_channels: int, name: str = "decoder", compute_dtype: Any = None
+) -> SequentialLSTM | MLP:
     if isinstance(config, LSTMDecoderConfig):
-        return SequentialLSTM(config, feature_channels, name=name)
+        return SequentialLSTM(config, feature_channels, compute_dtype, name=name)
     if isinstance(config, MLPDecoderConfig):
-        return MLP(config, feature_channels, name=name)
+        return MLP(config, feature_channels, compute_dtype, name=name)
     raise ValueError(f"decoder config: expected LSTMDecoderConfig or MLPDecoderConfig, found {type(config).__name__}")
 
 

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emgjax.config import Config
-from emgjax.models.layers import torch_uniform_init
+from emgjax.models.layers import COMPUTE_DTYPES, torch_uniform_init
 from emgjax.models.lstm import LSTM, LSTMCarry
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
 
 _OUTPUT_SHAPES = {"joints": (21, 3), "mano": (45,), "angles": (20,)}
 _MODES = ("last", "sequence")
-_COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,9 +95,9 @@ class DirectConfig(Config):
             raise ValueError(
                 f"DirectConfig.conv_channels: expected a non-empty tuple of positive ints, found {self.conv_channels!r}"
             )
-        if self.compute_dtype not in _COMPUTE_DTYPES:
+        if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(
-                f"DirectConfig.compute_dtype: expected one of {list(_COMPUTE_DTYPES)}, found {self.compute_dtype!r}"
+                f"DirectConfig.compute_dtype: expected one of {list(COMPUTE_DTYPES)}, found {self.compute_dtype!r}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"DirectConfig.dropout: expected a rate in [0, 1), found {self.dropout!r}")
@@ -199,7 +198,7 @@ class DirectModel(nn.Module):
                 f"DirectModel emg: expected at least {cfg.time_stride} samples (one LSTM step), found {emg.shape[2]}"
             )
         x = jnp.swapaxes(emg.astype(jnp.float32), 1, 2)  # (B, T, C): Flax convs are channel-last
-        compute_dtype = _COMPUTE_DTYPES[cfg.compute_dtype]
+        compute_dtype = COMPUTE_DTYPES[cfg.compute_dtype]
         for index, width in enumerate(cfg.conv_channels):
             # No conv bias: BatchNorm subtracts the batch mean right after, so
             # a bias has exactly zero gradient, and Adam would turn its

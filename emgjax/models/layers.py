@@ -23,6 +23,36 @@ from jax import lax
 TORCH_NORM_EPS = 1e-5
 TORCH_BN_MOMENTUM = 0.1  # PyTorch convention: new = (1 − m)·old + m·batch
 
+# The precision option of the models' configs (`compute_dtype`): the operand dtype of their matmuls and
+# convolutions (None: float32 throughout). Accumulation, normalisation and recurrent state stay float32.
+COMPUTE_DTYPES: dict[str, Any] = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+def matmul(a: jax.Array, b: jax.Array, compute_dtype: Any = None) -> jax.Array:
+    """``a @ b`` with both operands in ``compute_dtype`` (None: as they are) and a float32 result.
+
+    With ``jnp.bfloat16`` this is the precision option: bfloat16 products, float32 accumulation.
+    """
+    if compute_dtype is None:
+        return jnp.dot(a, b)
+    return jnp.dot(a.astype(compute_dtype), b.astype(compute_dtype), preferred_element_type=jnp.float32)
+
+
+def conv(
+    x: jax.Array, kernel: jax.Array, strides: tuple[int, ...], dimension_numbers: Any, compute_dtype: Any = None
+) -> jax.Array:
+    """A VALID convolution (`lax.conv_general_dilated`), operands in ``compute_dtype`` with a float32 result."""
+    if compute_dtype is None:
+        return lax.conv_general_dilated(x, kernel, strides, "VALID", dimension_numbers=dimension_numbers)
+    return lax.conv_general_dilated(
+        x.astype(compute_dtype),
+        kernel.astype(compute_dtype),
+        strides,
+        "VALID",
+        dimension_numbers=dimension_numbers,
+        preferred_element_type=jnp.float32,
+    )
+
 
 # ----------------------------------------------------------------------------- PyTorch-convention layers
 
@@ -79,6 +109,7 @@ class Dense(nn.Module):
     out_features: int
     in_order: tuple[int, ...] | None = None
     out_order: tuple[int, ...] | None = None
+    compute_dtype: Any = None  # matmul operand dtype (see `matmul`); None: float32
 
     def setup(self) -> None:
         init = torch_uniform_init(self.in_features)
@@ -96,7 +127,7 @@ class Dense(nn.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel, bias = self.weights()
-        return jnp.dot(x, kernel) + bias
+        return matmul(x, kernel, self.compute_dtype) + bias
 
 
 class BatchNorm(nn.Module):
@@ -146,12 +177,15 @@ class ConvParams(nn.Module):
         return kernel, bias
 
 
-def conv1d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """Valid strided conv. x: (B, T, Cin), kernel: (k, Cin, Cout) -> (B, T_out, Cout)."""
-    return lax.conv_general_dilated(x, kernel, (stride,), "VALID", dimension_numbers=("NWC", "WIO", "NWC"))
+def conv1d(x: jax.Array, kernel: jax.Array, stride: int, compute_dtype: Any = None) -> jax.Array:
+    """Valid strided conv. x: (B, T, Cin), kernel: (k, Cin, Cout) -> (B, T_out, Cout) float32.
+
+    ``compute_dtype``: the operands' dtype (see `conv`); None: as they are."""
+    return conv(x, kernel, (stride,), ("NWC", "WIO", "NWC"), compute_dtype)
 
 
 __all__ = [
+    "COMPUTE_DTYPES",
     "TORCH_NORM_EPS",
     "TORCH_BN_MOMENTUM",
     "torch_uniform_init",
@@ -160,5 +194,7 @@ __all__ = [
     "Dense",
     "BatchNorm",
     "ConvParams",
+    "conv",
     "conv1d",
+    "matmul",
 ]

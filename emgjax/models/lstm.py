@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from jax import lax
 
-from emgjax.models.layers import torch_uniform_init
+from emgjax.models.layers import matmul, torch_uniform_init
 
 # Sequences up to this many steps are fully unrolled by default (`scan_unroll`).
 FULL_UNROLL_MAX_STEPS = 32
@@ -94,16 +94,6 @@ def scan_unroll(num_steps: int, unroll: int | bool | None = None) -> int | bool:
     if unroll is not None:
         return unroll
     return True if num_steps <= FULL_UNROLL_MAX_STEPS else 1
-
-
-def matmul(a: jax.Array, b: jax.Array, compute_dtype: Any = None) -> jax.Array:
-    """``a @ b`` with both operands in ``compute_dtype`` (None: as they are) and a float32 result.
-
-    With ``jnp.bfloat16`` this is the precision option: bfloat16 products, float32 accumulation.
-    """
-    if compute_dtype is None:
-        return jnp.dot(a, b)
-    return jnp.dot(a.astype(compute_dtype), b.astype(compute_dtype), preferred_element_type=jnp.float32)
 
 
 def _layer_forward(
@@ -247,6 +237,7 @@ def lstm_step(
     carry: LSTMCarry,
     input_gates: jax.Array,
     extra_gates: jax.Array | None = None,
+    dot: Callable[[jax.Array, jax.Array], jax.Array] = jnp.dot,
 ) -> tuple[LSTMCarry, jax.Array]:
     """One time step of every layer, for callers that drive the recurrence themselves (the pose rollout).
 
@@ -254,20 +245,19 @@ def lstm_step(
     computed by the caller (usually for all steps at once, outside its scan); extra_gates: optional
     (B, 4H) added to the first layer's pre-activations after the recurrent term (the rollout's fed-back
     pose); carry: h, c (num_layers, B, H) -> (new carry, top layer's h (B, H)).
-    The first layer's ``kernel_ih``/``bias_*`` are not read.
+    The first layer's ``kernel_ih``/``bias_*`` are not read. ``dot``: the product with a weight matrix
+    (`emgjax.models.hoisted_scan.scan_hoisted` passes one that takes its gradient out of the loop).
     """
     # Separate matmuls rather than one on concatenated inputs: no per-step copies, and the
     # recurrent products of different layers are independent of each other (measured ~7 % faster
     # at batch 1 in the pose rollout, where each step streams all of the decoder's weights).
-    gates = input_gates + jnp.dot(carry.h[0], layers[0].kernel_hh)
+    gates = input_gates + dot(carry.h[0], layers[0].kernel_hh)
     if extra_gates is not None:
         gates = gates + extra_gates
     h, c = lstm_cell(gates, carry.c[0])
     hs, cs = [h], [c]
     for n, w in enumerate(layers[1:], start=1):
-        h, c = lstm_cell(
-            jnp.dot(h, w.kernel_ih) + jnp.dot(carry.h[n], w.kernel_hh) + (w.bias_ih + w.bias_hh), carry.c[n]
-        )
+        h, c = lstm_cell(dot(h, w.kernel_ih) + dot(carry.h[n], w.kernel_hh) + (w.bias_ih + w.bias_hh), carry.c[n])
         hs.append(h)
         cs.append(c)
     return LSTMCarry(jnp.stack(hs), jnp.stack(cs)), h
@@ -343,7 +333,6 @@ __all__ = [
     "lstm_layer_scan",
     "lstm_sequence",
     "lstm_step",
-    "matmul",
     "scan_unroll",
     "zero_carry",
 ]

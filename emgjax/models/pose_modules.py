@@ -31,13 +31,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
-from jax import lax
 
 from emgjax import errors
 from emgjax.models.configs import NeuroPoseConfig, PoseModelConfig, TdsNetworkConfig
 from emgjax.models.decoders import make_decoder
+from emgjax.models.hoisted_scan import scan_hoisted
+from emgjax.models.layers import COMPUTE_DTYPES
 from emgjax.models.neuropose import NeuroPose
 from emgjax.models.tds import TdsNetwork
+
+# The largest (traced) batch whose rollout takes its decoder weight gradients out of the loop. Measured
+# (tracking_vemg2pose, 11,790-sample windows, rollout forward + backward, docs/performance.md): −30 % time at
+# batch 1 and 8, −20 % at 16, none at 32 (where the hoisted form's stacked per-step gradients cost as much).
+HOISTED_MAX_BATCH = 16
 
 # ----------------------------------------------------------------------------- interpolation (PyTorch F.interpolate)
 
@@ -101,9 +107,9 @@ def align_mask(mask: jax.Array, n_time: int) -> jax.Array:
 # ----------------------------------------------------------------------------- the Flax module
 
 
-def make_network(config) -> nn.Module:
+def make_network(config, compute_dtype: Any = None) -> nn.Module:
     if isinstance(config, TdsNetworkConfig):
-        return TdsNetwork(config, name="network")
+        return TdsNetwork(config, compute_dtype, name="network")
     if isinstance(config, NeuroPoseConfig):
         return NeuroPose(config, name="network")
     raise ValueError(f"network config: expected TdsNetworkConfig or NeuroPoseConfig, found {type(config).__name__}")
@@ -120,10 +126,11 @@ class Emg2PoseNet(nn.Module):
 
     def setup(self):
         cfg = self.config
-        self.network = make_network(cfg.network)
+        compute_dtype = COMPUTE_DTYPES[cfg.compute_dtype]
+        self.network = make_network(cfg.network, compute_dtype)
         if cfg.decoder is not None:
             state = cfg.num_joints if cfg.state_condition else 0
-            self.decoder = make_decoder(cfg.decoder, cfg.decoder.in_channels - state)
+            self.decoder = make_decoder(cfg.decoder, cfg.decoder.in_channels - state, compute_dtype=compute_dtype)
 
     def features(self, emg: jax.Array, train: bool = False) -> jax.Array:
         """emg: (B, C, T) -> network features (B, T', F), time-major-in-batch layout."""
@@ -154,15 +161,24 @@ class Emg2PoseNet(nn.Module):
         carry0 = self.decoder.initial_carry(feats.shape[0], feats.dtype)
         state_condition = cfg.state_condition
 
-        def body(carry, inputs):
+        def body(weights, carry, inputs, dot):
             decoder_carry, previous = carry
             projected_t, t = inputs
-            decoder_carry, out = step(weights, decoder_carry, projected_t, previous if state_condition else None)
+            decoder_carry, out = step(weights, decoder_carry, projected_t, previous if state_condition else None, dot)
             pose = next_pose(cfg, out, previous, t)
             return (decoder_carry, pose), pose
 
         initial_pos = initial_pos.astype(feats.dtype)
-        _, poses = lax.scan(body, (carry0, initial_pos), (projected, jnp.arange(n_steps)))
+        # Up to HOISTED_MAX_BATCH windows, the decoder's weight gradients are formed after the loop
+        # (emgjax.models.hoisted_scan); above it, autodiff's accumulation in the loop is as fast.
+        _, poses = scan_hoisted(
+            body,
+            weights,
+            (carry0, initial_pos),
+            (projected, jnp.arange(n_steps)),
+            hoist=feats.shape[0] <= HOISTED_MAX_BATCH,
+            compute_dtype=COMPUTE_DTYPES[cfg.compute_dtype],
+        )
         return jnp.transpose(poses, (1, 2, 0))  # (n, B, 20) -> (B, 20, n)
 
 

@@ -19,13 +19,14 @@ conv parameters, initialisers) live in `emgjax.models.layers`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import numpy as np
 from flax import linen as nn
-from jax import lax
 
 from emgjax.models.configs import Conv1dBlockConfig, TdsNetworkConfig, TdsStageConfig
-from emgjax.models.layers import BatchNorm, ConvParams, Dense, LayerNorm, conv1d, torch_uniform_init
+from emgjax.models.layers import BatchNorm, ConvParams, Dense, LayerNorm, conv, conv1d, torch_uniform_init
 
 # ----------------------------------------------------------------------------- TDS blocks
 
@@ -45,6 +46,7 @@ class Conv1dBlock(nn.Module):
 
     config: Conv1dBlockConfig
     out_order: tuple[int, ...] | None = None
+    compute_dtype: Any = None  # operand dtype of the convolution (see layers.conv); None: float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -55,7 +57,7 @@ class Conv1dBlock(nn.Module):
         if self.out_order is not None:
             order = np.asarray(self.out_order)
             kernel, bias = kernel[..., order], bias[order]
-        x = conv1d(x, kernel, cfg.stride) + bias
+        x = conv1d(x, kernel, cfg.stride, self.compute_dtype) + bias
         if cfg.norm_type == "batch":
             if self.out_order is not None:
                 raise ValueError(
@@ -81,6 +83,7 @@ class TDSConv2dBlock(nn.Module):
     channels: int
     width: int
     kernel_width: int
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -90,9 +93,7 @@ class TDSConv2dBlock(nn.Module):
         kernel, bias = ConvParams(k, ch, ch, init, name="conv2d")()
         # Free reshape thanks to the width-major order: (B, T, width, channels) is NHWC.
         image = x.reshape(batch, time, width, ch)
-        out = lax.conv_general_dilated(
-            image, kernel[:, None], (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
+        out = conv(image, kernel[:, None], (1, 1), ("NHWC", "HWIO", "NHWC"), self.compute_dtype)
         out = jax.nn.relu(out + bias).reshape(batch, time - k + 1, num_features)
         out = out + x[:, time - out.shape[1] :]  # residual over the last T_out samples
         return LayerNorm(num_features, order=width_major_order(ch, width), name="layer_norm")(out)
@@ -106,12 +107,13 @@ class TDSFullyConnectedBlock(nn.Module):
 
     num_features: int
     order: tuple[int, ...] | None = None
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        c, order = self.num_features, self.order
-        h = jax.nn.relu(Dense(c, c, in_order=order, out_order=order, name="fc_block_0")(x))
-        h = Dense(c, c, in_order=order, out_order=order, name="fc_block_2")(h)
+        c, order, dtype = self.num_features, self.order, self.compute_dtype
+        h = jax.nn.relu(Dense(c, c, in_order=order, out_order=order, compute_dtype=dtype, name="fc_block_0")(x))
+        h = Dense(c, c, in_order=order, out_order=order, compute_dtype=dtype, name="fc_block_2")(h)
         return LayerNorm(c, order=order, name="layer_norm")(h + x)
 
 
@@ -119,17 +121,22 @@ class TdsStage(nn.Module):
     """Meta's TdsStage. x: (B, T, in) -> (B, T', out_channels or channels·width), PyTorch channel order."""
 
     config: TdsStageConfig
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        cfg = self.config
+        cfg, dtype = self.config, self.compute_dtype
         order = width_major_order(cfg.channels, cfg.feature_width)
-        x = Conv1dBlock(cfg.conv_block, out_order=order, name="conv1dblock")(x, train)
+        x = Conv1dBlock(cfg.conv_block, out_order=order, compute_dtype=dtype, name="conv1dblock")(x, train)
         for k in range(cfg.num_blocks):
-            x = TDSConv2dBlock(cfg.channels, cfg.feature_width, cfg.kernel_width, name=f"tds_conv_blocks_{2 * k}")(x)
-            x = TDSFullyConnectedBlock(cfg.num_features, order=order, name=f"tds_conv_blocks_{2 * k + 1}")(x)
+            x = TDSConv2dBlock(
+                cfg.channels, cfg.feature_width, cfg.kernel_width, dtype, name=f"tds_conv_blocks_{2 * k}"
+            )(x)
+            x = TDSFullyConnectedBlock(cfg.num_features, order, dtype, name=f"tds_conv_blocks_{2 * k + 1}")(x)
         if cfg.out_channels is not None:
-            return Dense(cfg.num_features, cfg.out_channels, in_order=order, name="linear_layer")(x)
+            return Dense(cfg.num_features, cfg.out_channels, in_order=order, compute_dtype=dtype, name="linear_layer")(
+                x
+            )
         # Back to PyTorch channel order for whatever consumes the stage.
         batch, time, _ = x.shape
         return x.reshape(batch, time, cfg.feature_width, cfg.channels).swapaxes(-1, -2).reshape(batch, time, -1)
@@ -140,18 +147,21 @@ class TdsNetwork(nn.Module):
 
     T' = network output_length(T); the first output sees samples [0, left_context].
     Submodules `layers_{i}`: conv blocks, then TDS stages (Meta's nn.Sequential indices).
+    ``compute_dtype``: the operand dtype of every convolution and Dense (`layers.COMPUTE_DTYPES`); the
+    outputs, LayerNorm and BatchNorm stay float32.
     """
 
     config: TdsNetworkConfig
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         index = 0
         for block in self.config.conv_blocks:
-            x = Conv1dBlock(block, name=f"layers_{index}")(x, train)
+            x = Conv1dBlock(block, compute_dtype=self.compute_dtype, name=f"layers_{index}")(x, train)
             index += 1
         for stage in self.config.tds_stages:
-            x = TdsStage(stage, name=f"layers_{index}")(x, train)
+            x = TdsStage(stage, self.compute_dtype, name=f"layers_{index}")(x, train)
             index += 1
         return x
 

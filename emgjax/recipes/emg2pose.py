@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from emgjax.models.configs import (
+    COMPUTE_DTYPE_NAMES,
     EXPERIMENTS,
     NUM_JOINTS,
     Conv1dBlockConfig,
@@ -132,6 +133,8 @@ class Emg2PoseTraining:
     failure (emg2pose's default; False = every window, IK failures masked).
     ``learning_rate``/``gradient_clip``: None = the experiment's.
     ``fingertip_weight``: weight of the fingertip-distance term (mm); 0 = L1 only.
+    ``compute_dtype``: "float32", or "bfloat16" operands for the TDS network's and the decoder's
+    convolutions and matmuls (`PoseModelConfig.compute_dtype`; float32 accumulation and parameters).
     """
 
     out_dir: str = "runs/emg2pose_training"
@@ -147,6 +150,7 @@ class Emg2PoseTraining:
     learning_rate: float | None = None
     gradient_clip: float | None = None
     fingertip_weight: float = 0.01
+    compute_dtype: str = "float32"
     loop: LoopConfig = LoopConfig(
         batch_size=64, num_epochs=500, early_stopping_patience=50, checkpoint_every_steps=1000
     )
@@ -162,6 +166,16 @@ class Emg2PoseTraining:
                 raise ValueError(f"Emg2PoseTraining.{name}: expected None or a positive integer, found {value!r}")
         if self.fingertip_weight < 0:
             raise ValueError(f"Emg2PoseTraining.fingertip_weight: expected >= 0, found {self.fingertip_weight}")
+        if self.compute_dtype not in COMPUTE_DTYPE_NAMES:
+            raise ValueError(
+                f"Emg2PoseTraining.compute_dtype: expected one of {list(COMPUTE_DTYPE_NAMES)}, "
+                f"found {self.compute_dtype!r}"
+            )
+        if self.compute_dtype != "float32" and self.experiment == "regression_neuropose":
+            raise ValueError(
+                f"Emg2PoseTraining.compute_dtype: {self.compute_dtype!r} is supported for the TDS experiments, "
+                "found regression_neuropose (NeuroPose runs float32)"
+            )
 
 
 def build_pose_config(experiment: str, size: ModelSize = ModelSize()) -> PoseModelConfig:
@@ -378,7 +392,7 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
     if not splits["train"]:
         raise ValueError("sessions: expected at least one training session, found none")
     published = EXPERIMENTS[exp.experiment]
-    config = build_pose_config(exp.experiment, exp.size)
+    config = dataclasses.replace(build_pose_config(exp.experiment, exp.size), compute_dtype=exp.compute_dtype)
     window = exp.window_length or published.window_length
     val_window = exp.val_window_length or published.val_window_length
     minimum = config.min_window_length()
