@@ -87,6 +87,65 @@ def test_two_process_training_equals_single_process(tmp_path):
     np.testing.assert_allclose(p0["losses"], losses, rtol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_two_process_recipe_writes_one_run_folder(tmp_path):
+    """`experiments/train_direct.py --distributed` in two processes sharing one out_dir: process 0
+    prepares the folder and exports the model (written by it alone), then both evaluate that model.
+    Before, both processes wrote the bundle at once and each failed to read it back."""
+    from emgjax.data.synthetic import write_synthetic_dataset
+
+    try:
+        port = _free_port()
+    except OSError as err:  # pragma: no cover - platform without loopback sockets
+        pytest.skip(f"cannot open a localhost socket for the coordinator: {err}")
+    data, out = tmp_path / "data", tmp_path / "run"
+    write_synthetic_dataset(data, n_sessions=3, duration_s=6.0, seed=3, formats=("mindrove",))
+    script = os.path.join(os.path.dirname(SCRIPTS), os.pardir, "experiments", "train_direct.py")  # tests/..
+    sets = [
+        "model.conv_channels=4,8", "model.lstm_hidden=8", "model.head_hidden=8", "data.window_length=32",
+        "data.stride=16", "data.eval_stride=32", "loop.batch_size=8", "loop.max_steps=2", "loop.progress=false",
+    ]  # fmt: skip
+    command = [sys.executable, script, "--distributed", "--data_dir", str(data), "--out_dir", str(out)]
+    for item in sets:
+        command += ["--set", item]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2")
+    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    procs = [
+        subprocess.Popen(
+            command, env=dict(env, JAX_PROCESS_ID=str(i)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=300)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, output[-4000:]
+    from emgjax.recipes.direct import load_direct
+
+    model = load_direct(out)
+    assert model.metadata["exported_step"] == 2
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "checkpoints",
+        "config.json",
+        "evaluation_test.json",
+        "metrics.jsonl",
+        "model",
+        "statistics.json",
+        "trajectories.png",
+    ]
+    # Both processes evaluated the same exported model on the same test session.
+    reports = [line for output in outputs for line in output.splitlines() if line.strip().startswith("mpjpe_mm")]
+    assert len(reports) == 2 and reports[0] == reports[1], reports
+
+
 def test_initialize_distributed_rejects_bad_arguments():
     with pytest.raises(ValueError, match=r"'host:port', found '127\.0\.0\.1'"):
         initialize_distributed("127.0.0.1", 2, 0)

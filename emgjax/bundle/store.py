@@ -103,10 +103,26 @@ def is_bundle(directory: str | os.PathLike[str]) -> bool:
     )
 
 
+def _local_checkpointer() -> Any:
+    """An Orbax checkpointer that involves only this process.
+
+    A bundle holds host (NumPy) arrays and is written or read by one process alone: in a multi-process
+    run the recipes export it from process 0, and every process reads it. Orbax's default would wait
+    for all processes at barriers (or skip the write on non-primary processes).
+    """
+    import orbax.checkpoint as ocp
+
+    this = jax.process_index()
+    options = ocp.options.MultiprocessingOptions(primary_host=this, active_processes={this})
+    if jax.process_count() == 1:
+        options = ocp.options.MultiprocessingOptions()
+    return ocp.Checkpointer(ocp.StandardCheckpointHandler(), multiprocessing_options=options)
+
+
 def _write_variables(path: pathlib.Path, variables: Any) -> None:
     import orbax.checkpoint as ocp
 
-    checkpointer = ocp.Checkpointer(ocp.StandardCheckpointHandler())
+    checkpointer = _local_checkpointer()
     try:
         checkpointer.save(path, args=ocp.args.StandardSave(variables))
     finally:
@@ -383,7 +399,6 @@ def read_config(directory: str | os.PathLike[str], *, kind: str | None = None) -
 
 
 def _restore(variables_path: pathlib.Path) -> dict:
-    import orbax.checkpoint as ocp
 
     if not variables_path.is_dir():
         raise BundleError(f"{variables_path}: expected the Orbax variables directory, found none")
@@ -395,7 +410,7 @@ def _restore(variables_path: pathlib.Path) -> dict:
             f"found no {', '.join(missing)} (an incomplete or damaged copy)"
         )
     _drop_orphaned_read_errors()
-    checkpointer = ocp.Checkpointer(ocp.StandardCheckpointHandler())
+    checkpointer = _local_checkpointer()
     try:
         return dict(checkpointer.restore(variables_path))
     except Exception as exc:  # Orbax raises many types for damaged files; report them as one error

@@ -180,9 +180,29 @@ _RESUMABLE_CHANGES = (
 )
 
 
+def is_main_process() -> bool:
+    """Whether this is process 0 of a (possibly multi-process) run: the one that writes the run's files."""
+    import jax
+
+    return jax.process_index() == 0
+
+
+def sync_processes(name: str) -> None:
+    """Wait until every process of a multi-process run reaches the barrier ``name`` (no-op in one process)."""
+    import jax
+
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write JSON atomically (temporary file + rename)."""
+    """Write JSON atomically (temporary file + rename). In a multi-process run only process 0 writes
+    (every process holds the same data; the others return the path unwritten)."""
     path = Path(path)
+    if not is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
@@ -220,6 +240,30 @@ def clear_dir(out: Path) -> None:
 
 
 def prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
+    """Create ``out_dir`` and save ``config.json``; on a rerun, check the config is the same.
+
+    In a multi-process run (``--distributed``) process 0 does this while the others wait; they then
+    check that they see its ``config.json``: ``out_dir`` must be on storage every process shares.
+    """
+    import jax
+
+    if is_main_process():
+        out = _prepare_run_dir(out_dir, config)
+        sync_processes("emgjax: run folder ready")
+        return out
+    sync_processes("emgjax: run folder ready")
+    from emgjax.errors import check_output_path
+
+    out = check_output_path("out_dir", out_dir)
+    if not (out / "config.json").is_file():
+        raise ValueError(
+            f"{out}: process {jax.process_index()} does not see the config.json that process 0 wrote there; "
+            "expected out_dir on a file system every process mounts at the same path"
+        )
+    return out
+
+
+def _prepare_run_dir(out_dir: str | os.PathLike, config: Any) -> Path:
     """Create ``out_dir`` and save ``config.json``; on a rerun, check the config is the same.
 
     ``out_dir`` must be missing, empty, or an earlier run of the same

@@ -53,11 +53,13 @@ from emgjax.recipes.common import (
     LoopConfig,
     SessionsConfig,
     check_batch_size,
+    is_main_process,
     prepare_run_dir,
     read_json,
     resolve_sessions,
     run_fit,
     run_length,
+    sync_processes,
     write_json,
 )
 from emgjax.train import losses
@@ -668,7 +670,9 @@ def _fit_and_export(out: Path, exp, info: dict, *, state, loss_fn, optimizer, me
     )
     seconds = time.perf_counter() - started
     variables = {"params": best.params, "batch_stats": best.batch_stats}
-    _export(out / "model", DirectConfig.from_dict(info["model"]), variables, info, int(jax.device_get(best.step)))
+    if is_main_process():  # one writer; the other processes wait, then read it (evaluation)
+        _export(out / "model", DirectConfig.from_dict(info["model"]), variables, info, int(jax.device_get(best.step)))
+    sync_processes("emgjax: model exported")
     return result, seconds
 
 
@@ -903,7 +907,7 @@ def evaluate_direct(
     result = DirectEvaluation(
         sessions, int(pred.shape[0]), model_metrics, base_metrics, per_landmark, pred, true, times, owner
     )
-    if plot_dir is not None and loaded.config.output == "joints":
+    if plot_dir is not None and loaded.config.output == "joints" and is_main_process():
         result.pngs.append(plot_trajectories(result, Path(plot_dir) / "trajectories.png"))
     return result
 

@@ -66,10 +66,12 @@ from emgjax.recipes.common import (
     LoopConfig,
     SessionsConfig,
     check_batch_size,
+    is_main_process,
     prepare_run_dir,
     read_json,
     resolve_sessions,
     run_fit,
+    sync_processes,
     write_json,
 )
 
@@ -468,7 +470,9 @@ def train_emg2pose(exp: Emg2PoseTraining, *, verbose: bool = True) -> Emg2PoseRu
     exported = {"params": best.params}
     if best.batch_stats:
         exported["batch_stats"] = best.batch_stats
-    _export(out / "model", config, exported, info, int(jax.device_get(best.step)))
+    if is_main_process():  # one writer; the other processes wait, then read it (evaluation)
+        _export(out / "model", config, exported, info, int(jax.device_get(best.step)))
+    sync_processes("emgjax: model exported")
     return Emg2PoseRun(
         out, splits, result.history, result.resumed_from_step, int(jax.device_get(result.state.step)), seconds
     )
