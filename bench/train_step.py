@@ -107,8 +107,13 @@ def bench_jax(
     variables: Any = None,
     size: int = 0,
     devices: int = 1,
+    compute_dtype: str = "float32",
 ) -> dict[str, Any]:
-    """Our sharded train step over the first ``devices`` devices (global batch = ``batch``'s rows)."""
+    """Our sharded train step over the first ``devices`` devices (global batch = ``batch``'s rows).
+
+    ``compute_dtype``: the models' precision option ("bfloat16": bfloat16 matmul/convolution operands)."""
+    import dataclasses
+
     import jax
 
     from emgjax.train import (
@@ -127,7 +132,7 @@ def bench_jax(
         from emgjax.models.pose_modules import init_variables
         from emgjax.recipes.emg2pose import make_emg2pose_loss_fn
 
-        config = emg2pose_config(size)
+        config = dataclasses.replace(emg2pose_config(size), compute_dtype=compute_dtype)
         if variables is None:
             variables = init_variables(config, jax.random.key(0))
         loss_fn = make_emg2pose_loss_fn(config, True, fingertip_weight=0.0)
@@ -138,7 +143,7 @@ def bench_jax(
         window = batch["emg"].shape[-1]
         if variables is None:
             variables = DirectModel(DirectConfig()).init_variables(jax.random.key(0), window)
-        loss_fn = make_direct_loss_fn(DirectModel(DirectConfig(), bn_axis_name="data"))
+        loss_fn = make_direct_loss_fn(DirectModel(DirectConfig(compute_dtype=compute_dtype), bn_axis_name="data"))
     state = replicate(create_train_state(variables["params"], optimizer, 1, variables.get("batch_stats")), mesh)
     step = make_train_step(loss_fn, optimizer, mesh, donate=True)
     device_batch = shard_batch(batch, mesh)
@@ -272,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-torch", action="store_true", help="time ours (JAX) only")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--compute-dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="our models' precision option (bfloat16 operands, float32 accumulation); the PyTorch sides stay float32",
+    )
     meta.add_argument(parser)
     machine_mod.add_arguments(parser)
     args = parser.parse_args(argv)
@@ -303,11 +314,15 @@ def main(argv: list[str] | None = None) -> int:
         flops = model_flops(model, window, batch_size, args.size if model == "vemg2pose" else 0)
         row: dict[str, Any] = {"model": model, "batch": batch_size, "window": window, "steps": args.steps}
         row["flops_per_step"] = flops
-        row["ours"] = bench_jax(model, batch, args.steps, args.warmup, variables=variables, size=args.size)
+        row["compute_dtype"] = args.compute_dtype
+        row["ours"] = bench_jax(
+            model, batch, args.steps, args.warmup, variables=variables, size=args.size, compute_dtype=args.compute_dtype
+        )
         for name, net in nets.items():
             row[name] = bench_torch(model, net, batch, args.steps, args.warmup)
         results.append(row)
         size = f", widths / {args.size}" if args.size and model == "vemg2pose" else ""
+        size += f", ours with {args.compute_dtype} operands" if args.compute_dtype != "float32" else ""
         print(
             f"\n{model} batch {batch_size} window {window}{size}: {flops / 1e9:.2f} GFLOP per step (analytic, "
             f"3 forwards; XLA's cost analysis of our step: {row['ours']['xla_flops'] / 1e9:.2f}); "
