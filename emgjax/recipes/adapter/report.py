@@ -330,8 +330,8 @@ def _plot(table: Sequence[Mapping[str, Any]], path: pathlib.Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(18, max(4, 0.35 * len(table) + 1.5)), sharey=True)
     y = np.arange(len(table))
     for ax, key, title in (
-        (axes[0], "angle_mae_deg", "angle MAE (deg, lower is better; 95 % CI)"),
-        (axes[1], "landmark_mm", "landmark distance (mm, lower is better; 95 % CI)"),
+        (axes[0], "angle_mae_deg", "angle MAE (deg, lower is better; 95 % CI over data seeds)"),
+        (axes[1], "landmark_mm", "landmark distance (mm, lower is better; 95 % CI over data seeds)"),
     ):
         values = [r[key] if r[key] is not None else (np.nan, 0.0) for r in table]
         ax.barh(
@@ -463,7 +463,7 @@ def _plot_knob(records: Sequence[Mapping[str, Any]], path: pathlib.Path) -> None
             label=name,
         )
     ax.set_xlabel("high_band_info (share of pose information moved to 250–1000 Hz, dropped electrodes)")
-    ax.set_ylabel("held-out angle MAE (deg, 95 % CI)")
+    ax.set_ylabel("held-out angle MAE (deg, 95 % CI over data seeds)")
     ax.set_title("known-answer check: information leaves the armband")
     ax.legend(fontsize=7)
     fig.tight_layout()
