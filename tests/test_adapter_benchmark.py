@@ -11,7 +11,7 @@ import pathlib
 import jax
 import pytest
 
-from emgjax.recipes.adapter import bench_config, benchmark, draws
+from emgjax.recipes.adapter import bench_config, benchmark, draws, report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_tiny_benchmark_writes_table_and_plot(tmp_path):
     by_variant = {(r["row"], r["variant"], r["objective"]): r for r in rows}
     trained = by_variant[("trained", "linear+sinc", "recon")]
     # 2 data seeds x 1 init seed; each trained row picked its own learning rate from the sweep.
-    assert trained["runs"] == "2" and float(trained["params"]) == 16 * 8 + 16
+    assert trained["runs"] == trained["data_seeds"] == "2" and float(trained["params"]) == 16 * 8 + 16
     assert all(float(r["learning_rate"]) in (1e-3, 1e-2) for r in rows if r["trained"] != "no")
     assert by_variant[("ceiling", "true 16 ch / 2 kHz", "-")]["learning_rate"] == ""
     # The calibrated ceiling trains the same kind of input stage on the true 16 ch input.
@@ -66,7 +66,9 @@ def test_tiny_benchmark_writes_table_and_plot(tmp_path):
             float(row["angle_mae_deg"]) > 0 and float(row["landmark_mm"]) > 0 and float(row["angle_mae_deg_ci95"]) >= 0
         )
     # Every row but the references is compared with the better floor and both ceilings, on matched runs.
-    assert trained["mae_vs_floor_p"] != "" and trained["mae_vs_calibrated_p"] != ""
+    # Data seeds are the units; the run-level test (every run as if independent) is kept beside it.
+    assert trained["mae_vs_floor_p"] != "" and trained["mae_vs_calibrated_p"] != "" and trained["mae_vs_floor_n"] == "2"
+    assert trained["mae_vs_floor_run_level_p"] != "" and trained["angle_mae_deg_run_level_ci95"] != ""
     assert by_variant[("ceiling", "true 16 ch / 2 kHz", "-")]["mae_vs_ceiling"] == ""
     # Reconstruction metrics exist for every adapter row, not for the ceiling / mean / direct / target rows.
     assert by_variant[("ceiling", "true 16 ch / 2 kHz", "-")]["snr_db"] == ""
@@ -80,6 +82,11 @@ def test_tiny_benchmark_writes_table_and_plot(tmp_path):
     assert "| row | variant |" in table and "± " in table and "(p " in table and "interpolation+sinc" in table
     summary = json.loads((out / "summary.json").read_text())
     assert summary["emg2pose"]["report"]["cached"] is False
+    # The tables can be written again from summary.json alone, identically.
+    written = {name: (out / name).read_text() for name in ("results.csv", "results.md")}
+    (out / "results.csv").unlink()
+    report.rewrite_outputs(out)
+    assert {name: (out / name).read_text() for name in written} == written
     # Held-out users are new: in no training set and not in the frozen model's pool.
     users = summary["users"]
     for draw in users.values():

@@ -2,13 +2,17 @@
 
 A row holds its runs (one metrics dict per data seed x init seed; per data
 seed for untrained rows). ``summarise`` turns them into the mean and 95 %
-interval of each metric (``stats.mean_ci``) and the paired comparisons of the
-row's angle MAE against the best floor, the ceiling (the frozen model on the
-true input) and the calibrated ceiling (``stats.paired_comparison``).
+interval of each metric over data seeds (``stats.row_ci``) and the paired
+comparisons of the row's angle MAE against the best floor, the ceiling (the
+frozen model on the true input) and the calibrated ceiling
+(``stats.paired_comparison``, data seeds as the units); the run-level numbers
+(every run as if independent) are kept under ``run_level``.
 ``write_outputs`` writes ``results.csv``, ``results.md``,
 ``adapter_benchmark.png``, ``summary.json`` and the frozen model's learning
 curve (``frozen_curve.csv`` / ``.png``); ``write_knob`` the known-answer
-check's ``knob.csv`` / ``knob.png``.
+check's ``knob.csv`` / ``knob.png``. ``rewrite_outputs`` / ``rewrite_knob``
+write them again from the ``summary.json`` files of an earlier run (after a
+change of the statistics or the tables, without training anything).
 """
 
 from __future__ import annotations
@@ -23,11 +27,21 @@ from typing import Any
 
 import numpy as np
 
-from emgjax.recipes.adapter.stats import mean_ci, paired_comparison, run_values
+from emgjax.recipes.adapter.stats import mean_ci, paired_comparison, row_ci, run_values
 
-__all__ = ["CSV_COLUMNS", "METRICS", "COMPARISONS", "summarise", "label", "write_outputs", "write_knob"]
+__all__ = [
+    "CSV_COLUMNS",
+    "METRICS",
+    "COMPARISONS",
+    "summarise",
+    "label",
+    "write_outputs",
+    "write_knob",
+    "rewrite_outputs",
+    "rewrite_knob",
+]
 
-# Per-model measurements: each row reports their mean and 95 % interval over its runs.
+# Per-model measurements: each row reports their mean and 95 % interval over its data seeds.
 METRICS = (
     "snr_db",
     "snr_0_250_db",
@@ -44,7 +58,18 @@ COMPARISONS = {
     "vs_ceiling": "ceiling: true 16 ch / 2 kHz",
     "vs_calibrated": "calibrated ceiling",
 }
-CSV_COLUMNS = ("row", "variant", "objective", "trained", "runs", "params", "learning_rate", *METRICS, "train_s")
+CSV_COLUMNS = (
+    "row",
+    "variant",
+    "objective",
+    "trained",
+    "data_seeds",
+    "runs",
+    "params",
+    "learning_rate",
+    *METRICS,
+    "train_s",
+)
 
 
 def label(row: Mapping[str, Any]) -> str:
@@ -57,7 +82,7 @@ def _references(rows: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any
     refs: dict[str, Mapping[str, Any]] = {}
     floors = [r for r in rows if r["row"] == "floor"]
     if floors:
-        refs["vs_floor"] = min(floors, key=lambda r: mean_ci(list(run_values(r["runs"], "angle_mae_deg").values()))[0])
+        refs["vs_floor"] = min(floors, key=lambda r: row_ci(run_values(r["runs"], "angle_mae_deg"))[0])
     for r in rows:
         if r["row"] == "ceiling" and r["trained"] == "no":
             refs["vs_ceiling"] = r
@@ -67,16 +92,21 @@ def _references(rows: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any
 
 
 def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per row: labels, ``runs`` (count), each metric as (mean, 95 % half-width) or None, and the comparisons."""
+    """Per row: labels, ``data_seeds`` and ``runs`` (counts), each metric as (mean, 95 % half-width) over data
+    seeds or None, the comparisons (data seeds as the units) and ``run_level``: each metric's (mean, half-width)
+    over all runs as if independent (the comparisons' run-level tests are in each comparison's ``run_level``)."""
     refs = _references(rows)
     out = []
     for r in rows:
         s: dict[str, Any] = {k: r[k] for k in ("row", "variant", "objective", "trained", "params", "learning_rate")}
+        s["data_seeds"] = len({run["data_seed"] for run in r["runs"]})
         s["runs"] = len(r["runs"])
         s["train_s"] = r.get("train_s")
+        s["run_level"] = {}
         for metric in METRICS:
-            values = list(run_values(r["runs"], metric).values())
-            s[metric] = mean_ci(values) if values else None
+            values = run_values(r["runs"], metric)
+            s[metric] = row_ci(values) if values else None
+            s["run_level"][metric] = mean_ci(list(values.values())) if values else None
         mae = run_values(r["runs"], "angle_mae_deg")
         for key, ref in refs.items():
             s[key] = None if ref is r else paired_comparison(mae, run_values(ref["runs"], "angle_mae_deg"))
@@ -112,6 +142,7 @@ _TITLES = {
     "variant": "variant",
     "objective": "objective",
     "trained": "trained",
+    "data_seeds": "data seeds",
     "runs": "runs",
     "params": "params",
     "learning_rate": "lr",
@@ -128,7 +159,13 @@ _TITLES = {
 
 
 def write_outputs(summary: dict[str, Any], out_dir: str | os.PathLike) -> None:
-    """results.csv (mean and ci95 columns, comparisons), results.md, adapter_benchmark.png, summary.json, curve."""
+    """results.csv, results.md, adapter_benchmark.png, summary.json (with its ``table``), the learning curve.
+
+    results.csv: per metric its mean and ``_ci95`` over data seeds, per comparison ``mae_vs_*`` (difference),
+    ``_ci95``, ``_p`` and ``_n`` (data seeds); then the run-level numbers (every run as if independent, for
+    comparison only): ``*_run_level`` and ``*_run_level_ci95`` per metric, ``mae_vs_*_run_level`` /
+    ``_run_level_ci95`` / ``_run_level_p`` per comparison.
+    """
     out_dir = pathlib.Path(out_dir)
     table = summarise(summary["rows"])
     summary["table"] = table
@@ -138,21 +175,30 @@ def write_outputs(summary: dict[str, Any], out_dir: str | os.PathLike) -> None:
         for column in CSV_COLUMNS:
             header.extend([column, f"{column}_ci95"] if column in METRICS else [column])
         for key in COMPARISONS:
-            header.extend([f"mae_{key}", f"mae_{key}_ci95", f"mae_{key}_p"])
+            header.extend([f"mae_{key}", f"mae_{key}_ci95", f"mae_{key}_p", f"mae_{key}_n"])
+        for metric in METRICS:
+            header.extend([f"{metric}_run_level", f"{metric}_run_level_ci95"])
+        for key in COMPARISONS:
+            header.extend([f"mae_{key}_run_level", f"mae_{key}_run_level_ci95", f"mae_{key}_run_level_p"])
         writer.writerow(header)
         for row in table:
             line: list[Any] = []
             for column in CSV_COLUMNS:
                 value = row.get(column)
                 if column in METRICS:
-                    line.extend(["", ""] if value is None else [f"{value[0]:.6g}", f"{value[1]:.6g}"])
+                    line.extend(_csv_interval(value))
                 elif column == "learning_rate":
                     line.append("" if value is None else f"{value:g}")
                 else:
                     line.append("" if value is None else (f"{value:.1f}" if isinstance(value, float) else value))
             for key in COMPARISONS:
                 c = row.get(key)
-                line.extend(["", "", ""] if c is None else [f"{c['diff']:.6g}", f"{c['ci95']:.6g}", f"{c['p']:.4g}"])
+                line.extend(["", "", "", ""] if c is None else [*_csv_test(c), c["n"]])
+            for metric in METRICS:
+                line.extend(_csv_interval(row["run_level"][metric]))
+            for key in COMPARISONS:
+                c = row.get(key)
+                line.extend(["", "", ""] if c is None or c["run_level"] is None else _csv_test(c["run_level"]))
             writer.writerow(line)
     (out_dir / "results.md").write_text(_markdown(summary, table))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -162,14 +208,45 @@ def write_outputs(summary: dict[str, Any], out_dir: str | os.PathLike) -> None:
         _write_curve(curve, summary["emg2pose"]["report"], out_dir)
 
 
+def rewrite_outputs(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write OUT's results again from OUT/summary.json (its rows' runs; nothing is trained); returns the summary."""
+    path = pathlib.Path(out_dir) / "summary.json"
+    if not path.is_file():
+        raise ValueError(f"rewrite_outputs: expected a benchmark's summary.json, found no {path}")
+    summary: dict[str, Any] = json.loads(path.read_text())
+    if "rows" not in summary or "emg2pose" not in summary:
+        raise ValueError(f"rewrite_outputs: expected a benchmark summary with 'rows' and 'emg2pose', found {path}")
+    write_outputs(summary, out_dir)
+    return summary
+
+
+def _csv_interval(value: Sequence[float] | None) -> list[str]:
+    return ["", ""] if value is None else [f"{value[0]:.6g}", f"{value[1]:.6g}"]
+
+
+def _csv_test(c: Mapping[str, Any]) -> list[str]:
+    return [f"{c['diff']:.6g}", f"{c['ci95']:.6g}", f"{c['p']:.4g}"]
+
+
 def _markdown(summary: Mapping[str, Any], table: Sequence[Mapping[str, Any]]) -> str:
-    """Two tables (accuracy with comparisons; reconstruction) and the notes."""
+    """Three tables (accuracy with comparisons; reconstruction; run-level numbers for comparison) and the notes."""
     refs = table[0]["reference_labels"] if table else {}
-    pose_columns = ("row", "variant", "objective", "runs", "params", "learning_rate", "angle_mae_deg", "landmark_mm")
-    titles = [_TITLES[c] for c in pose_columns] + [f"Δ° vs {refs[k]}" for k in COMPARISONS if k in refs]
+    keys = [k for k in COMPARISONS if k in refs]
+    pose_columns = (
+        "row",
+        "variant",
+        "objective",
+        "data_seeds",
+        "runs",
+        "params",
+        "learning_rate",
+        "angle_mae_deg",
+        "landmark_mm",
+    )
+    titles = [_TITLES[c] for c in pose_columns] + [f"Δ° vs {refs[k]}" for k in keys]
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for row in table:
-        cells = [_cell(row, c) for c in pose_columns] + [_fmt_comparison(row.get(k)) for k in COMPARISONS if k in refs]
+        cells = [_cell(row, c) for c in pose_columns] + [_fmt_comparison(row.get(k)) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     recon_columns = (
         "row",
@@ -186,15 +263,29 @@ def _markdown(summary: Mapping[str, Any], table: Sequence[Mapping[str, Any]]) ->
     lines += ["", "| " + " | ".join(_TITLES[c] for c in recon_columns) + " |", "|" + "---|" * len(recon_columns)]
     for row in table:
         lines.append("| " + " | ".join(_cell(row, c) for c in recon_columns) + " |")
+    run_titles = ["row", "runs", "angle MAE ° (run level)"] + [f"Δ° vs {refs[k]} (run level)" for k in keys]
+    lines += ["", "| " + " | ".join(run_titles) + " |", "|" + "---|" * len(run_titles)]
+    for row in table:
+        cells = [label(row), str(row["runs"]), _fmt(row["run_level"]["angle_mae_deg"])]
+        cells += [_fmt_comparison(None if row.get(k) is None else row[k]["run_level"]) for k in keys]
+        lines.append("| " + " | ".join(cells) + " |")
     report = summary["emg2pose"]["report"]
-    windows = summary["heldout_windows"]
+    # "seed: count" (summary.json turns the int keys into strings: the same text either way)
+    windows = ", ".join(f"{seed}: {count}" for seed, count in summary["heldout_windows"].items())
     notes = [
         (
-            f"Mean ± 95 % interval (Student t) over runs: trained rows one run per data seed x init seed, untrained "
-            f"rows one per data seed. Δ°: paired difference in angle MAE (row minus reference, matched data seed x "
-            f"init seed), ± its 95 % interval, paired t-test p; * significant at p < 0.05. Held-out windows per data "
-            f"seed: {windows} (users never seen in training); window {summary['emg2pose']['window_samples']} samples "
-            f"at 2 kHz, emg2pose left context {summary['emg2pose']['left_context']}."
+            f"Units are data seeds (draws of users): mean ± 95 % interval (Student t, df = data seeds − 1) over each "
+            f"row's per-data-seed means (trained rows: the mean over the data seed's init seeds; untrained rows: "
+            f"one run per data seed). Δ°: difference in angle MAE (row minus reference), per data seed the mean over "
+            f"matched init seeds, ± its 95 % interval over data seeds, one-sample t-test p over data seeds; * "
+            f"significant at p < 0.05. Held-out windows per data seed ({windows}): users never seen in training; "
+            f"window {summary['emg2pose']['window_samples']} samples at 2 kHz, emg2pose left context "
+            f"{summary['emg2pose']['left_context']}."
+        ),
+        (
+            "Third table, for comparison only: the run-level numbers, every run (data seed x init seed) as if "
+            "independent. Runs of one data seed share their users, so these intervals and p-values overstate "
+            "certainty (pseudo-replication); they decide nothing."
         ),
     ]
     if "mae_deg" in report:
@@ -239,8 +330,8 @@ def _plot(table: Sequence[Mapping[str, Any]], path: pathlib.Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(18, max(4, 0.35 * len(table) + 1.5)), sharey=True)
     y = np.arange(len(table))
     for ax, key, title in (
-        (axes[0], "angle_mae_deg", "angle MAE (deg, lower is better; 95 % CI)"),
-        (axes[1], "landmark_mm", "landmark distance (mm, lower is better; 95 % CI)"),
+        (axes[0], "angle_mae_deg", "angle MAE (deg, lower is better; 95 % CI over data seeds)"),
+        (axes[1], "landmark_mm", "landmark distance (mm, lower is better; 95 % CI over data seeds)"),
     ):
         values = [r[key] if r[key] is not None else (np.nan, 0.0) for r in table]
         ax.barh(
@@ -293,10 +384,12 @@ def _write_curve(curve: Sequence[Mapping[str, float]], report: Mapping[str, Any]
 
 
 def write_knob(summaries: Sequence[tuple[float, Mapping[str, Any]]], out_dir: str | os.PathLike) -> dict[str, Any]:
-    """knob.csv (knob, row, mean MAE, 95 % half-width, runs, gap to the calibrated ceiling) and knob.png.
+    """knob.csv (knob, row, mean MAE and 95 % half-width over data seeds, counts, gap to the calibrated ceiling)
+    and knob.png.
 
     summaries: (knob value, run_benchmark's summary) per value. The gap of a row is its paired difference
-    to the calibrated ceiling (or the ceiling when there is none) at that knob value.
+    to the calibrated ceiling (or the ceiling when there is none) at that knob value, data seeds as the units
+    (``gap_p``; ``gap_p_run_level``: every run as if independent, for comparison only).
     """
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,26 +400,40 @@ def write_knob(summaries: Sequence[tuple[float, Mapping[str, Any]]], out_dir: st
                 continue
             mae = row["angle_mae_deg"]
             gap = row.get("vs_calibrated") or row.get("vs_ceiling")
+            run_gap = None if gap is None else gap["run_level"]
             records.append(
                 {
                     "knob": value,
                     "row": label(row),
                     "mae_deg": mae[0],
                     "ci95": mae[1],
+                    "data_seeds": row["data_seeds"],
                     "runs": row["runs"],
                     "gap_deg": None if gap is None else gap["diff"],
                     "gap_ci95": None if gap is None else gap["ci95"],
                     "gap_p": None if gap is None else gap["p"],
+                    "gap_p_run_level": None if run_gap is None else run_gap["p"],
                 }
             )
     with open(out_dir / "knob.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        columns = ("knob", "row", "mae_deg", "ci95", "runs", "gap_deg", "gap_ci95", "gap_p")
+        columns = tuple(records[0]) if records else ("knob", "row")
         writer.writerow(columns)
         for r in records:
             writer.writerow([_csv(r[c]) for c in columns])
     _plot_knob(records, out_dir / "knob.png")
     return {"records": records, "learning_rates": summaries[0][1]["learning_rates"] if summaries else {}}
+
+
+def rewrite_knob(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write a knob run's outputs again from its OUT/knob_<value>/summary.json files (``rewrite_outputs`` each,
+    then ``write_knob``); the knob value is read from each summary's config."""
+    paths = sorted(pathlib.Path(out_dir).glob("knob_*/summary.json"))
+    if not paths:
+        raise ValueError(f"rewrite_knob: expected knob_<value>/summary.json files, found none in {out_dir}")
+    summaries = [rewrite_outputs(path.parent) for path in paths]
+    pairs = sorted(((float(s["config"]["high_band_info"]), s) for s in summaries), key=lambda pair: pair[0])
+    return write_knob(pairs, out_dir)
 
 
 def _csv(value: Any) -> Any:
@@ -356,7 +463,7 @@ def _plot_knob(records: Sequence[Mapping[str, Any]], path: pathlib.Path) -> None
             label=name,
         )
     ax.set_xlabel("high_band_info (share of pose information moved to 250–1000 Hz, dropped electrodes)")
-    ax.set_ylabel("held-out angle MAE (deg, 95 % CI)")
+    ax.set_ylabel("held-out angle MAE (deg, 95 % CI over data seeds)")
     ax.set_title("known-answer check: information leaves the armband")
     ax.legend(fontsize=7)
     fig.tight_layout()
