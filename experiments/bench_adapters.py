@@ -3,6 +3,7 @@
     python experiments/bench_adapters.py --quick --out runs/adapters         # CPU, synthetic users, < 10 min
     python experiments/bench_adapters.py --quick --knob --out runs/knob      # known-answer check, < 10 min
     python experiments/bench_adapters.py --tiny --out /tmp/adapters          # smoke test
+    python experiments/bench_adapters.py --from-summary --out runs/adapters  # rewrite the tables (no training)
     python experiments/bench_adapters.py --out runs/adapters_full \\
         [--data EMG2POSE_DIR [--heldout-stages S1,S2]] [--emg2pose CONVERTED_DIR]   # the full grid, GPU/TPU
 
@@ -59,6 +60,13 @@ class BenchOptions:
     )
     steps: int | None = field(default=None, metadata={"help": "adapter training steps (phase 1)"})
     phase2_steps: int | None = field(default=None, metadata={"help": "extra steps with the emg2pose decoder unfrozen"})
+    from_summary: bool = field(
+        default=False,
+        metadata={
+            "help": "write OUT's tables and plots again from its summary.json (with --knob: from every "
+            "OUT/knob_<value>/summary.json) with this version's statistics; nothing is trained"
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +85,12 @@ def _run(args: BenchOptions) -> int:
     if args.quick and args.tiny:
         raise ValueError("--quick and --tiny: expected at most one grid size, found both")
     check_output_path("--out", args.out)
+    if args.from_summary:
+        from emgjax.recipes.adapter import report
+
+        (report.rewrite_knob if args.knob else report.rewrite_outputs)(args.out)
+        print(f"rewrote the tables and plots in {args.out} from its summaries", flush=True)
+        return 0
 
     changes = {}
     if args.variants:

@@ -87,6 +87,9 @@ def test_tiny_benchmark_writes_table_and_plot(tmp_path):
     (out / "results.csv").unlink()
     report.rewrite_outputs(out)
     assert {name: (out / name).read_text() for name in written} == written
+    (out / "results.md").unlink()
+    assert _cli().main(["--from-summary", "--out", str(out)]) == 0  # the same from the command line
+    assert {name: (out / name).read_text() for name in written} == written
     # Held-out users are new: in no training set and not in the frozen model's pool.
     users = summary["users"]
     for draw in users.values():
@@ -187,6 +190,10 @@ def test_bad_configuration_fails_before_any_work(tmp_path, monkeypatch, capsys):
     assert "--heldout-stages: expected --data" in capsys.readouterr().err
     assert cli.main(["--tiny", "--knob", "--out", str(tmp_path / "g"), "--data", str(tmp_path)]) == 2
     assert "--knob: expected synthetic data" in capsys.readouterr().err
+    assert cli.main(["--from-summary", "--out", str(tmp_path / "h")]) == 2
+    assert "expected a benchmark's summary.json, found no" in capsys.readouterr().err
+    assert cli.main(["--from-summary", "--knob", "--out", str(tmp_path / "h")]) == 2
+    assert "expected knob_<value>/summary.json files, found none" in capsys.readouterr().err
     with pytest.raises(ValueError, match="seeds: expected distinct seeds"):
         bench_config.tiny_config(seeds=(1, 1))
     with pytest.raises(ValueError, match="sweep_data_seed: expected a draw no test uses"):
