@@ -24,6 +24,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _outputs_of_successful(procs: list[subprocess.Popen]) -> list[str]:
+    """Each process's output once all have finished (any still running after 300 s is killed); each must exit 0."""
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=300)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, output[-4000:]
+    return outputs
+
+
 @pytest.mark.slow
 @pytest.mark.multiprocess
 def test_two_process_training_equals_single_process(tmp_path):
@@ -62,17 +78,7 @@ def test_two_process_training_equals_single_process(tmp_path):
         )
         for i in range(2)
     ]
-    outputs = []
-    try:
-        for proc in procs:
-            outputs.append(proc.communicate(timeout=300)[0])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for proc, out in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, out[-4000:]
+    outputs = _outputs_of_successful(procs)
     assert "devices 4 local 2" in outputs[0] and "devices 4 local 2" in outputs[1]
 
     p0, p1 = np.load(tmp_path / "p0.npz"), np.load(tmp_path / "p1.npz")
@@ -117,17 +123,7 @@ def test_two_process_recipe_writes_one_run_folder(tmp_path):
         )
         for i in range(2)
     ]
-    outputs = []
-    try:
-        for proc in procs:
-            outputs.append(proc.communicate(timeout=300)[0])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for proc, output in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, output[-4000:]
+    outputs = _outputs_of_successful(procs)
     from emgjax.recipes.direct import load_direct
 
     model = load_direct(out)
